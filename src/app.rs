@@ -1,0 +1,293 @@
+//! Start-up: connect and migrate the store, register config clients and users, make sure
+//! signing keys exist, start the background tasks, and serve.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::{ClientConfig, Config};
+use crate::crypto::keys::{self, KeyRing, MasterKey};
+use crate::crypto::password::PasswordHasherPool;
+use crate::crypto::secret::SecretHash;
+use crate::metrics::Metrics;
+use crate::oauth::client_auth::SecretCache;
+use crate::oauth::types::{GrantType, ResponseType, SigningAlg};
+use crate::state::{AppState, CorsOrigins};
+use crate::store::Store;
+use crate::store::model::{Client, ClientSettings, KeyRecord};
+use crate::store::users::NewUser;
+
+/// The master key from config/env, or (SQLite only) one generated into the data folder.
+pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if let Some(k) = &config.master_key {
+        return MasterKey::from_base64(k).map_err(|()| anyhow::anyhow!("master_key is not base64 of 32 bytes"));
+    }
+    if !config.is_sqlite() {
+        anyhow::bail!(
+            "set LATCHKEY_MASTER_KEY (base64 of 32 random bytes, e.g. `openssl rand -base64 32`): every node sharing this Postgres store needs the same key to read the signing keys"
+        );
+    }
+    let path = config.data_dir.join("master.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return MasterKey::from_base64(&text).map_err(|()| anyhow::anyhow!("{} is corrupt", path.display()));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let k = MasterKey::generate();
+    write_private(&path, &k.to_base64())?;
+    tracing::info!(path = %path.display(), "generated a master key for the embedded store");
+    Ok(k)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Resolve a config client into the stored form.
+pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
+    let secret_hash = match (&c.client_secret_hash, &c.secret_env) {
+        (Some(h), _) => Some(SecretHash::parse(h).map_err(|()| anyhow::anyhow!("client {}: bad client_secret_hash", c.client_id))?),
+        (None, Some(var)) => {
+            let secret = std::env::var(var).map_err(|_| anyhow::anyhow!("client {}: {var} is not set", c.client_id))?;
+            Some(SecretHash::Argon2(crate::crypto::password::hash_default(&secret)?))
+        }
+        (None, None) => None,
+    };
+    let parse_alg = |a: &Option<String>| a.as_deref().and_then(|s| s.parse::<SigningAlg>().ok());
+    Ok(Client {
+        id: c.client_id.clone(),
+        source: "config".into(),
+        enabled: true,
+        secret_hash,
+        settings: ClientSettings {
+            name: c.name.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            grant_types: c.grant_types.iter().filter_map(|g| g.parse::<GrantType>().ok()).collect(),
+            response_types: c.response_types.iter().filter_map(|r| ResponseType::parse(r).ok()).collect(),
+            scopes: c.scopes.clone(),
+            default_scopes: c.default_scopes.clone(),
+            audiences: c.audiences.clone(),
+            allowed_origins: c.allowed_origins.clone(),
+            auth_method: c.token_endpoint_auth_method.as_deref().and_then(|m| m.parse().ok()),
+            require_pkce: c.require_pkce,
+            allow_plain_pkce: c.allow_plain_pkce,
+            skip_consent: c.skip_consent,
+            always_issue_refresh_token: c.always_issue_refresh_token,
+            introspection: c.introspection,
+            access_token_ttl: c.access_token_ttl,
+            refresh_token_ttl: c.refresh_token_ttl,
+            id_token_alg: parse_alg(&c.id_token_signed_response_alg),
+            access_token_alg: parse_alg(&c.access_token_signed_response_alg),
+        },
+    })
+}
+
+/// Upsert config clients and users (idempotent); disable config clients no longer listed.
+pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Result<()> {
+    let mut keep = Vec::new();
+    for c in &config.clients {
+        let mut client = client_from_config(c)?;
+        // secret_env secrets are re-hashed with a new salt on every start; keep the stored
+        // hash when it still verifies, so a restart changes nothing.
+        if let (Some(var), Some(SecretHash::Argon2(_))) = (&c.secret_env, &client.secret_hash)
+            && let Some(existing) = store.get_client(&c.client_id).await?
+            && let Some(SecretHash::Argon2(old)) = &existing.secret_hash
+            && std::env::var(var).is_ok_and(|s| crate::crypto::password::verify_sync(&s, old))
+        {
+            client.secret_hash = existing.secret_hash.clone();
+        }
+        if store.upsert_client(&client, now).await? {
+            tracing::info!(client_id = %client.id, "registered client from config");
+        }
+        keep.push(client.id);
+    }
+    for id in store.disable_config_clients_except(&keep, now).await? {
+        tracing::warn!(client_id = %id, "client removed from config: disabled");
+    }
+    for u in &config.users {
+        store
+            .upsert_config_user(
+                NewUser {
+                    username: &u.username,
+                    password_hash: &u.password_hash,
+                    claims: &u.claims,
+                    source: "config",
+                },
+                u.disabled,
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The longest a retired key must stay published: the life of anything it signed.
+pub fn retire_after(config: &Config) -> i64 {
+    let client_max = config.clients.iter().filter_map(|c| c.access_token_ttl).max().unwrap_or(0);
+    config.tokens.access_token_ttl.max(config.tokens.id_token_ttl).max(client_max) + 60
+}
+
+/// Create a key for every algorithm that has none, and rotate on schedule.
+pub async fn ensure_keys(config: &Config, store: &Store, master: &MasterKey, now: i64) -> anyhow::Result<()> {
+    let records = store.list_keys().await?;
+    let states = keys::classify(&records, now, retire_after(config));
+    for alg in SigningAlg::ALL {
+        let mine: Vec<(&KeyRecord, keys::KeyState)> = records
+            .iter()
+            .zip(states.iter())
+            .filter(|(r, _)| r.alg == alg.as_str())
+            .map(|(r, (s, _))| (r, *s))
+            .collect();
+        let active = mine.iter().find(|(_, s)| *s == keys::KeyState::Active);
+        let has_next = mine.iter().any(|(_, s)| *s == keys::KeyState::Next);
+        match active {
+            None if !has_next => insert_key(store, master, alg, now, now).await?,
+            Some((r, _)) if config.keys.rotate_after_seconds > 0 && !has_next && now - r.activates_at >= config.keys.rotate_after_seconds => {
+                insert_key(store, master, alg, now, now + config.keys.prepublish_seconds).await?;
+                tracing::info!(alg = %alg, "scheduled key rotation: next key published");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub async fn insert_key(store: &Store, master: &MasterKey, alg: SigningAlg, now: i64, activates_at: i64) -> anyhow::Result<String> {
+    let g = tokio::task::spawn_blocking(move || keys::generate(alg)).await??;
+    store
+        .insert_key(&KeyRecord {
+            kid: g.kid.clone(),
+            alg: alg.as_str().into(),
+            private_enc: master.encrypt(&g.pkcs8)?,
+            created_at: now,
+            activates_at,
+        })
+        .await?;
+    Ok(g.kid)
+}
+
+/// Re-read keys and clients from the store into the in-process caches.
+pub async fn refresh_caches(state: &AppState) -> anyhow::Result<()> {
+    let now = state.now();
+    let records = state.store.list_keys().await?;
+    state.keys.load(&state.master, &records, now, retire_after(&state.config))?;
+    let mut origins = HashSet::new();
+    for c in state.store.list_clients().await?.into_iter().filter(|c| c.enabled) {
+        origins.extend(c.settings.allowed_origins.iter().cloned());
+        for uri in &c.settings.redirect_uris {
+            if let Ok(u) = Url::parse(uri)
+                && matches!(u.scheme(), "http" | "https")
+            {
+                origins.insert(u.origin().ascii_serialization());
+            }
+        }
+    }
+    state.cors_origins.replace(origins);
+    Ok(())
+}
+
+/// Build the state: connect, migrate, bootstrap, keys, caches.
+pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppState> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let master = master_key(&config)?;
+    let now = clock.now();
+    bootstrap(&config, &store, now).await?;
+    ensure_keys(&config, &store, &master, now).await?;
+    let state = AppState {
+        passwords: PasswordHasherPool::new(&config.login)?,
+        csrf_key: Arc::new(master.derive("latchkey csrf")),
+        config: Arc::new(config),
+        store,
+        keys: KeyRing::default(),
+        master,
+        clock,
+        metrics: Metrics::new()?,
+        secret_cache: SecretCache::default(),
+        cors_origins: CorsOrigins::default(),
+    };
+    refresh_caches(&state).await?;
+    Ok(state)
+}
+
+/// Background work: cache refresh and scheduled key rotation, and the janitor.
+pub fn spawn_background(state: &AppState) {
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(s.config.keys.reload_seconds.max(1)));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let now = s.now();
+            if let Err(e) = ensure_keys(&s.config, &s.store, &s.master, now).await {
+                tracing::error!(error = %e, "key maintenance failed");
+            }
+            if let Err(e) = refresh_caches(&s).await {
+                tracing::error!(error = %e, "cache refresh failed");
+            }
+        }
+    });
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(s.config.janitor.interval_seconds.max(1)));
+        loop {
+            tick.tick().await;
+            match s.store.purge_expired(s.now(), s.config.janitor.batch_size, 3600).await {
+                Ok(c) => {
+                    let total: u64 = c.deleted.iter().map(|(_, n)| n).sum();
+                    if total > 0 {
+                        tracing::info!(deleted = total, "janitor purged expired rows");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "janitor failed"),
+            }
+        }
+    });
+}
+
+/// Serve until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let app = crate::http::router(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,470 @@
+//! The /authorize side: parsing and validating the request (RFC 6749 §4.1.1, §4.2.1, OIDC Core
+//! §3.1.2.1, §3.2.2.1, RFC 7636 §4.3), deciding whether a login or consent page is needed,
+//! and issuing the code or implicit tokens.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::is_loopback;
+use crate::crypto::jwt::{self, TYP_ID_TOKEN};
+use crate::crypto::secret::{hash_token, new_token};
+use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::oauth::pkce;
+use crate::oauth::redirect::{Delivery, ReturnTo};
+use crate::oauth::types::{ResponseMode, ResponseType, ScopeSet};
+use crate::state::AppState;
+use crate::store::model::{Client, CodeData, GrantData, Session, User};
+use crate::tokens::{self, AccessSubject, IdTokenInput};
+
+/// A validated authorization request, stored while the user logs in or consents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub response_type: ResponseType,
+    pub response_mode: ResponseMode,
+    pub scope: ScopeSet,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// `sub` of a valid `id_token_hint`.
+    pub hint_sub: Option<String>,
+    pub ui_locales: Option<String>,
+    pub acr_values: Option<String>,
+    pub claims: Option<serde_json::Value>,
+}
+
+impl AuthorizationRequest {
+    pub fn return_to(&self, state: &AppState) -> ReturnTo {
+        ReturnTo {
+            redirect_uri: self.redirect_uri.clone(),
+            mode: self.response_mode,
+            state: self.state.clone(),
+            iss: state.config.issuer.clone(),
+        }
+    }
+
+    pub fn has_prompt(&self, p: &str) -> bool {
+        self.prompt.iter().any(|x| x == p)
+    }
+}
+
+/// An error before the redirect URI is trusted: shown as a page, never redirected
+/// (RFC 6749 §4.1.2.1).
+#[derive(Debug)]
+pub struct PageError(pub OAuthError);
+
+/// The outcome of validation: a request, or an error to redirect back with.
+pub enum Validated {
+    Ok(AuthorizationRequest, Client),
+    RedirectError(Delivery),
+}
+
+/// RFC 8252 §7.3: a loopback redirect URI may use any port; everything else must match
+/// exactly (RFC 9700 §4.1.3: no pattern matching).
+fn redirect_uri_matches(registered: &str, given: &str) -> bool {
+    if registered == given {
+        return true;
+    }
+    let (Ok(r), Ok(g)) = (Url::parse(registered), Url::parse(given)) else {
+        return false;
+    };
+    r.scheme() == "http"
+        && is_loopback(&r)
+        && matches!(r.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)))
+        && r.scheme() == g.scheme()
+        && r.host() == g.host()
+        && r.path() == g.path()
+        && r.query() == g.query()
+        && g.fragment().is_none()
+}
+
+pub async fn validate(state: &AppState, p: &Params) -> Result<Validated, PageError> {
+    let page = |d: String| PageError(OAuthError::invalid_request(d));
+    let client_id = p
+        .get("client_id")
+        .ok_or_else(|| page("The request has no client_id, so we cannot tell which app sent you here.".into()))?;
+    let client = match state.store.get_client(client_id).await.map_err(|e| PageError(e.into()))? {
+        Some(c) if c.enabled => c,
+        _ => {
+            return Err(PageError(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                format!("No app is registered with client_id `{client_id}` (or it has been disabled)."),
+            )));
+        }
+    };
+    let uris = &client.settings.redirect_uris;
+    let (redirect_uri, redirect_uri_sent) = match p.get("redirect_uri") {
+        Some(given) if uris.iter().any(|r| redirect_uri_matches(r, given)) => (given.to_owned(), true),
+        Some(given) => {
+            return Err(page(format!(
+                "The app asked to send you back to `{given}`, which is not one of its registered redirect URIs. \
+                 To protect you, we will not redirect there (RFC 6749 §4.1.2.1)."
+            )));
+        }
+        None if uris.len() == 1 => (uris[0].clone(), false),
+        None => {
+            return Err(page(
+                "The request has no redirect_uri and the app has several registered, so we do not know where to send you back."
+                    .into(),
+            ));
+        }
+    };
+    // From here on the redirect URI is trusted: errors go back to the client.
+    let response_type = p.get("response_type").map(ResponseType::parse);
+    let mode_param = p.get("response_mode");
+    let default_mode = match response_type {
+        Some(Ok(rt)) => rt.default_mode(),
+        _ => ResponseMode::Query,
+    };
+    let parsed_mode = mode_param.map(str::parse::<ResponseMode>);
+    let response_mode = match parsed_mode {
+        Some(Ok(m)) => m,
+        _ => default_mode,
+    };
+    let ret = ReturnTo {
+        redirect_uri: redirect_uri.clone(),
+        mode: response_mode,
+        state: p.get("state").map(str::to_owned),
+        iss: state.config.issuer.clone(),
+    };
+    match check(state, &client, p, response_type, parsed_mode, response_mode, redirect_uri, redirect_uri_sent) {
+        Ok(req) => Ok(Validated::Ok(req, client)),
+        Err(e) => Ok(Validated::RedirectError(ret.error(&e))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    state: &AppState,
+    client: &Client,
+    p: &Params,
+    response_type: Option<Result<ResponseType, ()>>,
+    parsed_mode: Option<Result<ResponseMode, ()>>,
+    response_mode: ResponseMode,
+    redirect_uri: String,
+    redirect_uri_sent: bool,
+) -> OAuthResult<AuthorizationRequest> {
+    // OIDC Core §6: request objects are optional; say so with the specific codes.
+    if p.get("request").is_some() {
+        return Err(OAuthError::new(ErrorCode::RequestNotSupported, "request objects (the `request` parameter) are not supported"));
+    }
+    if p.get("request_uri").is_some() {
+        return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "the `request_uri` parameter is not supported"));
+    }
+    let response_type = match response_type {
+        None => return Err(OAuthError::invalid_request("response_type is required (use `code`)")),
+        Some(Ok(rt)) => rt,
+        Some(Err(())) => {
+            let raw = p.get("response_type").unwrap_or_default();
+            let why = if raw == "token" {
+                "response_type=token is not supported: the implicit grant returning access tokens in the URL is deprecated by RFC 9700 §2.1.2. Use the authorization code flow with PKCE."
+                    .to_owned()
+            } else {
+                format!("response_type `{raw}` is not supported; use `code`, `id_token` or `id_token token`")
+            };
+            return Err(OAuthError::new(ErrorCode::UnsupportedResponseType, why));
+        }
+    };
+    if !client.allows_response_type(response_type) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "client `{}` is not registered for response_type `{}`",
+            client.id,
+            response_type.as_str()
+        )));
+    }
+    if let Some(Err(())) = parsed_mode {
+        return Err(OAuthError::invalid_request("response_mode must be query, fragment or form_post"));
+    }
+    // OAuth 2.0 Multiple Response Types §2.1: tokens must never travel in the query.
+    if response_type != ResponseType::Code && response_mode == ResponseMode::Query {
+        return Err(OAuthError::invalid_request(
+            "response_mode=query cannot carry tokens (they would end up in logs and Referer headers); use form_post or fragment",
+        ));
+    }
+    let scope = match p.get("scope") {
+        Some(raw) => ScopeSet::parse(raw).map_err(OAuthError::invalid_scope)?,
+        None => client.default_scopes(),
+    };
+    let refused: Vec<&str> = scope.iter().filter(|s| !client.allows_scope(s)).collect();
+    if !refused.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope {} is not allowed for client `{}`",
+            refused.join(", "),
+            client.id
+        )));
+    }
+    let nonce = p.get("nonce").map(str::to_owned);
+    if response_type != ResponseType::Code {
+        if !scope.contains("openid") {
+            return Err(OAuthError::invalid_scope("response_type id_token needs the `openid` scope"));
+        }
+        // OIDC Core §3.2.2.1: nonce is REQUIRED for the implicit flow.
+        if nonce.is_none() {
+            return Err(OAuthError::invalid_request(
+                "nonce is required for the implicit flow (OIDC Core §3.2.2.1): it binds the id_token to this browser session",
+            ));
+        }
+    }
+    // PKCE (RFC 7636 §4.3), required for public clients (RFC 9700 §2.1.1).
+    let challenge = p.get("code_challenge").map(str::to_owned);
+    let method = match (p.get("code_challenge_method"), &challenge) {
+        (Some(_), None) => return Err(OAuthError::invalid_request("code_challenge_method was sent without code_challenge")),
+        (None, Some(_)) => Some(pkce::Method::Plain), // RFC 7636 §4.3: defaults to plain
+        (Some(m), Some(_)) => Some(pkce::Method::parse(m).ok_or_else(|| {
+            OAuthError::invalid_request("code_challenge_method must be S256 (or plain where allowed)")
+        })?),
+        (None, None) => None,
+    };
+    if response_type == ResponseType::Code {
+        if let (Some(c), Some(m)) = (&challenge, method) {
+            if m == pkce::Method::Plain && !client.settings.allow_plain_pkce {
+                return Err(OAuthError::invalid_request(
+                    "code_challenge_method=plain is not allowed for this client; use S256 (RFC 7636 §4.2)",
+                ));
+            }
+            pkce::validate_challenge(c, m)?;
+        } else if client.is_public() || client.settings.require_pkce {
+            return Err(OAuthError::invalid_request(
+                "PKCE is required for this client: send code_challenge and code_challenge_method=S256 (RFC 7636, RFC 9700 §2.1.1)",
+            ));
+        }
+    }
+    let prompt: Vec<String> = p
+        .get("prompt")
+        .map(|s| s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    for v in &prompt {
+        if !["none", "login", "consent", "select_account"].contains(&v.as_str()) {
+            return Err(OAuthError::invalid_request(format!("unknown prompt value `{v}`")));
+        }
+    }
+    // OIDC Core §3.1.2.1: none with any other value is an error.
+    if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
+        return Err(OAuthError::invalid_request("prompt=none cannot be combined with other prompt values"));
+    }
+    let max_age = match p.get("max_age") {
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative number of seconds"))?,
+        ),
+        None => None,
+    };
+    let claims = match p.get("claims") {
+        Some(raw) => {
+            let v: serde_json::Value = serde_json::from_str(raw)
+                .map_err(|_| OAuthError::invalid_request("the claims parameter is not valid JSON (OIDC Core §5.5)"))?;
+            if !v.is_object() {
+                return Err(OAuthError::invalid_request("the claims parameter must be a JSON object (OIDC Core §5.5)"));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    if let Some(d) = p.get("display")
+        && !["page", "popup", "touch", "wap"].contains(&d)
+    {
+        return Err(OAuthError::invalid_request("display must be page, popup, touch or wap"));
+    }
+    let hint_sub = match p.get("id_token_hint") {
+        Some(t) => {
+            #[derive(Deserialize)]
+            struct Hint {
+                sub: String,
+            }
+            // OIDC Core §3.1.2.1: an expired hint is still a valid hint.
+            let h: Hint = jwt::verify(&state.keys, &state.config.issuer, t, TYP_ID_TOKEN, false)
+                .map_err(|_| OAuthError::invalid_request("id_token_hint is not an id_token this server issued"))?;
+            Some(h.sub)
+        }
+        None => None,
+    };
+    Ok(AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect_uri,
+        redirect_uri_sent,
+        response_type,
+        response_mode,
+        scope,
+        state: p.get("state").map(str::to_owned),
+        nonce,
+        code_challenge: challenge,
+        code_challenge_method: method.map(|m| m.as_str().to_owned()),
+        prompt,
+        max_age,
+        login_hint: p.get("login_hint").map(str::to_owned),
+        hint_sub,
+        ui_locales: p.get("ui_locales").map(str::to_owned),
+        acr_values: p.get("acr_values").map(str::to_owned),
+        claims,
+    })
+}
+
+/// What happens next for a validated request.
+pub enum Next {
+    Deliver(Delivery),
+    Login { interaction: String },
+    Consent { interaction: String, new_scopes: ScopeSet },
+}
+
+/// Decide between issuing, the login page and the consent page.
+/// `fresh_login` is true right after the user logged in for this very request.
+pub async fn proceed(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    client: &Client,
+    session: Option<(Session, User)>,
+    interaction: Option<String>,
+    fresh_login: bool,
+) -> OAuthResult<Next> {
+    let now = state.now();
+    let ret = req.return_to(state);
+    let session = session.filter(|(s, u)| {
+        !u.disabled
+            && (fresh_login
+                || (!req.has_prompt("login")
+                    && req.max_age.is_none_or(|m| now - s.auth_time <= m)
+                    && req.hint_sub.as_ref().is_none_or(|h| *h == u.id)))
+    });
+    let Some((session, user)) = session else {
+        if req.has_prompt("none") {
+            return Ok(Next::Deliver(ret.error(&OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the user is not signed in (or must sign in again) and prompt=none forbids showing a page",
+            ))));
+        }
+        let id = match interaction {
+            Some(id) => id,
+            None => store_interaction(state, req, now).await?,
+        };
+        return Ok(Next::Login { interaction: id });
+    };
+    if !client.settings.skip_consent {
+        let granted = state.store.get_consent(&user.id, &client.id).await?;
+        let new_scopes = ScopeSet::from_iter(req.scope.difference(&granted).map(str::to_owned));
+        if req.has_prompt("consent") || !new_scopes.is_empty() {
+            if req.has_prompt("none") {
+                return Ok(Next::Deliver(ret.error(&OAuthError::new(
+                    ErrorCode::ConsentRequired,
+                    "the user has not yet allowed this app these scopes, and prompt=none forbids asking",
+                ))));
+            }
+            let id = match interaction {
+                Some(id) => id,
+                None => store_interaction(state, req, now).await?,
+            };
+            let shown = if new_scopes.is_empty() { req.scope.clone() } else { new_scopes };
+            return Ok(Next::Consent {
+                interaction: id,
+                new_scopes: shown,
+            });
+        }
+    }
+    if let Some(id) = interaction {
+        state.store.take_interaction(&hash_token(&id), now).await?;
+    }
+    Ok(Next::Deliver(issue(state, req, client, &session, &user, now).await?))
+}
+
+async fn store_interaction(state: &AppState, req: &AuthorizationRequest, now: i64) -> OAuthResult<String> {
+    let id = new_token();
+    let json = serde_json::to_string(req).map_err(OAuthError::internal)?;
+    state
+        .store
+        .insert_interaction(&hash_token(&id), &req.client_id, &json, now, state.config.sessions.interaction_ttl)
+        .await?;
+    Ok(id)
+}
+
+/// Issue the code (RFC 6749 §4.1.2) or the implicit tokens (OIDC Core §3.2.2.5).
+pub async fn issue(state: &AppState, req: &AuthorizationRequest, client: &Client, session: &Session, user: &User, now: i64) -> OAuthResult<Delivery> {
+    let ret = req.return_to(state);
+    let grant = GrantData {
+        scope: req.scope.clone(),
+        auth_time: Some(session.auth_time),
+        sid: Some(session.sid.clone()),
+        acr: None,
+        amr: session.amr.clone(),
+        claims: req.claims.clone(),
+        audiences: Vec::new(),
+    };
+    let grant_id = uuid::Uuid::new_v4().to_string();
+    match req.response_type {
+        ResponseType::Code => {
+            let code = new_token();
+            let data = CodeData {
+                redirect_uri: req.redirect_uri.clone(),
+                redirect_uri_sent: req.redirect_uri_sent,
+                code_challenge: req.code_challenge.clone(),
+                code_challenge_method: req.code_challenge_method.clone(),
+                nonce: req.nonce.clone(),
+                grant,
+            };
+            state
+                .store
+                .insert_code(&hash_token(&code), &grant_id, &client.id, &user.id, &data, now, now + state.config.tokens.code_ttl)
+                .await?;
+            Ok(ret.success(vec![("code".into(), code)]))
+        }
+        ResponseType::IdToken | ResponseType::IdTokenToken => {
+            let mut out = Vec::new();
+            let access = if req.response_type == ResponseType::IdTokenToken {
+                let (at, expires_in) = tokens::access_token(
+                    state,
+                    &AccessSubject {
+                        client,
+                        user_id: Some(&user.id),
+                        grant_id: &grant_id,
+                        grant: &grant,
+                    },
+                    now,
+                )?;
+                out.push(("access_token".to_owned(), at.clone()));
+                out.push(("token_type".to_owned(), "Bearer".to_owned()));
+                out.push(("expires_in".to_owned(), expires_in.to_string()));
+                out.push(("scope".to_owned(), req.scope.to_wire()));
+                Some(at)
+            } else {
+                None
+            };
+            let id_token = tokens::id_token(
+                state,
+                &IdTokenInput {
+                    client,
+                    user,
+                    grant: &grant,
+                    nonce: req.nonce.as_deref(),
+                    access_token: access.as_deref(),
+                    code: None,
+                    // OIDC Core §5.4: with no access token, the claims go in the id_token.
+                    include_scope_claims: access.is_none(),
+                },
+                now,
+            )?;
+            out.push(("id_token".to_owned(), id_token));
+            Ok(ret.success(out))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_ip_redirects_may_change_port_only() {
+        assert!(redirect_uri_matches("http://127.0.0.1/cb", "http://127.0.0.1:51000/cb"));
+        assert!(redirect_uri_matches("http://[::1]:80/cb", "http://[::1]:5000/cb"));
+        assert!(!redirect_uri_matches("http://127.0.0.1/cb", "http://127.0.0.1:51000/other"));
+        assert!(!redirect_uri_matches("https://app.example/cb", "https://app.example:444/cb"));
+        assert!(!redirect_uri_matches("https://app.example/cb", "https://app.example/cb/"));
+    }
+}

@@ -1,0 +1,445 @@
+//! The `latchkey` command line.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app;
+use crate::clock::Clock;
+use crate::config::{Config, Severity};
+use crate::crypto::keys;
+use crate::crypto::password::hash_default;
+use crate::crypto::secret::{MIN_FAST_SECRET_LEN, SecretHash, new_token};
+use crate::oauth::types::{GrantType, SigningAlg, TokenEndpointAuthMethod};
+use crate::store::Store;
+use crate::store::model::{Address, Client, ClientSettings, UserClaims};
+use crate::store::users::NewUser;
+
+#[derive(Parser)]
+#[command(name = "latchkey", version, about = "An OAuth 2.0 and OpenID Connect authorization server")]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG", default_value = "config/latchkey.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Manage clients registered outside the config file.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Validate configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Read a secret on stdin and print the hash to paste into the config.
+    HashSecret {
+        /// SHA-256 instead of argon2id: only for generated secrets of 43+ random characters.
+        #[arg(long)]
+        fast: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClientCmd {
+    /// Register a client; a confidential client's secret is printed once.
+    Add {
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Repeatable; default authorization_code and refresh_token.
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A public client (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        #[arg(long)]
+        skip_consent: bool,
+        #[arg(long)]
+        introspection: bool,
+    },
+    List,
+    Show { client_id: String },
+    Remove { client_id: String },
+    /// Generate a new secret (printed once); the old one stops working at once.
+    RotateSecret { client_id: String },
+}
+
+#[derive(Args)]
+pub struct ClaimArgs {
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    email_verified: bool,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    given_name: Option<String>,
+    #[arg(long)]
+    family_name: Option<String>,
+    #[arg(long)]
+    middle_name: Option<String>,
+    #[arg(long)]
+    nickname: Option<String>,
+    #[arg(long)]
+    preferred_username: Option<String>,
+    #[arg(long)]
+    profile: Option<String>,
+    #[arg(long)]
+    picture: Option<String>,
+    #[arg(long)]
+    website: Option<String>,
+    #[arg(long)]
+    gender: Option<String>,
+    #[arg(long)]
+    birthdate: Option<String>,
+    #[arg(long)]
+    zoneinfo: Option<String>,
+    #[arg(long)]
+    locale: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+    #[arg(long)]
+    phone_verified: bool,
+    #[arg(long)]
+    street_address: Option<String>,
+    #[arg(long)]
+    locality: Option<String>,
+    #[arg(long)]
+    region: Option<String>,
+    #[arg(long)]
+    postal_code: Option<String>,
+    #[arg(long)]
+    country: Option<String>,
+}
+
+impl ClaimArgs {
+    fn into_claims(self) -> UserClaims {
+        let has_address = self.street_address.is_some() || self.locality.is_some() || self.region.is_some() || self.postal_code.is_some() || self.country.is_some();
+        let address = has_address.then(|| {
+            let formatted = [&self.street_address, &self.locality, &self.region, &self.postal_code, &self.country]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n");
+            Address {
+                formatted: Some(formatted),
+                street_address: self.street_address,
+                locality: self.locality,
+                region: self.region,
+                postal_code: self.postal_code,
+                country: self.country,
+            }
+        });
+        UserClaims {
+            email_verified: self.email.as_ref().map(|_| self.email_verified),
+            email: self.email,
+            name: self.name,
+            given_name: self.given_name,
+            family_name: self.family_name,
+            middle_name: self.middle_name,
+            nickname: self.nickname,
+            preferred_username: self.preferred_username,
+            profile: self.profile,
+            picture: self.picture,
+            website: self.website,
+            gender: self.gender,
+            birthdate: self.birthdate,
+            zoneinfo: self.zoneinfo,
+            locale: self.locale,
+            phone_number_verified: self.phone.as_ref().map(|_| self.phone_verified),
+            phone_number: self.phone,
+            address,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Add a user; asks for the password without echo unless --password-stdin.
+    Add {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        claims: ClaimArgs,
+    },
+    List,
+    SetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    Disable { username: String },
+    Enable { username: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Each key's state (next, active, retired) and dates.
+    List,
+    /// Publish a new key now; it starts signing after keys.prepublish_seconds.
+    Rotate {
+        /// RS256, ES256 or EdDSA; default all three.
+        #[arg(long)]
+        alg: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Validate a config file: exit 0, or print every problem.
+    Check { path: Option<PathBuf> },
+}
+
+fn now() -> i64 {
+    Clock::System.now()
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    let (config, warnings) = Config::load(path)?;
+    for w in warnings {
+        tracing::warn!("{}: {w}", path.display());
+    }
+    Ok(config)
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let pw = if from_stdin {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        let a = rpassword::prompt_password("Password: ")?;
+        let b = rpassword::prompt_password("Again: ")?;
+        if a != b {
+            anyhow::bail!("the passwords differ");
+        }
+        a
+    };
+    if pw.len() < 8 {
+        anyhow::bail!("the password must be at least 8 characters");
+    }
+    Ok(pw)
+}
+
+/// Run a parsed command. Returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve => {
+            let config = load_config(&cli.config)?;
+            let bind = config.bind.clone();
+            let demo = config.clients.iter().any(|c| c.client_id.starts_with("demo-")) || config.users.iter().any(|u| u.username == "demo");
+            let state = app::build_state(config, Clock::System).await?;
+            if demo {
+                tracing::warn!("DEMO clients or the DEMO user from the example config are registered: remove them before production");
+            }
+            app::spawn_background(&state);
+            let listener = tokio::net::TcpListener::bind(&bind).await?;
+            tracing::info!(issuer = %state.config.issuer, listen = %listener.local_addr()?, store = ?state.store.backend(), "latchkey is serving");
+            app::serve(state, listener, app::shutdown_signal()).await?;
+            Ok(0)
+        }
+        Command::Migrate => {
+            let config = load_config(&cli.config)?;
+            open_store(&config).await?;
+            println!("migrations applied");
+            Ok(0)
+        }
+        Command::Config(ConfigCmd::Check { path }) => {
+            let path = path.unwrap_or(cli.config);
+            match Config::load(&path) {
+                Ok((_, warnings)) => {
+                    for w in &warnings {
+                        println!("{w}");
+                    }
+                    println!("{}: OK{}", path.display(), if warnings.is_empty() { String::new() } else { format!(" ({} warnings)", warnings.len()) });
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    let errors = e.problems.iter().filter(|p| p.severity == Severity::Error).count();
+                    eprintln!("{errors} error(s)");
+                    Ok(1)
+                }
+            }
+        }
+        Command::HashSecret { fast } => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            let secret = s.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                anyhow::bail!("no secret on stdin");
+            }
+            if fast {
+                if secret.len() < MIN_FAST_SECRET_LEN {
+                    anyhow::bail!("--fast is only safe for generated secrets of at least {MIN_FAST_SECRET_LEN} random characters; drop --fast to use argon2id");
+                }
+                println!("{}", SecretHash::fast(secret).encode());
+            } else {
+                println!("{}", hash_default(secret)?);
+            }
+            Ok(0)
+        }
+        Command::Client(cmd) => client_cmd(&load_config(&cli.config)?, cmd).await,
+        Command::User(cmd) => user_cmd(&load_config(&cli.config)?, cmd).await,
+        Command::Keys(cmd) => keys_cmd(&load_config(&cli.config)?, cmd).await,
+    }
+}
+
+async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
+    let store = open_store(config).await?;
+    match cmd {
+        ClientCmd::Add { client_id, name, redirect_uris, grant_types, scopes, public, skip_consent, introspection } => {
+            if store.get_client(&client_id).await?.is_some() {
+                anyhow::bail!("client {client_id} already exists");
+            }
+            let grants = if grant_types.is_empty() { vec!["authorization_code".to_owned(), "refresh_token".to_owned()] } else { grant_types };
+            let grants: Vec<GrantType> = grants
+                .iter()
+                .map(|g| g.parse().map_err(|()| anyhow::anyhow!("unknown grant type {g}")))
+                .collect::<Result<_, _>>()?;
+            let secret = (!public).then(new_token);
+            let client = Client {
+                id: client_id.clone(),
+                source: "cli".into(),
+                enabled: true,
+                secret_hash: secret.as_deref().map(SecretHash::fast),
+                settings: ClientSettings {
+                    name: name.unwrap_or_else(|| client_id.clone()),
+                    redirect_uris,
+                    grant_types: grants,
+                    scopes,
+                    auth_method: Some(if public { TokenEndpointAuthMethod::None } else { TokenEndpointAuthMethod::ClientSecretBasic }),
+                    require_pkce: true,
+                    skip_consent,
+                    introspection,
+                    ..ClientSettings::default()
+                },
+            };
+            store.upsert_client(&client, now()).await?;
+            println!("client {client_id} registered");
+            if let Some(s) = secret {
+                println!("client_secret: {s}\n(shown once; only its hash is stored)");
+            }
+        }
+        ClientCmd::List => {
+            for c in store.list_clients().await? {
+                println!("{:<30} {:<8} {:<7} {}", c.id, c.source, if c.enabled { "enabled" } else { "disabled" }, c.name());
+            }
+        }
+        ClientCmd::Show { client_id } => {
+            let c = store.get_client(&client_id).await?.ok_or_else(|| anyhow::anyhow!("no client {client_id}"))?;
+            println!("client_id: {}\nsource: {}\nenabled: {}\nauth method: {}", c.id, c.source, c.enabled, c.auth_method().as_str());
+            println!("{}", serde_json::to_string_pretty(&c.settings)?);
+        }
+        ClientCmd::Remove { client_id } => {
+            if !store.delete_client(&client_id).await? {
+                anyhow::bail!("no client {client_id}");
+            }
+            println!("client {client_id} removed");
+        }
+        ClientCmd::RotateSecret { client_id } => {
+            let c = store.get_client(&client_id).await?.ok_or_else(|| anyhow::anyhow!("no client {client_id}"))?;
+            if c.source == "config" {
+                anyhow::bail!("{client_id} comes from the config file: change client_secret_hash there");
+            }
+            if c.is_public() {
+                anyhow::bail!("{client_id} is a public client and has no secret");
+            }
+            let s = new_token();
+            store.set_client_secret(&client_id, &SecretHash::fast(&s), now()).await?;
+            println!("client_secret: {s}\n(shown once; the old secret no longer works)");
+        }
+    }
+    Ok(0)
+}
+
+async fn user_cmd(config: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
+    let store = open_store(config).await?;
+    match cmd {
+        UserCmd::Add { username, password_stdin, claims } => {
+            let pw = read_password(password_stdin)?;
+            let hash = hash_default(&pw)?;
+            let claims = claims.into_claims();
+            match store.insert_user(NewUser { username: &username, password_hash: &hash, claims: &claims, source: "cli" }, now()).await? {
+                Some(id) => println!("user {username} added (sub {id})"),
+                None => anyhow::bail!("user {username} already exists"),
+            }
+        }
+        UserCmd::List => {
+            for u in store.list_users().await? {
+                println!("{:<24} {:<38} {:<8} {}", u.username, u.id, if u.disabled { "disabled" } else { "active" }, u.claims.email.unwrap_or_default());
+            }
+        }
+        UserCmd::SetPassword { username, password_stdin } => {
+            let pw = read_password(password_stdin)?;
+            if !store.set_user_password(&username, &hash_default(&pw)?, now()).await? {
+                anyhow::bail!("no user {username}");
+            }
+            println!("password of {username} changed");
+        }
+        UserCmd::Disable { username } | UserCmd::Enable { username } if store.find_user_by_login(&username).await?.is_none() => {
+            anyhow::bail!("no user {username}");
+        }
+        UserCmd::Disable { username } => {
+            store.set_user_disabled(&username, true, now()).await?;
+            println!("user {username} disabled");
+        }
+        UserCmd::Enable { username } => {
+            store.set_user_disabled(&username, false, now()).await?;
+            println!("user {username} enabled");
+        }
+    }
+    Ok(0)
+}
+
+async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
+    let store = open_store(config).await?;
+    let master = app::master_key(config)?;
+    let t = now();
+    match cmd {
+        KeysCmd::List => {
+            let records = store.list_keys().await?;
+            let states = keys::classify(&records, t, app::retire_after(config));
+            println!("{:<18} {:<6} {:<8} {:>12} {:>12} {:>12}", "kid", "alg", "state", "created", "activates", "unpublished");
+            for (r, (s, until)) in records.iter().zip(states) {
+                println!("{:<18} {:<6} {:<8} {:>12} {:>12} {:>12}", r.kid, r.alg, s.as_str(), r.created_at, r.activates_at, until.map(|u| u.to_string()).unwrap_or_else(|| "-".into()));
+            }
+        }
+        KeysCmd::Rotate { alg } => {
+            let algs: Vec<SigningAlg> = match alg {
+                Some(a) => vec![a.parse().map_err(|()| anyhow::anyhow!("unknown alg {a} (RS256, ES256, EdDSA)"))?],
+                None => SigningAlg::ALL.to_vec(),
+            };
+            for a in algs {
+                let kid = app::insert_key(&store, &master, a, t, t + config.keys.prepublish_seconds).await?;
+                println!("{a}: key {kid} published; it starts signing in {} s", config.keys.prepublish_seconds);
+            }
+        }
+    }
+    Ok(0)
+}

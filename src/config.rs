@@ -1,0 +1,872 @@
+//! Configuration: one TOML file, then `LATCHKEY_*` environment overrides, validated once.
+//!
+//! Every scalar field can be overridden from the environment: `LATCHKEY_ISSUER` sets
+//! `issuer`, and a double underscore descends into a table, so `LATCHKEY_TOKENS__CODE_TTL`
+//! sets `[tokens] code_ttl`. Validation reports every problem at once and refuses the whole
+//! file before anything is written to the store.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::crypto::secret::SecretHash;
+use crate::oauth::types::{GrantType, ResponseType, SigningAlg, TokenEndpointAuthMethod};
+
+/// Environment variables with the `LATCHKEY_` prefix that are not config overrides.
+const NON_CONFIG_ENV: &[&str] = &[
+    "LATCHKEY_LOG",
+    "LATCHKEY_LOG_FORMAT",
+    "LATCHKEY_CONFIG",
+    "LATCHKEY_TEST_DATABASE_URL",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Public base URL; the `iss` of every token (OIDC Discovery §3, RFC 8414 §2).
+    pub issuer: String,
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// base64 of 32 random bytes; encrypts signing keys at rest and keys CSRF tokens.
+    /// Prefer `LATCHKEY_MASTER_KEY`. Generated into `data_dir` for the embedded SQLite store.
+    #[serde(default)]
+    pub master_key: Option<String>,
+    #[serde(default)]
+    pub tokens: TokenSettings,
+    #[serde(default)]
+    pub sessions: SessionSettings,
+    #[serde(default)]
+    pub keys: KeySettings,
+    #[serde(default)]
+    pub login: LoginSettings,
+    #[serde(default)]
+    pub logout: LogoutSettings,
+    #[serde(default)]
+    pub device: DeviceSettings,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub janitor: JanitorSettings,
+    #[serde(default)]
+    pub theme: Theme,
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+fn default_bind() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_database_url() -> String {
+    "sqlite://data/latchkey.db".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// Lifetimes in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED".
+    pub code_ttl: i64,
+    /// Absolute lifetime of a refresh-token family, from the original grant.
+    pub refresh_token_ttl: i64,
+    /// A refresh token unused for this long expires.
+    pub refresh_token_idle_ttl: i64,
+    /// Within this window a repeated refresh returns the same new pair (racing tabs, retries).
+    pub refresh_grace_period: i64,
+    /// Always issue a refresh token for code-flow grants, even without `offline_access`.
+    pub issue_refresh_without_offline_access: bool,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: 600,
+            id_token_ttl: 600,
+            code_ttl: 60,
+            refresh_token_ttl: 30 * 86_400,
+            refresh_token_idle_ttl: 14 * 86_400,
+            refresh_grace_period: 5,
+            issue_refresh_without_offline_access: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    pub idle_ttl: i64,
+    pub absolute_ttl: i64,
+    /// How long a started-but-unfinished login/consent interaction stays valid.
+    pub interaction_ttl: i64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_ttl: 8 * 3600,
+            absolute_ttl: 7 * 86_400,
+            interaction_ttl: 15 * 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    /// Access-token signing algorithm unless a client asks for another.
+    pub default_alg: SigningAlg,
+    /// A new key is published in the JWKS this long before it signs anything. Must exceed
+    /// `jwks_max_age` so that relying parties that cache the JWKS already know it.
+    pub prepublish_seconds: i64,
+    /// `Cache-Control: max-age` of the JWKS.
+    pub jwks_max_age: i64,
+    /// Rotate automatically when the active key is older than this (0 = never).
+    pub rotate_after_seconds: i64,
+    /// How often each node re-reads the key set from the store.
+    pub reload_seconds: u64,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            default_alg: SigningAlg::Rs256,
+            prepublish_seconds: 2 * 3600,
+            jwks_max_age: 3600,
+            rotate_after_seconds: 0,
+            reload_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginSettings {
+    /// Failures per account before lockout starts.
+    pub max_failures: i64,
+    /// Failures per client IP before lockout starts.
+    pub max_failures_per_ip: i64,
+    /// First lockout; each further failure doubles it, up to `max_lockout_seconds`.
+    pub lockout_seconds: i64,
+    pub max_lockout_seconds: i64,
+    /// Failures older than this are forgotten.
+    pub failure_window_seconds: i64,
+    /// Concurrent argon2 computations (each uses `argon2_memory_kib`).
+    pub max_concurrent_hashes: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            max_failures_per_ip: 50,
+            lockout_seconds: 30,
+            max_lockout_seconds: 3600,
+            failure_window_seconds: 3600,
+            max_concurrent_hashes: 4,
+            // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogoutSettings {
+    /// On logout, revoke the refresh tokens issued in the ended browser session.
+    pub revoke_session_tokens: bool,
+}
+
+impl Default for LogoutSettings {
+    fn default() -> Self {
+        Self {
+            revoke_session_tokens: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceSettings {
+    /// RFC 8628 §3.2 `expires_in`.
+    pub code_ttl: i64,
+    /// RFC 8628 §3.2 `interval`.
+    pub poll_interval: i64,
+    /// Wrong user codes per client IP per window before the page refuses (§5.1).
+    pub max_attempts_per_ip: i64,
+    /// Wrong user codes across all IPs per window.
+    pub max_attempts_global: i64,
+    pub attempt_window_seconds: i64,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl: 600,
+            poll_interval: 5,
+            max_attempts_per_ip: 10,
+            max_attempts_global: 1000,
+            attempt_window_seconds: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout_seconds: u64,
+    /// Seconds a client may take to send its request headers.
+    pub header_read_timeout_seconds: u64,
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout_seconds: 30,
+            header_read_timeout_seconds: 10,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JanitorSettings {
+    pub interval_seconds: u64,
+    /// Rows deleted per statement, so a purge never holds long locks.
+    pub batch_size: i64,
+}
+
+impl Default for JanitorSettings {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 60,
+            batch_size: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Theme {
+    pub product_name: String,
+    pub logo_url: Option<String>,
+    /// A CSS colour for buttons and links, e.g. `#3b5bdb`.
+    pub accent_color: String,
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        Self {
+            product_name: "Latchkey".into(),
+            logo_url: None,
+            accent_color: "#2f5bd3".into(),
+        }
+    }
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    pub name: String,
+    /// The hash printed by `latchkey hash-secret`.
+    #[serde(default)]
+    pub client_secret_hash: Option<String>,
+    /// Name of an environment variable holding the secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Refused: accepted by the parser only to explain how to hash it.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub response_types: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    pub require_pkce: bool,
+    #[serde(default)]
+    pub allow_plain_pkce: bool,
+    #[serde(default)]
+    pub skip_consent: bool,
+    #[serde(default)]
+    pub always_issue_refresh_token: bool,
+    /// May call `/introspect` (a resource server).
+    #[serde(default)]
+    pub introspection: bool,
+    #[serde(default)]
+    pub access_token_ttl: Option<i64>,
+    #[serde(default)]
+    pub refresh_token_ttl: Option<i64>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
+    #[serde(default)]
+    pub access_token_signed_response_alg: Option<String>,
+}
+
+/// One `[[users]]` entry (demo or bootstrap accounts).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub username: String,
+    /// argon2id PHC string from `latchkey hash-secret`.
+    pub password_hash: String,
+    #[serde(default)]
+    pub claims: crate::store::model::UserClaims,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub severity: Severity,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    /// Allowed, but against the OAuth 2.0 Security BCP (RFC 9700).
+    Warning,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{tag}: {}: {}", self.field, self.message)
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} is not a valid Latchkey config:", self.path.display())?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Read, overlay the environment, parse and validate. Warnings are returned for logging.
+    pub fn load(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            problems: vec![error("(file)", format!("cannot read: {e}"))],
+        })?;
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::from_toml(&text, &env).map_err(|problems| ConfigError {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Parse TOML text with the given environment; pure, for tests and `config check`.
+    pub fn from_toml(
+        text: &str,
+        env: &[(String, String)],
+    ) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| vec![error("(syntax)", e.to_string())])?;
+        apply_env(&mut doc, env)?;
+        // Re-serialising loses line numbers, so parse the original text first when no
+        // override applies: serde errors then carry the line of the offending field.
+        let config: Config = if env_overrides(env, &doc).is_empty() {
+            toml::from_str(text).map_err(|e| vec![error("(schema)", e.to_string())])?
+        } else {
+            toml::Value::Table(doc)
+                .try_into()
+                .map_err(|e: toml::de::Error| vec![error("(schema)", e.to_string())])?
+        };
+        let problems = config.validate(env);
+        if problems.iter().any(|p| p.severity == Severity::Error) {
+            return Err(problems);
+        }
+        Ok((config, problems))
+    }
+
+    /// Every problem in the config, errors and RFC 9700 warnings.
+    pub fn validate(&self, env: &[(String, String)]) -> Vec<Problem> {
+        let mut out = Vec::new();
+        match Url::parse(&self.issuer) {
+            Ok(u) => {
+                // OIDC Discovery §3 / RFC 8414 §2: https, no query or fragment.
+                if u.query().is_some() || u.fragment().is_some() {
+                    out.push(error("issuer", "must not have a query or fragment".into()));
+                }
+                if u.scheme() != "https" && !is_loopback(&u) {
+                    out.push(error(
+                        "issuer",
+                        "must be https unless it is a loopback address (http://127.0.0.1, http://localhost)".into(),
+                    ));
+                }
+            }
+            Err(e) => out.push(error("issuer", format!("not a URL: {e}"))),
+        }
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            out.push(error("bind", format!("`{}` is not an address like 127.0.0.1:8080", self.bind)));
+        }
+        if !(self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
+            || self.database_url.starts_with("sqlite:"))
+        {
+            out.push(error(
+                "database_url",
+                "must start with postgres:// or sqlite:// (e.g. sqlite://data/latchkey.db)".into(),
+            ));
+        }
+        if let Some(k) = &self.master_key
+            && crate::crypto::keys::MasterKey::from_base64(k).is_err()
+        {
+            out.push(error("master_key", "must be base64 of exactly 32 bytes (try: openssl rand -base64 32)".into()));
+        }
+        let t = &self.tokens;
+        for (name, v) in [
+            ("tokens.access_token_ttl", t.access_token_ttl),
+            ("tokens.id_token_ttl", t.id_token_ttl),
+            ("tokens.code_ttl", t.code_ttl),
+            ("tokens.refresh_token_ttl", t.refresh_token_ttl),
+            ("tokens.refresh_token_idle_ttl", t.refresh_token_idle_ttl),
+            ("sessions.idle_ttl", self.sessions.idle_ttl),
+            ("sessions.absolute_ttl", self.sessions.absolute_ttl),
+            ("device.code_ttl", self.device.code_ttl),
+            ("device.poll_interval", self.device.poll_interval),
+        ] {
+            if v <= 0 {
+                out.push(error(name, "must be a positive number of seconds".into()));
+            }
+        }
+        if t.code_ttl > 600 {
+            out.push(warning("tokens.code_ttl", "RFC 6749 §4.1.2 recommends at most 10 minutes".into()));
+        }
+        if self.keys.prepublish_seconds < self.keys.jwks_max_age {
+            out.push(warning(
+                "keys.prepublish_seconds",
+                "is shorter than keys.jwks_max_age: relying parties with a cached JWKS may reject tokens signed right after a rotation".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let at = format!("clients[{i}] ({})", c.client_id);
+            if !seen.insert(c.client_id.clone()) {
+                out.push(error(&at, "client_id is registered twice".into()));
+            }
+            validate_client(c, &at, env, &mut out);
+        }
+        let mut users = BTreeSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            let at = format!("users[{i}] ({})", u.username);
+            if !users.insert(u.username.to_lowercase()) {
+                out.push(error(&at, "username is listed twice".into()));
+            }
+            if !u.password_hash.starts_with("$argon2") {
+                out.push(error(
+                    &format!("{at}.password_hash"),
+                    "must be an argon2 hash: run `echo -n 'the password' | latchkey hash-secret`".into(),
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn issuer_is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The issuer without a trailing slash, for building endpoint URLs.
+    pub fn base_url(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+}
+
+fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &mut Vec<Problem>) {
+    let field = |f: &str| format!("{at}.{f}");
+    if c.client_id.is_empty() || c.client_id.len() > 255 || c.client_id.chars().any(|ch| ch.is_control() || ch == ' ') {
+        out.push(error(&field("client_id"), "must be 1-255 printable characters without spaces".into()));
+    }
+    if c.client_secret.is_some() {
+        out.push(error(
+            &field("client_secret"),
+            "plaintext secrets are refused. Hash it and use client_secret_hash: `echo -n 'the secret' | latchkey hash-secret`, or name an environment variable with secret_env = \"VAR\"".into(),
+        ));
+    }
+    if c.client_secret_hash.is_some() && c.secret_env.is_some() {
+        out.push(error(at, "give either client_secret_hash or secret_env, not both".into()));
+    }
+    if let Some(h) = &c.client_secret_hash
+        && SecretHash::parse(h).is_err()
+    {
+        out.push(error(
+            &field("client_secret_hash"),
+            "is not a hash printed by `latchkey hash-secret` (expected `$argon2id$…` or `sha256:…`)".into(),
+        ));
+    }
+    if let Some(var) = &c.secret_env
+        && !env.iter().any(|(k, v)| k == var && !v.is_empty())
+    {
+        out.push(error(&field("secret_env"), format!("environment variable {var} is not set")));
+    }
+    let confidential = c.client_secret_hash.is_some() || c.secret_env.is_some();
+    let method = match c.token_endpoint_auth_method.as_deref() {
+        None => Some(if confidential {
+            TokenEndpointAuthMethod::ClientSecretBasic
+        } else {
+            TokenEndpointAuthMethod::None
+        }),
+        Some(m) => match m.parse::<TokenEndpointAuthMethod>() {
+            Ok(m) => Some(m),
+            Err(_) => {
+                out.push(error(
+                    &field("token_endpoint_auth_method"),
+                    format!("unknown method `{m}` (use client_secret_basic, client_secret_post or none)"),
+                ));
+                None
+            }
+        },
+    };
+    if let Some(m) = method {
+        if m == TokenEndpointAuthMethod::None && confidential {
+            out.push(error(&field("token_endpoint_auth_method"), "is none but the client has a secret".into()));
+        }
+        if m != TokenEndpointAuthMethod::None && !confidential {
+            out.push(error(at, format!("uses {} but has no client_secret_hash or secret_env", m.as_str())));
+        }
+    }
+    let mut grants = Vec::new();
+    for g in &c.grant_types {
+        match g.parse::<GrantType>() {
+            Ok(g) => grants.push(g),
+            Err(_) => out.push(error(
+                &field("grant_types"),
+                format!(
+                    "unknown grant type `{g}` (known: {})",
+                    GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+    if c.grant_types.is_empty() {
+        out.push(error(&field("grant_types"), "list at least one grant type".into()));
+    }
+    for r in &c.response_types {
+        if ResponseType::parse(r).is_err() {
+            out.push(error(
+                &field("response_types"),
+                format!("unknown response type `{r}` (use \"code\", \"id_token\" or \"id_token token\")"),
+            ));
+        }
+    }
+    for alg in [&c.id_token_signed_response_alg, &c.access_token_signed_response_alg].into_iter().flatten() {
+        if alg.parse::<SigningAlg>().is_err() {
+            out.push(error(at, format!("unknown signing alg `{alg}` (use RS256, ES256 or EdDSA)")));
+        }
+    }
+    let redirect_grant = grants.contains(&GrantType::AuthorizationCode) || grants.contains(&GrantType::Implicit);
+    if redirect_grant && c.redirect_uris.is_empty() {
+        out.push(error(&field("redirect_uris"), "a client using authorization_code or implicit needs at least one".into()));
+    }
+    for (j, uri) in c.redirect_uris.iter().chain(c.post_logout_redirect_uris.iter()).enumerate() {
+        let f = if j < c.redirect_uris.len() {
+            format!("{}[{j}]", field("redirect_uris"))
+        } else {
+            format!("{}[{}]", field("post_logout_redirect_uris"), j - c.redirect_uris.len())
+        };
+        check_redirect_uri(uri, &f, out);
+    }
+    if !confidential && grants.contains(&GrantType::ClientCredentials) {
+        out.push(error(
+            &field("grant_types"),
+            "client_credentials needs a confidential client (RFC 6749 §4.4): add client_secret_hash".into(),
+        ));
+    }
+    if grants.contains(&GrantType::Password) {
+        out.push(warning(
+            &field("grant_types"),
+            "the password grant exposes user credentials to the client; RFC 9700 §2.4 says it MUST NOT be used".into(),
+        ));
+    }
+    if grants.contains(&GrantType::Implicit) {
+        out.push(warning(
+            &field("grant_types"),
+            "the implicit grant puts tokens in the front channel; RFC 9700 §2.1.2 recommends the code flow (use response_mode=form_post if you must)".into(),
+        ));
+    }
+    if !confidential && grants.contains(&GrantType::AuthorizationCode) && c.allow_plain_pkce {
+        out.push(warning(&field("allow_plain_pkce"), "plain PKCE gives a public client no protection if the request leaks (RFC 9700 §2.1.1): use S256".into()));
+    }
+    for s in &c.default_scopes {
+        if !c.scopes.contains(s) {
+            out.push(error(&field("default_scopes"), format!("`{s}` is not in scopes")));
+        }
+    }
+    for s in &c.scopes {
+        if s.is_empty() || s.chars().any(|ch| ch == ' ' || ch == '"' || ch == '\\' || !ch.is_ascii_graphic()) {
+            out.push(error(&field("scopes"), format!("`{s}` is not a valid scope token (RFC 6749 §3.3)")));
+        }
+    }
+    for o in &c.allowed_origins {
+        match Url::parse(o) {
+            Ok(u) if u.path() == "/" && !o.ends_with('/') => {}
+            _ => out.push(error(&field("allowed_origins"), format!("`{o}` is not an origin like https://app.example.com"))),
+        }
+    }
+}
+
+fn check_redirect_uri(uri: &str, field: &str, out: &mut Vec<Problem>) {
+    if uri.contains('*') {
+        out.push(warning(field, "wildcards are never matched: redirect URIs are compared exactly (RFC 9700 §4.1.3)".into()));
+    }
+    match Url::parse(uri) {
+        Ok(u) => {
+            // RFC 6749 §3.1.2: "The endpoint URI MUST NOT include a fragment component."
+            if u.fragment().is_some() {
+                out.push(error(field, "must not contain a fragment (#…) (RFC 6749 §3.1.2)".into()));
+            }
+            if u.scheme() == "http" && !is_loopback(&u) {
+                out.push(error(
+                    field,
+                    "http: is only allowed for loopback hosts (localhost, 127.0.0.1, [::1]); use https (RFC 9700 §2.6)".into(),
+                ));
+            }
+            if u.scheme() == "javascript" || u.scheme() == "data" {
+                out.push(error(field, "this scheme can run script and is never allowed".into()));
+            }
+        }
+        Err(e) => out.push(error(field, format!("`{uri}` is not an absolute URI: {e}"))),
+    }
+}
+
+pub fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn error(field: &str, message: String) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        field: field.to_owned(),
+        message,
+    }
+}
+
+fn warning(field: &str, message: String) -> Problem {
+    Problem {
+        severity: Severity::Warning,
+        field: field.to_owned(),
+        message,
+    }
+}
+
+/// `LATCHKEY_*` variables that are config overrides (not our own knobs, not client secrets).
+fn env_overrides<'a>(env: &'a [(String, String)], doc: &toml::Table) -> Vec<(&'a str, &'a str)> {
+    let secret_vars: BTreeSet<&str> = doc
+        .get("clients")
+        .and_then(|c| c.as_array())
+        .map(|arr| {
+            arr.iter()
+                .filter_map(|c| c.get("secret_env").and_then(|v| v.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    env.iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("LATCHKEY_")?, k.as_str(), v.as_str())))
+        .filter(|(_, full, _)| !NON_CONFIG_ENV.contains(full) && !secret_vars.contains(full))
+        .map(|(rest, _, v)| (rest, v))
+        .collect()
+}
+
+fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Result<(), Vec<Problem>> {
+    let overrides: Vec<(String, String)> = env_overrides(env, doc)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let mut problems = Vec::new();
+    for (key, value) in overrides {
+        let path: Vec<String> = key.to_lowercase().split("__").map(str::to_owned).collect();
+        let Some((last, parents)) = path.split_last() else { continue };
+        let mut table = &mut *doc;
+        let mut ok = true;
+        for p in parents {
+            let entry = table
+                .entry(p.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry.as_table_mut() {
+                Some(t) => table = t,
+                None => {
+                    problems.push(error(&format!("LATCHKEY_{key}"), format!("`{p}` is not a table")));
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            table.insert(last.clone(), env_value(&value));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
+}
+
+/// Numbers and booleans keep their type; anything else is a string.
+fn env_value(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match v {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(v.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+issuer = "http://127.0.0.1:8080"
+
+[[clients]]
+client_id = "web"
+name = "Web"
+client_secret_hash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+redirect_uris = ["http://localhost:3000/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+"#;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match Config::from_toml(text, &[]) {
+            Ok((_, w)) => w,
+            Err(p) => p,
+        }
+    }
+
+    #[test]
+    fn minimal_config_loads() {
+        let (c, warnings) = Config::from_toml(MINIMAL, &[]).expect("valid");
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert_eq!(c.clients.len(), 1);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn env_overrides_top_level_and_nested_fields() {
+        let env = vec![
+            ("LATCHKEY_BIND".to_owned(), "127.0.0.1:9999".to_owned()),
+            ("LATCHKEY_TOKENS__CODE_TTL".to_owned(), "30".to_owned()),
+            ("LATCHKEY_LOG_FORMAT".to_owned(), "json".to_owned()),
+        ];
+        let (c, _) = Config::from_toml(MINIMAL, &env).expect("valid");
+        assert_eq!(c.bind, "127.0.0.1:9999");
+        assert_eq!(c.tokens.code_ttl, 30);
+    }
+
+    #[test]
+    fn unknown_env_override_is_refused() {
+        let env = vec![("LATCHKEY_NOPE".to_owned(), "1".to_owned())];
+        let err = Config::from_toml(MINIMAL, &env).expect_err("unknown field");
+        assert!(err[0].message.contains("nope"), "{err:?}");
+    }
+
+    #[test]
+    fn unknown_field_names_the_line() {
+        let text = MINIMAL.replace("name = \"Web\"", "name = \"Web\"\ncolour = \"red\"");
+        let p = problems(&text);
+        assert!(p[0].message.contains("colour") && p[0].message.contains("line"), "{p:?}");
+    }
+
+    #[test]
+    fn plaintext_secret_is_refused_with_a_hint() {
+        let text = MINIMAL.replace("client_secret_hash = ", "client_secret = \"hunter2\"\n#");
+        let p = problems(&text);
+        assert!(p.iter().any(|p| p.severity == Severity::Error && p.message.contains("hash-secret")), "{p:?}");
+    }
+
+    #[test]
+    fn bad_redirect_uris_and_grants_are_named() {
+        let text = MINIMAL
+            .replace("http://localhost:3000/cb", "http://app.example.com/cb#frag")
+            .replace("\"refresh_token\"]", "\"refresh_token\", \"magic\"]");
+        let p = problems(&text);
+        let all = p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        assert!(all.contains("fragment"), "{all}");
+        assert!(all.contains("loopback"), "{all}");
+        assert!(all.contains("unknown grant type `magic`"), "{all}");
+        assert!(all.contains("clients[0] (web).redirect_uris[0]"), "{all}");
+    }
+
+    #[test]
+    fn public_client_with_client_credentials_is_an_error() {
+        let text = MINIMAL
+            .replace("client_secret_hash", "# client_secret_hash")
+            .replace("\"refresh_token\"]", "\"client_credentials\"]");
+        let p = problems(&text);
+        assert!(p.iter().any(|p| p.severity == Severity::Error && p.message.contains("confidential")), "{p:?}");
+    }
+
+    #[test]
+    fn bcp_warnings() {
+        let text = MINIMAL
+            .replace("\"refresh_token\"]", "\"password\", \"implicit\"]")
+            .replace("http://localhost:3000/cb", "https://*.example.com/cb");
+        let (_, w) = Config::from_toml(&text, &[]).expect("warnings only");
+        let all = w.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        assert!(all.contains("RFC 9700 §2.4"), "{all}");
+        assert!(all.contains("RFC 9700 §2.1.2"), "{all}");
+        assert!(all.contains("wildcards"), "{all}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Compact JWS: signing with cached key pairs, verification with `jsonwebtoken`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::keys::{KeyRing, SigningKey};
+use crate::oauth::types::SigningAlg;
+
+/// `typ` of access tokens (RFC 9068 §2.1) and id_tokens.
+pub const TYP_ACCESS_TOKEN: &str = "at+jwt";
+pub const TYP_ID_TOKEN: &str = "JWT";
+
+pub fn encode<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> anyhow::Result<String> {
+    let header = serde_json::json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
+    let mut out = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+    out.push('.');
+    out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
+    let sig = key.sign(out.as_bytes())?;
+    out.push('.');
+    out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+    Ok(out)
+}
+
+fn jwt_alg(alg: SigningAlg) -> jsonwebtoken::Algorithm {
+    match alg {
+        SigningAlg::Rs256 => jsonwebtoken::Algorithm::RS256,
+        SigningAlg::Es256 => jsonwebtoken::Algorithm::ES256,
+        SigningAlg::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+    }
+}
+
+/// Why a token did not verify; callers map it to their protocol error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    Malformed,
+    UnknownKey,
+    BadSignature,
+    Expired,
+    WrongType,
+}
+
+/// Verify a JWT we issued: known `kid`, the key's own algorithm, our issuer, expected `typ`.
+/// `check_exp = false` accepts expired tokens (an `id_token_hint` may be expired, OIDC Core
+/// §3.1.2.1).
+pub fn verify<C: DeserializeOwned>(
+    keys: &KeyRing,
+    issuer: &str,
+    token: &str,
+    typ: &str,
+    check_exp: bool,
+) -> Result<C, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+    let key = keys.get(kid).ok_or(VerifyError::UnknownKey)?;
+    // Never let the token pick the algorithm: it must be the key's (RFC 8725 §3.1).
+    if header.alg != jwt_alg(key.alg) {
+        return Err(VerifyError::BadSignature);
+    }
+    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
+        return Err(VerifyError::WrongType);
+    }
+    let mut v = jsonwebtoken::Validation::new(jwt_alg(key.alg));
+    v.set_issuer(&[issuer]);
+    v.validate_aud = false;
+    v.validate_exp = check_exp;
+    v.leeway = 0;
+    v.required_spec_claims = ["iss", "exp"].iter().map(|s| (*s).to_owned()).collect();
+    jsonwebtoken::decode::<C>(token, key.decoding_key(), &v)
+        .map(|d| d.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::BadSignature,
+            _ => VerifyError::Malformed,
+        })
+}
+
+/// OIDC Core §3.1.3.6 / §3.2.2.9: left half of SHA-256 of the ASCII token, base64url.
+/// All our algorithms (RS256, ES256, EdDSA with Ed25519) use SHA-256 here.
+pub fn half_hash(value: &str) -> String {
+    let h = super::secret::sha256(value.as_bytes());
+    URL_SAFE_NO_PAD.encode(&h[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_hash_matches_oidc_example() {
+        // OIDC Core Appendix A.3's access token and at_hash.
+        assert_eq!(half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+    }
+}

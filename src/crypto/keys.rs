@@ -1,0 +1,391 @@
+//! Signing keys: generation, encryption at rest, rotation schedule and the JWKS.
+//!
+//! Keys live in the store so every node signs with the same key. Each key has an
+//! `activates_at`: a rotation inserts the next key with `activates_at = now + prepublish`,
+//! so it is in the JWKS (and in relying parties' caches) before it signs anything. For each
+//! algorithm the active key is the newest one whose `activates_at` has passed; older keys are
+//! "retired" and stay published until every token they signed has expired. Nodes re-read the
+//! key set periodically, so a rotation needs no restart and no coordination: every node
+//! computes the same active key from the same rows and the same clock.
+//!
+//! Private keys are parsed once into aws-lc key pairs and kept in memory; signing never
+//! re-parses PEM/DER (the trap of re-parsing on every `encode`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+use crate::oauth::types::SigningAlg;
+use crate::store::model::KeyRecord;
+
+/// 32-byte key that encrypts private signing keys at rest (AES-256-GCM) and derives the
+/// server's HMAC keys.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    pub fn from_base64(s: &str) -> Result<Self, ()> {
+        let bytes = STANDARD.decode(s.trim()).map_err(|_| ())?;
+        Ok(MasterKey(bytes.try_into().map_err(|_| ())?))
+    }
+
+    pub fn generate() -> Self {
+        let mut k = [0u8; 32];
+        rand::fill(&mut k);
+        MasterKey(k)
+    }
+
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+
+    /// A purpose-bound subkey (SHA-256 of key and label), e.g. for CSRF tokens.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut data = self.0.to_vec();
+        data.extend_from_slice(label.as_bytes());
+        super::secret::sha256(&data)
+    }
+
+    pub fn encrypt(&self, plaintext: &[u8]) -> anyhow::Result<String> {
+        seal(&self.0, plaintext)
+    }
+
+    pub fn decrypt(&self, sealed: &str) -> anyhow::Result<Vec<u8>> {
+        open(&self.0, sealed)
+    }
+}
+
+/// AES-256-GCM with a random 96-bit nonce; output is base64(nonce || ciphertext || tag).
+pub fn seal(key: &[u8; 32], plaintext: &[u8]) -> anyhow::Result<String> {
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?);
+    let mut nonce = [0u8; 12];
+    rand::fill(&mut nonce);
+    let mut buf = plaintext.to_vec();
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+        .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(STANDARD.encode(out))
+}
+
+pub fn open(key: &[u8; 32], sealed: &str) -> anyhow::Result<Vec<u8>> {
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?);
+    let raw = STANDARD.decode(sealed)?;
+    if raw.len() < 12 + 16 {
+        anyhow::bail!("sealed value too short");
+    }
+    let (nonce, ct) = raw.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into()?;
+    let mut buf = ct.to_vec();
+    let plain = key
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+        .map_err(|_| anyhow::anyhow!("decryption failed: wrong master key or corrupted data"))?;
+    Ok(plain.to_vec())
+}
+
+enum Pair {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+/// A parsed key pair with its id and public JWK.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub activates_at: i64,
+    pub created_at: i64,
+    pub jwk: Value,
+    pair: Pair,
+    decoding: jsonwebtoken::DecodingKey,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+    }
+}
+
+/// A newly generated key: the PKCS#8 document to encrypt and store.
+pub struct GeneratedKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub pkcs8: Vec<u8>,
+}
+
+pub fn generate(alg: SigningAlg) -> anyhow::Result<GeneratedKey> {
+    let err = |_| anyhow::anyhow!("key generation failed");
+    let pkcs8 = match alg {
+        SigningAlg::Rs256 => RsaKeyPair::generate(KeySize::Rsa2048)
+            .map_err(err)?
+            .as_der()
+            .map_err(err)?
+            .as_ref()
+            .to_vec(),
+        SigningAlg::Es256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map_err(err)?
+            .to_pkcs8v1()
+            .map_err(err)?
+            .as_ref()
+            .to_vec(),
+        SigningAlg::EdDsa => Ed25519KeyPair::generate()
+            .map_err(err)?
+            .to_pkcs8()
+            .map_err(err)?
+            .as_ref()
+            .to_vec(),
+    };
+    Ok(GeneratedKey {
+        kid: super::secret::random_token(12),
+        alg,
+        pkcs8,
+    })
+}
+
+impl SigningKey {
+    pub fn from_pkcs8(kid: String, alg: SigningAlg, pkcs8: &[u8], activates_at: i64, created_at: i64) -> anyhow::Result<Self> {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let rejected = |e: aws_lc_rs::error::KeyRejected| anyhow::anyhow!("key {kid} rejected: {e}");
+        let (pair, jwk, decoding) = match alg {
+            SigningAlg::Rs256 => {
+                let kp = RsaKeyPair::from_pkcs8(pkcs8).map_err(rejected)?;
+                let public = kp.public_key();
+                let n = public.modulus().big_endian_without_leading_zero().to_vec();
+                let e = public.exponent().big_endian_without_leading_zero().to_vec();
+                let jwk = json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)});
+                let dec = jsonwebtoken::DecodingKey::from_rsa_raw_components(&n, &e);
+                (Pair::Rsa(kp), jwk, dec)
+            }
+            SigningAlg::Es256 => {
+                let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(rejected)?;
+                let point = kp.public_key().as_ref();
+                // SEC1 uncompressed point: 0x04 || x || y.
+                let (x, y) = match point {
+                    [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
+                    _ => anyhow::bail!("unexpected P-256 public key encoding"),
+                };
+                let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)});
+                let dec = jsonwebtoken::DecodingKey::from_ec_components(&b64(x), &b64(y))?;
+                (Pair::Ec(kp), jwk, dec)
+            }
+            SigningAlg::EdDsa => {
+                let kp = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(rejected)?;
+                let x = b64(kp.public_key().as_ref());
+                let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x});
+                let dec = jsonwebtoken::DecodingKey::from_ed_components(&x)?;
+                (Pair::Ed(kp), jwk, dec)
+            }
+        };
+        let mut jwk = jwk;
+        if let Some(o) = jwk.as_object_mut() {
+            o.insert("kid".into(), json!(kid));
+            o.insert("use".into(), json!("sig"));
+            o.insert("alg".into(), json!(alg.as_str()));
+        }
+        Ok(SigningKey {
+            kid,
+            alg,
+            activates_at,
+            created_at,
+            jwk,
+            pair,
+            decoding,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    pub fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+        match &self.pair {
+            Pair::Rsa(kp) => {
+                let mut sig = vec![0u8; kp.public_modulus_len()];
+                kp.sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
+                    .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+                Ok(sig)
+            }
+            Pair::Ec(kp) => Ok(kp
+                .sign(&self.rng, message)
+                .map_err(|_| anyhow::anyhow!("ECDSA signing failed"))?
+                .as_ref()
+                .to_vec()),
+            Pair::Ed(kp) => Ok(kp.sign(message).as_ref().to_vec()),
+        }
+    }
+
+    pub fn decoding_key(&self) -> &jsonwebtoken::DecodingKey {
+        &self.decoding
+    }
+}
+
+/// The key states shown by `latchkey keys list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Next,
+    Active,
+    Retired,
+    Expired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Expired => "expired",
+        }
+    }
+}
+
+/// Classify every key of one store snapshot at `now`. `retire_after` is how long a superseded
+/// key stays published: the longest lifetime of anything it signed.
+pub fn classify(records: &[KeyRecord], now: i64, retire_after: i64) -> Vec<(KeyState, Option<i64>)> {
+    records
+        .iter()
+        .map(|r| {
+            if r.activates_at > now {
+                return (KeyState::Next, None);
+            }
+            // Superseded when a newer key of the same alg has activated.
+            let superseded_at = records
+                .iter()
+                .filter(|o| o.alg == r.alg && o.activates_at > r.activates_at && o.activates_at <= now)
+                .map(|o| o.activates_at)
+                .min();
+            match superseded_at {
+                None => (KeyState::Active, None),
+                Some(t) if t + retire_after > now => (KeyState::Retired, Some(t + retire_after)),
+                Some(t) => (KeyState::Expired, Some(t + retire_after)),
+            }
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Snapshot {
+    /// Published keys (next, active, retired), newest first.
+    keys: Vec<Arc<SigningKey>>,
+    by_kid: HashMap<String, Arc<SigningKey>>,
+    jwks: Arc<Value>,
+}
+
+/// The in-process cache of the store's key set. Truth stays in the store.
+#[derive(Clone, Default)]
+pub struct KeyRing {
+    inner: Arc<RwLock<Arc<Snapshot>>>,
+}
+
+impl KeyRing {
+    /// Replace the cache with a fresh snapshot (parsed keys are reused by kid).
+    pub fn load(&self, master: &MasterKey, records: &[KeyRecord], now: i64, retire_after: i64) -> anyhow::Result<()> {
+        let states = classify(records, now, retire_after);
+        let old = self.snapshot();
+        let mut keys = Vec::new();
+        for (r, (state, _)) in records.iter().zip(states) {
+            if state == KeyState::Expired {
+                continue;
+            }
+            let key = match old.by_kid.get(&r.kid) {
+                Some(k) => k.clone(),
+                None => {
+                    let alg: SigningAlg = r.alg.parse().map_err(|_| anyhow::anyhow!("unknown alg {}", r.alg))?;
+                    let pkcs8 = master.decrypt(&r.private_enc)?;
+                    Arc::new(SigningKey::from_pkcs8(r.kid.clone(), alg, &pkcs8, r.activates_at, r.created_at)?)
+                }
+            };
+            keys.push(key);
+        }
+        keys.sort_by(|a, b| b.activates_at.cmp(&a.activates_at));
+        let by_kid = keys.iter().map(|k| (k.kid.clone(), k.clone())).collect();
+        let jwks = Arc::new(json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}));
+        let snap = Arc::new(Snapshot { keys, by_kid, jwks });
+        match self.inner.write() {
+            Ok(mut g) => *g = snap,
+            Err(p) => *p.into_inner() = snap,
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        match self.inner.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The key that signs for `alg` at `now`: the newest one already activated.
+    pub fn active(&self, alg: SigningAlg, now: i64) -> Option<Arc<SigningKey>> {
+        self.snapshot()
+            .keys
+            .iter()
+            .find(|k| k.alg == alg && k.activates_at <= now)
+            .cloned()
+    }
+
+    pub fn get(&self, kid: &str) -> Option<Arc<SigningKey>> {
+        self.snapshot().by_kid.get(kid).cloned()
+    }
+
+    pub fn jwks(&self) -> Arc<Value> {
+        self.snapshot().jwks.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kid: &str, alg: &str, activates_at: i64) -> KeyRecord {
+        KeyRecord {
+            kid: kid.into(),
+            alg: alg.into(),
+            private_enc: String::new(),
+            created_at: 0,
+            activates_at,
+        }
+    }
+
+    #[test]
+    fn rotation_states() {
+        let recs = [rec("a", "RS256", 0), rec("b", "RS256", 100), rec("c", "RS256", 500), rec("e", "ES256", 0)];
+        let s: Vec<_> = classify(&recs, 200, 50).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(s, [KeyState::Expired, KeyState::Active, KeyState::Next, KeyState::Active]);
+        let s: Vec<_> = classify(&recs, 120, 50).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(s[0], KeyState::Retired);
+    }
+
+    #[test]
+    fn keys_sign_and_verify_for_every_alg() {
+        for alg in SigningAlg::ALL {
+            let g = generate(alg).expect("generate");
+            let k = SigningKey::from_pkcs8(g.kid, alg, &g.pkcs8, 0, 0).expect("parse");
+            let sig = k.sign(b"hello").expect("sign");
+            assert!(!sig.is_empty());
+            assert_eq!(k.jwk["alg"], alg.as_str());
+        }
+    }
+
+    #[test]
+    fn sealing_round_trips_and_detects_tampering() {
+        let m = MasterKey::generate();
+        let s = m.encrypt(b"secret").expect("seal");
+        assert_eq!(m.decrypt(&s).expect("open"), b"secret");
+        assert!(MasterKey::generate().decrypt(&s).is_err());
+    }
+}

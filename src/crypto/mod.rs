@@ -1,0 +1,6 @@
+//! Keys, JWTs, password hashing, random values and constant-time comparison.
+
+pub mod jwt;
+pub mod keys;
+pub mod password;
+pub mod secret;

@@ -1,0 +1,94 @@
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6).
+
+use crate::crypto::secret::hash_token;
+use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::oauth::pkce;
+use crate::state::AppState;
+use crate::store::model::{Client, CodeRedemption};
+use crate::tokens::{self, TokenResponse};
+
+use super::{UserIssue, active_user, issue_user_grant};
+
+pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuthResult<TokenResponse> {
+    let code = params.require("code")?;
+    let now = state.now();
+    let row = match state.store.consume_code(&hash_token(code), now).await? {
+        CodeRedemption::Valid(row) => row,
+        CodeRedemption::Reused { grant_id } => {
+            // RFC 6749 §4.1.2: on a second use the server "SHOULD revoke (when possible) all
+            // tokens previously issued based on that authorization code".
+            state
+                .store
+                .revoke_grant(&grant_id, &client.id, now, now + tokens::refresh_ttl(state, client))
+                .await?;
+            tracing::warn!(client_id = %client.id, "authorization code reused; grant revoked");
+            return Err(OAuthError::invalid_grant(
+                "this authorization code was already used; as a precaution every token issued from it has been revoked (RFC 6749 §4.1.2)",
+            ));
+        }
+        CodeRedemption::Expired => {
+            return Err(OAuthError::invalid_grant("the authorization code has expired; start the authorization again"));
+        }
+        CodeRedemption::Unknown => {
+            return Err(OAuthError::invalid_grant("the authorization code is not valid"));
+        }
+    };
+    if row.client_id != client.id {
+        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
+    }
+    // RFC 6749 §4.1.3: redirect_uri is REQUIRED if it was in the authorization request, and
+    // must then be identical.
+    match params.get("redirect_uri") {
+        Some(uri) if uri != row.data.redirect_uri => {
+            return Err(OAuthError::invalid_grant("redirect_uri does not match the one used in the authorization request"));
+        }
+        None if row.data.redirect_uri_sent => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri is required because the authorization request included it (RFC 6749 §4.1.3)",
+            ));
+        }
+        _ => {}
+    }
+    let verifier = params.get("code_verifier");
+    match (&row.data.code_challenge, verifier) {
+        (Some(challenge), Some(v)) => {
+            let method = row
+                .data
+                .code_challenge_method
+                .as_deref()
+                .and_then(pkce::Method::parse)
+                .unwrap_or(pkce::Method::Plain);
+            if !pkce::verify(v, challenge, method) {
+                return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge (RFC 7636 §4.6)"));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier is required: the authorization request carried a code_challenge (RFC 7636 §4.5)",
+            ));
+        }
+        (None, Some(_)) => {
+            // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a
+            // downgrade attempt.
+            return Err(OAuthError::invalid_grant(
+                "code_verifier was sent, but the authorization request had no code_challenge (PKCE downgrade, RFC 9700 §4.8.2)",
+            ));
+        }
+        (None, None) => {}
+    }
+    let user = active_user(state, &row.user_id).await?;
+    issue_user_grant(
+        state,
+        &UserIssue {
+            client,
+            user: &user,
+            grant_id: &row.grant_id,
+            grant: &row.data.grant,
+            nonce: row.data.nonce.as_deref(),
+            family_expires_at: None,
+        },
+        now,
+    )
+    .await
+}

@@ -1,0 +1,59 @@
+//! `grant_type=client_credentials` (RFC 6749 §4.4): a client's own token. No refresh token
+//! (§4.4.3), no id_token, and no store write: the token is a self-contained JWT whose `jti`
+//! can still be revoked.
+
+use crate::crypto::secret::random_token;
+use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::state::AppState;
+use crate::store::model::{Client, GrantData};
+use crate::tokens::{self, AccessSubject, TokenResponse};
+
+use super::requested_scope;
+
+pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuthResult<TokenResponse> {
+    if client.is_public() {
+        return Err(OAuthError::unauthorized_client("client_credentials requires a confidential client (RFC 6749 §4.4)"));
+    }
+    let scope = requested_scope(client, params.get("scope"))?;
+    if scope.contains("openid") || scope.contains("offline_access") {
+        return Err(OAuthError::invalid_scope(
+            "openid and offline_access need a user; client_credentials tokens have none",
+        ));
+    }
+    // RFC 8707 §2: `resource`, or the widely used `audience`, must be one the client may use.
+    let audiences = match params.get("resource").or_else(|| params.get("audience")) {
+        Some(a) if client.settings.audiences.iter().any(|x| x == a) => vec![a.to_owned()],
+        Some(a) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("audience `{a}` is not registered for client `{}`", client.id),
+            ));
+        }
+        None => client.settings.audiences.clone(),
+    };
+    let grant = GrantData {
+        scope,
+        audiences,
+        ..GrantData::default()
+    };
+    let now = state.now();
+    let (access_token, expires_in) = tokens::access_token(
+        state,
+        &AccessSubject {
+            client,
+            user_id: None,
+            grant_id: &random_token(16),
+            grant: &grant,
+        },
+        now,
+    )?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in,
+        scope: Some(grant.scope.to_wire()),
+        id_token: None,
+        refresh_token: None,
+    })
+}

@@ -1,0 +1,177 @@
+//! The /token side: one module per grant type, dispatched by an exhaustive match.
+
+mod authorization_code;
+mod client_credentials;
+mod password;
+mod refresh_token;
+
+use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::oauth::types::{GrantType, ScopeSet};
+use crate::state::AppState;
+use crate::store::grants::{NewGrant, NewRefresh};
+use crate::store::model::{Client, GrantData, User};
+use crate::tokens::{self, AccessSubject, IdTokenInput, TokenResponse};
+
+/// Facts about the HTTP request a grant may need.
+#[derive(Debug, Clone, Default)]
+pub struct TokenContext {
+    pub client_ip: Option<String>,
+}
+
+/// Run the grant named by `grant_type` for an already-authenticated client.
+pub async fn handle(state: &AppState, client: &Client, params: &Params, ctx: &TokenContext) -> OAuthResult<(GrantType, TokenResponse)> {
+    let raw = params.require("grant_type")?;
+    let grant = match raw.parse::<GrantType>() {
+        // The implicit grant has no token request (RFC 6749 §4.2).
+        Ok(GrantType::Implicit) | Err(()) => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!(
+                    "grant_type `{raw}` is not supported here; use one of: {}",
+                    GrantType::ALL
+                        .iter()
+                        .filter(|g| **g != GrantType::Implicit)
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(g) => g,
+    };
+    if !client.allows_grant(grant) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "client `{}` is not registered for the {} grant",
+            client.id,
+            grant.as_str()
+        )));
+    }
+    let response = match grant {
+        GrantType::AuthorizationCode => authorization_code::handle(state, client, params).await?,
+        GrantType::RefreshToken => refresh_token::handle(state, client, params).await?,
+        GrantType::ClientCredentials => client_credentials::handle(state, client, params).await?,
+        GrantType::Password => password::handle(state, client, params, ctx).await?,
+        GrantType::DeviceCode => {
+            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "the device authorization grant is not enabled on this server"));
+        }
+        GrantType::Implicit => return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "implicit has no token request")),
+    };
+    Ok((grant, response))
+}
+
+/// Scopes for a request: the requested ones (each must be allowed for the client), or the
+/// client's defaults when `scope` is omitted (RFC 6749 §3.3).
+pub fn requested_scope(client: &Client, raw: Option<&str>) -> OAuthResult<ScopeSet> {
+    let Some(raw) = raw else {
+        return Ok(client.default_scopes());
+    };
+    let scope = ScopeSet::parse(raw).map_err(OAuthError::invalid_scope)?;
+    let refused: Vec<&str> = scope.iter().filter(|s| !client.allows_scope(s)).collect();
+    if !refused.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope {} is not allowed for client `{}`",
+            refused.join(", "),
+            client.id
+        )));
+    }
+    Ok(scope)
+}
+
+/// What a user grant issues: access token always, id_token with `openid`, refresh token when
+/// the grant allows it. The grant family and its first refresh token are written in one
+/// transaction.
+pub struct UserIssue<'a> {
+    pub client: &'a Client,
+    pub user: &'a User,
+    pub grant_id: &'a str,
+    pub grant: &'a GrantData,
+    pub nonce: Option<&'a str>,
+    /// When this grant family ends; None for a fresh family (now + refresh ttl).
+    pub family_expires_at: Option<i64>,
+}
+
+/// Mint the response of a user grant. Returns it with the refresh token's hash, not yet
+/// stored (the caller stores it inside its own transaction).
+pub fn mint_user_tokens(state: &AppState, i: &UserIssue<'_>, with_refresh: bool, now: i64) -> OAuthResult<(TokenResponse, Option<String>)> {
+    let (access_token, expires_in) = tokens::access_token(
+        state,
+        &AccessSubject {
+            client: i.client,
+            user_id: Some(&i.user.id),
+            grant_id: i.grant_id,
+            grant: i.grant,
+        },
+        now,
+    )?;
+    let id_token = if i.grant.scope.contains("openid") {
+        Some(tokens::id_token(
+            state,
+            &IdTokenInput {
+                client: i.client,
+                user: i.user,
+                grant: i.grant,
+                nonce: i.nonce,
+                access_token: Some(&access_token),
+                code: None,
+                include_scope_claims: false,
+            },
+            now,
+        )?)
+    } else {
+        None
+    };
+    let refresh = with_refresh.then(crate::crypto::secret::new_token);
+    let hash = refresh.as_deref().map(crate::crypto::secret::hash_token);
+    Ok((
+        TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in,
+            scope: Some(i.grant.scope.to_wire()),
+            id_token,
+            refresh_token: refresh,
+        },
+        hash,
+    ))
+}
+
+/// Issue a fresh user grant (code, password, device): mint, then store the family.
+pub async fn issue_user_grant(state: &AppState, i: &UserIssue<'_>, now: i64) -> OAuthResult<TokenResponse> {
+    let with_refresh = tokens::wants_refresh(state, i.client, &i.grant.scope);
+    let (resp, hash) = mint_user_tokens(state, i, with_refresh, now)?;
+    if let Some(hash) = hash {
+        let family_expires_at = i.family_expires_at.unwrap_or(now + tokens::refresh_ttl(state, i.client));
+        state
+            .store
+            .insert_grant_and_refresh(
+                &NewGrant {
+                    id: i.grant_id,
+                    client_id: &i.client.id,
+                    user_id: Some(&i.user.id),
+                    sid: i.grant.sid.as_deref(),
+                    expires_at: family_expires_at,
+                },
+                &NewRefresh {
+                    token_hash: &hash,
+                    grant_id: i.grant_id,
+                    client_id: &i.client.id,
+                    user_id: Some(&i.user.id),
+                    data: i.grant,
+                    expires_at: (now + state.config.tokens.refresh_token_idle_ttl).min(family_expires_at),
+                    family_expires_at,
+                },
+                now,
+            )
+            .await?;
+    }
+    Ok(resp)
+}
+
+/// Load the grant's user, refusing disabled or deleted ones.
+pub async fn active_user(state: &AppState, user_id: &str) -> OAuthResult<User> {
+    match state.store.get_user(user_id).await? {
+        Some(u) if !u.disabled => Ok(u),
+        _ => Err(OAuthError::invalid_grant("the user of this grant no longer exists or is disabled")),
+    }
+}

@@ -1,0 +1,49 @@
+//! `grant_type=password` (RFC 6749 §4.3). Off unless a client is registered for it: it hands
+//! the user's password to the client, which RFC 9700 §2.4 says MUST NOT be done. It shares the
+//! login page's throttle.
+
+use crate::login::{LoginOutcome, check_password};
+use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::state::AppState;
+use crate::store::model::{Client, GrantData};
+use crate::tokens::TokenResponse;
+
+use super::{TokenContext, UserIssue, issue_user_grant, requested_scope};
+
+pub async fn handle(state: &AppState, client: &Client, params: &Params, ctx: &TokenContext) -> OAuthResult<TokenResponse> {
+    let username = params.require("username")?;
+    let password = params.require("password")?;
+    let scope = requested_scope(client, params.get("scope"))?;
+    let user = match check_password(state, username, password, ctx.client_ip.as_deref()).await? {
+        LoginOutcome::Ok(u) => u,
+        LoginOutcome::Invalid => return Err(OAuthError::invalid_grant("wrong username or password")),
+        LoginOutcome::Disabled => return Err(OAuthError::invalid_grant("this account is disabled")),
+        LoginOutcome::Locked { until } => {
+            return Err(OAuthError::invalid_grant(format!(
+                "too many failed attempts; try again in {} seconds",
+                (until - state.now()).max(1)
+            )));
+        }
+    };
+    let now = state.now();
+    let grant = GrantData {
+        scope,
+        auth_time: Some(now),
+        amr: vec!["pwd".into()],
+        ..GrantData::default()
+    };
+    issue_user_grant(
+        state,
+        &UserIssue {
+            client,
+            user: &user,
+            grant_id: &uuid::Uuid::new_v4().to_string(),
+            grant: &grant,
+            nonce: None,
+            family_expires_at: None,
+        },
+        now,
+    )
+    .await
+}

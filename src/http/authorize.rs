@@ -1,0 +1,269 @@
+//! /authorize (GET and POST, OIDC Core §3.1.2.1), and the login and consent forms that
+//! continue a stored authorization request.
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use std::net::SocketAddr;
+
+use crate::authorize::{self, AuthorizationRequest, Next, Validated};
+use crate::crypto::secret::hash_token;
+use crate::login::{LoginOutcome, check_password};
+use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::state::AppState;
+use crate::store::model::{AuditEvent, Client, Session, User};
+
+use super::respond::{deliver, error_page, page};
+use super::session;
+use super::views::{ConsentPage, LoginPage, ScopeLine, Theme, describe_scope};
+
+pub async fn get(State(state): State<AppState>, jar: CookieJar, Query(raw): Query<Vec<(String, String)>>) -> Response {
+    let params = match dedupe(raw) {
+        Ok(p) => p,
+        Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
+    };
+    run(state, jar, params).await
+}
+
+pub async fn post(State(state): State<AppState>, jar: CookieJar, body: axum::body::Bytes) -> Response {
+    match Params::parse(&body) {
+        Ok(p) => run(state, jar, p).await,
+        Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+fn dedupe(raw: Vec<(String, String)>) -> OAuthResult<Params> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in raw {
+        if v.is_empty() {
+            continue;
+        }
+        if out.iter().any(|(x, _)| *x == k) {
+            return Err(OAuthError::invalid_request(format!("parameter `{k}` is included more than once (RFC 6749 §3.1)")));
+        }
+        out.push((k, v));
+    }
+    Ok(Params::from_pairs(out))
+}
+
+async fn run(state: AppState, jar: CookieJar, params: Params) -> Response {
+    let (req, client) = match authorize::validate(&state, &params).await {
+        Ok(Validated::Ok(r, c)) => (r, c),
+        Ok(Validated::RedirectError(d)) => return deliver(&state, d),
+        Err(authorize::PageError(e)) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
+    };
+    let session = match session::current(&state, &jar).await {
+        Ok(s) => s,
+        Err(e) => return deliver(&state, req.return_to(&state).error(&e)),
+    };
+    continue_request(&state, jar, &req, &client, session, None, false, None).await
+}
+
+/// Act on `proceed`'s decision: deliver, or show the login or consent page.
+#[allow(clippy::too_many_arguments)]
+async fn continue_request(
+    state: &AppState,
+    jar: CookieJar,
+    req: &AuthorizationRequest,
+    client: &Client,
+    session: Option<(Session, User)>,
+    interaction: Option<String>,
+    fresh_login: bool,
+    login_error: Option<(String, String)>,
+) -> Response {
+    let username = session.as_ref().map(|(_, u)| u.username.clone());
+    match authorize::proceed(state, req, client, session, interaction, fresh_login).await {
+        Ok(Next::Deliver(d)) => (jar, deliver(state, d)).into_response(),
+        Ok(Next::Login { interaction }) => {
+            let (jar, csrf) = session::csrf(state, jar);
+            let (error, typed) = match login_error {
+                Some((msg, typed)) => (Some(msg), typed),
+                None => (None, req.login_hint.clone().unwrap_or_default()),
+            };
+            let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+            let body = page(
+                status,
+                &LoginPage {
+                    theme: Theme::from(state),
+                    client_name: client.name(),
+                    csrf: &csrf,
+                    interaction: &interaction,
+                    username: &typed,
+                    error,
+                },
+            );
+            (jar, body).into_response()
+        }
+        Ok(Next::Consent { interaction, new_scopes }) => {
+            let (jar, csrf) = session::csrf(state, jar);
+            let scopes = new_scopes
+                .iter()
+                .map(|s| ScopeLine {
+                    name: s.to_owned(),
+                    text: describe_scope(s),
+                })
+                .collect();
+            let body = page(
+                StatusCode::OK,
+                &ConsentPage {
+                    theme: Theme::from(state),
+                    client_name: client.name(),
+                    username: username.as_deref().unwrap_or_default(),
+                    csrf: &csrf,
+                    interaction: &interaction,
+                    scopes,
+                },
+            );
+            (jar, body).into_response()
+        }
+        Err(e) => (jar, deliver(state, req.return_to(state).error(&e))).into_response(),
+    }
+}
+
+/// Load a pending interaction named by a form.
+async fn load_interaction(state: &AppState, form: &Params) -> OAuthResult<Option<(String, AuthorizationRequest, Client)>> {
+    let Some(id) = form.get("interaction") else { return Ok(None) };
+    let Some(json) = state.store.get_interaction(&hash_token(id), state.now()).await? else {
+        return Ok(None);
+    };
+    let req: AuthorizationRequest = serde_json::from_str(&json).map_err(OAuthError::internal)?;
+    let Some(client) = state.store.get_client(&req.client_id).await?.filter(|c| c.enabled) else {
+        return Ok(None);
+    };
+    Ok(Some((id.to_owned(), req, client)))
+}
+
+fn expired_page(state: &AppState) -> Response {
+    error_page(
+        state,
+        StatusCode::BAD_REQUEST,
+        &OAuthError::invalid_request(
+            "This sign-in page has expired or was already used. Go back to the app and start again.",
+        ),
+    )
+}
+
+pub fn csrf_failed(state: &AppState) -> Response {
+    error_page(
+        state,
+        StatusCode::FORBIDDEN,
+        &OAuthError::access_denied(
+            "The form could not be verified (missing or wrong CSRF token). Reload the page from the app and try again; if you did not submit a form, someone may have tried to submit it for you.",
+        ),
+    )
+}
+
+pub fn client_ip(headers: &HeaderMap, addr: SocketAddr) -> String {
+    let _ = headers;
+    addr.ip().to_string()
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(form) = Params::parse(&body) else { return expired_page(&state) };
+    // CSRF first, before anything else is looked at.
+    if !session::csrf_ok(&state, &jar, form.get("csrf")) {
+        return csrf_failed(&state);
+    }
+    let (id, req, client) = match load_interaction(&state, &form).await {
+        Ok(Some(x)) => x,
+        Ok(None) => return expired_page(&state),
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let username = form.get("username").unwrap_or_default().to_owned();
+    let password = form.get("password").unwrap_or_default();
+    let ip = client_ip(&headers, addr);
+    let outcome = match check_password(&state, &username, password, Some(&ip)).await {
+        Ok(o) => o,
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let now = state.now();
+    let failure = match outcome {
+        LoginOutcome::Ok(user) => {
+            audit(&state, "login.success", Some(&user.id), Some(&client.id), &ip).await;
+            let (jar, s) = match session::start(&state, jar, &user).await {
+                Ok(x) => x,
+                Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+            };
+            return continue_request(&state, jar, &req, &client, Some((s, user)), Some(id), true, None).await;
+        }
+        LoginOutcome::Invalid => "Wrong username or password.".to_owned(),
+        LoginOutcome::Disabled => "This account is disabled. Contact your administrator.".to_owned(),
+        LoginOutcome::Locked { until } => {
+            let mins = ((until - now) + 59) / 60;
+            format!(
+                "Too many failed attempts. For your security, sign-in is paused; try again in {} minute{}.",
+                mins.max(1),
+                if mins > 1 { "s" } else { "" }
+            )
+        }
+    };
+    audit(&state, "login.failure", None, Some(&client.id), &ip).await;
+    continue_request(&state, jar, &req, &client, None, Some(id), false, Some((failure, username))).await
+}
+
+pub async fn consent(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(form) = Params::parse(&body) else { return expired_page(&state) };
+    if !session::csrf_ok(&state, &jar, form.get("csrf")) {
+        return csrf_failed(&state);
+    }
+    let (id, req, client) = match load_interaction(&state, &form).await {
+        Ok(Some(x)) => x,
+        Ok(None) => return expired_page(&state),
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let (s, user) = match session::current(&state, &jar).await {
+        Ok(Some(x)) => x,
+        Ok(None) => return continue_request(&state, jar, &req, &client, None, Some(id), false, None).await,
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let now = state.now();
+    // Single use: a replayed consent form finds nothing.
+    match state.store.take_interaction(&hash_token(&id), now).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return expired_page(&state),
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
+    }
+    let ip = client_ip(&headers, addr);
+    let ret = req.return_to(&state);
+    if form.get("decision") != Some("allow") {
+        audit(&state, "consent.denied", Some(&user.id), Some(&client.id), &ip).await;
+        return deliver(&state, ret.error(&OAuthError::access_denied("the user denied the request")));
+    }
+    audit(&state, "consent.granted", Some(&user.id), Some(&client.id), &ip).await;
+    if let Err(e) = state.store.add_consent(&user.id, &client.id, &req.scope, now).await {
+        return deliver(&state, ret.error(&e.into()));
+    }
+    match authorize::issue(&state, &req, &client, &s, &user, now).await {
+        Ok(d) => deliver(&state, d),
+        Err(e) => deliver(&state, ret.error(&e)),
+    }
+}
+
+/// Record an audit event in the store and the log; a failure to record is logged, not fatal.
+pub async fn audit(state: &AppState, kind: &str, user_id: Option<&str>, client_id: Option<&str>, ip: &str) {
+    tracing::info!(event = kind, user_id, client_id, ip, "audit");
+    let e = AuditEvent {
+        kind,
+        user_id,
+        client_id,
+        ip: Some(ip),
+        detail: serde_json::json!({}),
+    };
+    if let Err(err) = state.store.audit(&e, state.now()).await {
+        tracing::error!(error = %err, "could not write audit event");
+    }
+}

@@ -1,0 +1,77 @@
+//! /.well-known/openid-configuration (OIDC Discovery §3), /.well-known/oauth-authorization-server
+//! (RFC 8414 §2) and the JWKS. Built from the same enums the endpoints parse, so the
+//! document cannot claim what the server does not do.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::oauth::types::{GrantType, ResponseMode, ResponseType, STANDARD_SCOPES, SigningAlg, TokenEndpointAuthMethod};
+use crate::state::AppState;
+
+pub fn document(state: &AppState) -> Value {
+    let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    let secret_methods: Vec<&str> = auth_methods.iter().copied().filter(|m| *m != "none").collect();
+    let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
+    let grants: Vec<&str> = GrantType::ALL
+        .iter()
+        .filter(|g| **g != GrantType::DeviceCode || crate::device::ENABLED)
+        .map(|g| g.as_str())
+        .collect();
+    let mut claims = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid", "amr"];
+    for s in ["profile", "email", "address", "phone"] {
+        claims.extend_from_slice(crate::tokens::scope_claims(s));
+    }
+    let mut doc = json!({
+        "issuer": state.config.issuer,
+        "authorization_endpoint": state.url("/authorize"),
+        "token_endpoint": state.url("/token"),
+        "userinfo_endpoint": state.url("/userinfo"),
+        "jwks_uri": state.url("/jwks.json"),
+        "revocation_endpoint": state.url("/revoke"),
+        "introspection_endpoint": state.url("/introspect"),
+        "scopes_supported": STANDARD_SCOPES,
+        "response_types_supported": ResponseType::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "grant_types_supported": grants,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": secret_methods.iter().chain(["none"].iter()).collect::<Vec<_>>(),
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "claims_supported": claims,
+        "claims_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "display_values_supported": ["page", "popup", "touch", "wap"],
+        "claim_types_supported": ["normal"],
+        "authorization_response_iss_parameter_supported": true,
+        "ui_locales_supported": ["en"],
+    });
+    if let Some(o) = doc.as_object_mut() {
+        if crate::device::ENABLED {
+            o.insert("device_authorization_endpoint".into(), json!(state.url("/device/code")));
+        }
+    }
+    doc
+}
+
+fn cacheable(v: &Value, max_age: i64) -> Response {
+    let mut r = axum::Json(v).into_response();
+    if let Ok(h) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        r.headers_mut().insert(header::CACHE_CONTROL, h);
+    }
+    r
+}
+
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    cacheable(&document(&state), 3600)
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    // Rotation pre-publishes keys for longer than this max-age (see crypto::keys).
+    cacheable(&state.keys.jwks(), state.config.keys.jwks_max_age)
+}

@@ -1,0 +1,148 @@
+//! Routes and layers. Handlers are thin: they translate HTTP to and from the protocol code.
+
+pub mod authorize;
+pub mod discovery;
+pub mod health;
+pub mod respond;
+pub mod session;
+pub mod token;
+pub mod userinfo;
+pub mod views;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let limits = state.config.limits.clone();
+    // Browser-based apps (SPAs) call these cross-origin; the pages never need CORS.
+    let api = Router::new()
+        .route("/token", post(token::token))
+        .route("/revoke", post(token::revoke))
+        .route("/introspect", post(token::introspect))
+        .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
+        .route("/jwks.json", get(discovery::jwks))
+        .layer(cors(&state));
+    let pages = Router::new()
+        .route("/authorize", get(authorize::get).post(authorize::post))
+        .route("/login", post(authorize::login))
+        .route("/consent", post(authorize::consent))
+        .route("/theme.css", get(theme_css))
+        .route("/static/latchkey.css", get(stylesheet));
+    Router::new()
+        .merge(api)
+        .merge(pages)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_seconds),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // Only the path: query strings carry codes and states, which never get logged.
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Compiled in, so the binary needs no files beside it.
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/latchkey.css"),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "not_found", "error_description": "no such endpoint; see /.well-known/openid-configuration"}))).into_response()
+}
+
+/// The accent colour as CSS, so pages need no inline style (strict CSP).
+async fn theme_css(State(state): State<AppState>) -> Response {
+    let accent: String = state
+        .config
+        .theme
+        .accent_color
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '#')
+        .collect();
+    (
+        [(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=300")],
+        format!(":root {{ --accent: {accent}; }}\n"),
+    )
+        .into_response()
+}
+
+/// CORS for the API endpoints: only origins of registered clients (their redirect URIs'
+/// origins and `allowed_origins`), refreshed with the client list.
+fn cors(state: &AppState) -> CorsLayer {
+    let origins = state.cors_origins.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin.to_str().is_ok_and(|o| origins.contains(o))
+        }))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Headers every response carries, and the page CSP on HTML.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let is_html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if is_html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(v) = HeaderValue::from_str(&respond::csp(false)) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    resp
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    state.metrics.latency.with_label_values(&[&route]).observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .with_label_values(&[&route, resp.status().as_str()])
+        .inc();
+    resp
+}

@@ -1,0 +1,116 @@
+//! Browser session cookie and CSRF tokens.
+//!
+//! The session cookie holds 256 random bits; the store keeps only its SHA-256, so every node
+//! can resolve it and a database leak reveals no usable cookie. On https issuers the cookies
+//! get the `__Host-` prefix and `Secure`. CSRF uses a signed double-submit: a random cookie,
+//! and a form field that is an HMAC-like hash of it under a key derived from the master key,
+//! so a cookie planted by a sibling subdomain is useless without the server's key.
+
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::crypto::secret::{ct_eq, hash_token, new_token, sha256};
+use crate::oauth::error::OAuthResult;
+use crate::state::AppState;
+use crate::store::model::{Session, User};
+
+fn name(state: &AppState, base: &str) -> String {
+    if state.config.issuer_is_https() {
+        format!("__Host-latchkey_{base}")
+    } else {
+        format!("latchkey_{base}")
+    }
+}
+
+fn cookie(state: &AppState, base: &str, value: String) -> Cookie<'static> {
+    let mut c = Cookie::new(name(state, base), value);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_path("/");
+    c.set_secure(state.config.issuer_is_https());
+    c
+}
+
+/// The live session and its user, if the cookie names one.
+pub async fn current(state: &AppState, jar: &CookieJar) -> OAuthResult<Option<(Session, User)>> {
+    let Some(c) = jar.get(&name(state, "session")) else {
+        return Ok(None);
+    };
+    let now = state.now();
+    let Some(s) = state
+        .store
+        .get_session(&hash_token(c.value()), now, state.config.sessions.idle_ttl)
+        .await?
+    else {
+        return Ok(None);
+    };
+    match state.store.get_user(&s.user_id).await? {
+        Some(u) if !u.disabled => Ok(Some((s, u))),
+        _ => Ok(None),
+    }
+}
+
+/// Start a session after a successful login. Always a new id (no session fixation); an
+/// earlier session in this browser is ended.
+pub async fn start(state: &AppState, jar: CookieJar, user: &User) -> OAuthResult<(CookieJar, Session)> {
+    let now = state.now();
+    if let Some(old) = jar.get(&name(state, "session")) {
+        state.store.end_session(&hash_token(old.value()), now).await?;
+    }
+    let id = new_token();
+    let s = Session {
+        id_hash: hash_token(&id),
+        sid: uuid::Uuid::new_v4().to_string(),
+        user_id: user.id.clone(),
+        auth_time: now,
+        amr: vec!["pwd".into()],
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + state.config.sessions.absolute_ttl,
+    };
+    state.store.insert_session(&s).await?;
+    let mut c = cookie(state, "session", id);
+    c.set_max_age(time_duration(state.config.sessions.absolute_ttl));
+    Ok((jar.add(c), s))
+}
+
+/// End the browser's session; returns the jar with the cookie removed and the ended `sid`.
+pub async fn end(state: &AppState, jar: CookieJar) -> OAuthResult<(CookieJar, Option<String>)> {
+    let n = name(state, "session");
+    let sid = match jar.get(&n) {
+        Some(c) => state.store.end_session(&hash_token(c.value()), state.now()).await?,
+        None => None,
+    };
+    Ok((jar.remove(cookie(state, "session", String::new())), sid))
+}
+
+fn time_duration(secs: i64) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(secs)
+}
+
+fn form_token(state: &AppState, cookie_value: &str) -> String {
+    let mut data = state.csrf_key.to_vec();
+    data.extend_from_slice(cookie_value.as_bytes());
+    URL_SAFE_NO_PAD.encode(sha256(&data))
+}
+
+/// The CSRF form value for this browser, setting the cookie when it has none.
+pub fn csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
+    let n = name(state, "csrf");
+    if let Some(c) = jar.get(&n) {
+        let t = form_token(state, c.value());
+        return (jar, t);
+    }
+    let v = new_token();
+    let t = form_token(state, &v);
+    (jar.add(cookie(state, "csrf", v)), t)
+}
+
+/// Check a submitted CSRF value against the cookie, in constant time.
+pub fn csrf_ok(state: &AppState, jar: &CookieJar, submitted: Option<&str>) -> bool {
+    match (jar.get(&name(state, "csrf")), submitted) {
+        (Some(c), Some(s)) => ct_eq(form_token(state, c.value()).as_bytes(), s.as_bytes()),
+        _ => false,
+    }
+}

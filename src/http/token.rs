@@ -1,0 +1,206 @@
+//! POST /token (RFC 6749 §3.2), /revoke (RFC 7009) and /introspect (RFC 7662): the
+//! client-authenticated machine endpoints.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::crypto::jwt::{self, TYP_ACCESS_TOKEN, VerifyError};
+use crate::crypto::secret::hash_token;
+use crate::grants::{self, TokenContext};
+use crate::oauth::client_auth;
+use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::state::AppState;
+use crate::store::model::Client;
+use crate::tokens::AccessClaims;
+
+use super::respond::no_store;
+
+/// Read a form body: RFC 6749 §3.2 requires application/x-www-form-urlencoded.
+pub fn form(headers: &HeaderMap, body: &[u8]) -> OAuthResult<Params> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded (RFC 6749 §3.2)",
+        ));
+    }
+    Params::parse(body)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+fn json_no_store(v: &impl serde::Serialize) -> Response {
+    let mut r = axum::Json(v).into_response();
+    no_store(r.headers_mut());
+    r
+}
+
+pub async fn token(State(state): State<AppState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let result = async {
+        let params = form(&headers, &body)?;
+        let client = client_auth::authenticate(&state, authorization(&headers), &params).await?;
+        let ctx = TokenContext {
+            client_ip: Some(addr.ip().to_string()),
+        };
+        grants::handle(&state, &client, &params, &ctx).await
+    }
+    .await;
+    match result {
+        Ok((grant, resp)) => {
+            state.metrics.tokens_issued.with_label_values(&[grant.label()]).inc();
+            json_no_store(&resp)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A token we issued, as found by revocation or introspection.
+enum Found {
+    Access(AccessClaims),
+    Refresh(crate::store::model::RefreshRow),
+    None,
+}
+
+/// RFC 7009 §2.1 / RFC 7662 §2.1: the hint is only a hint; search every type.
+async fn find(state: &AppState, token: &str, hint: Option<&str>, check_exp: bool) -> OAuthResult<Found> {
+    let as_access = |state: &AppState| match jwt::verify::<AccessClaims>(&state.keys, &state.config.issuer, token, TYP_ACCESS_TOKEN, check_exp) {
+        Ok(c) => Some(c),
+        Err(VerifyError::Expired | VerifyError::Malformed | VerifyError::UnknownKey | VerifyError::BadSignature | VerifyError::WrongType) => None,
+    };
+    if hint != Some("refresh_token")
+        && let Some(c) = as_access(state)
+    {
+        return Ok(Found::Access(c));
+    }
+    if let Some(r) = state.store.get_refresh(&hash_token(token)).await? {
+        return Ok(Found::Refresh(r));
+    }
+    if hint == Some("refresh_token")
+        && let Some(c) = as_access(state)
+    {
+        return Ok(Found::Access(c));
+    }
+    Ok(Found::None)
+}
+
+fn check_hint(hint: Option<&str>) -> OAuthResult<()> {
+    match hint {
+        None | Some("access_token") | Some("refresh_token") => Ok(()),
+        Some(other) => Err(OAuthError::new(
+            ErrorCode::UnsupportedTokenType,
+            format!("token_type_hint `{other}` is not a token type this server issues or revokes (use access_token or refresh_token)"),
+        )),
+    }
+}
+
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let result = async {
+        let params = form(&headers, &body)?;
+        let client = client_auth::authenticate(&state, authorization(&headers), &params).await?;
+        let token = params.require("token")?;
+        let hint = params.get("token_type_hint");
+        let now = state.now();
+        match find(&state, token, hint, false).await? {
+            // RFC 7009 §2.1: a client may only revoke its own tokens; others are ignored.
+            Found::Access(c) if c.client_id == client.id => state.store.revoke_jti(&c.jti, c.exp).await?,
+            // Revoking a refresh token revokes its whole grant family, access tokens included.
+            Found::Refresh(r) if r.client_id == client.id => {
+                state.store.revoke_grant(&r.grant_id, &r.client_id, now, r.family_expires_at).await?
+            }
+            Found::None => check_hint(hint)?,
+            _ => {}
+        }
+        Ok::<_, OAuthError>(())
+    }
+    .await;
+    match result {
+        // RFC 7009 §2.2: 200 also for unknown and already invalid tokens.
+        Ok(()) => json_no_store(&json!({})),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn allowed_to_introspect(client: &Client) -> OAuthResult<()> {
+    if client.settings.introspection {
+        Ok(())
+    } else {
+        Err(OAuthError::unauthorized_client(format!(
+            "client `{}` is not allowed to introspect tokens; register it with introspection = true",
+            client.id
+        )))
+    }
+}
+
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let result = async {
+        let params = form(&headers, &body)?;
+        // RFC 7662 §2.1: the endpoint requires authorization.
+        let client = client_auth::authenticate(&state, authorization(&headers), &params).await?;
+        allowed_to_introspect(&client)?;
+        let token = params.require("token")?;
+        let now = state.now();
+        let inactive = json!({"active": false});
+        let v: Value = match find(&state, token, params.get("token_type_hint"), true).await? {
+            Found::Access(c) => {
+                if c.exp <= now || state.store.is_access_token_revoked(&c.jti, &c.grant_id).await? {
+                    inactive
+                } else {
+                    let username = if c.is_user_token() {
+                        state.store.get_user(&c.sub).await?.map(|u| u.username)
+                    } else {
+                        None
+                    };
+                    let mut v = json!({
+                        "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
+                        "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
+                        "token_type": "Bearer",
+                    });
+                    if let (Some(u), Some(o)) = (username, v.as_object_mut()) {
+                        o.insert("username".into(), json!(u));
+                    }
+                    v
+                }
+            }
+            Found::Refresh(r) => {
+                if r.expires_at <= now || r.grant_revoked || r.rotated_at.is_some() {
+                    inactive
+                } else {
+                    let username = match &r.user_id {
+                        Some(id) => state.store.get_user(id).await?.map(|u| u.username),
+                        None => None,
+                    };
+                    let mut v = json!({
+                        "active": true, "scope": r.data.scope.to_wire(), "client_id": r.client_id,
+                        "exp": r.expires_at, "iat": r.created_at, "iss": state.config.issuer,
+                        "token_type": "refresh_token",
+                    });
+                    if let Some(o) = v.as_object_mut() {
+                        if let Some(sub) = &r.user_id {
+                            o.insert("sub".into(), json!(sub));
+                        }
+                        if let Some(u) = username {
+                            o.insert("username".into(), json!(u));
+                        }
+                    }
+                    v
+                }
+            }
+            Found::None => inactive,
+        };
+        Ok::<_, OAuthError>(v)
+    }
+    .await;
+    match result {
+        Ok(v) => json_no_store(&v),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,20 @@
+//! Latchkey: an OAuth 2.0 and OpenID Connect authorization server.
+//!
+//! Protocol logic is plain Rust that takes a store and `now`; the `http` layer only
+//! translates HTTP to and from it. See README.md for the map.
+
+pub mod app;
+pub mod authorize;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod device;
+pub mod grants;
+pub mod http;
+pub mod login;
+pub mod metrics;
+pub mod oauth;
+pub mod state;
+pub mod store;
+pub mod tokens;

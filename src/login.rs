@@ -1,0 +1,71 @@
+//! Checking a user's password, shared by the login page and the password grant so that one
+//! throttle guards both (a lockout cannot be bypassed through the other door).
+
+use crate::oauth::error::OAuthResult;
+use crate::state::AppState;
+use crate::store::model::User;
+use crate::store::throttle_policy;
+
+#[derive(Debug)]
+pub enum LoginOutcome {
+    Ok(User),
+    /// Wrong username or password (deliberately not saying which).
+    Invalid,
+    /// The account is disabled; said only after a correct password.
+    Disabled,
+    /// Too many failures for this account or this client IP.
+    Locked { until: i64 },
+}
+
+fn user_key(login: &str) -> String {
+    format!("login:user:{}", login.trim().to_lowercase())
+}
+
+fn ip_key(ip: &str) -> String {
+    format!("login:ip:{ip}")
+}
+
+/// Verify a username (or email) and password. An unknown user costs the same argon2 work as
+/// a wrong password.
+pub async fn check_password(state: &AppState, login: &str, password: &str, ip: Option<&str>) -> OAuthResult<LoginOutcome> {
+    let now = state.now();
+    let mut keys = vec![user_key(login)];
+    if let Some(ip) = ip {
+        keys.push(ip_key(ip));
+    }
+    for k in &keys {
+        if let Some(until) = state.store.throttle_locked_until(k, now).await? {
+            return Ok(LoginOutcome::Locked { until });
+        }
+    }
+    let user = state.store.find_user_by_login(login).await?;
+    let ok = state
+        .passwords
+        .verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone()))
+        .await?;
+    match user {
+        Some(u) if ok => {
+            state.store.throttle_clear(&keys[0]).await?;
+            if u.disabled {
+                Ok(LoginOutcome::Disabled)
+            } else {
+                Ok(LoginOutcome::Ok(u))
+            }
+        }
+        _ => {
+            let s = &state.config.login;
+            let mut locked = None;
+            for (i, k) in keys.iter().enumerate() {
+                let max = if i == 0 { s.max_failures } else { s.max_failures_per_ip };
+                let st = state.store.throttle_fail(k, now, throttle_policy(s, max)).await?;
+                if st.locked_until > now {
+                    locked = Some(locked.map_or(st.locked_until, |l: i64| l.max(st.locked_until)));
+                }
+            }
+            Ok(match locked {
+                Some(until) => LoginOutcome::Locked { until },
+                None => LoginOutcome::Invalid,
+            })
+        }
+    }
+}

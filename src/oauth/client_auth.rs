@@ -1,0 +1,210 @@
+//! Client authentication at the token, revocation, introspection and device endpoints
+//! (RFC 6749 §2.3, OIDC Core §9). Runs once per request, before any grant logic.
+//!
+//! Fast path: generated secrets are stored as SHA-256 (256 bits of entropy leave nothing to
+//! brute-force), so checking them costs one hash. Secrets a person chose are stored as
+//! argon2id; a successful verification is remembered in-process, keyed by a hash of
+//! (process-random key, client id, stored hash, presented secret), so a service calling
+//! /token thousands of times a minute pays argon2 once per process. Rotating the secret
+//! changes the stored hash and with it every cache key; nothing but a proven-correct secret
+//! is ever cached, and the cache key cannot be reversed into the secret.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::error::{OAuthError, OAuthResult};
+use super::params::Params;
+use super::types::TokenEndpointAuthMethod;
+use crate::crypto::secret::{SecretHash, ct_eq, sha256};
+use crate::state::AppState;
+use crate::store::model::Client;
+
+/// Successful argon2 verifications, so the expensive hash runs once per secret per process.
+#[derive(Clone)]
+pub struct SecretCache {
+    key: Arc<[u8; 32]>,
+    seen: Arc<Mutex<HashMap<[u8; 32], i64>>>,
+}
+
+const CACHE_TTL: i64 = 600;
+const CACHE_MAX: usize = 10_000;
+
+impl Default for SecretCache {
+    fn default() -> Self {
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        SecretCache {
+            key: Arc::new(key),
+            seen: Arc::default(),
+        }
+    }
+}
+
+impl SecretCache {
+    fn cache_key(&self, client_id: &str, stored: &str, presented: &str) -> [u8; 32] {
+        let mut buf = Vec::with_capacity(32 + client_id.len() + stored.len() + presented.len() + 24);
+        buf.extend_from_slice(&self.key[..]);
+        for part in [client_id, stored, presented] {
+            buf.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            buf.extend_from_slice(part.as_bytes());
+        }
+        sha256(&buf)
+    }
+
+    fn hit(&self, k: &[u8; 32], now: i64) -> bool {
+        self.seen
+            .lock()
+            .map(|m| m.get(k).is_some_and(|&t| now - t < CACHE_TTL))
+            .unwrap_or(false)
+    }
+
+    fn remember(&self, k: [u8; 32], now: i64) {
+        if let Ok(mut m) = self.seen.lock() {
+            if m.len() >= CACHE_MAX {
+                m.retain(|_, t| now - *t < CACHE_TTL);
+                if m.len() >= CACHE_MAX {
+                    m.clear();
+                }
+            }
+            m.insert(k, now);
+        }
+    }
+}
+
+/// Credentials as presented, before we know whether they are right.
+struct Presented {
+    client_id: String,
+    secret: Option<String>,
+    method: TokenEndpointAuthMethod,
+}
+
+/// RFC 6749 §2.3.1: the client id and secret are form-urlencoded before Basic encoding.
+fn parse_basic(header: &str) -> OAuthResult<(String, String)> {
+    let bad = || OAuthError::invalid_client("the Authorization header is not valid HTTP Basic credentials (RFC 6749 §2.3.1)");
+    let b64 = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))
+        .ok_or_else(bad)?;
+    let raw = STANDARD.decode(b64.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let decode = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok((decode(id), decode(secret)))
+}
+
+fn presented(authorization: Option<&str>, params: &Params) -> OAuthResult<Presented> {
+    let body_id = params.get("client_id");
+    let body_secret = params.get("client_secret");
+    if let Some(h) = authorization.filter(|h| h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ")) {
+        let (id, secret) = parse_basic(h)?;
+        // RFC 6749 §2.3: "The client MUST NOT use more than one authentication method".
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "the client authenticated twice (Authorization header and client_secret in the body); use one method",
+            ));
+        }
+        if body_id.is_some_and(|b| b != id) {
+            return Err(OAuthError::invalid_request("client_id in the body differs from the one in the Authorization header"));
+        }
+        return Ok(Presented {
+            client_id: id,
+            secret: Some(secret),
+            method: TokenEndpointAuthMethod::ClientSecretBasic,
+        });
+    }
+    let Some(id) = body_id else {
+        return Err(OAuthError::invalid_client(
+            "no client authentication: send HTTP Basic credentials, or client_id (and client_secret) in the form body",
+        ));
+    };
+    Ok(Presented {
+        client_id: id.to_owned(),
+        secret: body_secret.map(str::to_owned),
+        method: if body_secret.is_some() {
+            TokenEndpointAuthMethod::ClientSecretPost
+        } else {
+            TokenEndpointAuthMethod::None
+        },
+    })
+}
+
+/// Authenticate the calling client with the one method it is registered for.
+pub async fn authenticate(state: &AppState, authorization: Option<&str>, params: &Params) -> OAuthResult<Client> {
+    let p = presented(authorization, params)?;
+    let mut fail = |msg: &'static str| {
+        let mut e = OAuthError::invalid_client(msg);
+        if p.method != TokenEndpointAuthMethod::ClientSecretBasic {
+            // RFC 6749 §5.2 only requires the Basic challenge when Basic was attempted, but a
+            // 401 must carry some challenge (RFC 9110 §15.5.2), so we always send it.
+            e.challenge = super::error::Challenge::Basic;
+        }
+        e
+    };
+    let client = match state.store.get_client(&p.client_id).await? {
+        Some(c) if c.enabled => c,
+        _ => return Err(fail("unknown or disabled client, or wrong client credentials")),
+    };
+    let registered = client.auth_method();
+    if registered != p.method {
+        let msg: &'static str = match registered {
+            TokenEndpointAuthMethod::ClientSecretBasic => {
+                "this client must authenticate with HTTP Basic (client_secret_basic)"
+            }
+            TokenEndpointAuthMethod::ClientSecretPost => {
+                "this client must send client_id and client_secret in the form body (client_secret_post)"
+            }
+            TokenEndpointAuthMethod::None => "this is a public client: send only client_id, without a secret",
+        };
+        return Err(fail(msg));
+    }
+    if registered == TokenEndpointAuthMethod::None {
+        return Ok(client);
+    }
+    let (Some(secret), Some(stored)) = (p.secret.as_deref(), client.secret_hash.as_ref()) else {
+        return Err(fail("unknown or disabled client, or wrong client credentials"));
+    };
+    let ok = match stored {
+        SecretHash::Sha256(expected) => ct_eq(&sha256(secret.as_bytes()), expected),
+        SecretHash::Argon2(phc) => {
+            let now = state.now();
+            let k = state.secret_cache.cache_key(&client.id, phc, secret);
+            if state.secret_cache.hit(&k, now) {
+                true
+            } else {
+                let ok = state.passwords.verify(secret.to_owned(), Some(phc.clone())).await?;
+                if ok {
+                    state.secret_cache.remember(k, now);
+                }
+                ok
+            }
+        }
+    };
+    if ok {
+        Ok(client)
+    } else {
+        Err(fail("unknown or disabled client, or wrong client credentials"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_url_decoded() {
+        // "my%20app:p%3Ass+w" base64 encoded: form-urlencoded id and secret.
+        let h = format!("Basic {}", STANDARD.encode("my%20app:p%3Ass+w"));
+        let (id, secret) = parse_basic(&h).expect("valid");
+        assert_eq!(id, "my app");
+        assert_eq!(secret, "p:ss w");
+        assert!(parse_basic("Basic !!!").is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! The one protocol error type. RFC wire strings are spelled in `ErrorCode::as_str` only,
+//! HTTP statuses in `ErrorCode::status` only.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Error codes of RFC 6749 §4.1.2.1 / §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8628 §3.5
+/// and OIDC Core §3.1.2.6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    InvalidScope,
+    AccessDenied,
+    ServerError,
+    TemporarilyUnavailable,
+    LoginRequired,
+    ConsentRequired,
+    InteractionRequired,
+    AccountSelectionRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    RegistrationNotSupported,
+    InvalidToken,
+    InsufficientScope,
+    UnsupportedTokenType,
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
+    InvalidTarget,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::AccountSelectionRequired => "account_selection_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::RegistrationNotSupported => "registration_not_supported",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidTarget => "invalid_target",
+        }
+    }
+
+    /// HTTP status when the error is the body of a direct response.
+    pub fn status(self) -> u16 {
+        match self {
+            // RFC 6749 §5.2: invalid_client MAY be 401; MUST be when Authorization was used.
+            // RFC 6750 §3.1: invalid_token is 401.
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::InsufficientScope => 403,
+            ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which `WWW-Authenticate` challenge a 401/403 carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    None,
+    /// RFC 6749 §5.2 / RFC 9110 §11.6.1 for client authentication.
+    Basic,
+    /// RFC 6750 §3 for protected resources.
+    Bearer,
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    /// Human-readable text for the developer (`error_description`); never secrets or internals.
+    pub description: Cow<'static, str>,
+    pub challenge: Challenge,
+}
+
+pub type OAuthResult<T> = Result<T, OAuthError>;
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        let challenge = match code {
+            ErrorCode::InvalidClient => Challenge::Basic,
+            ErrorCode::InvalidToken | ErrorCode::InsufficientScope => Challenge::Bearer,
+            _ => Challenge::None,
+        };
+        OAuthError {
+            code,
+            description: description.into(),
+            challenge,
+        }
+    }
+
+    pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, d)
+    }
+    pub fn invalid_grant(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, d)
+    }
+    pub fn invalid_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, d)
+    }
+    pub fn invalid_scope(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidScope, d)
+    }
+    pub fn unauthorized_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::UnauthorizedClient, d)
+    }
+    pub fn access_denied(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::AccessDenied, d)
+    }
+    pub fn invalid_token(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidToken, d)
+    }
+
+    /// An internal failure: the cause is logged here, inside the request's span; the client
+    /// only ever sees a fixed text.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            ErrorCode::ServerError,
+            "The server hit an unexpected problem; it has been logged. Try again.",
+        )
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+impl From<sqlx::Error> for OAuthError {
+    fn from(e: sqlx::Error) -> Self {
+        // A saturated pool is load, not a bug: RFC 6749 §4.1.2.1 temporarily_unavailable.
+        if matches!(e, sqlx::Error::PoolTimedOut) {
+            tracing::warn!("database pool timed out");
+            return OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "The server is overloaded; retry shortly.",
+            );
+        }
+        OAuthError::internal(e)
+    }
+}
+
+impl From<anyhow::Error> for OAuthError {
+    fn from(e: anyhow::Error) -> Self {
+        OAuthError::internal(format!("{e:#}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_strings_and_statuses_are_pinned() {
+        let cases = [
+            (ErrorCode::InvalidRequest, "invalid_request", 400),
+            (ErrorCode::InvalidClient, "invalid_client", 401),
+            (ErrorCode::InvalidGrant, "invalid_grant", 400),
+            (ErrorCode::UnauthorizedClient, "unauthorized_client", 400),
+            (ErrorCode::UnsupportedGrantType, "unsupported_grant_type", 400),
+            (ErrorCode::UnsupportedResponseType, "unsupported_response_type", 400),
+            (ErrorCode::InvalidScope, "invalid_scope", 400),
+            (ErrorCode::AccessDenied, "access_denied", 400),
+            (ErrorCode::ServerError, "server_error", 500),
+            (ErrorCode::TemporarilyUnavailable, "temporarily_unavailable", 503),
+            (ErrorCode::LoginRequired, "login_required", 400),
+            (ErrorCode::ConsentRequired, "consent_required", 400),
+            (ErrorCode::InteractionRequired, "interaction_required", 400),
+            (ErrorCode::RequestNotSupported, "request_not_supported", 400),
+            (ErrorCode::RequestUriNotSupported, "request_uri_not_supported", 400),
+            (ErrorCode::InvalidToken, "invalid_token", 401),
+            (ErrorCode::InsufficientScope, "insufficient_scope", 403),
+            (ErrorCode::UnsupportedTokenType, "unsupported_token_type", 400),
+            (ErrorCode::AuthorizationPending, "authorization_pending", 400),
+            (ErrorCode::SlowDown, "slow_down", 400),
+            (ErrorCode::ExpiredToken, "expired_token", 400),
+        ];
+        for (code, s, status) in cases {
+            assert_eq!(code.as_str(), s);
+            assert_eq!(code.status(), status, "{s}");
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Protocol vocabulary: closed enums for what the wire carries as strings.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Grant types this server implements (RFC 6749 §4, RFC 8628 §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GrantType {
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    #[serde(rename = "implicit")]
+    Implicit,
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    #[serde(rename = "password")]
+    Password,
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 6] = [
+        GrantType::AuthorizationCode,
+        GrantType::Implicit,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+        GrantType::Password,
+        GrantType::DeviceCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::Implicit => "implicit",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::Password => "password",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+        }
+    }
+
+    /// Short label for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            GrantType::DeviceCode => "device_code",
+            g => g.as_str(),
+        }
+    }
+}
+
+impl FromStr for GrantType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        GrantType::ALL.into_iter().find(|g| g.as_str() == s).ok_or(())
+    }
+}
+
+/// `response_type` values (OIDC Core §3; `token` alone is refused, RFC 9700 §2.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseType {
+    Code,
+    IdToken,
+    IdTokenToken,
+}
+
+impl ResponseType {
+    pub const ALL: [ResponseType; 3] = [ResponseType::Code, ResponseType::IdToken, ResponseType::IdTokenToken];
+
+    /// Order of the space-separated values does not matter (OAuth 2.0 Multiple Response
+    /// Type Encoding Practices §2).
+    pub fn parse(s: &str) -> Result<Self, ()> {
+        let mut parts: Vec<&str> = s.split(' ').collect();
+        parts.sort_unstable();
+        match parts.as_slice() {
+            ["code"] => Ok(ResponseType::Code),
+            ["id_token"] => Ok(ResponseType::IdToken),
+            ["id_token", "token"] => Ok(ResponseType::IdTokenToken),
+            _ => Err(()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseType::Code => "code",
+            ResponseType::IdToken => "id_token",
+            ResponseType::IdTokenToken => "id_token token",
+        }
+    }
+
+    pub fn grant_type(self) -> GrantType {
+        match self {
+            ResponseType::Code => GrantType::AuthorizationCode,
+            _ => GrantType::Implicit,
+        }
+    }
+
+    /// OAuth 2.0 Multiple Response Types §2.1: the default mode for each type.
+    pub fn default_mode(self) -> ResponseMode {
+        match self {
+            ResponseType::Code => ResponseMode::Query,
+            _ => ResponseMode::Fragment,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseMode {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+impl ResponseMode {
+    pub const ALL: [ResponseMode; 3] = [ResponseMode::Query, ResponseMode::Fragment, ResponseMode::FormPost];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseMode::Query => "query",
+            ResponseMode::Fragment => "fragment",
+            ResponseMode::FormPost => "form_post",
+        }
+    }
+}
+
+impl FromStr for ResponseMode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ResponseMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or(())
+    }
+}
+
+/// JWS algorithms used for id_tokens and access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub enum SigningAlg {
+    #[default]
+    #[serde(rename = "RS256")]
+    Rs256,
+    #[serde(rename = "ES256")]
+    Es256,
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::EdDsa => "EdDSA",
+        }
+    }
+}
+
+impl FromStr for SigningAlg {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        SigningAlg::ALL.into_iter().find(|a| a.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 7591 §2 / OIDC Core §9 client authentication methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenEndpointAuthMethod {
+    #[serde(rename = "client_secret_basic")]
+    ClientSecretBasic,
+    #[serde(rename = "client_secret_post")]
+    ClientSecretPost,
+    #[serde(rename = "none")]
+    None,
+}
+
+impl TokenEndpointAuthMethod {
+    pub const ALL: [TokenEndpointAuthMethod; 3] = [
+        TokenEndpointAuthMethod::ClientSecretBasic,
+        TokenEndpointAuthMethod::ClientSecretPost,
+        TokenEndpointAuthMethod::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenEndpointAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenEndpointAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenEndpointAuthMethod::None => "none",
+        }
+    }
+}
+
+impl FromStr for TokenEndpointAuthMethod {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        TokenEndpointAuthMethod::ALL.into_iter().find(|m| m.as_str() == s).ok_or(())
+    }
+}
+
+/// Scopes the server itself understands (OIDC Core §5.4, §11).
+pub const STANDARD_SCOPES: [&str; 6] = ["openid", "profile", "email", "address", "phone", "offline_access"];
+
+/// A set of scope tokens (RFC 6749 §3.3), kept sorted so equal sets print equally.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ScopeSet(BTreeSet<String>);
+
+impl ScopeSet {
+    /// RFC 6749 §3.3: space-delimited, case-sensitive tokens of `%x21 / %x23-5B / %x5D-7E`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut set = BTreeSet::new();
+        for tok in s.split(' ').filter(|t| !t.is_empty()) {
+            if !tok.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+                return Err(format!("`{tok}` contains characters not allowed in a scope (RFC 6749 §3.3)"));
+            }
+            set.insert(tok.to_owned());
+        }
+        Ok(ScopeSet(set))
+    }
+
+    pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Self {
+        ScopeSet(it.into_iter().map(Into::into).collect())
+    }
+
+    pub fn contains(&self, s: &str) -> bool {
+        self.0.contains(s)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn difference<'a>(&'a self, other: &'a ScopeSet) -> impl Iterator<Item = &'a str> {
+        self.0.difference(&other.0).map(String::as_str)
+    }
+
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.union(&other.0).cloned().collect())
+    }
+
+    pub fn to_wire(&self) -> String {
+        self.0.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_wire())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_types_round_trip() {
+        for g in GrantType::ALL {
+            assert_eq!(g.as_str().parse::<GrantType>(), Ok(g));
+        }
+        assert!("magic".parse::<GrantType>().is_err());
+    }
+
+    #[test]
+    fn response_type_order_does_not_matter() {
+        assert_eq!(ResponseType::parse("token id_token"), Ok(ResponseType::IdTokenToken));
+        assert!(ResponseType::parse("token").is_err());
+        assert!(ResponseType::parse("code id_token").is_err());
+    }
+
+    #[test]
+    fn scopes_parse_and_reject_bad_characters() {
+        let s = ScopeSet::parse("openid  email openid").expect("valid");
+        assert_eq!(s.to_wire(), "email openid");
+        assert!(ScopeSet::parse("bad\"scope").is_err());
+        assert!(ScopeSet::parse("caf\u{e9}").is_err());
+    }
+}

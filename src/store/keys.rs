@@ -1,0 +1,43 @@
+use sqlx::Row;
+
+use super::model::KeyRecord;
+use super::{DbResult, Store};
+
+impl Store {
+    pub async fn list_keys(&self) -> DbResult<Vec<KeyRecord>> {
+        let rows = sqlx::query("SELECT kid, alg, private_enc, created_at, activates_at FROM signing_keys ORDER BY activates_at")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRecord {
+                    kid: r.try_get("kid")?,
+                    alg: r.try_get("alg")?,
+                    private_enc: r.try_get("private_enc")?,
+                    created_at: r.try_get("created_at")?,
+                    activates_at: r.try_get("activates_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_key(&self, k: &KeyRecord) -> DbResult<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_enc, created_at, activates_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(&k.private_enc)
+            .bind(k.created_at)
+            .bind(k.activates_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_key(&self, kid: &str) -> DbResult<()> {
+        sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

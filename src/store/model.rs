@@ -1,0 +1,237 @@
+//! Rows and the JSON documents stored inside them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::secret::SecretHash;
+use crate::oauth::types::{GrantType, ResponseType, ScopeSet, SigningAlg, TokenEndpointAuthMethod};
+
+/// A registered client, as the protocol code sees it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub source: String,
+    pub enabled: bool,
+    pub secret_hash: Option<SecretHash>,
+    pub settings: ClientSettings,
+}
+
+/// Everything about a client except its id and secret; stored as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClientSettings {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub response_types: Vec<ResponseType>,
+    pub scopes: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub auth_method: Option<TokenEndpointAuthMethod>,
+    pub require_pkce: bool,
+    pub allow_plain_pkce: bool,
+    pub skip_consent: bool,
+    pub always_issue_refresh_token: bool,
+    pub introspection: bool,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_token_ttl: Option<i64>,
+    pub id_token_alg: Option<SigningAlg>,
+    pub access_token_alg: Option<SigningAlg>,
+}
+
+impl Client {
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn auth_method(&self) -> TokenEndpointAuthMethod {
+        self.settings.auth_method.unwrap_or(if self.secret_hash.is_some() {
+            TokenEndpointAuthMethod::ClientSecretBasic
+        } else {
+            TokenEndpointAuthMethod::None
+        })
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.auth_method() == TokenEndpointAuthMethod::None
+    }
+
+    pub fn allows_grant(&self, g: GrantType) -> bool {
+        self.settings.grant_types.contains(&g)
+    }
+
+    /// The response types a client may use: configured ones, else those its grants imply.
+    pub fn allows_response_type(&self, rt: ResponseType) -> bool {
+        if self.settings.response_types.is_empty() {
+            self.allows_grant(rt.grant_type())
+        } else {
+            self.settings.response_types.contains(&rt) && self.allows_grant(rt.grant_type())
+        }
+    }
+
+    /// Scopes this client may request: the standard OIDC ones plus its configured ones.
+    /// An empty `scopes` list allows the standard set only.
+    pub fn allows_scope(&self, s: &str) -> bool {
+        if self.settings.scopes.is_empty() {
+            crate::oauth::types::STANDARD_SCOPES.contains(&s)
+        } else {
+            self.settings.scopes.iter().any(|x| x == s)
+        }
+    }
+
+    pub fn default_scopes(&self) -> ScopeSet {
+        ScopeSet::from_iter(self.settings.default_scopes.iter().cloned())
+    }
+}
+
+/// The standard claims of OIDC Core §5.1 that scopes release (§5.4).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserClaims {
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub nickname: Option<String>,
+    pub preferred_username: Option<String>,
+    pub profile: Option<String>,
+    pub picture: Option<String>,
+    pub website: Option<String>,
+    pub gender: Option<String>,
+    pub birthdate: Option<String>,
+    pub zoneinfo: Option<String>,
+    pub locale: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
+    pub phone_number: Option<String>,
+    pub phone_number_verified: Option<bool>,
+    pub address: Option<Address>,
+}
+
+/// OIDC Core §5.1.1.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Address {
+    pub formatted: Option<String>,
+    pub street_address: Option<String>,
+    pub locality: Option<String>,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub claims: UserClaims,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id_hash: String,
+    pub sid: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub private_enc: String,
+    pub created_at: i64,
+    pub activates_at: i64,
+}
+
+/// What a grant carries from the authorization to every token minted under it.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct GrantData {
+    pub scope: ScopeSet,
+    pub auth_time: Option<i64>,
+    pub sid: Option<String>,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
+    /// The OIDC Core §5.5 `claims` request, kept for id_tokens and userinfo.
+    pub claims: Option<serde_json::Value>,
+    pub audiences: Vec<String>,
+}
+
+/// The authorization code's binding (RFC 6749 §4.1.3, RFC 7636 §4.4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeData {
+    pub redirect_uri: String,
+    /// Whether the authorization request carried `redirect_uri` (RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub nonce: Option<String>,
+    pub grant: GrantData,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub data: CodeData,
+    pub expires_at: i64,
+}
+
+/// What a code lookup found.
+#[derive(Debug)]
+pub enum CodeRedemption {
+    Valid(CodeRow),
+    /// Used before: the grant it started must be revoked (RFC 6749 §4.1.2).
+    Reused { grant_id: String },
+    Expired,
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub data: GrantData,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub family_expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub successor: Option<String>,
+    pub grant_revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    pub device_code_hash: String,
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: ScopeSet,
+    pub status: String,
+    pub user_id: Option<String>,
+    pub data: Option<GrantData>,
+    pub interval_secs: i64,
+    pub last_polled_at: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    pub kind: &'a str,
+    pub user_id: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub detail: serde_json::Value,
+}

@@ -1,0 +1,134 @@
+//! Browser sessions, pending interactions and remembered consents.
+
+use sqlx::Row;
+
+use super::model::Session;
+use super::{DbResult, Store};
+use crate::oauth::types::ScopeSet;
+
+impl Store {
+    pub async fn insert_session(&self, s: &Session) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, created_at, last_seen_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.sid)
+        .bind(&s.user_id)
+        .bind(s.auth_time)
+        .bind(s.amr.join(" "))
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A live session: not ended, within its absolute lifetime and not idle longer than
+    /// `idle_ttl`. Touches `last_seen_at` (at most once a minute, to spare writes).
+    pub async fn get_session(&self, id_hash: &str, now: i64, idle_ttl: i64) -> DbResult<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT id_hash, sid, user_id, auth_time, amr, created_at, last_seen_at, expires_at FROM sessions
+             WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen_at > $3",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .bind(now - idle_ttl)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let s = Session {
+            id_hash: row.try_get("id_hash")?,
+            sid: row.try_get("sid")?,
+            user_id: row.try_get("user_id")?,
+            auth_time: row.try_get("auth_time")?,
+            amr: row
+                .try_get::<String, _>("amr")?
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            created_at: row.try_get("created_at")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        if now - s.last_seen_at >= 60 {
+            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")
+                .bind(id_hash)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(Some(s))
+    }
+
+    /// End a session; returns its public `sid` when it was live.
+    pub async fn end_session(&self, id_hash: &str, now: i64) -> DbResult<Option<String>> {
+        let row = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL RETURNING sid")
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get("sid")).transpose()
+    }
+
+    pub async fn insert_interaction(&self, id_hash: &str, client_id: &str, request: &str, now: i64, ttl: i64) -> DbResult<()> {
+        sqlx::query("INSERT INTO interactions (id_hash, client_id, request, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id_hash)
+            .bind(client_id)
+            .bind(request)
+            .bind(now)
+            .bind(now + ttl)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_interaction(&self, id_hash: &str, now: i64) -> DbResult<Option<String>> {
+        let row = sqlx::query("SELECT request FROM interactions WHERE id_hash = $1 AND expires_at > $2")
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get("request")).transpose()
+    }
+
+    /// Single use: returns the request only to the first caller.
+    pub async fn take_interaction(&self, id_hash: &str, now: i64) -> DbResult<Option<String>> {
+        let row = sqlx::query("DELETE FROM interactions WHERE id_hash = $1 AND expires_at > $2 RETURNING request")
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get("request")).transpose()
+    }
+
+    pub async fn get_consent(&self, user_id: &str, client_id: &str) -> DbResult<ScopeSet> {
+        let row = sqlx::query("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => ScopeSet::parse(&r.try_get::<String, _>("scopes")?).unwrap_or_default(),
+            None => ScopeSet::default(),
+        })
+    }
+
+    /// Adds to what was granted before.
+    pub async fn add_consent(&self, user_id: &str, client_id: &str, scopes: &ScopeSet, now: i64) -> DbResult<()> {
+        let all = self.get_consent(user_id, client_id).await?.union(scopes);
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scopes, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = $3, updated_at = $4",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(all.to_wire())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
