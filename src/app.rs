@@ -26,7 +26,8 @@ use crate::store::users::NewUser;
 /// The master key from config/env, or (SQLite only) one generated into the data folder.
 pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
     if let Some(k) = &config.master_key {
-        return MasterKey::from_base64(k).map_err(|()| anyhow::anyhow!("master_key is not base64 of 32 bytes"));
+        return MasterKey::from_base64(k)
+            .map_err(|()| anyhow::anyhow!("master_key is not base64 of 32 bytes"));
     }
     if !config.is_sqlite() {
         anyhow::bail!(
@@ -35,7 +36,8 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
     }
     let path = config.data_dir.join("master.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return MasterKey::from_base64(&text).map_err(|()| anyhow::anyhow!("{} is corrupt", path.display()));
+        return MasterKey::from_base64(&text)
+            .map_err(|()| anyhow::anyhow!("{} is corrupt", path.display()));
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let k = MasterKey::generate();
@@ -60,10 +62,16 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Resolve a config client into the stored form.
 pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
     let secret_hash = match (&c.client_secret_hash, &c.secret_env) {
-        (Some(h), _) => Some(SecretHash::parse(h).map_err(|()| anyhow::anyhow!("client {}: bad client_secret_hash", c.client_id))?),
+        (Some(h), _) => Some(
+            SecretHash::parse(h)
+                .map_err(|()| anyhow::anyhow!("client {}: bad client_secret_hash", c.client_id))?,
+        ),
         (None, Some(var)) => {
-            let secret = std::env::var(var).map_err(|_| anyhow::anyhow!("client {}: {var} is not set", c.client_id))?;
-            Some(SecretHash::Argon2(crate::crypto::password::hash_default(&secret)?))
+            let secret = std::env::var(var)
+                .map_err(|_| anyhow::anyhow!("client {}: {var} is not set", c.client_id))?;
+            Some(SecretHash::Argon2(crate::crypto::password::hash_default(
+                &secret,
+            )?))
         }
         (None, None) => None,
     };
@@ -77,13 +85,24 @@ pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
             name: c.name.clone(),
             redirect_uris: c.redirect_uris.clone(),
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
-            grant_types: c.grant_types.iter().filter_map(|g| g.parse::<GrantType>().ok()).collect(),
-            response_types: c.response_types.iter().filter_map(|r| ResponseType::parse(r).ok()).collect(),
+            grant_types: c
+                .grant_types
+                .iter()
+                .filter_map(|g| g.parse::<GrantType>().ok())
+                .collect(),
+            response_types: c
+                .response_types
+                .iter()
+                .filter_map(|r| ResponseType::parse(r).ok())
+                .collect(),
             scopes: c.scopes.clone(),
             default_scopes: c.default_scopes.clone(),
             audiences: c.audiences.clone(),
             allowed_origins: c.allowed_origins.clone(),
-            auth_method: c.token_endpoint_auth_method.as_deref().and_then(|m| m.parse().ok()),
+            auth_method: c
+                .token_endpoint_auth_method
+                .as_deref()
+                .and_then(|m| m.parse().ok()),
             require_pkce: c.require_pkce,
             allow_plain_pkce: c.allow_plain_pkce,
             skip_consent: c.skip_consent,
@@ -138,12 +157,27 @@ pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Resu
 
 /// The longest a retired key must stay published: the life of anything it signed.
 pub fn retire_after(config: &Config) -> i64 {
-    let client_max = config.clients.iter().filter_map(|c| c.access_token_ttl).max().unwrap_or(0);
-    config.tokens.access_token_ttl.max(config.tokens.id_token_ttl).max(client_max) + 60
+    let client_max = config
+        .clients
+        .iter()
+        .filter_map(|c| c.access_token_ttl)
+        .max()
+        .unwrap_or(0);
+    config
+        .tokens
+        .access_token_ttl
+        .max(config.tokens.id_token_ttl)
+        .max(client_max)
+        + 60
 }
 
 /// Create a key for every algorithm that has none, and rotate on schedule.
-pub async fn ensure_keys(config: &Config, store: &Store, master: &MasterKey, now: i64) -> anyhow::Result<()> {
+pub async fn ensure_keys(
+    config: &Config,
+    store: &Store,
+    master: &MasterKey,
+    now: i64,
+) -> anyhow::Result<()> {
     let records = store.list_keys().await?;
     let states = keys::classify(&records, now, retire_after(config));
     for alg in SigningAlg::ALL {
@@ -156,9 +190,22 @@ pub async fn ensure_keys(config: &Config, store: &Store, master: &MasterKey, now
         let active = mine.iter().find(|(_, s)| *s == keys::KeyState::Active);
         let has_next = mine.iter().any(|(_, s)| *s == keys::KeyState::Next);
         match active {
-            None if !has_next => insert_key(store, master, alg, now, now).await?,
-            Some((r, _)) if config.keys.rotate_after_seconds > 0 && !has_next && now - r.activates_at >= config.keys.rotate_after_seconds => {
-                insert_key(store, master, alg, now, now + config.keys.prepublish_seconds).await?;
+            None if !has_next => {
+                insert_key(store, master, alg, now, now).await?;
+            }
+            Some((r, _))
+                if config.keys.rotate_after_seconds > 0
+                    && !has_next
+                    && now - r.activates_at >= config.keys.rotate_after_seconds =>
+            {
+                insert_key(
+                    store,
+                    master,
+                    alg,
+                    now,
+                    now + config.keys.prepublish_seconds,
+                )
+                .await?;
                 tracing::info!(alg = %alg, "scheduled key rotation: next key published");
             }
             _ => {}
@@ -167,7 +214,13 @@ pub async fn ensure_keys(config: &Config, store: &Store, master: &MasterKey, now
     Ok(())
 }
 
-pub async fn insert_key(store: &Store, master: &MasterKey, alg: SigningAlg, now: i64, activates_at: i64) -> anyhow::Result<String> {
+pub async fn insert_key(
+    store: &Store,
+    master: &MasterKey,
+    alg: SigningAlg,
+    now: i64,
+    activates_at: i64,
+) -> anyhow::Result<String> {
     let g = tokio::task::spawn_blocking(move || keys::generate(alg)).await??;
     store
         .insert_key(&KeyRecord {
@@ -185,9 +238,17 @@ pub async fn insert_key(store: &Store, master: &MasterKey, alg: SigningAlg, now:
 pub async fn refresh_caches(state: &AppState) -> anyhow::Result<()> {
     let now = state.now();
     let records = state.store.list_keys().await?;
-    state.keys.load(&state.master, &records, now, retire_after(&state.config))?;
+    state
+        .keys
+        .load(&state.master, &records, now, retire_after(&state.config))?;
     let mut origins = HashSet::new();
-    for c in state.store.list_clients().await?.into_iter().filter(|c| c.enabled) {
+    for c in state
+        .store
+        .list_clients()
+        .await?
+        .into_iter()
+        .filter(|c| c.enabled)
+    {
         origins.extend(c.settings.allowed_origins.iter().cloned());
         for uri in &c.settings.redirect_uris {
             if let Ok(u) = Url::parse(uri)
@@ -229,7 +290,8 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
 pub fn spawn_background(state: &AppState) {
     let s = state.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(s.config.keys.reload_seconds.max(1)));
+        let mut tick =
+            tokio::time::interval(Duration::from_secs(s.config.keys.reload_seconds.max(1)));
         tick.tick().await;
         loop {
             tick.tick().await;
@@ -244,10 +306,16 @@ pub fn spawn_background(state: &AppState) {
     });
     let s = state.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(s.config.janitor.interval_seconds.max(1)));
+        let mut tick = tokio::time::interval(Duration::from_secs(
+            s.config.janitor.interval_seconds.max(1),
+        ));
         loop {
             tick.tick().await;
-            match s.store.purge_expired(s.now(), s.config.janitor.batch_size, 3600).await {
+            match s
+                .store
+                .purge_expired(s.now(), s.config.janitor.batch_size, 3600)
+                .await
+            {
                 Ok(c) => {
                     let total: u64 = c.deleted.iter().map(|(_, n)| n).sum();
                     if total > 0 {
@@ -261,11 +329,18 @@ pub fn spawn_background(state: &AppState) {
 }
 
 /// Serve until `shutdown` resolves; in-flight requests finish first.
-pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let app = crate::http::router(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 

@@ -77,7 +77,10 @@ fn redirect_uri_matches(registered: &str, given: &str) -> bool {
     };
     r.scheme() == "http"
         && is_loopback(&r)
-        && matches!(r.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)))
+        && matches!(
+            r.host(),
+            Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_))
+        )
         && r.scheme() == g.scheme()
         && r.host() == g.host()
         && r.path() == g.path()
@@ -87,21 +90,30 @@ fn redirect_uri_matches(registered: &str, given: &str) -> bool {
 
 pub async fn validate(state: &AppState, p: &Params) -> Result<Validated, PageError> {
     let page = |d: String| PageError(OAuthError::invalid_request(d));
-    let client_id = p
-        .get("client_id")
-        .ok_or_else(|| page("The request has no client_id, so we cannot tell which app sent you here.".into()))?;
-    let client = match state.store.get_client(client_id).await.map_err(|e| PageError(e.into()))? {
+    let client_id = p.get("client_id").ok_or_else(|| {
+        page("The request has no client_id, so we cannot tell which app sent you here.".into())
+    })?;
+    let client = match state
+        .store
+        .get_client(client_id)
+        .await
+        .map_err(|e| PageError(e.into()))?
+    {
         Some(c) if c.enabled => c,
         _ => {
             return Err(PageError(OAuthError::new(
                 ErrorCode::InvalidRequest,
-                format!("No app is registered with client_id `{client_id}` (or it has been disabled)."),
+                format!(
+                    "No app is registered with client_id `{client_id}` (or it has been disabled)."
+                ),
             )));
         }
     };
     let uris = &client.settings.redirect_uris;
     let (redirect_uri, redirect_uri_sent) = match p.get("redirect_uri") {
-        Some(given) if uris.iter().any(|r| redirect_uri_matches(r, given)) => (given.to_owned(), true),
+        Some(given) if uris.iter().any(|r| redirect_uri_matches(r, given)) => {
+            (given.to_owned(), true)
+        }
         Some(given) => {
             return Err(page(format!(
                 "The app asked to send you back to `{given}`, which is not one of its registered redirect URIs. \
@@ -134,7 +146,16 @@ pub async fn validate(state: &AppState, p: &Params) -> Result<Validated, PageErr
         state: p.get("state").map(str::to_owned),
         iss: state.config.issuer.clone(),
     };
-    match check(state, &client, p, response_type, parsed_mode, response_mode, redirect_uri, redirect_uri_sent) {
+    match check(
+        state,
+        &client,
+        p,
+        response_type,
+        parsed_mode,
+        response_mode,
+        redirect_uri,
+        redirect_uri_sent,
+    ) {
         Ok(req) => Ok(Validated::Ok(req, client)),
         Err(e) => Ok(Validated::RedirectError(ret.error(&e))),
     }
@@ -153,13 +174,23 @@ fn check(
 ) -> OAuthResult<AuthorizationRequest> {
     // OIDC Core §6: request objects are optional; say so with the specific codes.
     if p.get("request").is_some() {
-        return Err(OAuthError::new(ErrorCode::RequestNotSupported, "request objects (the `request` parameter) are not supported"));
+        return Err(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "request objects (the `request` parameter) are not supported",
+        ));
     }
     if p.get("request_uri").is_some() {
-        return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "the `request_uri` parameter is not supported"));
+        return Err(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "the `request_uri` parameter is not supported",
+        ));
     }
     let response_type = match response_type {
-        None => return Err(OAuthError::invalid_request("response_type is required (use `code`)")),
+        None => {
+            return Err(OAuthError::invalid_request(
+                "response_type is required (use `code`)",
+            ));
+        }
         Some(Ok(rt)) => rt,
         Some(Err(())) => {
             let raw = p.get("response_type").unwrap_or_default();
@@ -167,7 +198,9 @@ fn check(
                 "response_type=token is not supported: the implicit grant returning access tokens in the URL is deprecated by RFC 9700 §2.1.2. Use the authorization code flow with PKCE."
                     .to_owned()
             } else {
-                format!("response_type `{raw}` is not supported; use `code`, `id_token` or `id_token token`")
+                format!(
+                    "response_type `{raw}` is not supported; use `code`, `id_token` or `id_token token`"
+                )
             };
             return Err(OAuthError::new(ErrorCode::UnsupportedResponseType, why));
         }
@@ -180,7 +213,9 @@ fn check(
         )));
     }
     if let Some(Err(())) = parsed_mode {
-        return Err(OAuthError::invalid_request("response_mode must be query, fragment or form_post"));
+        return Err(OAuthError::invalid_request(
+            "response_mode must be query, fragment or form_post",
+        ));
     }
     // OAuth 2.0 Multiple Response Types §2.1: tokens must never travel in the query.
     if response_type != ResponseType::Code && response_mode == ResponseMode::Query {
@@ -203,7 +238,9 @@ fn check(
     let nonce = p.get("nonce").map(str::to_owned);
     if response_type != ResponseType::Code {
         if !scope.contains("openid") {
-            return Err(OAuthError::invalid_scope("response_type id_token needs the `openid` scope"));
+            return Err(OAuthError::invalid_scope(
+                "response_type id_token needs the `openid` scope",
+            ));
         }
         // OIDC Core §3.2.2.1: nonce is REQUIRED for the implicit flow.
         if nonce.is_none() {
@@ -215,10 +252,16 @@ fn check(
     // PKCE (RFC 7636 §4.3), required for public clients (RFC 9700 §2.1.1).
     let challenge = p.get("code_challenge").map(str::to_owned);
     let method = match (p.get("code_challenge_method"), &challenge) {
-        (Some(_), None) => return Err(OAuthError::invalid_request("code_challenge_method was sent without code_challenge")),
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method was sent without code_challenge",
+            ));
+        }
         (None, Some(_)) => Some(pkce::Method::Plain), // RFC 7636 §4.3: defaults to plain
         (Some(m), Some(_)) => Some(pkce::Method::parse(m).ok_or_else(|| {
-            OAuthError::invalid_request("code_challenge_method must be S256 (or plain where allowed)")
+            OAuthError::invalid_request(
+                "code_challenge_method must be S256 (or plain where allowed)",
+            )
         })?),
         (None, None) => None,
     };
@@ -238,32 +281,43 @@ fn check(
     }
     let prompt: Vec<String> = p
         .get("prompt")
-        .map(|s| s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect())
+        .map(|s| {
+            s.split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     for v in &prompt {
         if !["none", "login", "consent", "select_account"].contains(&v.as_str()) {
-            return Err(OAuthError::invalid_request(format!("unknown prompt value `{v}`")));
+            return Err(OAuthError::invalid_request(format!(
+                "unknown prompt value `{v}`"
+            )));
         }
     }
     // OIDC Core §3.1.2.1: none with any other value is an error.
     if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
-        return Err(OAuthError::invalid_request("prompt=none cannot be combined with other prompt values"));
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other prompt values",
+        ));
     }
     let max_age = match p.get("max_age") {
-        Some(v) => Some(
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative number of seconds"))?,
-        ),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            OAuthError::invalid_request("max_age must be a non-negative number of seconds")
+        })?),
         None => None,
     };
     let claims = match p.get("claims") {
         Some(raw) => {
-            let v: serde_json::Value = serde_json::from_str(raw)
-                .map_err(|_| OAuthError::invalid_request("the claims parameter is not valid JSON (OIDC Core §5.5)"))?;
+            let v: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
+                OAuthError::invalid_request(
+                    "the claims parameter is not valid JSON (OIDC Core §5.5)",
+                )
+            })?;
             if !v.is_object() {
-                return Err(OAuthError::invalid_request("the claims parameter must be a JSON object (OIDC Core §5.5)"));
+                return Err(OAuthError::invalid_request(
+                    "the claims parameter must be a JSON object (OIDC Core §5.5)",
+                ));
             }
             Some(v)
         }
@@ -272,7 +326,9 @@ fn check(
     if let Some(d) = p.get("display")
         && !["page", "popup", "touch", "wap"].contains(&d)
     {
-        return Err(OAuthError::invalid_request("display must be page, popup, touch or wap"));
+        return Err(OAuthError::invalid_request(
+            "display must be page, popup, touch or wap",
+        ));
     }
     let hint_sub = match p.get("id_token_hint") {
         Some(t) => {
@@ -281,8 +337,12 @@ fn check(
                 sub: String,
             }
             // OIDC Core §3.1.2.1: an expired hint is still a valid hint.
-            let h: Hint = jwt::verify(&state.keys, &state.config.issuer, t, TYP_ID_TOKEN, false)
-                .map_err(|_| OAuthError::invalid_request("id_token_hint is not an id_token this server issued"))?;
+            let h: Hint = jwt::verify(&state.keys, &state.config.issuer, t, TYP_ID_TOKEN, None)
+                .map_err(|_| {
+                    OAuthError::invalid_request(
+                        "id_token_hint is not an id_token this server issued",
+                    )
+                })?;
             Some(h.sub)
         }
         None => None,
@@ -311,8 +371,13 @@ fn check(
 /// What happens next for a validated request.
 pub enum Next {
     Deliver(Delivery),
-    Login { interaction: String },
-    Consent { interaction: String, new_scopes: ScopeSet },
+    Login {
+        interaction: String,
+    },
+    Consent {
+        interaction: String,
+        new_scopes: ScopeSet,
+    },
 }
 
 /// Decide between issuing, the login page and the consent page.
@@ -361,7 +426,11 @@ pub async fn proceed(
                 Some(id) => id,
                 None => store_interaction(state, req, now).await?,
             };
-            let shown = if new_scopes.is_empty() { req.scope.clone() } else { new_scopes };
+            let shown = if new_scopes.is_empty() {
+                req.scope.clone()
+            } else {
+                new_scopes
+            };
             return Ok(Next::Consent {
                 interaction: id,
                 new_scopes: shown,
@@ -371,21 +440,40 @@ pub async fn proceed(
     if let Some(id) = interaction {
         state.store.take_interaction(&hash_token(&id), now).await?;
     }
-    Ok(Next::Deliver(issue(state, req, client, &session, &user, now).await?))
+    Ok(Next::Deliver(
+        issue(state, req, client, &session, &user, now).await?,
+    ))
 }
 
-async fn store_interaction(state: &AppState, req: &AuthorizationRequest, now: i64) -> OAuthResult<String> {
+async fn store_interaction(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    now: i64,
+) -> OAuthResult<String> {
     let id = new_token();
     let json = serde_json::to_string(req).map_err(OAuthError::internal)?;
     state
         .store
-        .insert_interaction(&hash_token(&id), &req.client_id, &json, now, state.config.sessions.interaction_ttl)
+        .insert_interaction(
+            &hash_token(&id),
+            &req.client_id,
+            &json,
+            now,
+            state.config.sessions.interaction_ttl,
+        )
         .await?;
     Ok(id)
 }
 
 /// Issue the code (RFC 6749 §4.1.2) or the implicit tokens (OIDC Core §3.2.2.5).
-pub async fn issue(state: &AppState, req: &AuthorizationRequest, client: &Client, session: &Session, user: &User, now: i64) -> OAuthResult<Delivery> {
+pub async fn issue(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    client: &Client,
+    session: &Session,
+    user: &User,
+    now: i64,
+) -> OAuthResult<Delivery> {
     let ret = req.return_to(state);
     let grant = GrantData {
         scope: req.scope.clone(),
@@ -410,7 +498,15 @@ pub async fn issue(state: &AppState, req: &AuthorizationRequest, client: &Client
             };
             state
                 .store
-                .insert_code(&hash_token(&code), &grant_id, &client.id, &user.id, &data, now, now + state.config.tokens.code_ttl)
+                .insert_code(
+                    &hash_token(&code),
+                    &grant_id,
+                    &client.id,
+                    &user.id,
+                    &data,
+                    now,
+                    now + state.config.tokens.code_ttl,
+                )
                 .await?;
             Ok(ret.success(vec![("code".into(), code)]))
         }
@@ -461,10 +557,25 @@ mod tests {
 
     #[test]
     fn loopback_ip_redirects_may_change_port_only() {
-        assert!(redirect_uri_matches("http://127.0.0.1/cb", "http://127.0.0.1:51000/cb"));
-        assert!(redirect_uri_matches("http://[::1]:80/cb", "http://[::1]:5000/cb"));
-        assert!(!redirect_uri_matches("http://127.0.0.1/cb", "http://127.0.0.1:51000/other"));
-        assert!(!redirect_uri_matches("https://app.example/cb", "https://app.example:444/cb"));
-        assert!(!redirect_uri_matches("https://app.example/cb", "https://app.example/cb/"));
+        assert!(redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:51000/cb"
+        ));
+        assert!(redirect_uri_matches(
+            "http://[::1]:80/cb",
+            "http://[::1]:5000/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:51000/other"
+        ));
+        assert!(!redirect_uri_matches(
+            "https://app.example/cb",
+            "https://app.example:444/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "https://app.example/cb",
+            "https://app.example/cb/"
+        ));
     }
 }

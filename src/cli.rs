@@ -17,10 +17,19 @@ use crate::store::model::{Address, Client, ClientSettings, UserClaims};
 use crate::store::users::NewUser;
 
 #[derive(Parser)]
-#[command(name = "latchkey", version, about = "An OAuth 2.0 and OpenID Connect authorization server")]
+#[command(
+    name = "latchkey",
+    version,
+    about = "An OAuth 2.0 and OpenID Connect authorization server"
+)]
 pub struct Cli {
     /// Config file.
-    #[arg(long, global = true, env = "LATCHKEY_CONFIG", default_value = "config/latchkey.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_CONFIG",
+        default_value = "config/latchkey.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -75,10 +84,16 @@ pub enum ClientCmd {
         introspection: bool,
     },
     List,
-    Show { client_id: String },
-    Remove { client_id: String },
+    Show {
+        client_id: String,
+    },
+    Remove {
+        client_id: String,
+    },
     /// Generate a new secret (printed once); the old one stops working at once.
-    RotateSecret { client_id: String },
+    RotateSecret {
+        client_id: String,
+    },
 }
 
 #[derive(Args)]
@@ -131,14 +146,24 @@ pub struct ClaimArgs {
 
 impl ClaimArgs {
     fn into_claims(self) -> UserClaims {
-        let has_address = self.street_address.is_some() || self.locality.is_some() || self.region.is_some() || self.postal_code.is_some() || self.country.is_some();
+        let has_address = self.street_address.is_some()
+            || self.locality.is_some()
+            || self.region.is_some()
+            || self.postal_code.is_some()
+            || self.country.is_some();
         let address = has_address.then(|| {
-            let formatted = [&self.street_address, &self.locality, &self.region, &self.postal_code, &self.country]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n");
+            let formatted = [
+                &self.street_address,
+                &self.locality,
+                &self.region,
+                &self.postal_code,
+                &self.country,
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
             Address {
                 formatted: Some(formatted),
                 street_address: self.street_address,
@@ -187,8 +212,12 @@ pub enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
-    Disable { username: String },
-    Enable { username: String },
+    Disable {
+        username: String,
+    },
+    Enable {
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -252,10 +281,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve => {
             let config = load_config(&cli.config)?;
             let bind = config.bind.clone();
-            let demo = config.clients.iter().any(|c| c.client_id.starts_with("demo-")) || config.users.iter().any(|u| u.username == "demo");
+            let demo = config
+                .clients
+                .iter()
+                .any(|c| c.client_id.starts_with("demo-"))
+                || config.users.iter().any(|u| u.username == "demo");
             let state = app::build_state(config, Clock::System).await?;
             if demo {
-                tracing::warn!("DEMO clients or the DEMO user from the example config are registered: remove them before production");
+                tracing::warn!(
+                    "DEMO clients or the DEMO user from the example config are registered: remove them before production"
+                );
             }
             app::spawn_background(&state);
             let listener = tokio::net::TcpListener::bind(&bind).await?;
@@ -276,12 +311,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     for w in &warnings {
                         println!("{w}");
                     }
-                    println!("{}: OK{}", path.display(), if warnings.is_empty() { String::new() } else { format!(" ({} warnings)", warnings.len()) });
+                    println!(
+                        "{}: OK{}",
+                        path.display(),
+                        if warnings.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({} warnings)", warnings.len())
+                        }
+                    );
                     Ok(0)
                 }
                 Err(e) => {
                     eprint!("{e}");
-                    let errors = e.problems.iter().filter(|p| p.severity == Severity::Error).count();
+                    let errors = e
+                        .problems
+                        .iter()
+                        .filter(|p| p.severity == Severity::Error)
+                        .count();
                     eprintln!("{errors} error(s)");
                     Ok(1)
                 }
@@ -296,7 +343,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             if fast {
                 if secret.len() < MIN_FAST_SECRET_LEN {
-                    anyhow::bail!("--fast is only safe for generated secrets of at least {MIN_FAST_SECRET_LEN} random characters; drop --fast to use argon2id");
+                    anyhow::bail!(
+                        "--fast is only safe for generated secrets of at least {MIN_FAST_SECRET_LEN} random characters; drop --fast to use argon2id"
+                    );
                 }
                 println!("{}", SecretHash::fast(secret).encode());
             } else {
@@ -313,14 +362,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
     let store = open_store(config).await?;
     match cmd {
-        ClientCmd::Add { client_id, name, redirect_uris, grant_types, scopes, public, skip_consent, introspection } => {
+        ClientCmd::Add {
+            client_id,
+            name,
+            redirect_uris,
+            grant_types,
+            scopes,
+            public,
+            skip_consent,
+            introspection,
+        } => {
             if store.get_client(&client_id).await?.is_some() {
                 anyhow::bail!("client {client_id} already exists");
             }
-            let grants = if grant_types.is_empty() { vec!["authorization_code".to_owned(), "refresh_token".to_owned()] } else { grant_types };
+            let grants = if grant_types.is_empty() {
+                vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
+            } else {
+                grant_types
+            };
             let grants: Vec<GrantType> = grants
                 .iter()
-                .map(|g| g.parse().map_err(|()| anyhow::anyhow!("unknown grant type {g}")))
+                .map(|g| {
+                    g.parse()
+                        .map_err(|()| anyhow::anyhow!("unknown grant type {g}"))
+                })
                 .collect::<Result<_, _>>()?;
             let secret = (!public).then(new_token);
             let client = Client {
@@ -333,7 +398,11 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
                     redirect_uris,
                     grant_types: grants,
                     scopes,
-                    auth_method: Some(if public { TokenEndpointAuthMethod::None } else { TokenEndpointAuthMethod::ClientSecretBasic }),
+                    auth_method: Some(if public {
+                        TokenEndpointAuthMethod::None
+                    } else {
+                        TokenEndpointAuthMethod::ClientSecretBasic
+                    }),
                     require_pkce: true,
                     skip_consent,
                     introspection,
@@ -348,12 +417,27 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
         }
         ClientCmd::List => {
             for c in store.list_clients().await? {
-                println!("{:<30} {:<8} {:<7} {}", c.id, c.source, if c.enabled { "enabled" } else { "disabled" }, c.name());
+                println!(
+                    "{:<30} {:<8} {:<7} {}",
+                    c.id,
+                    c.source,
+                    if c.enabled { "enabled" } else { "disabled" },
+                    c.name()
+                );
             }
         }
         ClientCmd::Show { client_id } => {
-            let c = store.get_client(&client_id).await?.ok_or_else(|| anyhow::anyhow!("no client {client_id}"))?;
-            println!("client_id: {}\nsource: {}\nenabled: {}\nauth method: {}", c.id, c.source, c.enabled, c.auth_method().as_str());
+            let c = store
+                .get_client(&client_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no client {client_id}"))?;
+            println!(
+                "client_id: {}\nsource: {}\nenabled: {}\nauth method: {}",
+                c.id,
+                c.source,
+                c.enabled,
+                c.auth_method().as_str()
+            );
             println!("{}", serde_json::to_string_pretty(&c.settings)?);
         }
         ClientCmd::Remove { client_id } => {
@@ -363,15 +447,22 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
             println!("client {client_id} removed");
         }
         ClientCmd::RotateSecret { client_id } => {
-            let c = store.get_client(&client_id).await?.ok_or_else(|| anyhow::anyhow!("no client {client_id}"))?;
+            let c = store
+                .get_client(&client_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no client {client_id}"))?;
             if c.source == "config" {
-                anyhow::bail!("{client_id} comes from the config file: change client_secret_hash there");
+                anyhow::bail!(
+                    "{client_id} comes from the config file: change client_secret_hash there"
+                );
             }
             if c.is_public() {
                 anyhow::bail!("{client_id} is a public client and has no secret");
             }
             let s = new_token();
-            store.set_client_secret(&client_id, &SecretHash::fast(&s), now()).await?;
+            store
+                .set_client_secret(&client_id, &SecretHash::fast(&s), now())
+                .await?;
             println!("client_secret: {s}\n(shown once; the old secret no longer works)");
         }
     }
@@ -381,28 +472,57 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
 async fn user_cmd(config: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
     let store = open_store(config).await?;
     match cmd {
-        UserCmd::Add { username, password_stdin, claims } => {
+        UserCmd::Add {
+            username,
+            password_stdin,
+            claims,
+        } => {
             let pw = read_password(password_stdin)?;
             let hash = hash_default(&pw)?;
             let claims = claims.into_claims();
-            match store.insert_user(NewUser { username: &username, password_hash: &hash, claims: &claims, source: "cli" }, now()).await? {
+            match store
+                .insert_user(
+                    NewUser {
+                        username: &username,
+                        password_hash: &hash,
+                        claims: &claims,
+                        source: "cli",
+                    },
+                    now(),
+                )
+                .await?
+            {
                 Some(id) => println!("user {username} added (sub {id})"),
                 None => anyhow::bail!("user {username} already exists"),
             }
         }
         UserCmd::List => {
             for u in store.list_users().await? {
-                println!("{:<24} {:<38} {:<8} {}", u.username, u.id, if u.disabled { "disabled" } else { "active" }, u.claims.email.unwrap_or_default());
+                println!(
+                    "{:<24} {:<38} {:<8} {}",
+                    u.username,
+                    u.id,
+                    if u.disabled { "disabled" } else { "active" },
+                    u.claims.email.unwrap_or_default()
+                );
             }
         }
-        UserCmd::SetPassword { username, password_stdin } => {
+        UserCmd::SetPassword {
+            username,
+            password_stdin,
+        } => {
             let pw = read_password(password_stdin)?;
-            if !store.set_user_password(&username, &hash_default(&pw)?, now()).await? {
+            if !store
+                .set_user_password(&username, &hash_default(&pw)?, now())
+                .await?
+            {
                 anyhow::bail!("no user {username}");
             }
             println!("password of {username} changed");
         }
-        UserCmd::Disable { username } | UserCmd::Enable { username } if store.find_user_by_login(&username).await?.is_none() => {
+        UserCmd::Disable { username } | UserCmd::Enable { username }
+            if store.find_user_by_login(&username).await?.is_none() =>
+        {
             anyhow::bail!("no user {username}");
         }
         UserCmd::Disable { username } => {
@@ -425,19 +545,38 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
         KeysCmd::List => {
             let records = store.list_keys().await?;
             let states = keys::classify(&records, t, app::retire_after(config));
-            println!("{:<18} {:<6} {:<8} {:>12} {:>12} {:>12}", "kid", "alg", "state", "created", "activates", "unpublished");
+            println!(
+                "{:<18} {:<6} {:<8} {:>12} {:>12} {:>12}",
+                "kid", "alg", "state", "created", "activates", "unpublished"
+            );
             for (r, (s, until)) in records.iter().zip(states) {
-                println!("{:<18} {:<6} {:<8} {:>12} {:>12} {:>12}", r.kid, r.alg, s.as_str(), r.created_at, r.activates_at, until.map(|u| u.to_string()).unwrap_or_else(|| "-".into()));
+                println!(
+                    "{:<18} {:<6} {:<8} {:>12} {:>12} {:>12}",
+                    r.kid,
+                    r.alg,
+                    s.as_str(),
+                    r.created_at,
+                    r.activates_at,
+                    until.map(|u| u.to_string()).unwrap_or_else(|| "-".into())
+                );
             }
         }
         KeysCmd::Rotate { alg } => {
             let algs: Vec<SigningAlg> = match alg {
-                Some(a) => vec![a.parse().map_err(|()| anyhow::anyhow!("unknown alg {a} (RS256, ES256, EdDSA)"))?],
+                Some(a) => vec![
+                    a.parse()
+                        .map_err(|()| anyhow::anyhow!("unknown alg {a} (RS256, ES256, EdDSA)"))?,
+                ],
                 None => SigningAlg::ALL.to_vec(),
             };
             for a in algs {
-                let kid = app::insert_key(&store, &master, a, t, t + config.keys.prepublish_seconds).await?;
-                println!("{a}: key {kid} published; it starts signing in {} s", config.keys.prepublish_seconds);
+                let kid =
+                    app::insert_key(&store, &master, a, t, t + config.keys.prepublish_seconds)
+                        .await?;
+                println!(
+                    "{a}: key {kid} published; it starts signing in {} s",
+                    config.keys.prepublish_seconds
+                );
             }
         }
     }

@@ -451,7 +451,10 @@ impl Config {
             Err(e) => out.push(error("issuer", format!("not a URL: {e}"))),
         }
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
-            out.push(error("bind", format!("`{}` is not an address like 127.0.0.1:8080", self.bind)));
+            out.push(error(
+                "bind",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
+            ));
         }
         if !(self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://")
@@ -465,7 +468,10 @@ impl Config {
         if let Some(k) = &self.master_key
             && crate::crypto::keys::MasterKey::from_base64(k).is_err()
         {
-            out.push(error("master_key", "must be base64 of exactly 32 bytes (try: openssl rand -base64 32)".into()));
+            out.push(error(
+                "master_key",
+                "must be base64 of exactly 32 bytes (try: openssl rand -base64 32)".into(),
+            ));
         }
         let t = &self.tokens;
         for (name, v) in [
@@ -484,7 +490,10 @@ impl Config {
             }
         }
         if t.code_ttl > 600 {
-            out.push(warning("tokens.code_ttl", "RFC 6749 §4.1.2 recommends at most 10 minutes".into()));
+            out.push(warning(
+                "tokens.code_ttl",
+                "RFC 6749 §4.1.2 recommends at most 10 minutes".into(),
+            ));
         }
         if self.keys.prepublish_seconds < self.keys.jwks_max_age {
             out.push(warning(
@@ -509,7 +518,8 @@ impl Config {
             if !u.password_hash.starts_with("$argon2") {
                 out.push(error(
                     &format!("{at}.password_hash"),
-                    "must be an argon2 hash: run `echo -n 'the password' | latchkey hash-secret`".into(),
+                    "must be an argon2 hash: run `echo -n 'the password' | latchkey hash-secret`"
+                        .into(),
                 ));
             }
         }
@@ -532,8 +542,14 @@ impl Config {
 
 fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &mut Vec<Problem>) {
     let field = |f: &str| format!("{at}.{f}");
-    if c.client_id.is_empty() || c.client_id.len() > 255 || c.client_id.chars().any(|ch| ch.is_control() || ch == ' ') {
-        out.push(error(&field("client_id"), "must be 1-255 printable characters without spaces".into()));
+    if c.client_id.is_empty()
+        || c.client_id.len() > 255
+        || c.client_id.chars().any(|ch| ch.is_control() || ch == ' ')
+    {
+        out.push(error(
+            &field("client_id"),
+            "must be 1-255 printable characters without spaces".into(),
+        ));
     }
     if c.client_secret.is_some() {
         out.push(error(
@@ -542,7 +558,10 @@ fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &m
         ));
     }
     if c.client_secret_hash.is_some() && c.secret_env.is_some() {
-        out.push(error(at, "give either client_secret_hash or secret_env, not both".into()));
+        out.push(error(
+            at,
+            "give either client_secret_hash or secret_env, not both".into(),
+        ));
     }
     if let Some(h) = &c.client_secret_hash
         && SecretHash::parse(h).is_err()
@@ -555,7 +574,10 @@ fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &m
     if let Some(var) = &c.secret_env
         && !env.iter().any(|(k, v)| k == var && !v.is_empty())
     {
-        out.push(error(&field("secret_env"), format!("environment variable {var} is not set")));
+        out.push(error(
+            &field("secret_env"),
+            format!("environment variable {var} is not set"),
+        ));
     }
     let confidential = c.client_secret_hash.is_some() || c.secret_env.is_some();
     let method = match c.token_endpoint_auth_method.as_deref() {
@@ -564,23 +586,34 @@ fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &m
         } else {
             TokenEndpointAuthMethod::None
         }),
-        Some(m) => match m.parse::<TokenEndpointAuthMethod>() {
-            Ok(m) => Some(m),
-            Err(_) => {
-                out.push(error(
+        Some(m) => {
+            match m.parse::<TokenEndpointAuthMethod>() {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    out.push(error(
                     &field("token_endpoint_auth_method"),
                     format!("unknown method `{m}` (use client_secret_basic, client_secret_post or none)"),
                 ));
-                None
+                    None
+                }
             }
-        },
+        }
     };
     if let Some(m) = method {
         if m == TokenEndpointAuthMethod::None && confidential {
-            out.push(error(&field("token_endpoint_auth_method"), "is none but the client has a secret".into()));
+            out.push(error(
+                &field("token_endpoint_auth_method"),
+                "is none but the client has a secret".into(),
+            ));
         }
         if m != TokenEndpointAuthMethod::None && !confidential {
-            out.push(error(at, format!("uses {} but has no client_secret_hash or secret_env", m.as_str())));
+            out.push(error(
+                at,
+                format!(
+                    "uses {} but has no client_secret_hash or secret_env",
+                    m.as_str()
+                ),
+            ));
         }
     }
     let mut grants = Vec::new();
@@ -591,36 +624,67 @@ fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &m
                 &field("grant_types"),
                 format!(
                     "unknown grant type `{g}` (known: {})",
-                    GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                    GrantType::ALL
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
     }
     if c.grant_types.is_empty() {
-        out.push(error(&field("grant_types"), "list at least one grant type".into()));
+        out.push(error(
+            &field("grant_types"),
+            "list at least one grant type".into(),
+        ));
     }
     for r in &c.response_types {
         if ResponseType::parse(r).is_err() {
             out.push(error(
                 &field("response_types"),
-                format!("unknown response type `{r}` (use \"code\", \"id_token\" or \"id_token token\")"),
+                format!(
+                    "unknown response type `{r}` (use \"code\", \"id_token\" or \"id_token token\")"
+                ),
             ));
         }
     }
-    for alg in [&c.id_token_signed_response_alg, &c.access_token_signed_response_alg].into_iter().flatten() {
+    for alg in [
+        &c.id_token_signed_response_alg,
+        &c.access_token_signed_response_alg,
+    ]
+    .into_iter()
+    .flatten()
+    {
         if alg.parse::<SigningAlg>().is_err() {
-            out.push(error(at, format!("unknown signing alg `{alg}` (use RS256, ES256 or EdDSA)")));
+            out.push(error(
+                at,
+                format!("unknown signing alg `{alg}` (use RS256, ES256 or EdDSA)"),
+            ));
         }
     }
-    let redirect_grant = grants.contains(&GrantType::AuthorizationCode) || grants.contains(&GrantType::Implicit);
+    let redirect_grant =
+        grants.contains(&GrantType::AuthorizationCode) || grants.contains(&GrantType::Implicit);
     if redirect_grant && c.redirect_uris.is_empty() {
-        out.push(error(&field("redirect_uris"), "a client using authorization_code or implicit needs at least one".into()));
+        out.push(error(
+            &field("redirect_uris"),
+            "a client using authorization_code or implicit needs at least one".into(),
+        ));
     }
-    for (j, uri) in c.redirect_uris.iter().chain(c.post_logout_redirect_uris.iter()).enumerate() {
+    for (j, uri) in c
+        .redirect_uris
+        .iter()
+        .chain(c.post_logout_redirect_uris.iter())
+        .enumerate()
+    {
         let f = if j < c.redirect_uris.len() {
             format!("{}[{j}]", field("redirect_uris"))
         } else {
-            format!("{}[{}]", field("post_logout_redirect_uris"), j - c.redirect_uris.len())
+            format!(
+                "{}[{}]",
+                field("post_logout_redirect_uris"),
+                j - c.redirect_uris.len()
+            )
         };
         check_redirect_uri(uri, &f, out);
     }
@@ -647,31 +711,50 @@ fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &m
     }
     for s in &c.default_scopes {
         if !c.scopes.contains(s) {
-            out.push(error(&field("default_scopes"), format!("`{s}` is not in scopes")));
+            out.push(error(
+                &field("default_scopes"),
+                format!("`{s}` is not in scopes"),
+            ));
         }
     }
     for s in &c.scopes {
-        if s.is_empty() || s.chars().any(|ch| ch == ' ' || ch == '"' || ch == '\\' || !ch.is_ascii_graphic()) {
-            out.push(error(&field("scopes"), format!("`{s}` is not a valid scope token (RFC 6749 §3.3)")));
+        if s.is_empty()
+            || s.chars()
+                .any(|ch| ch == ' ' || ch == '"' || ch == '\\' || !ch.is_ascii_graphic())
+        {
+            out.push(error(
+                &field("scopes"),
+                format!("`{s}` is not a valid scope token (RFC 6749 §3.3)"),
+            ));
         }
     }
     for o in &c.allowed_origins {
         match Url::parse(o) {
             Ok(u) if u.path() == "/" && !o.ends_with('/') => {}
-            _ => out.push(error(&field("allowed_origins"), format!("`{o}` is not an origin like https://app.example.com"))),
+            _ => out.push(error(
+                &field("allowed_origins"),
+                format!("`{o}` is not an origin like https://app.example.com"),
+            )),
         }
     }
 }
 
 fn check_redirect_uri(uri: &str, field: &str, out: &mut Vec<Problem>) {
     if uri.contains('*') {
-        out.push(warning(field, "wildcards are never matched: redirect URIs are compared exactly (RFC 9700 §4.1.3)".into()));
+        out.push(warning(
+            field,
+            "wildcards are never matched: redirect URIs are compared exactly (RFC 9700 §4.1.3)"
+                .into(),
+        ));
     }
     match Url::parse(uri) {
         Ok(u) => {
             // RFC 6749 §3.1.2: "The endpoint URI MUST NOT include a fragment component."
             if u.fragment().is_some() {
-                out.push(error(field, "must not contain a fragment (#…) (RFC 6749 §3.1.2)".into()));
+                out.push(error(
+                    field,
+                    "must not contain a fragment (#…) (RFC 6749 §3.1.2)".into(),
+                ));
             }
             if u.scheme() == "http" && !is_loopback(&u) {
                 out.push(error(
@@ -680,7 +763,10 @@ fn check_redirect_uri(uri: &str, field: &str, out: &mut Vec<Problem>) {
                 ));
             }
             if u.scheme() == "javascript" || u.scheme() == "data" {
-                out.push(error(field, "this scheme can run script and is never allowed".into()));
+                out.push(error(
+                    field,
+                    "this scheme can run script and is never allowed".into(),
+                ));
             }
         }
         Err(e) => out.push(error(field, format!("`{uri}` is not an absolute URI: {e}"))),
@@ -738,27 +824,38 @@ fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Result<(), Vec<
     let mut problems = Vec::new();
     for (key, value) in overrides {
         let path: Vec<String> = key.to_lowercase().split("__").map(str::to_owned).collect();
-        let Some((last, parents)) = path.split_last() else { continue };
-        let mut table = &mut *doc;
-        let mut ok = true;
-        for p in parents {
-            let entry = table
-                .entry(p.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            match entry.as_table_mut() {
-                Some(t) => table = t,
-                None => {
-                    problems.push(error(&format!("LATCHKEY_{key}"), format!("`{p}` is not a table")));
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if ok {
-            table.insert(last.clone(), env_value(&value));
+        if let Err(p) = set_path(doc, &path, env_value(&value)) {
+            problems.push(error(
+                &format!("LATCHKEY_{key}"),
+                format!("`{p}` is not a table"),
+            ));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Set `path` in nested tables, creating them; Err names a segment that is not a table.
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Ok(()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry.as_table_mut() {
+                Some(t) => set_path(t, rest, value),
+                None => Err(first.clone()),
+            }
+        }
+    }
 }
 
 /// Numbers and booleans keep their type; anything else is a string.
@@ -826,14 +923,21 @@ grant_types = ["authorization_code", "refresh_token"]
     fn unknown_field_names_the_line() {
         let text = MINIMAL.replace("name = \"Web\"", "name = \"Web\"\ncolour = \"red\"");
         let p = problems(&text);
-        assert!(p[0].message.contains("colour") && p[0].message.contains("line"), "{p:?}");
+        assert!(
+            p[0].message.contains("colour") && p[0].message.contains("line"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn plaintext_secret_is_refused_with_a_hint() {
         let text = MINIMAL.replace("client_secret_hash = ", "client_secret = \"hunter2\"\n#");
         let p = problems(&text);
-        assert!(p.iter().any(|p| p.severity == Severity::Error && p.message.contains("hash-secret")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.severity == Severity::Error && p.message.contains("hash-secret")),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -842,7 +946,11 @@ grant_types = ["authorization_code", "refresh_token"]
             .replace("http://localhost:3000/cb", "http://app.example.com/cb#frag")
             .replace("\"refresh_token\"]", "\"refresh_token\", \"magic\"]");
         let p = problems(&text);
-        let all = p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        let all = p
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(all.contains("fragment"), "{all}");
         assert!(all.contains("loopback"), "{all}");
         assert!(all.contains("unknown grant type `magic`"), "{all}");
@@ -855,7 +963,11 @@ grant_types = ["authorization_code", "refresh_token"]
             .replace("client_secret_hash", "# client_secret_hash")
             .replace("\"refresh_token\"]", "\"client_credentials\"]");
         let p = problems(&text);
-        assert!(p.iter().any(|p| p.severity == Severity::Error && p.message.contains("confidential")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.severity == Severity::Error && p.message.contains("confidential")),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -864,7 +976,11 @@ grant_types = ["authorization_code", "refresh_token"]
             .replace("\"refresh_token\"]", "\"password\", \"implicit\"]")
             .replace("http://localhost:3000/cb", "https://*.example.com/cb");
         let (_, w) = Config::from_toml(&text, &[]).expect("warnings only");
-        let all = w.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        let all = w
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(all.contains("RFC 9700 §2.4"), "{all}");
         assert!(all.contains("RFC 9700 §2.1.2"), "{all}");
         assert!(all.contains("wildcards"), "{all}");

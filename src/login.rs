@@ -14,7 +14,9 @@ pub enum LoginOutcome {
     /// The account is disabled; said only after a correct password.
     Disabled,
     /// Too many failures for this account or this client IP.
-    Locked { until: i64 },
+    Locked {
+        until: i64,
+    },
 }
 
 fn user_key(login: &str) -> String {
@@ -27,7 +29,12 @@ fn ip_key(ip: &str) -> String {
 
 /// Verify a username (or email) and password. An unknown user costs the same argon2 work as
 /// a wrong password.
-pub async fn check_password(state: &AppState, login: &str, password: &str, ip: Option<&str>) -> OAuthResult<LoginOutcome> {
+pub async fn check_password(
+    state: &AppState,
+    login: &str,
+    password: &str,
+    ip: Option<&str>,
+) -> OAuthResult<LoginOutcome> {
     let now = state.now();
     let mut keys = vec![user_key(login)];
     if let Some(ip) = ip {
@@ -41,7 +48,10 @@ pub async fn check_password(state: &AppState, login: &str, password: &str, ip: O
     let user = state.store.find_user_by_login(login).await?;
     let ok = state
         .passwords
-        .verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone()))
+        .verify(
+            password.to_owned(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
         .await?;
     match user {
         Some(u) if ok => {
@@ -56,8 +66,15 @@ pub async fn check_password(state: &AppState, login: &str, password: &str, ip: O
             let s = &state.config.login;
             let mut locked = None;
             for (i, k) in keys.iter().enumerate() {
-                let max = if i == 0 { s.max_failures } else { s.max_failures_per_ip };
-                let st = state.store.throttle_fail(k, now, throttle_policy(s, max)).await?;
+                let max = if i == 0 {
+                    s.max_failures
+                } else {
+                    s.max_failures_per_ip
+                };
+                let st = state
+                    .store
+                    .throttle_fail(k, now, throttle_policy(s, max))
+                    .await?;
                 if st.locked_until > now {
                     locked = Some(locked.map_or(st.locked_until, |l: i64| l.max(st.locked_until)));
                 }

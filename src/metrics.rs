@@ -1,6 +1,8 @@
 //! Prometheus metrics, one registry per server instance (tests run many in one process).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -15,27 +17,47 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("latchkey_http_requests_total", "HTTP requests by route and status"),
+            Opts::new(
+                "latchkey_http_requests_total",
+                "HTTP requests by route and status",
+            ),
             &["route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("latchkey_http_request_duration_seconds", "Request latency by route")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new(
+                "latchkey_http_request_duration_seconds",
+                "Request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
             &["route"],
         )?;
         let tokens_issued = IntCounterVec::new(
-            Opts::new("latchkey_tokens_issued_total", "Token responses issued by grant type"),
+            Opts::new(
+                "latchkey_tokens_issued_total",
+                "Token responses issued by grant type",
+            ),
             &["grant_type"],
         )?;
         let store_rows = IntGaugeVec::new(
-            Opts::new("latchkey_store_rows", "Rows in the tables the janitor keeps in check"),
+            Opts::new(
+                "latchkey_store_rows",
+                "Rows in the tables the janitor keeps in check",
+            ),
             &["table"],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(tokens_issued.clone()))?;
         registry.register(Box::new(store_rows.clone()))?;
-        Ok(Self { registry, requests, latency, tokens_issued, store_rows })
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            tokens_issued,
+            store_rows,
+        })
     }
 
     pub fn render(&self) -> String {

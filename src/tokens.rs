@@ -55,7 +55,10 @@ impl AccessClaims {
     pub fn audiences(&self) -> Vec<String> {
         match &self.aud {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -66,7 +69,11 @@ impl AccessClaims {
     }
 }
 
-fn signing_key(state: &AppState, alg: SigningAlg, now: i64) -> OAuthResult<std::sync::Arc<crate::crypto::keys::SigningKey>> {
+fn signing_key(
+    state: &AppState,
+    alg: SigningAlg,
+    now: i64,
+) -> OAuthResult<std::sync::Arc<crate::crypto::keys::SigningKey>> {
     state
         .keys
         .active(alg, now)
@@ -91,9 +98,21 @@ pub struct AccessSubject<'a> {
 }
 
 /// Mint an access token; returns it with its lifetime.
-pub fn access_token(state: &AppState, s: &AccessSubject<'_>, now: i64) -> OAuthResult<(String, i64)> {
-    let ttl = s.client.settings.access_token_ttl.unwrap_or(state.config.tokens.access_token_ttl);
-    let alg = s.client.settings.access_token_alg.unwrap_or(state.config.keys.default_alg);
+pub fn access_token(
+    state: &AppState,
+    s: &AccessSubject<'_>,
+    now: i64,
+) -> OAuthResult<(String, i64)> {
+    let ttl = s
+        .client
+        .settings
+        .access_token_ttl
+        .unwrap_or(state.config.tokens.access_token_ttl);
+    let alg = s
+        .client
+        .settings
+        .access_token_alg
+        .unwrap_or(state.config.keys.default_alg);
     let claims = AccessClaims {
         iss: state.config.issuer.clone(),
         sub: s.user_id.unwrap_or(&s.client.id).to_owned(),
@@ -161,7 +180,11 @@ pub fn id_token(state: &AppState, i: &IdTokenInput<'_>, now: i64) -> OAuthResult
         .as_ref()
         .and_then(|r| r.get("id_token"))
         .and_then(Value::as_object);
-    let scope = if i.include_scope_claims { Some(&i.grant.scope) } else { None };
+    let scope = if i.include_scope_claims {
+        Some(&i.grant.scope)
+    } else {
+        None
+    };
     for (k, v) in user_claims(i.user, scope, requested) {
         c.entry(k).or_insert(v);
     }
@@ -198,10 +221,16 @@ pub fn scope_claims(scope: &str) -> &'static [&'static str] {
 
 /// Every claim the scopes release and every individually requested claim (OIDC Core §5.5)
 /// that the user has. `sub` is always handled by the caller.
-pub fn user_claims(user: &User, scope: Option<&ScopeSet>, requested: Option<&Map<String, Value>>) -> Map<String, Value> {
+pub fn user_claims(
+    user: &User,
+    scope: Option<&ScopeSet>,
+    requested: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
     let all = user_claim_map(&user.claims, user.updated_at);
     let mut out = Map::new();
-    let mut wanted: Vec<&str> = scope.map(|s| s.iter().flat_map(scope_claims).copied().collect()).unwrap_or_default();
+    let mut wanted: Vec<&str> = scope
+        .map(|s| s.iter().flat_map(scope_claims).copied().collect())
+        .unwrap_or_default();
     if let Some(r) = requested {
         wanted.extend(r.keys().map(String::as_str));
     }
@@ -236,5 +265,8 @@ pub fn wants_refresh(state: &AppState, client: &Client, scope: &ScopeSet) -> boo
 
 /// Lifetime of a refresh token family, from the client or the server default.
 pub fn refresh_ttl(state: &AppState, client: &Client) -> i64 {
-    client.settings.refresh_token_ttl.unwrap_or(state.config.tokens.refresh_token_ttl)
+    client
+        .settings
+        .refresh_token_ttl
+        .unwrap_or(state.config.tokens.refresh_token_ttl)
 }

@@ -41,15 +41,15 @@ pub enum VerifyError {
     WrongType,
 }
 
-/// Verify a JWT we issued: known `kid`, the key's own algorithm, our issuer, expected `typ`.
-/// `check_exp = false` accepts expired tokens (an `id_token_hint` may be expired, OIDC Core
-/// §3.1.2.1).
+/// Verify a JWT we issued: known `kid`, the key's own algorithm, our issuer, expected `typ`,
+/// and `exp` against `now` (our clock, not the library's). `now = None` accepts expired
+/// tokens (an `id_token_hint` may be expired, OIDC Core §3.1.2.1).
 pub fn verify<C: DeserializeOwned>(
     keys: &KeyRing,
     issuer: &str,
     token: &str,
     typ: &str,
-    check_exp: bool,
+    now: Option<i64>,
 ) -> Result<C, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
     let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
@@ -58,22 +58,35 @@ pub fn verify<C: DeserializeOwned>(
     if header.alg != jwt_alg(key.alg) {
         return Err(VerifyError::BadSignature);
     }
-    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case(typ))
+    {
         return Err(VerifyError::WrongType);
     }
     let mut v = jsonwebtoken::Validation::new(jwt_alg(key.alg));
     v.set_issuer(&[issuer]);
     v.validate_aud = false;
-    v.validate_exp = check_exp;
+    v.validate_exp = false;
     v.leeway = 0;
     v.required_spec_claims = ["iss", "exp"].iter().map(|s| (*s).to_owned()).collect();
-    jsonwebtoken::decode::<C>(token, key.decoding_key(), &v)
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, key.decoding_key(), &v)
         .map(|d| d.claims)
         .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
             jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::BadSignature,
             _ => VerifyError::Malformed,
-        })
+        })?;
+    if let Some(now) = now {
+        let exp = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or(VerifyError::Malformed)?;
+        if exp <= now {
+            return Err(VerifyError::Expired);
+        }
+    }
+    serde_json::from_value(claims).map_err(|_| VerifyError::Malformed)
 }
 
 /// OIDC Core §3.1.3.6 / §3.2.2.9: left half of SHA-256 of the ASCII token, base64url.
@@ -90,6 +103,9 @@ mod tests {
     #[test]
     fn at_hash_matches_oidc_example() {
         // OIDC Core Appendix A.3's access token and at_hash.
-        assert_eq!(half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

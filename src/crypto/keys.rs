@@ -73,7 +73,9 @@ impl MasterKey {
 
 /// AES-256-GCM with a random 96-bit nonce; output is base64(nonce || ciphertext || tag).
 pub fn seal(key: &[u8; 32], plaintext: &[u8]) -> anyhow::Result<String> {
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?);
+    let key = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?,
+    );
     let mut nonce = [0u8; 12];
     rand::fill(&mut nonce);
     let mut buf = plaintext.to_vec();
@@ -85,7 +87,9 @@ pub fn seal(key: &[u8; 32], plaintext: &[u8]) -> anyhow::Result<String> {
 }
 
 pub fn open(key: &[u8; 32], sealed: &str) -> anyhow::Result<Vec<u8>> {
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?);
+    let key = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?,
+    );
     let raw = STANDARD.decode(sealed)?;
     if raw.len() < 12 + 16 {
         anyhow::bail!("sealed value too short");
@@ -119,7 +123,10 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
     }
 }
 
@@ -160,9 +167,16 @@ pub fn generate(alg: SigningAlg) -> anyhow::Result<GeneratedKey> {
 }
 
 impl SigningKey {
-    pub fn from_pkcs8(kid: String, alg: SigningAlg, pkcs8: &[u8], activates_at: i64, created_at: i64) -> anyhow::Result<Self> {
+    pub fn from_pkcs8(
+        kid: String,
+        alg: SigningAlg,
+        pkcs8: &[u8],
+        activates_at: i64,
+        created_at: i64,
+    ) -> anyhow::Result<Self> {
         let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
-        let rejected = |e: aws_lc_rs::error::KeyRejected| anyhow::anyhow!("key {kid} rejected: {e}");
+        let rejected =
+            |e: aws_lc_rs::error::KeyRejected| anyhow::anyhow!("key {kid} rejected: {e}");
         let (pair, jwk, decoding) = match alg {
             SigningAlg::Rs256 => {
                 let kp = RsaKeyPair::from_pkcs8(pkcs8).map_err(rejected)?;
@@ -174,7 +188,8 @@ impl SigningKey {
                 (Pair::Rsa(kp), jwk, dec)
             }
             SigningAlg::Es256 => {
-                let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(rejected)?;
+                let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                    .map_err(rejected)?;
                 let point = kp.public_key().as_ref();
                 // SEC1 uncompressed point: 0x04 || x || y.
                 let (x, y) = match point {
@@ -255,7 +270,11 @@ impl KeyState {
 
 /// Classify every key of one store snapshot at `now`. `retire_after` is how long a superseded
 /// key stays published: the longest lifetime of anything it signed.
-pub fn classify(records: &[KeyRecord], now: i64, retire_after: i64) -> Vec<(KeyState, Option<i64>)> {
+pub fn classify(
+    records: &[KeyRecord],
+    now: i64,
+    retire_after: i64,
+) -> Vec<(KeyState, Option<i64>)> {
     records
         .iter()
         .map(|r| {
@@ -265,7 +284,9 @@ pub fn classify(records: &[KeyRecord], now: i64, retire_after: i64) -> Vec<(KeyS
             // Superseded when a newer key of the same alg has activated.
             let superseded_at = records
                 .iter()
-                .filter(|o| o.alg == r.alg && o.activates_at > r.activates_at && o.activates_at <= now)
+                .filter(|o| {
+                    o.alg == r.alg && o.activates_at > r.activates_at && o.activates_at <= now
+                })
                 .map(|o| o.activates_at)
                 .min();
             match superseded_at {
@@ -293,7 +314,13 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Replace the cache with a fresh snapshot (parsed keys are reused by kid).
-    pub fn load(&self, master: &MasterKey, records: &[KeyRecord], now: i64, retire_after: i64) -> anyhow::Result<()> {
+    pub fn load(
+        &self,
+        master: &MasterKey,
+        records: &[KeyRecord],
+        now: i64,
+        retire_after: i64,
+    ) -> anyhow::Result<()> {
         let states = classify(records, now, retire_after);
         let old = self.snapshot();
         let mut keys = Vec::new();
@@ -304,16 +331,26 @@ impl KeyRing {
             let key = match old.by_kid.get(&r.kid) {
                 Some(k) => k.clone(),
                 None => {
-                    let alg: SigningAlg = r.alg.parse().map_err(|_| anyhow::anyhow!("unknown alg {}", r.alg))?;
+                    let alg: SigningAlg = r
+                        .alg
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("unknown alg {}", r.alg))?;
                     let pkcs8 = master.decrypt(&r.private_enc)?;
-                    Arc::new(SigningKey::from_pkcs8(r.kid.clone(), alg, &pkcs8, r.activates_at, r.created_at)?)
+                    Arc::new(SigningKey::from_pkcs8(
+                        r.kid.clone(),
+                        alg,
+                        &pkcs8,
+                        r.activates_at,
+                        r.created_at,
+                    )?)
                 }
             };
             keys.push(key);
         }
         keys.sort_by(|a, b| b.activates_at.cmp(&a.activates_at));
         let by_kid = keys.iter().map(|k| (k.kid.clone(), k.clone())).collect();
-        let jwks = Arc::new(json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}));
+        let jwks =
+            Arc::new(json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}));
         let snap = Arc::new(Snapshot { keys, by_kid, jwks });
         match self.inner.write() {
             Ok(mut g) => *g = snap,
@@ -363,10 +400,29 @@ mod tests {
 
     #[test]
     fn rotation_states() {
-        let recs = [rec("a", "RS256", 0), rec("b", "RS256", 100), rec("c", "RS256", 500), rec("e", "ES256", 0)];
-        let s: Vec<_> = classify(&recs, 200, 50).into_iter().map(|(s, _)| s).collect();
-        assert_eq!(s, [KeyState::Expired, KeyState::Active, KeyState::Next, KeyState::Active]);
-        let s: Vec<_> = classify(&recs, 120, 50).into_iter().map(|(s, _)| s).collect();
+        let recs = [
+            rec("a", "RS256", 0),
+            rec("b", "RS256", 100),
+            rec("c", "RS256", 500),
+            rec("e", "ES256", 0),
+        ];
+        let s: Vec<_> = classify(&recs, 200, 50)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(
+            s,
+            [
+                KeyState::Expired,
+                KeyState::Active,
+                KeyState::Next,
+                KeyState::Active
+            ]
+        );
+        let s: Vec<_> = classify(&recs, 120, 50)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(s[0], KeyState::Retired);
     }
 

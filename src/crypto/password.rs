@@ -23,8 +23,13 @@ pub struct PasswordHasherPool {
 
 impl PasswordHasherPool {
     pub fn new(settings: &LoginSettings) -> anyhow::Result<Self> {
-        let params = Params::new(settings.argon2_memory_kib, settings.argon2_iterations, 1, None)
-            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let params = Params::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            1,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy = hash_with(&params, "latchkey-dummy-password")?;
         Ok(Self {
             params,
@@ -62,7 +67,9 @@ pub fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
 
 /// Verification reads the parameters from the PHC string itself.
 pub fn verify_sync(password: &str, hash: &str) -> bool {
-    Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
 }
 
 /// argon2id at the OWASP parameters, for CLI use (`hash-secret`, `user add`).
@@ -82,9 +89,18 @@ mod tests {
         let pool = PasswordHasherPool::new(&LoginSettings::default()).expect("params");
         let h = pool.hash("correct horse".into()).await.expect("hash");
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(pool.verify("correct horse".into(), Some(h.clone())).await.expect("verify"));
+        assert!(
+            pool.verify("correct horse".into(), Some(h.clone()))
+                .await
+                .expect("verify")
+        );
         assert!(!pool.verify("wrong".into(), Some(h)).await.expect("verify"));
         assert!(!pool.verify("x".into(), None).await.expect("verify"));
-        assert!(!pool.verify("x".into(), Some("garbage".into())).await.expect("verify"));
+        assert!(
+            !pool
+                .verify("x".into(), Some("garbage".into()))
+                .await
+                .expect("verify")
+        );
     }
 }

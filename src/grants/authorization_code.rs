@@ -10,7 +10,11 @@ use crate::tokens::{self, TokenResponse};
 
 use super::{UserIssue, active_user, issue_user_grant};
 
-pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuthResult<TokenResponse> {
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> OAuthResult<TokenResponse> {
     let code = params.require("code")?;
     let now = state.now();
     let row = match state.store.consume_code(&hash_token(code), now).await? {
@@ -20,7 +24,12 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
             // tokens previously issued based on that authorization code".
             state
                 .store
-                .revoke_grant(&grant_id, &client.id, now, now + tokens::refresh_ttl(state, client))
+                .revoke_grant(
+                    &grant_id,
+                    &client.id,
+                    now,
+                    now + tokens::refresh_ttl(state, client),
+                )
                 .await?;
             tracing::warn!(client_id = %client.id, "authorization code reused; grant revoked");
             return Err(OAuthError::invalid_grant(
@@ -28,20 +37,28 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
             ));
         }
         CodeRedemption::Expired => {
-            return Err(OAuthError::invalid_grant("the authorization code has expired; start the authorization again"));
+            return Err(OAuthError::invalid_grant(
+                "the authorization code has expired; start the authorization again",
+            ));
         }
         CodeRedemption::Unknown => {
-            return Err(OAuthError::invalid_grant("the authorization code is not valid"));
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is not valid",
+            ));
         }
     };
     if row.client_id != client.id {
-        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
     }
     // RFC 6749 §4.1.3: redirect_uri is REQUIRED if it was in the authorization request, and
     // must then be identical.
     match params.get("redirect_uri") {
         Some(uri) if uri != row.data.redirect_uri => {
-            return Err(OAuthError::invalid_grant("redirect_uri does not match the one used in the authorization request"));
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the one used in the authorization request",
+            ));
         }
         None if row.data.redirect_uri_sent => {
             return Err(OAuthError::invalid_grant(
@@ -60,7 +77,9 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
                 .and_then(pkce::Method::parse)
                 .unwrap_or(pkce::Method::Plain);
             if !pkce::verify(v, challenge, method) {
-                return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge (RFC 7636 §4.6)"));
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge (RFC 7636 §4.6)",
+                ));
             }
         }
         (Some(_), None) => {

@@ -11,9 +11,15 @@ use crate::tokens::{self, AccessSubject, TokenResponse};
 
 use super::requested_scope;
 
-pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuthResult<TokenResponse> {
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> OAuthResult<TokenResponse> {
     if client.is_public() {
-        return Err(OAuthError::unauthorized_client("client_credentials requires a confidential client (RFC 6749 §4.4)"));
+        return Err(OAuthError::unauthorized_client(
+            "client_credentials requires a confidential client (RFC 6749 §4.4)",
+        ));
     }
     let scope = requested_scope(client, params.get("scope"))?;
     if scope.contains("openid") || scope.contains("offline_access") {
@@ -27,7 +33,10 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
         Some(a) => {
             return Err(OAuthError::new(
                 ErrorCode::InvalidTarget,
-                format!("audience `{a}` is not registered for client `{}`", client.id),
+                format!(
+                    "audience `{a}` is not registered for client `{}`",
+                    client.id
+                ),
             ));
         }
         None => client.settings.audiences.clone(),

@@ -20,7 +20,12 @@ pub struct TokenContext {
 }
 
 /// Run the grant named by `grant_type` for an already-authenticated client.
-pub async fn handle(state: &AppState, client: &Client, params: &Params, ctx: &TokenContext) -> OAuthResult<(GrantType, TokenResponse)> {
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    ctx: &TokenContext,
+) -> OAuthResult<(GrantType, TokenResponse)> {
     let raw = params.require("grant_type")?;
     let grant = match raw.parse::<GrantType>() {
         // The implicit grant has no token request (RFC 6749 §4.2).
@@ -53,9 +58,17 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params, ctx: &To
         GrantType::ClientCredentials => client_credentials::handle(state, client, params).await?,
         GrantType::Password => password::handle(state, client, params, ctx).await?,
         GrantType::DeviceCode => {
-            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "the device authorization grant is not enabled on this server"));
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "the device authorization grant is not enabled on this server",
+            ));
         }
-        GrantType::Implicit => return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "implicit has no token request")),
+        GrantType::Implicit => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "implicit has no token request",
+            ));
+        }
     };
     Ok((grant, response))
 }
@@ -93,7 +106,12 @@ pub struct UserIssue<'a> {
 
 /// Mint the response of a user grant. Returns it with the refresh token's hash, not yet
 /// stored (the caller stores it inside its own transaction).
-pub fn mint_user_tokens(state: &AppState, i: &UserIssue<'_>, with_refresh: bool, now: i64) -> OAuthResult<(TokenResponse, Option<String>)> {
+pub fn mint_user_tokens(
+    state: &AppState,
+    i: &UserIssue<'_>,
+    with_refresh: bool,
+    now: i64,
+) -> OAuthResult<(TokenResponse, Option<String>)> {
     let (access_token, expires_in) = tokens::access_token(
         state,
         &AccessSubject {
@@ -137,11 +155,17 @@ pub fn mint_user_tokens(state: &AppState, i: &UserIssue<'_>, with_refresh: bool,
 }
 
 /// Issue a fresh user grant (code, password, device): mint, then store the family.
-pub async fn issue_user_grant(state: &AppState, i: &UserIssue<'_>, now: i64) -> OAuthResult<TokenResponse> {
+pub async fn issue_user_grant(
+    state: &AppState,
+    i: &UserIssue<'_>,
+    now: i64,
+) -> OAuthResult<TokenResponse> {
     let with_refresh = tokens::wants_refresh(state, i.client, &i.grant.scope);
     let (resp, hash) = mint_user_tokens(state, i, with_refresh, now)?;
     if let Some(hash) = hash {
-        let family_expires_at = i.family_expires_at.unwrap_or(now + tokens::refresh_ttl(state, i.client));
+        let family_expires_at = i
+            .family_expires_at
+            .unwrap_or(now + tokens::refresh_ttl(state, i.client));
         state
             .store
             .insert_grant_and_refresh(
@@ -158,7 +182,8 @@ pub async fn issue_user_grant(state: &AppState, i: &UserIssue<'_>, now: i64) -> 
                     client_id: &i.client.id,
                     user_id: Some(&i.user.id),
                     data: i.grant,
-                    expires_at: (now + state.config.tokens.refresh_token_idle_ttl).min(family_expires_at),
+                    expires_at: (now + state.config.tokens.refresh_token_idle_ttl)
+                        .min(family_expires_at),
                     family_expires_at,
                 },
                 now,
@@ -172,6 +197,8 @@ pub async fn issue_user_grant(state: &AppState, i: &UserIssue<'_>, now: i64) -> 
 pub async fn active_user(state: &AppState, user_id: &str) -> OAuthResult<User> {
     match state.store.get_user(user_id).await? {
         Some(u) if !u.disabled => Ok(u),
-        _ => Err(OAuthError::invalid_grant("the user of this grant no longer exists or is disabled")),
+        _ => Err(OAuthError::invalid_grant(
+            "the user of this grant no longer exists or is disabled",
+        )),
     }
 }

@@ -11,14 +11,23 @@ use crate::tokens::TokenResponse;
 
 use super::{TokenContext, UserIssue, issue_user_grant, requested_scope};
 
-pub async fn handle(state: &AppState, client: &Client, params: &Params, ctx: &TokenContext) -> OAuthResult<TokenResponse> {
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    ctx: &TokenContext,
+) -> OAuthResult<TokenResponse> {
     let username = params.require("username")?;
     let password = params.require("password")?;
     let scope = requested_scope(client, params.get("scope"))?;
     let user = match check_password(state, username, password, ctx.client_ip.as_deref()).await? {
         LoginOutcome::Ok(u) => u,
-        LoginOutcome::Invalid => return Err(OAuthError::invalid_grant("wrong username or password")),
-        LoginOutcome::Disabled => return Err(OAuthError::invalid_grant("this account is disabled")),
+        LoginOutcome::Invalid => {
+            return Err(OAuthError::invalid_grant("wrong username or password"));
+        }
+        LoginOutcome::Disabled => {
+            return Err(OAuthError::invalid_grant("this account is disabled"));
+        }
         LoginOutcome::Locked { until } => {
             return Err(OAuthError::invalid_grant(format!(
                 "too many failed attempts; try again in {} seconds",

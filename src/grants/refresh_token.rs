@@ -24,13 +24,19 @@ fn successor_key(refresh_token: &str) -> [u8; 32] {
     sha256(format!("latchkey refresh successor\0{refresh_token}").as_bytes())
 }
 
-pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuthResult<TokenResponse> {
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> OAuthResult<TokenResponse> {
     let token = params.require("refresh_token")?;
     let hash = hash_token(token);
     let now = state.now();
     let mut tx = state.store.begin().await?;
     let row = match Store::begin_rotation(&mut tx, &hash, now).await? {
-        Rotation::Unknown => return Err(OAuthError::invalid_grant("the refresh token is not valid")),
+        Rotation::Unknown => {
+            return Err(OAuthError::invalid_grant("the refresh token is not valid"));
+        }
         Rotation::AlreadyRotated(row) => {
             drop(tx);
             return repeat(state, client, token, &row, now).await;
@@ -39,13 +45,19 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
     };
     // Checks that leave the token untouched when they fail: the transaction rolls back.
     if row.client_id != client.id {
-        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
     }
     if row.grant_revoked {
-        return Err(OAuthError::invalid_grant("the grant behind this refresh token has been revoked"));
+        return Err(OAuthError::invalid_grant(
+            "the grant behind this refresh token has been revoked",
+        ));
     }
     if row.expires_at <= now {
-        return Err(OAuthError::invalid_grant("the refresh token has expired; the user must sign in again"));
+        return Err(OAuthError::invalid_grant(
+            "the refresh token has expired; the user must sign in again",
+        ));
     }
     // RFC 6749 §6: a refresh may narrow the scope, never widen it.
     let scope = match params.get("scope") {
@@ -67,7 +79,10 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token has no user"))?;
     let user = active_user(state, user_id).await?;
     // OIDC Core §12.2: the refreshed id_token keeps auth_time and carries no nonce.
-    let grant = GrantData { scope, ..row.data.clone() };
+    let grant = GrantData {
+        scope,
+        ..row.data.clone()
+    };
     let (resp, new_hash) = mint_user_tokens(
         state,
         &UserIssue {
@@ -81,8 +96,12 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
         true,
         now,
     )?;
-    let new_hash = new_hash.ok_or_else(|| OAuthError::internal("rotation minted no refresh token"))?;
-    let sealed = seal(&successor_key(token), &serde_json::to_vec(&resp).map_err(OAuthError::internal)?)?;
+    let new_hash =
+        new_hash.ok_or_else(|| OAuthError::internal("rotation minted no refresh token"))?;
+    let sealed = seal(
+        &successor_key(token),
+        &serde_json::to_vec(&resp).map_err(OAuthError::internal)?,
+    )?;
     Store::finish_rotation(
         &mut tx,
         &hash,
@@ -94,7 +113,8 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
             user_id: Some(&user.id),
             // RFC 6749 §6: the new refresh token keeps the original scope.
             data: &row.data,
-            expires_at: (now + state.config.tokens.refresh_token_idle_ttl).min(row.family_expires_at),
+            expires_at: (now + state.config.tokens.refresh_token_idle_ttl)
+                .min(row.family_expires_at),
             family_expires_at: row.family_expires_at,
         },
         now,
@@ -105,9 +125,17 @@ pub async fn handle(state: &AppState, client: &Client, params: &Params) -> OAuth
 }
 
 /// A token that was rotated before: a racing repeat within the grace window, or reuse.
-async fn repeat(state: &AppState, client: &Client, token: &str, row: &RefreshRow, now: i64) -> OAuthResult<TokenResponse> {
+async fn repeat(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+    row: &RefreshRow,
+    now: i64,
+) -> OAuthResult<TokenResponse> {
     if row.client_id != client.id {
-        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
     }
     let rotated_at = row.rotated_at.unwrap_or(0);
     if !row.grant_revoked && now - rotated_at <= state.config.tokens.refresh_grace_period {
@@ -116,7 +144,10 @@ async fn repeat(state: &AppState, client: &Client, token: &str, row: &RefreshRow
             return serde_json::from_slice(&plain).map_err(OAuthError::internal);
         }
     }
-    state.store.revoke_grant(&row.grant_id, &row.client_id, now, row.family_expires_at).await?;
+    state
+        .store
+        .revoke_grant(&row.grant_id, &row.client_id, now, row.family_expires_at)
+        .await?;
     tracing::warn!(client_id = %client.id, "refresh token reused; grant family revoked");
     Err(OAuthError::invalid_grant(
         "this refresh token was already used; as a precaution the whole grant has been revoked and the user must sign in again (RFC 9700 §4.14.2)",

@@ -19,7 +19,11 @@ use super::respond::{deliver, error_page, page};
 use super::session;
 use super::views::{ConsentPage, LoginPage, ScopeLine, Theme, describe_scope};
 
-pub async fn get(State(state): State<AppState>, jar: CookieJar, Query(raw): Query<Vec<(String, String)>>) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(raw): Query<Vec<(String, String)>>,
+) -> Response {
     let params = match dedupe(raw) {
         Ok(p) => p,
         Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
@@ -27,7 +31,11 @@ pub async fn get(State(state): State<AppState>, jar: CookieJar, Query(raw): Quer
     run(state, jar, params).await
 }
 
-pub async fn post(State(state): State<AppState>, jar: CookieJar, body: axum::body::Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Response {
     match Params::parse(&body) {
         Ok(p) => run(state, jar, p).await,
         Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
@@ -41,7 +49,9 @@ fn dedupe(raw: Vec<(String, String)>) -> OAuthResult<Params> {
             continue;
         }
         if out.iter().any(|(x, _)| *x == k) {
-            return Err(OAuthError::invalid_request(format!("parameter `{k}` is included more than once (RFC 6749 §3.1)")));
+            return Err(OAuthError::invalid_request(format!(
+                "parameter `{k}` is included more than once (RFC 6749 §3.1)"
+            )));
         }
         out.push((k, v));
     }
@@ -82,7 +92,11 @@ async fn continue_request(
                 Some((msg, typed)) => (Some(msg), typed),
                 None => (None, req.login_hint.clone().unwrap_or_default()),
             };
-            let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+            let status = if error.is_some() {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::OK
+            };
             let body = page(
                 status,
                 &LoginPage {
@@ -96,7 +110,10 @@ async fn continue_request(
             );
             (jar, body).into_response()
         }
-        Ok(Next::Consent { interaction, new_scopes }) => {
+        Ok(Next::Consent {
+            interaction,
+            new_scopes,
+        }) => {
             let (jar, csrf) = session::csrf(state, jar);
             let scopes = new_scopes
                 .iter()
@@ -123,13 +140,27 @@ async fn continue_request(
 }
 
 /// Load a pending interaction named by a form.
-async fn load_interaction(state: &AppState, form: &Params) -> OAuthResult<Option<(String, AuthorizationRequest, Client)>> {
-    let Some(id) = form.get("interaction") else { return Ok(None) };
-    let Some(json) = state.store.get_interaction(&hash_token(id), state.now()).await? else {
+async fn load_interaction(
+    state: &AppState,
+    form: &Params,
+) -> OAuthResult<Option<(String, AuthorizationRequest, Client)>> {
+    let Some(id) = form.get("interaction") else {
+        return Ok(None);
+    };
+    let Some(json) = state
+        .store
+        .get_interaction(&hash_token(id), state.now())
+        .await?
+    else {
         return Ok(None);
     };
     let req: AuthorizationRequest = serde_json::from_str(&json).map_err(OAuthError::internal)?;
-    let Some(client) = state.store.get_client(&req.client_id).await?.filter(|c| c.enabled) else {
+    let Some(client) = state
+        .store
+        .get_client(&req.client_id)
+        .await?
+        .filter(|c| c.enabled)
+    else {
         return Ok(None);
     };
     Ok(Some((id.to_owned(), req, client)))
@@ -167,7 +198,9 @@ pub async fn login(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(form) = Params::parse(&body) else { return expired_page(&state) };
+    let Ok(form) = Params::parse(&body) else {
+        return expired_page(&state);
+    };
     // CSRF first, before anything else is looked at.
     if !session::csrf_ok(&state, &jar, form.get("csrf")) {
         return csrf_failed(&state);
@@ -187,15 +220,34 @@ pub async fn login(
     let now = state.now();
     let failure = match outcome {
         LoginOutcome::Ok(user) => {
-            audit(&state, "login.success", Some(&user.id), Some(&client.id), &ip).await;
+            audit(
+                &state,
+                "login.success",
+                Some(&user.id),
+                Some(&client.id),
+                &ip,
+            )
+            .await;
             let (jar, s) = match session::start(&state, jar, &user).await {
                 Ok(x) => x,
                 Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
             };
-            return continue_request(&state, jar, &req, &client, Some((s, user)), Some(id), true, None).await;
+            return continue_request(
+                &state,
+                jar,
+                &req,
+                &client,
+                Some((s, user)),
+                Some(id),
+                true,
+                None,
+            )
+            .await;
         }
         LoginOutcome::Invalid => "Wrong username or password.".to_owned(),
-        LoginOutcome::Disabled => "This account is disabled. Contact your administrator.".to_owned(),
+        LoginOutcome::Disabled => {
+            "This account is disabled. Contact your administrator.".to_owned()
+        }
         LoginOutcome::Locked { until } => {
             let mins = ((until - now) + 59) / 60;
             format!(
@@ -206,7 +258,17 @@ pub async fn login(
         }
     };
     audit(&state, "login.failure", None, Some(&client.id), &ip).await;
-    continue_request(&state, jar, &req, &client, None, Some(id), false, Some((failure, username))).await
+    continue_request(
+        &state,
+        jar,
+        &req,
+        &client,
+        None,
+        Some(id),
+        false,
+        Some((failure, username)),
+    )
+    .await
 }
 
 pub async fn consent(
@@ -216,7 +278,9 @@ pub async fn consent(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(form) = Params::parse(&body) else { return expired_page(&state) };
+    let Ok(form) = Params::parse(&body) else {
+        return expired_page(&state);
+    };
     if !session::csrf_ok(&state, &jar, form.get("csrf")) {
         return csrf_failed(&state);
     }
@@ -227,7 +291,9 @@ pub async fn consent(
     };
     let (s, user) = match session::current(&state, &jar).await {
         Ok(Some(x)) => x,
-        Ok(None) => return continue_request(&state, jar, &req, &client, None, Some(id), false, None).await,
+        Ok(None) => {
+            return continue_request(&state, jar, &req, &client, None, Some(id), false, None).await;
+        }
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let now = state.now();
@@ -240,11 +306,32 @@ pub async fn consent(
     let ip = client_ip(&headers, addr);
     let ret = req.return_to(&state);
     if form.get("decision") != Some("allow") {
-        audit(&state, "consent.denied", Some(&user.id), Some(&client.id), &ip).await;
-        return deliver(&state, ret.error(&OAuthError::access_denied("the user denied the request")));
+        audit(
+            &state,
+            "consent.denied",
+            Some(&user.id),
+            Some(&client.id),
+            &ip,
+        )
+        .await;
+        return deliver(
+            &state,
+            ret.error(&OAuthError::access_denied("the user denied the request")),
+        );
     }
-    audit(&state, "consent.granted", Some(&user.id), Some(&client.id), &ip).await;
-    if let Err(e) = state.store.add_consent(&user.id, &client.id, &req.scope, now).await {
+    audit(
+        &state,
+        "consent.granted",
+        Some(&user.id),
+        Some(&client.id),
+        &ip,
+    )
+    .await;
+    if let Err(e) = state
+        .store
+        .add_consent(&user.id, &client.id, &req.scope, now)
+        .await
+    {
         return deliver(&state, ret.error(&e.into()));
     }
     match authorize::issue(&state, &req, &client, &s, &user, now).await {
@@ -254,7 +341,13 @@ pub async fn consent(
 }
 
 /// Record an audit event in the store and the log; a failure to record is logged, not fatal.
-pub async fn audit(state: &AppState, kind: &str, user_id: Option<&str>, client_id: Option<&str>, ip: &str) {
+pub async fn audit(
+    state: &AppState,
+    kind: &str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    ip: &str,
+) {
     tracing::info!(event = kind, user_id, client_id, ip, "audit");
     let e = AuditEvent {
         kind,

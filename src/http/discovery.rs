@@ -7,19 +7,40 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::oauth::types::{GrantType, ResponseMode, ResponseType, STANDARD_SCOPES, SigningAlg, TokenEndpointAuthMethod};
+use crate::oauth::types::{
+    GrantType, ResponseMode, ResponseType, STANDARD_SCOPES, SigningAlg, TokenEndpointAuthMethod,
+};
 use crate::state::AppState;
 
 pub fn document(state: &AppState) -> Value {
-    let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
-    let secret_methods: Vec<&str> = auth_methods.iter().copied().filter(|m| *m != "none").collect();
+    let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    let secret_methods: Vec<&str> = auth_methods
+        .iter()
+        .copied()
+        .filter(|m| *m != "none")
+        .collect();
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
     let grants: Vec<&str> = GrantType::ALL
         .iter()
         .filter(|g| **g != GrantType::DeviceCode || crate::device::ENABLED)
         .map(|g| g.as_str())
         .collect();
-    let mut claims = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid", "amr"];
+    let mut claims = vec![
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "azp",
+        "at_hash",
+        "sid",
+        "amr",
+    ];
     for s in ["profile", "email", "address", "phone"] {
         claims.extend_from_slice(crate::tokens::scope_claims(s));
     }
@@ -53,7 +74,10 @@ pub fn document(state: &AppState) -> Value {
     });
     if let Some(o) = doc.as_object_mut() {
         if crate::device::ENABLED {
-            o.insert("device_authorization_endpoint".into(), json!(state.url("/device/code")));
+            o.insert(
+                "device_authorization_endpoint".into(),
+                json!(state.url("/device/code")),
+            );
         }
     }
     doc

@@ -26,5 +26,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             state.metrics.store_rows.with_label_values(&[table]).set(n);
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }

@@ -34,9 +34,18 @@ pub fn router(state: AppState) -> Router {
         .route("/token", post(token::token))
         .route("/revoke", post(token::revoke))
         .route("/introspect", post(token::introspect))
-        .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
+        .route(
+            "/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::openid_configuration),
+        )
         .route("/jwks.json", get(discovery::jwks))
         .layer(cors(&state));
     let pages = Router::new()
@@ -72,7 +81,10 @@ pub fn router(state: AppState) -> Router {
 /// Compiled in, so the binary needs no files beside it.
 async fn stylesheet() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         include_str!("../../static/latchkey.css"),
     )
         .into_response()
@@ -92,7 +104,10 @@ async fn theme_css(State(state): State<AppState>) -> Response {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '#')
         .collect();
     (
-        [(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=300")],
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
         format!(":root {{ --accent: {accent}; }}\n"),
     )
         .into_response()
@@ -115,8 +130,14 @@ fn cors(state: &AppState) -> CorsLayer {
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let is_html = h
         .get(header::CONTENT_TYPE)
@@ -138,7 +159,11 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
         .unwrap_or_else(|| "unmatched".into());
     let start = Instant::now();
     let resp = next.run(req).await;
-    state.metrics.latency.with_label_values(&[&route]).observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .latency
+        .with_label_values(&[&route])
+        .observe(start.elapsed().as_secs_f64());
     state
         .metrics
         .requests

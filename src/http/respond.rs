@@ -21,8 +21,12 @@ pub fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
+/// RFC 6750 §3: error_description is limited to printable ASCII without `"` and `\`.
 fn quote(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "'")
+    s.replace('§', "section ")
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+        .collect()
 }
 
 impl IntoResponse for OAuthError {
@@ -53,12 +57,19 @@ impl IntoResponse for OAuthError {
 pub const FORM_POST_SCRIPT: &str = "document.getElementById('f').submit();";
 
 fn script_hash() -> String {
-    format!("'sha256-{}'", STANDARD.encode(sha256(FORM_POST_SCRIPT.as_bytes())))
+    format!(
+        "'sha256-{}'",
+        STANDARD.encode(sha256(FORM_POST_SCRIPT.as_bytes()))
+    )
 }
 
 /// The page CSP: nothing from elsewhere, no inline script except a hashed one.
 pub fn csp(with_script: bool) -> String {
-    let script = if with_script { script_hash() } else { "'none'".to_owned() };
+    let script = if with_script {
+        script_hash()
+    } else {
+        "'none'".to_owned()
+    };
     format!(
         "default-src 'none'; style-src 'self'; img-src 'self' https: data:; script-src {script}; \
          frame-ancestors 'none'; base-uri 'none'"
@@ -70,7 +81,8 @@ pub fn page<T: Template>(status: StatusCode, t: &T) -> Response {
     match t.render() {
         Ok(html) => {
             let mut r = (status, axum::response::Html(html)).into_response();
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Err(e) => {
@@ -123,7 +135,8 @@ pub fn deliver(state: &AppState, d: Delivery) -> Response {
             if let Ok(v) = HeaderValue::from_str(&url) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Delivery::FormPost { action, fields } => {

@@ -53,10 +53,17 @@ pub async fn current(state: &AppState, jar: &CookieJar) -> OAuthResult<Option<(S
 
 /// Start a session after a successful login. Always a new id (no session fixation); an
 /// earlier session in this browser is ended.
-pub async fn start(state: &AppState, jar: CookieJar, user: &User) -> OAuthResult<(CookieJar, Session)> {
+pub async fn start(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+) -> OAuthResult<(CookieJar, Session)> {
     let now = state.now();
     if let Some(old) = jar.get(&name(state, "session")) {
-        state.store.end_session(&hash_token(old.value()), now).await?;
+        state
+            .store
+            .end_session(&hash_token(old.value()), now)
+            .await?;
     }
     let id = new_token();
     let s = Session {
@@ -79,7 +86,12 @@ pub async fn start(state: &AppState, jar: CookieJar, user: &User) -> OAuthResult
 pub async fn end(state: &AppState, jar: CookieJar) -> OAuthResult<(CookieJar, Option<String>)> {
     let n = name(state, "session");
     let sid = match jar.get(&n) {
-        Some(c) => state.store.end_session(&hash_token(c.value()), state.now()).await?,
+        Some(c) => {
+            state
+                .store
+                .end_session(&hash_token(c.value()), state.now())
+                .await?
+        }
         None => None,
     };
     Ok((jar.remove(cookie(state, "session", String::new())), sid))

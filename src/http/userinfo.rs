@@ -18,7 +18,10 @@ fn bearer(method: &Method, headers: &HeaderMap, body: &[u8]) -> OAuthResult<Stri
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .map(|t| t.trim().to_owned());
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -40,7 +43,12 @@ fn bearer(method: &Method, headers: &HeaderMap, body: &[u8]) -> OAuthResult<Stri
     }
 }
 
-pub async fn userinfo(State(state): State<AppState>, method: Method, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn userinfo(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     match run(&state, &method, &headers, &body).await {
         Ok(v) => {
             let mut r = axum::Json(v).into_response();
@@ -51,16 +59,34 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
     }
 }
 
-async fn run(state: &AppState, method: &Method, headers: &HeaderMap, body: &[u8]) -> OAuthResult<Value> {
+async fn run(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> OAuthResult<Value> {
     let token = bearer(method, headers, body)?;
-    let claims: AccessClaims = jwt::verify(&state.keys, &state.config.issuer, &token, TYP_ACCESS_TOKEN, true).map_err(|e| {
+    let claims: AccessClaims = jwt::verify(
+        &state.keys,
+        &state.config.issuer,
+        &token,
+        TYP_ACCESS_TOKEN,
+        Some(state.now()),
+    )
+    .map_err(|e| {
         OAuthError::invalid_token(match e {
             VerifyError::Expired => "the access token has expired",
             _ => "the access token is not valid",
         })
     })?;
-    if state.store.is_access_token_revoked(&claims.jti, &claims.grant_id).await? {
-        return Err(OAuthError::invalid_token("the access token has been revoked"));
+    if state
+        .store
+        .is_access_token_revoked(&claims.jti, &claims.grant_id)
+        .await?
+    {
+        return Err(OAuthError::invalid_token(
+            "the access token has been revoked",
+        ));
     }
     let scope = claims.scopes();
     // OIDC Core §5.3: userinfo is for tokens carrying the `openid` scope.
@@ -72,7 +98,11 @@ async fn run(state: &AppState, method: &Method, headers: &HeaderMap, body: &[u8]
     }
     let user = match state.store.get_user(&claims.sub).await? {
         Some(u) if !u.disabled => u,
-        _ => return Err(OAuthError::invalid_token("the user of this token no longer exists or is disabled")),
+        _ => {
+            return Err(OAuthError::invalid_token(
+                "the user of this token no longer exists or is disabled",
+            ));
+        }
     };
     let mut out = user_claims(&user, Some(&scope), None);
     out.insert("sub".into(), json!(user.id));

@@ -45,7 +45,8 @@ impl Default for SecretCache {
 
 impl SecretCache {
     fn cache_key(&self, client_id: &str, stored: &str, presented: &str) -> [u8; 32] {
-        let mut buf = Vec::with_capacity(32 + client_id.len() + stored.len() + presented.len() + 24);
+        let mut buf =
+            Vec::with_capacity(32 + client_id.len() + stored.len() + presented.len() + 24);
         buf.extend_from_slice(&self.key[..]);
         for part in [client_id, stored, presented] {
             buf.extend_from_slice(&(part.len() as u64).to_be_bytes());
@@ -83,7 +84,11 @@ struct Presented {
 
 /// RFC 6749 §2.3.1: the client id and secret are form-urlencoded before Basic encoding.
 fn parse_basic(header: &str) -> OAuthResult<(String, String)> {
-    let bad = || OAuthError::invalid_client("the Authorization header is not valid HTTP Basic credentials (RFC 6749 §2.3.1)");
+    let bad = || {
+        OAuthError::invalid_client(
+            "the Authorization header is not valid HTTP Basic credentials (RFC 6749 §2.3.1)",
+        )
+    };
     let b64 = header
         .strip_prefix("Basic ")
         .or_else(|| header.strip_prefix("basic "))
@@ -103,7 +108,8 @@ fn parse_basic(header: &str) -> OAuthResult<(String, String)> {
 fn presented(authorization: Option<&str>, params: &Params) -> OAuthResult<Presented> {
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
-    if let Some(h) = authorization.filter(|h| h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ")) {
+    if let Some(h) = authorization.filter(|h| h.len() > 6 && h[..6].eq_ignore_ascii_case("basic "))
+    {
         let (id, secret) = parse_basic(h)?;
         // RFC 6749 §2.3: "The client MUST NOT use more than one authentication method".
         if body_secret.is_some() {
@@ -112,7 +118,9 @@ fn presented(authorization: Option<&str>, params: &Params) -> OAuthResult<Presen
             ));
         }
         if body_id.is_some_and(|b| b != id) {
-            return Err(OAuthError::invalid_request("client_id in the body differs from the one in the Authorization header"));
+            return Err(OAuthError::invalid_request(
+                "client_id in the body differs from the one in the Authorization header",
+            ));
         }
         return Ok(Presented {
             client_id: id,
@@ -137,9 +145,13 @@ fn presented(authorization: Option<&str>, params: &Params) -> OAuthResult<Presen
 }
 
 /// Authenticate the calling client with the one method it is registered for.
-pub async fn authenticate(state: &AppState, authorization: Option<&str>, params: &Params) -> OAuthResult<Client> {
+pub async fn authenticate(
+    state: &AppState,
+    authorization: Option<&str>,
+    params: &Params,
+) -> OAuthResult<Client> {
     let p = presented(authorization, params)?;
-    let mut fail = |msg: &'static str| {
+    let fail = |msg: &'static str| {
         let mut e = OAuthError::invalid_client(msg);
         if p.method != TokenEndpointAuthMethod::ClientSecretBasic {
             // RFC 6749 §5.2 only requires the Basic challenge when Basic was attempted, but a
@@ -150,7 +162,11 @@ pub async fn authenticate(state: &AppState, authorization: Option<&str>, params:
     };
     let client = match state.store.get_client(&p.client_id).await? {
         Some(c) if c.enabled => c,
-        _ => return Err(fail("unknown or disabled client, or wrong client credentials")),
+        _ => {
+            return Err(fail(
+                "unknown or disabled client, or wrong client credentials",
+            ));
+        }
     };
     let registered = client.auth_method();
     if registered != p.method {
@@ -161,7 +177,9 @@ pub async fn authenticate(state: &AppState, authorization: Option<&str>, params:
             TokenEndpointAuthMethod::ClientSecretPost => {
                 "this client must send client_id and client_secret in the form body (client_secret_post)"
             }
-            TokenEndpointAuthMethod::None => "this is a public client: send only client_id, without a secret",
+            TokenEndpointAuthMethod::None => {
+                "this is a public client: send only client_id, without a secret"
+            }
         };
         return Err(fail(msg));
     }
@@ -169,7 +187,9 @@ pub async fn authenticate(state: &AppState, authorization: Option<&str>, params:
         return Ok(client);
     }
     let (Some(secret), Some(stored)) = (p.secret.as_deref(), client.secret_hash.as_ref()) else {
-        return Err(fail("unknown or disabled client, or wrong client credentials"));
+        return Err(fail(
+            "unknown or disabled client, or wrong client credentials",
+        ));
     };
     let ok = match stored {
         SecretHash::Sha256(expected) => ct_eq(&sha256(secret.as_bytes()), expected),
@@ -179,7 +199,10 @@ pub async fn authenticate(state: &AppState, authorization: Option<&str>, params:
             if state.secret_cache.hit(&k, now) {
                 true
             } else {
-                let ok = state.passwords.verify(secret.to_owned(), Some(phc.clone())).await?;
+                let ok = state
+                    .passwords
+                    .verify(secret.to_owned(), Some(phc.clone()))
+                    .await?;
                 if ok {
                     state.secret_cache.remember(k, now);
                 }
@@ -190,7 +213,9 @@ pub async fn authenticate(state: &AppState, authorization: Option<&str>, params:
     if ok {
         Ok(client)
     } else {
-        Err(fail("unknown or disabled client, or wrong client credentials"))
+        Err(fail(
+            "unknown or disabled client, or wrong client credentials",
+        ))
     }
 }
 

@@ -25,12 +25,16 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn require(&self, name: &str) -> OAuthResult<&str> {
-        self.get(name)
-            .ok_or_else(|| OAuthError::invalid_request(format!("the `{name}` parameter is required")))
+        self.get(name).ok_or_else(|| {
+            OAuthError::invalid_request(format!("the `{name}` parameter is required"))
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {

@@ -32,7 +32,9 @@ impl Method {
 /// RFC 7636 §4.1: 43-128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 /// The same grammar applies to the challenge (§4.2 for S256 yields 43 chars).
 pub fn is_valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 pub fn validate_challenge(challenge: &str, method: Method) -> OAuthResult<()> {
@@ -73,7 +75,11 @@ mod tests {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(verify(verifier, challenge, Method::S256));
-        assert!(!verify("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx", challenge, Method::S256));
+        assert!(!verify(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx",
+            challenge,
+            Method::S256
+        ));
         assert!(validate_challenge(challenge, Method::S256).is_ok());
         assert!(validate_challenge("short", Method::S256).is_err());
     }

@@ -20,7 +20,10 @@ pub struct ReturnTo {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     Redirect(String),
-    FormPost { action: String, fields: Vec<(String, String)> },
+    FormPost {
+        action: String,
+        fields: Vec<(String, String)>,
+    },
 }
 
 impl ReturnTo {
@@ -85,14 +88,21 @@ mod tests {
         let d = rt(ResponseMode::Query).success(vec![("code".into(), "abc".into())]);
         assert_eq!(
             d,
-            Delivery::Redirect("https://app.example/cb?x=1&code=abc&state=s+t&iss=https%3A%2F%2Fas.example".into())
+            Delivery::Redirect(
+                "https://app.example/cb?x=1&code=abc&state=s+t&iss=https%3A%2F%2Fas.example".into()
+            )
         );
     }
 
     #[test]
     fn errors_go_in_the_fragment_for_fragment_mode() {
         let d = rt(ResponseMode::Fragment).error(&OAuthError::new(ErrorCode::AccessDenied, "no"));
-        let Delivery::Redirect(u) = d else { unreachable!() };
-        assert!(u.contains("#error=access_denied&error_description=no&state=s+t&iss="), "{u}");
+        let Delivery::Redirect(u) = d else {
+            unreachable!()
+        };
+        assert!(
+            u.contains("#error=access_denied&error_description=no&state=s+t&iss="),
+            "{u}"
+        );
     }
 }

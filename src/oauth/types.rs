@@ -56,7 +56,10 @@ impl GrantType {
 impl FromStr for GrantType {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        GrantType::ALL.into_iter().find(|g| g.as_str() == s).ok_or(())
+        GrantType::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -69,7 +72,11 @@ pub enum ResponseType {
 }
 
 impl ResponseType {
-    pub const ALL: [ResponseType; 3] = [ResponseType::Code, ResponseType::IdToken, ResponseType::IdTokenToken];
+    pub const ALL: [ResponseType; 3] = [
+        ResponseType::Code,
+        ResponseType::IdToken,
+        ResponseType::IdTokenToken,
+    ];
 
     /// Order of the space-separated values does not matter (OAuth 2.0 Multiple Response
     /// Type Encoding Practices §2).
@@ -116,7 +123,11 @@ pub enum ResponseMode {
 }
 
 impl ResponseMode {
-    pub const ALL: [ResponseMode; 3] = [ResponseMode::Query, ResponseMode::Fragment, ResponseMode::FormPost];
+    pub const ALL: [ResponseMode; 3] = [
+        ResponseMode::Query,
+        ResponseMode::Fragment,
+        ResponseMode::FormPost,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -130,12 +141,17 @@ impl ResponseMode {
 impl FromStr for ResponseMode {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        ResponseMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or(())
+        ResponseMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or(())
     }
 }
 
 /// JWS algorithms used for id_tokens and access tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 pub enum SigningAlg {
     #[default]
     #[serde(rename = "RS256")]
@@ -161,7 +177,10 @@ impl SigningAlg {
 impl FromStr for SigningAlg {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        SigningAlg::ALL.into_iter().find(|a| a.as_str() == s).ok_or(())
+        SigningAlg::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -201,12 +220,22 @@ impl TokenEndpointAuthMethod {
 impl FromStr for TokenEndpointAuthMethod {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        TokenEndpointAuthMethod::ALL.into_iter().find(|m| m.as_str() == s).ok_or(())
+        TokenEndpointAuthMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or(())
     }
 }
 
 /// Scopes the server itself understands (OIDC Core §5.4, §11).
-pub const STANDARD_SCOPES: [&str; 6] = ["openid", "profile", "email", "address", "phone", "offline_access"];
+pub const STANDARD_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
 
 /// A set of scope tokens (RFC 6749 §3.3), kept sorted so equal sets print equally.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -217,8 +246,13 @@ impl ScopeSet {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut set = BTreeSet::new();
         for tok in s.split(' ').filter(|t| !t.is_empty()) {
-            if !tok.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
-                return Err(format!("`{tok}` contains characters not allowed in a scope (RFC 6749 §3.3)"));
+            if !tok
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+            {
+                return Err(format!(
+                    "`{tok}` contains characters not allowed in a scope (RFC 6749 §3.3)"
+                ));
             }
             set.insert(tok.to_owned());
         }
@@ -254,7 +288,11 @@ impl ScopeSet {
     }
 
     pub fn to_wire(&self) -> String {
-        self.0.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+        self.0
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -278,7 +316,10 @@ mod tests {
 
     #[test]
     fn response_type_order_does_not_matter() {
-        assert_eq!(ResponseType::parse("token id_token"), Ok(ResponseType::IdTokenToken));
+        assert_eq!(
+            ResponseType::parse("token id_token"),
+            Ok(ResponseType::IdTokenToken)
+        );
         assert!(ResponseType::parse("token").is_err());
         assert!(ResponseType::parse("code id_token").is_err());
     }

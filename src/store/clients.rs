@@ -17,19 +17,27 @@ fn client_from_row(row: &AnyRow) -> DbResult<Client> {
     })
 }
 
-const COLUMNS: &str = "id, source, enabled, secret_hash, settings";
+macro_rules! columns {
+    () => {
+        "id, source, enabled, secret_hash, settings"
+    };
+}
 
 impl Store {
     pub async fn get_client(&self, id: &str) -> DbResult<Option<Client>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM clients WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM clients WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(client_from_row).transpose()
     }
 
     pub async fn list_clients(&self) -> DbResult<Vec<Client>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM clients ORDER BY id"))
+        let rows = sqlx::query(concat!("SELECT ", columns!(), " FROM clients ORDER BY id"))
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(client_from_row).collect()
@@ -39,10 +47,11 @@ impl Store {
     pub async fn upsert_client(&self, c: &Client, now: i64) -> DbResult<bool> {
         let settings = serde_json::to_string(&c.settings).map_err(json_err)?;
         let secret = c.secret_hash.as_ref().map(SecretHash::encode);
-        let existing = sqlx::query("SELECT source, enabled, secret_hash, settings FROM clients WHERE id = $1")
-            .bind(&c.id)
-            .fetch_optional(self.pool())
-            .await?;
+        let existing =
+            sqlx::query("SELECT source, enabled, secret_hash, settings FROM clients WHERE id = $1")
+                .bind(&c.id)
+                .fetch_optional(self.pool())
+                .await?;
         if let Some(row) = &existing {
             let same = row.try_get::<String, _>("source")? == c.source
                 && row.try_get::<i64, _>("enabled")? == flag(c.enabled)
@@ -70,7 +79,11 @@ impl Store {
     }
 
     /// Config is the source of truth for config clients: any not in `keep` is disabled.
-    pub async fn disable_config_clients_except(&self, keep: &[String], now: i64) -> DbResult<Vec<String>> {
+    pub async fn disable_config_clients_except(
+        &self,
+        keep: &[String],
+        now: i64,
+    ) -> DbResult<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM clients WHERE source = 'config' AND enabled = 1")
             .fetch_all(self.pool())
             .await?;

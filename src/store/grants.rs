@@ -52,11 +52,16 @@ fn refresh_from_row(row: &AnyRow) -> DbResult<RefreshRow> {
     })
 }
 
-const REFRESH_SELECT: &str = "SELECT r.token_hash, r.grant_id, r.client_id, r.user_id, r.data, r.created_at,
+const REFRESH_SELECT: &str =
+    "SELECT r.token_hash, r.grant_id, r.client_id, r.user_id, r.data, r.created_at,
         r.expires_at, r.family_expires_at, r.rotated_at, r.successor, g.revoked_at
      FROM refresh_tokens r LEFT JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1";
 
-pub(crate) async fn insert_grant(conn: &mut AnyConnection, g: &NewGrant<'_>, now: i64) -> DbResult<()> {
+pub(crate) async fn insert_grant(
+    conn: &mut AnyConnection,
+    g: &NewGrant<'_>,
+    now: i64,
+) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO grants (id, client_id, user_id, sid, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (id) DO NOTHING",
@@ -72,7 +77,11 @@ pub(crate) async fn insert_grant(conn: &mut AnyConnection, g: &NewGrant<'_>, now
     Ok(())
 }
 
-pub(crate) async fn insert_refresh(conn: &mut AnyConnection, r: &NewRefresh<'_>, now: i64) -> DbResult<()> {
+pub(crate) async fn insert_refresh(
+    conn: &mut AnyConnection,
+    r: &NewRefresh<'_>,
+    now: i64,
+) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, data, created_at, expires_at, family_expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -139,21 +148,30 @@ impl Store {
                 expires_at: row.try_get("expires_at")?,
             }));
         }
-        let row = sqlx::query("SELECT grant_id, consumed_at FROM authorization_codes WHERE code_hash = $1")
-            .bind(code_hash)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT grant_id, consumed_at FROM authorization_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(match row {
             None => CodeRedemption::Unknown,
-            Some(r) if r.try_get::<Option<i64>, _>("consumed_at")?.is_some() => CodeRedemption::Reused {
-                grant_id: r.try_get("grant_id")?,
-            },
+            Some(r) if r.try_get::<Option<i64>, _>("consumed_at")?.is_some() => {
+                CodeRedemption::Reused {
+                    grant_id: r.try_get("grant_id")?,
+                }
+            }
             Some(_) => CodeRedemption::Expired,
         })
     }
 
     /// Record a grant family and its first refresh token, in one transaction.
-    pub async fn insert_grant_and_refresh(&self, g: &NewGrant<'_>, r: &NewRefresh<'_>, now: i64) -> DbResult<()> {
+    pub async fn insert_grant_and_refresh(
+        &self,
+        g: &NewGrant<'_>,
+        r: &NewRefresh<'_>,
+        now: i64,
+    ) -> DbResult<()> {
         let mut tx = self.pool().begin().await?;
         insert_grant(&mut tx, g, now).await?;
         insert_refresh(&mut tx, r, now).await?;
@@ -171,7 +189,11 @@ impl Store {
     /// Mark a refresh token rotated, atomically, inside `tx`. The caller then mints the new
     /// pair and calls [`finish_rotation`] in the same transaction, so a crash leaves either
     /// the old token valid or the new one issued, never neither.
-    pub async fn begin_rotation(tx: &mut AnyConnection, token_hash: &str, now: i64) -> DbResult<Rotation> {
+    pub async fn begin_rotation(
+        tx: &mut AnyConnection,
+        token_hash: &str,
+        now: i64,
+    ) -> DbResult<Rotation> {
         let won = sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
             .bind(token_hash)
             .bind(now)
@@ -213,7 +235,13 @@ impl Store {
 
     /// Revoke a grant family: its refresh tokens stop working and its access tokens
     /// introspect as inactive. Idempotent; works for grants never recorded before.
-    pub async fn revoke_grant(&self, grant_id: &str, client_id: &str, now: i64, expires_at: i64) -> DbResult<()> {
+    pub async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        client_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> DbResult<()> {
         sqlx::query(
             "INSERT INTO grants (id, client_id, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $3)
              ON CONFLICT (id) DO UPDATE SET revoked_at = $3 WHERE grants.revoked_at IS NULL",
@@ -229,11 +257,12 @@ impl Store {
 
     /// Revoke every grant started in a browser session (logout).
     pub async fn revoke_grants_of_session(&self, sid: &str, now: i64) -> DbResult<u64> {
-        let r = sqlx::query("UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
-            .bind(sid)
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        let r =
+            sqlx::query("UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
+                .bind(sid)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
         Ok(r.rows_affected())
     }
 

@@ -34,7 +34,8 @@ impl Store {
             );
             let mut total = 0;
             loop {
-                let n = sqlx::query(&sql)
+                // Table and column names come from the PURGEABLE constant, never from input.
+                let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(now - grace)
                     .bind(batch)
                     .execute(self.pool())
@@ -60,10 +61,12 @@ impl Store {
     pub async fn table_counts(&self) -> DbResult<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();
         for (table, _, _) in PURGEABLE {
-            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
-                .fetch_one(self.pool())
-                .await?
-                .try_get("n")?;
+            let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) AS n FROM {table}"
+            )))
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
             out.push((*table, n));
         }
         Ok(out)

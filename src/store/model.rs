@@ -46,11 +46,13 @@ impl Client {
     }
 
     pub fn auth_method(&self) -> TokenEndpointAuthMethod {
-        self.settings.auth_method.unwrap_or(if self.secret_hash.is_some() {
-            TokenEndpointAuthMethod::ClientSecretBasic
-        } else {
-            TokenEndpointAuthMethod::None
-        })
+        self.settings
+            .auth_method
+            .unwrap_or(if self.secret_hash.is_some() {
+                TokenEndpointAuthMethod::ClientSecretBasic
+            } else {
+                TokenEndpointAuthMethod::None
+            })
     }
 
     pub fn is_public(&self) -> bool {
@@ -192,7 +194,9 @@ pub struct CodeRow {
 pub enum CodeRedemption {
     Valid(CodeRow),
     /// Used before: the grant it started must be revoked (RFC 6749 §4.1.2).
-    Reused { grant_id: String },
+    Reused {
+        grant_id: String,
+    },
     Expired,
     Unknown,
 }

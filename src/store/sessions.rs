@@ -27,7 +27,12 @@ impl Store {
 
     /// A live session: not ended, within its absolute lifetime and not idle longer than
     /// `idle_ttl`. Touches `last_seen_at` (at most once a minute, to spare writes).
-    pub async fn get_session(&self, id_hash: &str, now: i64, idle_ttl: i64) -> DbResult<Option<Session>> {
+    pub async fn get_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_ttl: i64,
+    ) -> DbResult<Option<Session>> {
         let row = sqlx::query(
             "SELECT id_hash, sid, user_id, auth_time, amr, created_at, last_seen_at, expires_at FROM sessions
              WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen_at > $3",
@@ -73,7 +78,14 @@ impl Store {
         row.map(|r| r.try_get("sid")).transpose()
     }
 
-    pub async fn insert_interaction(&self, id_hash: &str, client_id: &str, request: &str, now: i64, ttl: i64) -> DbResult<()> {
+    pub async fn insert_interaction(
+        &self,
+        id_hash: &str,
+        client_id: &str,
+        request: &str,
+        now: i64,
+        ttl: i64,
+    ) -> DbResult<()> {
         sqlx::query("INSERT INTO interactions (id_hash, client_id, request, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id_hash)
             .bind(client_id)
@@ -86,21 +98,24 @@ impl Store {
     }
 
     pub async fn get_interaction(&self, id_hash: &str, now: i64) -> DbResult<Option<String>> {
-        let row = sqlx::query("SELECT request FROM interactions WHERE id_hash = $1 AND expires_at > $2")
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT request FROM interactions WHERE id_hash = $1 AND expires_at > $2")
+                .bind(id_hash)
+                .bind(now)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|r| r.try_get("request")).transpose()
     }
 
     /// Single use: returns the request only to the first caller.
     pub async fn take_interaction(&self, id_hash: &str, now: i64) -> DbResult<Option<String>> {
-        let row = sqlx::query("DELETE FROM interactions WHERE id_hash = $1 AND expires_at > $2 RETURNING request")
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "DELETE FROM interactions WHERE id_hash = $1 AND expires_at > $2 RETURNING request",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
         row.map(|r| r.try_get("request")).transpose()
     }
 
@@ -117,7 +132,13 @@ impl Store {
     }
 
     /// Adds to what was granted before.
-    pub async fn add_consent(&self, user_id: &str, client_id: &str, scopes: &ScopeSet, now: i64) -> DbResult<()> {
+    pub async fn add_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &ScopeSet,
+        now: i64,
+    ) -> DbResult<()> {
         let all = self.get_consent(user_id, client_id).await?.union(scopes);
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scopes, updated_at) VALUES ($1, $2, $3, $4)

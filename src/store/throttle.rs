@@ -26,7 +26,9 @@ impl ThrottlePolicy {
             return 0;
         }
         let doublings = (failures - self.max_failures).clamp(0, 20) as u32;
-        self.lockout.saturating_mul(1_i64 << doublings).min(self.max_lockout)
+        self.lockout
+            .saturating_mul(1_i64 << doublings)
+            .min(self.max_lockout)
     }
 }
 
@@ -47,7 +49,12 @@ impl Store {
     }
 
     /// Count a failure atomically and return the new state.
-    pub async fn throttle_fail(&self, key: &str, now: i64, p: ThrottlePolicy) -> DbResult<ThrottleState> {
+    pub async fn throttle_fail(
+        &self,
+        key: &str,
+        now: i64,
+        p: ThrottlePolicy,
+    ) -> DbResult<ThrottleState> {
         let mut tx = self.pool().begin().await?;
         // Reset the counter when the window has passed; one statement, so concurrent
         // failures on several nodes all count.
@@ -77,7 +84,10 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(ThrottleState { failures, locked_until })
+        Ok(ThrottleState {
+            failures,
+            locked_until,
+        })
     }
 
     pub async fn throttle_clear(&self, key: &str) -> DbResult<()> {

@@ -16,7 +16,11 @@ fn user_from_row(row: &AnyRow) -> DbResult<User> {
     })
 }
 
-const COLUMNS: &str = "id, username, password_hash, disabled, claims, updated_at";
+macro_rules! columns {
+    () => {
+        "id, username, password_hash, disabled, claims, updated_at"
+    };
+}
 
 /// A new user for `insert_user`.
 pub struct NewUser<'a> {
@@ -50,7 +54,12 @@ impl Store {
     }
 
     /// Config users: created once, then their hash and claims follow the config.
-    pub async fn upsert_config_user(&self, u: NewUser<'_>, disabled: bool, now: i64) -> DbResult<()> {
+    pub async fn upsert_config_user(
+        &self,
+        u: NewUser<'_>,
+        disabled: bool,
+        now: i64,
+    ) -> DbResult<()> {
         if self.insert_user(NewUser { ..u }, now).await?.is_none() {
             let claims = serde_json::to_string(u.claims).map_err(json_err)?;
             sqlx::query(
@@ -74,10 +83,12 @@ impl Store {
     /// Find by username or, failing that, by email (both case-insensitive).
     pub async fn find_user_by_login(&self, login: &str) -> DbResult<Option<User>> {
         let l = login.trim().to_lowercase();
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM users WHERE username_lower = $1
-             UNION ALL SELECT {COLUMNS} FROM users WHERE email_lower = $1 AND username_lower <> $1
-             LIMIT 1"
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users WHERE username_lower = $1 UNION ALL SELECT ",
+            columns!(),
+            " FROM users WHERE email_lower = $1 AND username_lower <> $1 LIMIT 1"
         ))
         .bind(l)
         .fetch_optional(self.pool())
@@ -86,7 +97,7 @@ impl Store {
     }
 
     pub async fn get_user(&self, id: &str) -> DbResult<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
@@ -94,29 +105,42 @@ impl Store {
     }
 
     pub async fn list_users(&self) -> DbResult<Vec<User>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY username_lower"))
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users ORDER BY username_lower"
+        ))
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(user_from_row).collect()
     }
 
     pub async fn set_user_password(&self, username: &str, hash: &str, now: i64) -> DbResult<bool> {
-        let r = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE username_lower = $1")
-            .bind(username.to_lowercase())
-            .bind(hash)
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        let r = sqlx::query(
+            "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username_lower = $1",
+        )
+        .bind(username.to_lowercase())
+        .bind(hash)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn set_user_disabled(&self, username: &str, disabled: bool, now: i64) -> DbResult<bool> {
-        let r = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE username_lower = $1")
-            .bind(username.to_lowercase())
-            .bind(flag(disabled))
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+    pub async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        now: i64,
+    ) -> DbResult<bool> {
+        let r = sqlx::query(
+            "UPDATE users SET disabled = $2, updated_at = $3 WHERE username_lower = $1",
+        )
+        .bind(username.to_lowercase())
+        .bind(flag(disabled))
+        .bind(now)
+        .execute(self.pool())
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 }

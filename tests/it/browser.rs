@@ -11,7 +11,13 @@ pub struct Authorized {
 /// Go through /authorize with `query`, logging in as `user` (if asked) and allowing consent
 /// (if asked). Returns the final redirect to the client.
 pub async fn authorize(app: &TestApp, query: &[(&str, &str)], user: &str) -> Authorized {
-    let mut r = app.http.get(app.url("/authorize")).query(query).send().await.expect("authorize");
+    let mut r = app
+        .http
+        .get(app.url("/authorize"))
+        .query(query)
+        .send()
+        .await
+        .expect("authorize");
     for _ in 0..3 {
         if r.status().is_redirection() {
             let (location, params) = crate::common::location_params(&r);
@@ -34,7 +40,11 @@ pub async fn authorize(app: &TestApp, query: &[(&str, &str)], user: &str) -> Aut
         } else if html.contains("action=\"/consent\"") {
             app.post_form(
                 "/consent",
-                &[("csrf", &hidden(&html, "csrf")), ("interaction", &hidden(&html, "interaction")), ("decision", "allow")],
+                &[
+                    ("csrf", &hidden(&html, "csrf")),
+                    ("interaction", &hidden(&html, "interaction")),
+                    ("decision", "allow"),
+                ],
             )
             .await
         } else {

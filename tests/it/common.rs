@@ -167,34 +167,45 @@ pub struct TestApp {
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("LATCHKEY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("LATCHKEY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn pg_url_for(db: &str) -> String {
     let admin = pg_admin_url();
     match admin.rfind('/') {
-        Some(i) if admin[..i].contains("://") && admin[..i].rfind('/') != Some(i) => format!("{}/{db}", &admin[..i]),
+        Some(i) if admin[..i].contains("://") && admin[..i].rfind('/') != Some(i) => {
+            format!("{}/{db}", &admin[..i])
+        }
         _ => format!("{admin}/{db}"),
     }
 }
 
-async fn pg_exec(sql: &str) -> Result<(), sqlx::Error> {
+async fn pg_exec(sql: String) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(&pg_admin_url()).await?;
-    sqlx::query(sql).execute(&mut c).await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut c)
+        .await?;
     c.close().await
 }
 
 /// A fresh Postgres database, or None (loudly) when Postgres is unreachable outside CI.
 pub async fn fresh_pg_database() -> Option<String> {
     let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
-    match pg_exec(&format!("CREATE DATABASE {name}")).await {
+    match pg_exec(format!("CREATE DATABASE {name}")).await {
         Ok(()) => Some(name),
         Err(e) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("Postgres is unreachable at {} and CI=true: {e}", pg_admin_url());
+                panic!(
+                    "Postgres is unreachable at {} and CI=true: {e}",
+                    pg_admin_url()
+                );
             }
-            eprintln!("\n!!! SKIPPED: Postgres unreachable at {} ({e}); set LATCHKEY_TEST_DATABASE_URL !!!\n", pg_admin_url());
+            eprintln!(
+                "\n!!! SKIPPED: Postgres unreachable at {} ({e}); set LATCHKEY_TEST_DATABASE_URL !!!\n",
+                pg_admin_url()
+            );
             None
         }
     }
@@ -203,8 +214,13 @@ pub async fn fresh_pg_database() -> Option<String> {
 pub fn drop_pg_database(name: String) {
     // Drop runs outside any runtime; use a short-lived one on its own thread.
     let _ = std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            let _ = rt.block_on(pg_exec(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            let _ = rt.block_on(pg_exec(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )));
         }
     })
     .join();
@@ -248,13 +264,21 @@ impl TestApp {
         Some(Self::start(config, dir, pg_db).await)
     }
 
-    pub async fn start(mut config: Config, dir: tempfile::TempDir, pg_db: Option<String>) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    pub async fn start(
+        mut config: Config,
+        dir: tempfile::TempDir,
+        pg_db: Option<String>,
+    ) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         config.issuer = base.clone();
         let clock = Clock::manual(Clock::System.now());
-        let state = app::build_state(config, clock.clone()).await.expect("state");
+        let state = app::build_state(config, clock.clone())
+            .await
+            .expect("state");
         let s = state.clone();
         let server = tokio::spawn(async move {
             let _ = app::serve(s, listener, std::future::pending()).await;
@@ -280,7 +304,12 @@ impl TestApp {
     }
 
     /// POST a form to /token with HTTP Basic credentials.
-    pub async fn token_basic(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn token_basic(
+        &self,
+        id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         self.http
             .post(self.url("/token"))
             .basic_auth(id, Some(secret))
@@ -291,7 +320,12 @@ impl TestApp {
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http.post(self.url(path)).form(form).send().await.expect("request")
+        self.http
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
     }
 }
 
@@ -322,19 +356,40 @@ pub async fn json(r: reqwest::Response) -> serde_json::Value {
 /// Extract a hidden form field from an HTML page.
 pub fn hidden(html: &str, name: &str) -> String {
     let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle).unwrap_or_else(|| panic!("no field {name} in page:\n{html}")) + needle.len();
+    let start = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no field {name} in page:\n{html}"))
+        + needle.len();
     let end = html[start..].find('"').expect("closing quote") + start;
-    html[start..end].replace("&#x2b;", "+").replace("&#43;", "+").replace("&#x2f;", "/").replace("&#47;", "/").replace("&#x3d;", "=").replace("&#61;", "=")
+    html[start..end]
+        .replace("&#x2b;", "+")
+        .replace("&#43;", "+")
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&#x3d;", "=")
+        .replace("&#61;", "=")
 }
 
 /// Query parameters of a Location header.
 pub fn location_params(r: &reqwest::Response) -> (String, Vec<(String, String)>) {
-    let loc = r.headers().get("location").expect("location header").to_str().expect("ascii").to_owned();
+    let loc = r
+        .headers()
+        .get("location")
+        .expect("location header")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let url = url::Url::parse(&loc).expect("absolute location");
-    let params = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let params = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     (loc, params)
 }
 
 pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }

@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""Load driver for the scenarios that need a fresh input per request (stdlib only).
+
+  code     each iteration: GET /authorize (session cookie, fresh PKCE pair) -> code from the
+           Location header -> POST /token (authorization_code + code_verifier). One op = the
+           two requests; per-step latencies are reported too.
+  refresh  each worker keeps its own refresh-token chain (rotated on every use): POST /token
+           grant_type=refresh_token with the token the previous answer gave.
+
+N workers, one keep-alive HTTP/1.1 connection each, raw asyncio streams. Runs --warmup seconds
+unrecorded, then --duration seconds recorded; stops by itself. Prints one line
+"BENCH_RESULT {json}" (ops/s, http req/s, p50/p90/p99 in ms, errors, driver CPU share).
+
+  python3 bench/drive.py --prep prep.json --scenario code --concurrency 16 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import resource
+import secrets
+import sys
+import time
+import urllib.parse
+from collections import Counter
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import benchlib  # noqa: E402
+
+
+class HttpError(Exception):
+    pass
+
+
+class Conn:
+    """One HTTP/1.1 keep-alive connection to 127.0.0.1."""
+
+    def __init__(self, host: str, port: int, timeout: float):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def close(self):
+        if self.writer:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+    async def request(self, raw: bytes) -> tuple[int, dict, list, bytes]:
+        return await asyncio.wait_for(self._request(raw), self.timeout)
+
+    async def _request(self, raw: bytes):
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers, cookies = {}, []
+        for line in lines[1:]:
+            if not line:
+                continue
+            k, _, v = line.partition(":")
+            k, v = k.strip().lower(), v.strip()
+            if k == "set-cookie":
+                cookies.append(v)
+            headers[k] = v
+        if "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    while (await self.reader.readuntil(b"\r\n")) != b"\r\n":
+                        pass
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readexactly(2)
+            body = b"".join(parts)
+        elif status in (204, 304) or 100 <= status < 200:
+            body = b""
+        else:
+            body = await self.reader.read()
+            await self.close()
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status, headers, cookies, body
+
+
+def build(method: str, path: str, host: str, headers: dict, body: str = "") -> bytes:
+    h = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
+    h += [f"{k}: {v}" for k, v in headers.items()]
+    if body or method == "POST":
+        h.append(f"Content-Length: {len(body.encode())}")
+    return ("\r\n".join(h) + "\r\n\r\n" + body).encode()
+
+
+def pkce() -> tuple[str, str]:
+    v = secrets.token_urlsafe(32)
+    return v, base64.urlsafe_b64encode(hashlib.sha256(v.encode()).digest()).rstrip(b"=").decode()
+
+
+class Stats:
+    def __init__(self):
+        self.ops: list[float] = []
+        self.steps: dict[str, list[float]] = {}
+        self.http_requests = 0
+        self.errors: Counter = Counter()
+        self.recording = False
+
+    def op(self, total: float, steps: dict[str, float]):
+        if not self.recording:
+            return
+        self.ops.append(total)
+        self.http_requests += len(steps)
+        for k, v in steps.items():
+            self.steps.setdefault(k, []).append(v)
+
+    def error(self, kind: str):
+        if self.recording:
+            self.errors[kind] += 1
+
+
+def pct(sorted_ms: list[float], p: float) -> float | None:
+    if not sorted_ms:
+        return None
+    i = max(0, min(len(sorted_ms) - 1, int(round(p / 100 * len(sorted_ms) + 0.5)) - 1))
+    return round(sorted_ms[i], 3)
+
+
+class Scenario:
+    def __init__(self, prep: dict, timeout: float):
+        self.prep = prep
+        u = urllib.parse.urlsplit(prep["base"])
+        if u.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit("refusing a non-loopback target")
+        self.host, self.port, self.timeout = u.hostname, u.port or 80, timeout
+        self.hosthdr = u.netloc
+        self.auth_path = urllib.parse.urlsplit(prep["endpoints"]["authorization_endpoint"]).path
+        self.token_path = urllib.parse.urlsplit(prep["endpoints"]["token_endpoint"]).path
+        self.query = urllib.parse.urlencode(prep["authorize_query"])
+        self.web_basic = prep["basic"][benchlib.WEB_CLIENT]
+        self.redirect_uri = prep["redirect_uri"]
+        self.cookie_names = set(prep["cookie_names"])
+
+    def conn(self) -> Conn:
+        return Conn(self.host, self.port, self.timeout)
+
+    async def get_code(self, c: Conn, cookies: dict) -> tuple[str, str]:
+        verifier, challenge = pkce()
+        path = (f"{self.auth_path}?{self.query}&code_challenge={challenge}"
+                f"&code_challenge_method=S256&state={secrets.token_urlsafe(6)}")
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        status, headers, set_cookies, body = await c.request(
+            build("GET", path, self.hosthdr, {"Cookie": cookie}))
+        for sc in set_cookies:  # follow a rolling session cookie
+            kv = sc.split(";", 1)[0]
+            k, _, v = kv.partition("=")
+            if k in self.cookie_names and v:
+                cookies[k] = v
+        if status not in (302, 303):
+            raise HttpError(f"authorize_{status}")
+        loc = headers.get("location", "")
+        if not loc.startswith(self.redirect_uri):
+            raise HttpError("authorize_not_to_client")
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(loc).query)
+        if "code" not in q:
+            raise HttpError("authorize_no_code")
+        return q["code"][0], verifier
+
+    async def exchange(self, c: Conn, code: str, verifier: str) -> bytes:
+        body = urllib.parse.urlencode({"grant_type": "authorization_code", "code": code,
+                                       "redirect_uri": self.redirect_uri, "code_verifier": verifier})
+        status, _, _, rb = await c.request(build("POST", self.token_path, self.hosthdr, {
+            "Authorization": self.web_basic, "Content-Type": "application/x-www-form-urlencoded"}, body))
+        if status != 200:
+            raise HttpError(f"token_{status}")
+        return rb
+
+    async def refresh(self, c: Conn, rt: str) -> str:
+        body = urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": rt})
+        status, _, _, rb = await c.request(build("POST", self.token_path, self.hosthdr, {
+            "Authorization": self.web_basic, "Content-Type": "application/x-www-form-urlencoded"}, body))
+        if status != 200:
+            raise HttpError(f"refresh_{status}")
+        new = json.loads(rb).get("refresh_token")
+        if not new or new == rt:
+            raise HttpError("refresh_not_rotated")
+        return new
+
+
+def initial_cookies(prep: dict) -> dict:
+    return dict(kv.split("=", 1) for kv in prep["session_cookie"].split("; "))
+
+
+async def worker_code(sc: Scenario, stats: Stats, stop: asyncio.Event):
+    c, cookies = sc.conn(), initial_cookies(sc.prep)
+    clock = time.perf_counter
+    while not stop.is_set():
+        t0 = clock()
+        try:
+            code, verifier = await sc.get_code(c, cookies)
+            t1 = clock()
+            rb = await sc.exchange(c, code, verifier)
+            if b'"access_token"' not in rb:
+                raise HttpError("token_no_access_token")
+            t2 = clock()
+            stats.op((t2 - t0) * 1000, {"authorize": (t1 - t0) * 1000, "token": (t2 - t1) * 1000})
+        except (HttpError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+            stats.error(str(e) if isinstance(e, HttpError) else type(e).__name__)
+            await c.close()
+            await asyncio.sleep(0.01)
+    await c.close()
+
+
+async def new_chain(sc: Scenario, c: Conn, cookies: dict) -> str:
+    code, verifier = await sc.get_code(c, cookies)
+    rt = json.loads(await sc.exchange(c, code, verifier)).get("refresh_token")
+    if not rt:
+        raise HttpError("no_refresh_token")
+    return rt
+
+
+async def worker_refresh(sc: Scenario, stats: Stats, stop: asyncio.Event, ready: asyncio.Event, rts: list):
+    c, cookies = sc.conn(), initial_cookies(sc.prep)
+    rt = rts.pop()
+    await ready.wait()
+    clock = time.perf_counter
+    while not stop.is_set():
+        t0 = clock()
+        try:
+            if rt is None:
+                rt = await new_chain(sc, c, cookies)
+                continue
+            rt = await sc.refresh(c, rt)
+            stats.op((clock() - t0) * 1000, {"refresh": (clock() - t0) * 1000})
+        except (HttpError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+            stats.error(str(e) if isinstance(e, HttpError) else type(e).__name__)
+            rt = None  # a broken chain starts again (not counted as a refresh)
+            await c.close()
+            await asyncio.sleep(0.01)
+    await c.close()
+
+
+async def run(prep: dict, scenario: str, concurrency: int, duration: float, warmup: float, timeout: float) -> dict:
+    sc = Scenario(prep, timeout)
+    stats, stop, ready = Stats(), asyncio.Event(), asyncio.Event()
+    if scenario == "code":
+        tasks = [asyncio.create_task(worker_code(sc, stats, stop)) for _ in range(concurrency)]
+        ready.set()
+    elif scenario == "refresh":
+        # Each worker's chain starts from its own code flow, before the clock starts.
+        c, cookies = sc.conn(), initial_cookies(prep)
+        rts = [await new_chain(sc, c, cookies) for _ in range(concurrency)]
+        await c.close()
+        tasks = [asyncio.create_task(worker_refresh(sc, stats, stop, ready, rts)) for _ in range(concurrency)]
+        ready.set()
+    else:
+        raise SystemExit(f"unknown scenario {scenario}")
+    await asyncio.sleep(warmup)
+    ru0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    stats.recording = True
+    await asyncio.sleep(duration)
+    stats.recording = False
+    ru1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    stop.set()
+    await asyncio.wait(tasks, timeout=timeout + 1)
+    secs = w1 - w0
+    ops = sorted(stats.ops)
+    out = {
+        "name": scenario, "tool": "drive.py", "concurrency": concurrency, "seconds": round(secs, 3),
+        "ops": len(ops), "rps": round(len(ops) / secs, 1),
+        "http_rps": round(stats.http_requests / secs, 1),
+        "p50_ms": pct(ops, 50), "p90_ms": pct(ops, 90), "p99_ms": pct(ops, 99),
+        "max_ms": round(ops[-1], 3) if ops else None,
+        "errors": sum(stats.errors.values()), "error_kinds": dict(stats.errors),
+        # Near 1.0 means the driver itself, not the server, may be the limit.
+        "driver_cpu": round((ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime) / secs, 2),
+    }
+    if scenario == "code":
+        out["steps"] = {k: {"p50_ms": pct(sorted(v), 50), "p99_ms": pct(sorted(v), 99)}
+                        for k, v in stats.steps.items()}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prep", required=True, help="JSON from bench/lib/prepare.py")
+    ap.add_argument("--scenario", required=True, choices=["code", "refresh"])
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
+    a = ap.parse_args()
+    if not (0 < a.duration <= 600 and 0 <= a.warmup <= 120 and 0 < a.concurrency <= 1024):
+        raise SystemExit("duration must be in (0, 600], warmup in [0, 120], concurrency in (0, 1024]")
+    with open(a.prep) as f:
+        prep = json.load(f)
+    res = asyncio.run(run(prep, a.scenario, a.concurrency, a.duration, a.warmup, a.timeout))
+    print("BENCH_RESULT " + json.dumps(res), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
