@@ -414,7 +414,7 @@ pub async fn proceed(
     };
     if !client.settings.skip_consent {
         let granted = state.store.get_consent(&user.id, &client.id).await?;
-        let new_scopes = ScopeSet::from_iter(req.scope.difference(&granted).map(str::to_owned));
+        let new_scopes = ScopeSet::from_scopes(req.scope.difference(&granted).map(str::to_owned));
         if req.has_prompt("consent") || !new_scopes.is_empty() {
             if req.has_prompt("none") {
                 return Ok(Next::Deliver(ret.error(&OAuthError::new(

@@ -347,7 +347,7 @@ impl KeyRing {
             };
             keys.push(key);
         }
-        keys.sort_by(|a, b| b.activates_at.cmp(&a.activates_at));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.activates_at));
         let by_kid = keys.iter().map(|k| (k.kid.clone(), k.clone())).collect();
         let jwks =
             Arc::new(json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}));

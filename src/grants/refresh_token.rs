@@ -138,11 +138,12 @@ async fn repeat(
         ));
     }
     let rotated_at = row.rotated_at.unwrap_or(0);
-    if !row.grant_revoked && now - rotated_at <= state.config.tokens.refresh_grace_period {
-        if let Some(sealed) = &row.successor {
-            let plain = open(&successor_key(token), sealed)?;
-            return serde_json::from_slice(&plain).map_err(OAuthError::internal);
-        }
+    if !row.grant_revoked
+        && now - rotated_at <= state.config.tokens.refresh_grace_period
+        && let Some(sealed) = &row.successor
+    {
+        let plain = open(&successor_key(token), sealed)?;
+        return serde_json::from_slice(&plain).map_err(OAuthError::internal);
     }
     state
         .store

@@ -72,8 +72,10 @@ pub fn document(state: &AppState) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en"],
     });
-    if let Some(o) = doc.as_object_mut() {
-        if crate::device::ENABLED {
+    if crate::device::ENABLED
+        && let Some(o) = doc.as_object_mut()
+    {
+        {
             o.insert(
                 "device_authorization_endpoint".into(),
                 json!(state.url("/device/code")),

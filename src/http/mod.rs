@@ -143,10 +143,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html"));
-    if is_html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        if let Ok(v) = HeaderValue::from_str(&respond::csp(false)) {
-            h.insert(header::CONTENT_SECURITY_POLICY, v);
-        }
+    if is_html
+        && !h.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(v) = HeaderValue::from_str(&respond::csp(false))
+    {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     resp
 }

@@ -259,7 +259,7 @@ impl ScopeSet {
         Ok(ScopeSet(set))
     }
 
-    pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Self {
+    pub fn from_scopes<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Self {
         ScopeSet(it.into_iter().map(Into::into).collect())
     }
 

@@ -100,6 +100,7 @@ pub(crate) async fn insert_refresh(
 }
 
 impl Store {
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_code(
         &self,
         code_hash: &str,

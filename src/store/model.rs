@@ -83,7 +83,7 @@ impl Client {
     }
 
     pub fn default_scopes(&self) -> ScopeSet {
-        ScopeSet::from_iter(self.settings.default_scopes.iter().cloned())
+        ScopeSet::from_scopes(self.settings.default_scopes.iter().cloned())
     }
 }
 

@@ -99,6 +99,16 @@ impl Store {
     }
 }
 
+/// The login throttle policy from config, with the given failure limit.
+pub fn throttle_policy(s: &crate::config::LoginSettings, max_failures: i64) -> ThrottlePolicy {
+    ThrottlePolicy {
+        max_failures,
+        window: s.failure_window_seconds,
+        lockout: s.lockout_seconds,
+        max_lockout: s.max_lockout_seconds,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,15 +125,5 @@ mod tests {
         assert_eq!(p.lock_for(3), 10);
         assert_eq!(p.lock_for(4), 20);
         assert_eq!(p.lock_for(10), 100);
-    }
-}
-
-/// The login throttle policy from config, with the given failure limit.
-pub fn throttle_policy(s: &crate::config::LoginSettings, max_failures: i64) -> ThrottlePolicy {
-    ThrottlePolicy {
-        max_failures,
-        window: s.failure_window_seconds,
-        lockout: s.lockout_seconds,
-        max_lockout: s.max_lockout_seconds,
     }
 }

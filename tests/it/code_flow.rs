@@ -432,7 +432,7 @@ async fn authorize_errors(b: Backend) {
         let html = r.text().await.expect("html");
         assert!(html.contains("invalid_request"), "{html}");
     }
-    let base = vec![
+    let base = [
         ("client_id", "web"),
         ("redirect_uri", WEB_REDIRECT),
         ("state", "st"),

@@ -1,5 +1,8 @@
 //! One integration test binary: every module starts real servers on random ports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod browser;
 mod code_flow;
 mod common;
+mod machine;
+mod store;

@@ -1,0 +1,328 @@
+//! Client credentials, password, revocation and introspection, through the `oauth2` crate and
+//! plain HTTP for the error paths.
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AccessToken, ClientId, ClientSecret, IntrospectionUrl, ResourceOwnerPassword,
+    ResourceOwnerUsername, Scope, TokenIntrospectionResponse, TokenResponse, TokenUrl,
+};
+
+use crate::common::{Backend, LEGACY_SECRET, PASSWORD, RS_SECRET, SERVICE_SECRET, TestApp, json};
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn client_credentials_revoke_introspect_with_oauth2_crate(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let http = http();
+    let service = BasicClient::new(ClientId::new("service".into()))
+        .set_client_secret(ClientSecret::new(SERVICE_SECRET.into()))
+        .set_token_uri(TokenUrl::new(app.url("/token")).expect("url"));
+    let t = service
+        .exchange_client_credentials()
+        .add_scope(Scope::new("api.write".into()))
+        .request_async(&http)
+        .await
+        .expect("client_credentials");
+    assert!(t.refresh_token().is_none());
+    assert_eq!(
+        t.scopes()
+            .map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
+        Some(vec!["api.write".to_owned()])
+    );
+
+    let rs = BasicClient::new(ClientId::new("rs".into()))
+        .set_client_secret(ClientSecret::new(RS_SECRET.into()))
+        .set_introspection_url(IntrospectionUrl::new(app.url("/introspect")).expect("url"));
+    let info = rs
+        .introspect(t.access_token())
+        .request_async(&http)
+        .await
+        .expect("introspect");
+    assert!(info.active());
+    assert_eq!(info.client_id().map(|c| c.as_str()), Some("service"));
+    assert_eq!(info.sub(), Some("service"));
+    assert_eq!(
+        info.aud().map(|a| a.clone()),
+        Some(vec!["https://api.example.com".to_owned()])
+    );
+
+    // The oauth2 crate refuses revocation over plain http (RFC 7009 §2 requires TLS), so
+    // revoke with a plain request here.
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth("service", Some(SERVICE_SECRET))
+        .form(&[("token", t.access_token().secret().as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), 200);
+    let info = rs
+        .introspect(t.access_token())
+        .request_async(&http)
+        .await
+        .expect("introspect");
+    assert!(!info.active());
+    // Unknown tokens introspect as inactive and nothing else; revoking them is a 200.
+    let r = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth("rs", Some(RS_SECRET))
+        .form(&[("token", "garbage")])
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(json(r).await, serde_json::json!({"active": false}));
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth("service", Some(SERVICE_SECRET))
+        .form(&[("token", "garbage")])
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth("service", Some(SERVICE_SECRET))
+        .form(&[("token", "garbage"), ("token_type_hint", "id_token")])
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(json(r).await["error"], "unsupported_token_type");
+}
+
+async fn client_credentials_errors(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let r = app
+        .token_basic(
+            "service",
+            "wrong-secret",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("www-authenticate").is_some());
+    assert_eq!(json(r).await["error"], "invalid_client");
+    let r = app
+        .token_basic(
+            "service",
+            SERVICE_SECRET,
+            &[("grant_type", "client_credentials"), ("scope", "api.admin")],
+        )
+        .await;
+    assert_eq!(json(r).await["error"], "invalid_scope");
+    let r = app
+        .token_basic(
+            "service",
+            SERVICE_SECRET,
+            &[
+                ("grant_type", "client_credentials"),
+                ("audience", "https://other.example"),
+            ],
+        )
+        .await;
+    assert_eq!(json(r).await["error"], "invalid_target");
+    // A public client cannot use client_credentials.
+    let r = app
+        .post_form(
+            "/token",
+            &[("grant_type", "client_credentials"), ("client_id", "spa")],
+        )
+        .await;
+    assert_eq!(json(r).await["error"], "unauthorized_client");
+    // Defaults apply when scope is omitted; ES256 per client.
+    let t = json(
+        app.token_basic(
+            "service-es",
+            SERVICE_SECRET,
+            &[("grant_type", "client_credentials")],
+        )
+        .await,
+    )
+    .await;
+    let header = t["access_token"]
+        .as_str()
+        .expect("at")
+        .split('.')
+        .next()
+        .expect("header")
+        .to_owned();
+    let header: serde_json::Value = serde_json::from_slice(&base64_decode(&header)).expect("json");
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["typ"], "at+jwt");
+    // An argon2-hashed secret works (and the second call is served from the verified cache).
+    for _ in 0..2 {
+        let r = app
+            .token_basic(
+                "human",
+                crate::common::HUMAN_SECRET,
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let r = app
+        .token_basic("human", "not it", &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(r.status(), 401);
+    // Introspection needs an authenticated client that is allowed to introspect.
+    let r = app.post_form("/introspect", &[("token", "x")]).await;
+    assert_eq!(r.status(), 401);
+    let r = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth("service", Some(SERVICE_SECRET))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(json(r).await["error"], "unauthorized_client");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .expect("base64url")
+}
+
+async fn password_grant_and_refresh_revocation(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let http = http();
+    let legacy = BasicClient::new(ClientId::new("legacy".into()))
+        .set_client_secret(ClientSecret::new(LEGACY_SECRET.into()))
+        .set_token_uri(TokenUrl::new(app.url("/token")).expect("url"));
+    let t = legacy
+        .exchange_password(
+            &ResourceOwnerUsername::new("alice".into()),
+            &ResourceOwnerPassword::new(PASSWORD.into()),
+        )
+        .add_scope(Scope::new("openid".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .request_async(&http)
+        .await
+        .expect("password grant");
+    let refresh = t.refresh_token().expect("refresh").secret().clone();
+    let access = t.access_token().secret().clone();
+    let r = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth("rs", Some(RS_SECRET))
+        .form(&[("token", &access)])
+        .send()
+        .await
+        .expect("req");
+    let info = json(r).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["username"], "alice");
+    // Revoke the refresh token: the refresh fails and its access tokens go inactive.
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth("legacy", Some(LEGACY_SECRET))
+        .form(&[
+            ("token", refresh.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let r = app
+        .token_basic(
+            "legacy",
+            LEGACY_SECRET,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(json(r).await["error"], "invalid_grant");
+    let r = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth("rs", Some(RS_SECRET))
+        .form(&[("token", &access)])
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(json(r).await, serde_json::json!({"active": false}));
+    let _ = AccessToken::new(access);
+}
+
+async fn password_grant_errors_and_lockout(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let pw = |user: &'static str, pass: &'static str| {
+        let app = &app;
+        async move {
+            json(
+                app.token_basic(
+                    "legacy",
+                    LEGACY_SECRET,
+                    &[
+                        ("grant_type", "password"),
+                        ("username", user),
+                        ("password", pass),
+                    ],
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    // Not registered for the grant.
+    let r = app
+        .token_basic(
+            "web",
+            crate::common::WEB_SECRET,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(json(r).await["error"], "unauthorized_client");
+    assert_eq!(pw("nobody", "x").await["error"], "invalid_grant");
+    assert_eq!(
+        pw("bob", PASSWORD).await["error"],
+        "invalid_grant",
+        "disabled user"
+    );
+    // Three failures lock the account (test config: max_failures = 3) ...
+    for _ in 0..3 {
+        assert_eq!(pw("alice", "wrong").await["error"], "invalid_grant");
+    }
+    // ... and the right password no longer helps until the lock ends.
+    let locked = pw("alice", PASSWORD).await;
+    assert_eq!(locked["error"], "invalid_grant");
+    assert!(
+        locked["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("try again"),
+        "{locked}"
+    );
+    app.clock.advance(61);
+    assert!(pw("alice", PASSWORD).await["access_token"].is_string());
+}
+
+crate::both_stores!(
+    client_credentials_revoke_introspect_with_oauth2_crate,
+    client_credentials_errors,
+    password_grant_and_refresh_revocation,
+    password_grant_errors_and_lockout,
+);

@@ -1,0 +1,210 @@
+//! The store contract, run on both backends: atomic single use, expiry by the passed `now`,
+//! hashes only, revocation through grant families.
+
+use latchkey::crypto::secret::{hash_token, new_token};
+use latchkey::oauth::types::ScopeSet;
+use latchkey::store::grants::{NewGrant, NewRefresh};
+use latchkey::store::model::{CodeData, CodeRedemption, GrantData};
+use latchkey::store::throttle_policy;
+
+use crate::common::{Backend, TestApp};
+
+fn code_data() -> CodeData {
+    CodeData {
+        redirect_uri: "http://localhost/cb".into(),
+        redirect_uri_sent: true,
+        code_challenge: None,
+        code_challenge_method: None,
+        nonce: None,
+        grant: GrantData {
+            scope: ScopeSet::from_scopes(["openid"]),
+            ..GrantData::default()
+        },
+    }
+}
+
+async fn codes_are_single_use_and_expire(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let now = 1_000_000;
+    let code = new_token();
+    store
+        .insert_code(
+            &hash_token(&code),
+            "g1",
+            "web",
+            "u1",
+            &code_data(),
+            now,
+            now + 60,
+        )
+        .await
+        .expect("insert");
+    // Concurrent redemptions: exactly one wins.
+    let h = hash_token(&code);
+    let (a, b2) = tokio::join!(
+        store.consume_code(&h, now + 1),
+        store.consume_code(&h, now + 1)
+    );
+    let wins = [a.expect("a"), b2.expect("b")]
+        .iter()
+        .filter(|r| matches!(r, CodeRedemption::Valid(_)))
+        .count();
+    assert_eq!(wins, 1);
+    assert!(
+        matches!(store.consume_code(&hash_token(&code), now + 2).await.expect("c"), CodeRedemption::Reused { grant_id } if grant_id == "g1")
+    );
+    let code2 = new_token();
+    store
+        .insert_code(
+            &hash_token(&code2),
+            "g2",
+            "web",
+            "u1",
+            &code_data(),
+            now,
+            now + 60,
+        )
+        .await
+        .expect("insert");
+    assert!(matches!(
+        store
+            .consume_code(&hash_token(&code2), now + 60)
+            .await
+            .expect("d"),
+        CodeRedemption::Expired
+    ));
+    assert!(matches!(
+        store.consume_code("nope", now).await.expect("e"),
+        CodeRedemption::Unknown
+    ));
+}
+
+async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let now = 1_000_000;
+    let data = GrantData::default();
+    let hash = hash_token(&new_token());
+    store
+        .insert_grant_and_refresh(
+            &NewGrant {
+                id: "g",
+                client_id: "web",
+                user_id: Some("u"),
+                sid: Some("s"),
+                expires_at: now + 100,
+            },
+            &NewRefresh {
+                token_hash: &hash,
+                grant_id: "g",
+                client_id: "web",
+                user_id: Some("u"),
+                data: &data,
+                expires_at: now + 50,
+                family_expires_at: now + 100,
+            },
+            now,
+        )
+        .await
+        .expect("insert");
+    assert!(
+        !store
+            .get_refresh(&hash)
+            .await
+            .expect("get")
+            .expect("row")
+            .grant_revoked
+    );
+    assert!(
+        !store
+            .is_access_token_revoked("jti", "g")
+            .await
+            .expect("check")
+    );
+    assert_eq!(
+        store
+            .revoke_grants_of_session("s", now)
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert!(
+        store
+            .get_refresh(&hash)
+            .await
+            .expect("get")
+            .expect("row")
+            .grant_revoked
+    );
+    assert!(
+        store
+            .is_access_token_revoked("jti", "g")
+            .await
+            .expect("check")
+    );
+    // A grant never recorded (no refresh token) can still be revoked, idempotently.
+    store
+        .revoke_grant("other", "web", now, now + 10)
+        .await
+        .expect("revoke");
+    store
+        .revoke_grant("other", "web", now, now + 10)
+        .await
+        .expect("again");
+    assert!(
+        store
+            .is_access_token_revoked("x", "other")
+            .await
+            .expect("check")
+    );
+    store.revoke_jti("j2", now + 10).await.expect("jti");
+    assert!(
+        store
+            .is_access_token_revoked("j2", "none")
+            .await
+            .expect("check")
+    );
+    // The janitor purges what has expired, in batches.
+    let purged = store.purge_expired(now + 1000, 1, 0).await.expect("purge");
+    assert!(purged.deleted.iter().map(|(_, n)| n).sum::<u64>() >= 3);
+    assert!(store.get_refresh(&hash).await.expect("get").is_none());
+}
+
+async fn throttles_count_across_calls(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let p = throttle_policy(&app.state.config.login, 2);
+    let now = 5_000;
+    assert_eq!(
+        store
+            .throttle_fail("k", now, p)
+            .await
+            .expect("1")
+            .locked_until,
+        0
+    );
+    let s = store.throttle_fail("k", now, p).await.expect("2");
+    assert!(s.locked_until > now);
+    assert_eq!(
+        store.throttle_locked_until("k", now).await.expect("check"),
+        Some(s.locked_until)
+    );
+    store.throttle_clear("k").await.expect("clear");
+    assert_eq!(
+        store.throttle_locked_until("k", now).await.expect("check"),
+        None
+    );
+}
+
+crate::both_stores!(
+    codes_are_single_use_and_expire,
+    grant_revocation_reaches_refresh_and_access_tokens,
+    throttles_count_across_calls
+);
