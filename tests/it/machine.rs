@@ -49,7 +49,7 @@ async fn client_credentials_revoke_introspect_with_oauth2_crate(b: Backend) {
     assert_eq!(info.client_id().map(|c| c.as_str()), Some("service"));
     assert_eq!(info.sub(), Some("service"));
     assert_eq!(
-        info.aud().map(|a| a.clone()),
+        info.aud().cloned(),
         Some(vec!["https://api.example.com".to_owned()])
     );
 
