@@ -6,7 +6,13 @@ use crate::common::{Backend, PASSWORD, TestApp, hidden, param};
 
 /// Log in and consent for the implicit client; returns the final response.
 async fn implicit(app: &TestApp, query: &[(&str, &str)]) -> reqwest::Response {
-    let r = app.http.get(app.url("/authorize")).query(query).send().await.expect("authorize");
+    let r = app
+        .http
+        .get(app.url("/authorize"))
+        .query(query)
+        .send()
+        .await
+        .expect("authorize");
     if r.status() != 200 {
         return r;
     }
@@ -15,13 +21,25 @@ async fn implicit(app: &TestApp, query: &[(&str, &str)]) -> reqwest::Response {
     let r = app
         .post_form(
             "/login",
-            &[("csrf", &hidden(&html, "csrf")), ("interaction", &hidden(&html, "interaction")), ("username", "alice"), ("password", PASSWORD)],
+            &[
+                ("csrf", &hidden(&html, "csrf")),
+                ("interaction", &hidden(&html, "interaction")),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     let html = r.text().await.expect("html");
     assert!(html.contains("action=\"/consent\""), "{html}");
-    app.post_form("/consent", &[("csrf", &hidden(&html, "csrf")), ("interaction", &hidden(&html, "interaction")), ("decision", "allow")])
-        .await
+    app.post_form(
+        "/consent",
+        &[
+            ("csrf", &hidden(&html, "csrf")),
+            ("interaction", &hidden(&html, "interaction")),
+            ("decision", "allow"),
+        ],
+    )
+    .await
 }
 
 fn form_fields(html: &str) -> Vec<(String, String)> {
@@ -30,20 +48,35 @@ fn form_fields(html: &str) -> Vec<(String, String)> {
     while let Some(i) = rest.find("type=\"hidden\" name=\"") {
         rest = &rest[i + 20..];
         let name = rest[..rest.find('"').expect("quote")].to_owned();
-        out.push((name.clone(), hidden(&format!("name=\"{name}\"{}", &rest[rest.find('"').expect("q") + 1..]), &name)));
+        out.push((
+            name.clone(),
+            hidden(
+                &format!("name=\"{name}\"{}", &rest[rest.find('"').expect("q") + 1..]),
+                &name,
+            ),
+        ));
     }
     out
 }
 
 fn decode_jwt(t: &str) -> (Value, Value) {
     use base64::Engine;
-    let d = |s: &str| -> Value { serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).expect("b64")).expect("json") };
+    let d = |s: &str| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .expect("b64"),
+        )
+        .expect("json")
+    };
     let mut parts = t.split('.');
     (d(parts.next().expect("h")), d(parts.next().expect("p")))
 }
 
 async fn implicit_form_post_end_to_end(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else { return };
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
     let r = implicit(
         &app,
         &[
@@ -58,25 +91,57 @@ async fn implicit_form_post_end_to_end(b: Backend) {
     )
     .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers().get("cache-control").map(|v| v.to_str().unwrap_or_default()), Some("no-store"));
-    let csp = r.headers().get("content-security-policy").expect("csp").to_str().expect("ascii").to_owned();
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap_or_default()),
+        Some("no-store")
+    );
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .expect("csp")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert!(csp.contains("script-src 'sha256-"), "{csp}");
     let html = r.text().await.expect("html");
-    assert!(html.contains("action=\"http://localhost:3000/implicit\""), "{html}");
+    assert!(
+        html.contains("action=\"http://localhost:3000/implicit\""),
+        "{html}"
+    );
     assert!(html.contains("<noscript>"));
     let fields = form_fields(&html);
     assert_eq!(param(&fields, "state"), Some("s-1"));
     assert_eq!(param(&fields, "iss"), Some(app.base.as_str()));
-    let at = param(&fields, "access_token").expect("access_token").to_owned();
+    let at = param(&fields, "access_token")
+        .expect("access_token")
+        .to_owned();
     let id = param(&fields, "id_token").expect("id_token").to_owned();
     // Verify the id_token's signature with the published JWKS, then nonce and at_hash.
-    let jwks: jsonwebtoken::jwk::JwkSet = app.http.get(app.url("/jwks.json")).send().await.expect("jwks").json().await.expect("json");
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .http
+        .get(app.url("/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
     let header = jsonwebtoken::decode_header(&id).expect("header");
-    let jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("key in jwks");
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("key in jwks");
     let mut v = jsonwebtoken::Validation::new(header.alg);
     v.set_audience(&["implicit"]);
     v.set_issuer(&[app.base.as_str()]);
-    let claims = jsonwebtoken::decode::<Value>(&id, &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"), &v).expect("valid id_token").claims;
+    let claims = jsonwebtoken::decode::<Value>(
+        &id,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+        &v,
+    )
+    .expect("valid id_token")
+    .claims;
     assert_eq!(claims["nonce"], "n-123");
     assert_eq!(claims["at_hash"], latchkey::crypto::jwt::half_hash(&at));
     // With an access token, profile claims are left to userinfo.
@@ -85,7 +150,9 @@ async fn implicit_form_post_end_to_end(b: Backend) {
 }
 
 async fn implicit_id_token_only_in_fragment_carries_claims(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else { return };
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
     let r = implicit(
         &app,
         &[
@@ -98,9 +165,17 @@ async fn implicit_id_token_only_in_fragment_carries_claims(b: Backend) {
     )
     .await;
     assert_eq!(r.status(), 303);
-    let loc = r.headers().get("location").expect("location").to_str().expect("ascii").to_owned();
+    let loc = r
+        .headers()
+        .get("location")
+        .expect("location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let frag = loc.split_once('#').expect("fragment").1.to_owned();
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(frag.as_bytes()).into_owned().collect();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(frag.as_bytes())
+        .into_owned()
+        .collect();
     let (_, claims) = decode_jwt(param(&params, "id_token").expect("id_token"));
     assert_eq!(claims["name"], "Alice Example");
     assert_eq!(claims["email"], "alice@example.com");
@@ -108,45 +183,106 @@ async fn implicit_id_token_only_in_fragment_carries_claims(b: Backend) {
 }
 
 async fn implicit_errors(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else { return };
-    let base = [("client_id", "implicit"), ("redirect_uri", "http://localhost:3000/implicit"), ("scope", "openid"), ("state", "s")];
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let base = [
+        ("client_id", "implicit"),
+        ("redirect_uri", "http://localhost:3000/implicit"),
+        ("scope", "openid"),
+        ("state", "s"),
+    ];
     let go = |extra: Vec<(&'static str, &'static str)>| {
         let app = &app;
         let q: Vec<(&str, &str)> = base.iter().cloned().chain(extra).collect();
-        async move { app.http.get(app.url("/authorize")).query(&q).send().await.expect("authorize") }
+        async move {
+            app.http
+                .get(app.url("/authorize"))
+                .query(&q)
+                .send()
+                .await
+                .expect("authorize")
+        }
     };
     // Missing nonce: invalid_request, delivered in the fragment (the implicit default).
     let r = go(vec![("response_type", "id_token")]).await;
-    let loc = r.headers().get("location").expect("location").to_str().expect("ascii").to_owned();
+    let loc = r
+        .headers()
+        .get("location")
+        .expect("location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert!(loc.contains("#error=invalid_request"), "{loc}");
     // token alone: refused, with the reason.
     let r = go(vec![("response_type", "token"), ("nonce", "n")]).await;
-    let loc = r.headers().get("location").expect("location").to_str().expect("ascii").to_owned();
-    assert!(loc.contains("error=unsupported_response_type") && loc.contains("RFC+9700"), "{loc}");
+    let loc = r
+        .headers()
+        .get("location")
+        .expect("location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        loc.contains("error=unsupported_response_type") && loc.contains("RFC+9700"),
+        "{loc}"
+    );
     // query cannot carry tokens.
-    let r = go(vec![("response_type", "id_token"), ("nonce", "n"), ("response_mode", "query")]).await;
-    let loc = r.headers().get("location").expect("location").to_str().expect("ascii").to_owned();
+    let r = go(vec![
+        ("response_type", "id_token"),
+        ("nonce", "n"),
+        ("response_mode", "query"),
+    ])
+    .await;
+    let loc = r
+        .headers()
+        .get("location")
+        .expect("location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert!(loc.contains("error=invalid_request"), "{loc}");
     // Errors through form_post.
-    let r = go(vec![("response_type", "id_token"), ("response_mode", "form_post")]).await;
+    let r = go(vec![
+        ("response_type", "id_token"),
+        ("response_mode", "form_post"),
+    ])
+    .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.expect("html");
-    assert!(html.contains("name=\"error\" value=\"invalid_request\""), "{html}");
+    assert!(
+        html.contains("name=\"error\" value=\"invalid_request\""),
+        "{html}"
+    );
     assert!(html.contains("name=\"state\" value=\"s\""), "{html}");
     // A client not registered for implicit.
     let r = app
         .http
         .get(app.url("/authorize"))
-        .query(&[("response_type", "id_token"), ("client_id", "web"), ("redirect_uri", crate::common::WEB_REDIRECT), ("scope", "openid"), ("nonce", "n")])
+        .query(&[
+            ("response_type", "id_token"),
+            ("client_id", "web"),
+            ("redirect_uri", crate::common::WEB_REDIRECT),
+            ("scope", "openid"),
+            ("nonce", "n"),
+        ])
         .send()
         .await
         .expect("authorize");
-    let loc = r.headers().get("location").expect("location").to_str().expect("ascii").to_owned();
+    let loc = r
+        .headers()
+        .get("location")
+        .expect("location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert!(loc.contains("error=unauthorized_client"), "{loc}");
 }
 
 async fn code_flow_with_form_post(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else { return };
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
     crate::code_flow::get_code(&app, "openid").await;
     let r = app
         .http

@@ -4,5 +4,6 @@
 mod browser;
 mod code_flow;
 mod common;
+mod implicit;
 mod machine;
 mod store;
