@@ -274,7 +274,10 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        config.issuer = base.clone();
+        // Nodes of one deployment share an issuer; a lone test server is its own issuer.
+        if config.issuer == "http://127.0.0.1:8080" {
+            config.issuer = base.clone();
+        }
         let clock = Clock::manual(Clock::System.now());
         let state = app::build_state(config, clock.clone())
             .await

@@ -6,4 +6,6 @@ mod code_flow;
 mod common;
 mod implicit;
 mod machine;
+mod multinode;
+mod ops;
 mod store;

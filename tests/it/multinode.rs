@@ -1,0 +1,76 @@
+//! Two server processes on one Postgres behave as one server.
+
+use latchkey::config::Config;
+
+use crate::code_flow::{exchange, get_code};
+use crate::common::{
+    Backend, RS_SECRET, TestApp, WEB_REDIRECT, WEB_SECRET, config_toml, database_for, json,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_postgres() {
+    let Some((url, dir, db)) = database_for(Backend::Postgres).await else {
+        return;
+    };
+    let text = config_toml(&url, &dir.path().display().to_string());
+    let (config, _) = Config::from_toml(&text, &[]).expect("config");
+    let a = TestApp::start(config.clone(), dir, db).await;
+    let mut config_b = config;
+    config_b.issuer = a.base.clone();
+    let b = TestApp::start(config_b, tempfile::tempdir().expect("dir"), None).await;
+
+    // Both nodes publish the same keys.
+    let ja = json(a.http.get(a.url("/jwks.json")).send().await.expect("jwks")).await;
+    let jb = json(b.http.get(b.url("/jwks.json")).send().await.expect("jwks")).await;
+    assert_eq!(ja, jb);
+
+    // /authorize on A, /token on B.
+    let issued = get_code(&a, "openid offline_access").await;
+    let t = json(exchange(&b, &issued).await).await;
+    let access = t["access_token"]
+        .as_str()
+        .expect("access token from node B")
+        .to_owned();
+    let refresh = t["refresh_token"].as_str().expect("refresh").to_owned();
+    // Userinfo on A accepts B's token; refresh on A rotates B's refresh token.
+    let r = a
+        .http
+        .get(a.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(r.status(), 200);
+    let r = a
+        .token_basic(
+            "web",
+            WEB_SECRET,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // Reuse of the rotated token after the grace window, on B, is detected.
+    b.clock.advance(60);
+    let r = b
+        .token_basic(
+            "web",
+            WEB_SECRET,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(json(r).await["error"], "invalid_grant");
+    // The code is spent on every node, and its reuse revokes what it issued, seen by A.
+    assert_eq!(
+        json(exchange(&a, &issued).await).await["error"],
+        "invalid_grant"
+    );
+    let r = a
+        .http
+        .post(a.url("/introspect"))
+        .basic_auth("rs", Some(RS_SECRET))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(json(r).await["active"], false);
+}
