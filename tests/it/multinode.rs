@@ -3,9 +3,7 @@
 use latchkey::config::Config;
 
 use crate::code_flow::{exchange, get_code};
-use crate::common::{
-    Backend, RS_SECRET, TestApp, WEB_REDIRECT, WEB_SECRET, config_toml, database_for, json,
-};
+use crate::common::{Backend, RS_SECRET, TestApp, WEB_SECRET, config_toml, database_for, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_postgres() {
