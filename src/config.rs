@@ -231,9 +231,6 @@ impl Default for DeviceSettings {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout_seconds: u64,
-    /// Seconds a client may take to send its request headers.
-    pub header_read_timeout_seconds: u64,
-    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -241,8 +238,6 @@ impl Default for Limits {
         Self {
             max_body_bytes: 64 * 1024,
             request_timeout_seconds: 30,
-            header_read_timeout_seconds: 10,
-            max_header_bytes: 16 * 1024,
         }
     }
 }

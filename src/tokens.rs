@@ -44,6 +44,10 @@ pub struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     pub grant_id: String,
+    /// Claims the OIDC Core §5.5 `claims` request asked userinfo to return, beyond the
+    /// scopes' claims; carried in the token so userinfo needs no store lookup for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub userinfo_claims: Vec<String>,
 }
 
 impl AccessClaims {
@@ -126,6 +130,14 @@ pub fn access_token(
         acr: s.grant.acr.clone(),
         sid: s.grant.sid.clone(),
         grant_id: s.grant_id.to_owned(),
+        userinfo_claims: s
+            .grant
+            .claims
+            .as_ref()
+            .and_then(|c| c.get("userinfo"))
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
     };
     let key = signing_key(state, alg, now)?;
     Ok((jwt::encode(&key, TYP_ACCESS_TOKEN, &claims)?, ttl))

@@ -104,7 +104,12 @@ async fn run(
             ));
         }
     };
-    let mut out = user_claims(&user, Some(&scope), None);
+    let requested: serde_json::Map<String, Value> = claims
+        .userinfo_claims
+        .iter()
+        .map(|c| (c.clone(), Value::Null))
+        .collect();
+    let mut out = user_claims(&user, Some(&scope), Some(&requested));
     out.insert("sub".into(), json!(user.id));
     Ok(Value::Object(out))
 }

@@ -887,7 +887,69 @@ async fn cors_only_for_registered_origins(b: Backend) {
     assert!(bad.headers().get("access-control-allow-origin").is_none());
 }
 
+async fn claims_request_parameter(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let claims = r#"{"userinfo":{"phone_number":{"essential":true}},"id_token":{"email":null}}"#;
+    let done = authorize(
+        &app,
+        &[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", WEB_REDIRECT),
+            ("scope", "openid"),
+            ("nonce", "n"),
+            ("claims", claims),
+        ],
+        "alice",
+    )
+    .await;
+    let code = param(&done.params, "code").expect("code").to_owned();
+    let r = app
+        .token_basic(
+            "web",
+            WEB_SECRET,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", WEB_REDIRECT),
+            ],
+        )
+        .await;
+    let t = json(r).await;
+    // The id_token carries the individually requested email (OIDC Core §5.5).
+    use base64::Engine;
+    let payload = t["id_token"]
+        .as_str()
+        .expect("id_token")
+        .split('.')
+        .nth(1)
+        .expect("payload")
+        .to_owned();
+    let id: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(id["email"], "alice@example.com");
+    // Userinfo returns the requested phone number though the phone scope was not asked for.
+    let info = json(
+        app.http
+            .get(app.url("/userinfo"))
+            .bearer_auth(t["access_token"].as_str().expect("at"))
+            .send()
+            .await
+            .expect("userinfo"),
+    )
+    .await;
+    assert_eq!(info["phone_number"], "+1 555 0100");
+    assert!(info.get("email").is_none());
+}
+
 crate::both_stores!(
+    claims_request_parameter,
     code_flow_with_openidconnect_crate,
     code_reuse_revokes_tokens,
     pkce_errors,
