@@ -395,7 +395,10 @@ pub async fn proceed(
     let session = session.filter(|(s, u)| {
         !u.disabled
             && (fresh_login
+                // select_account: there is one account per browser session, so choosing
+                // another means signing in again (OIDC Core §3.1.2.1).
                 || (!req.has_prompt("login")
+                    && !req.has_prompt("select_account")
                     && req.max_age.is_none_or(|m| now - s.auth_time <= m)
                     && req.hint_sub.as_ref().is_none_or(|h| *h == u.id)))
     });

@@ -948,7 +948,91 @@ async fn claims_request_parameter(b: Backend) {
     assert!(info.get("email").is_none());
 }
 
+async fn key_rotation_is_prepublished(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let state = &app.state;
+    let now = app.clock.now();
+    let old = state
+        .keys
+        .active(latchkey::oauth::types::SigningAlg::Rs256, now)
+        .expect("active key")
+        .kid
+        .clone();
+    let new = latchkey::app::insert_key(
+        &state.store,
+        &state.master,
+        latchkey::oauth::types::SigningAlg::Rs256,
+        now,
+        now + state.config.keys.prepublish_seconds,
+    )
+    .await
+    .expect("rotate");
+    latchkey::app::refresh_caches(state).await.expect("reload");
+    let kids = |jwks: Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let published = kids(
+        json(
+            app.http
+                .get(app.url("/jwks.json"))
+                .send()
+                .await
+                .expect("jwks"),
+        )
+        .await,
+    );
+    assert!(
+        published.contains(&old) && published.contains(&new),
+        "next key is published before it signs"
+    );
+    assert_eq!(
+        state
+            .keys
+            .active(latchkey::oauth::types::SigningAlg::Rs256, now)
+            .expect("key")
+            .kid,
+        old
+    );
+    // After the pre-publish delay the new key signs; the old one stays published.
+    app.clock.advance(state.config.keys.prepublish_seconds);
+    latchkey::app::refresh_caches(state).await.expect("reload");
+    let t = json(
+        app.token_basic(
+            "service",
+            crate::common::SERVICE_SECRET,
+            &[("grant_type", "client_credentials")],
+        )
+        .await,
+    )
+    .await;
+    let header =
+        jsonwebtoken::decode_header(t["access_token"].as_str().expect("at")).expect("header");
+    assert_eq!(header.kid.as_deref(), Some(new.as_str()));
+    let published = kids(
+        json(
+            app.http
+                .get(app.url("/jwks.json"))
+                .send()
+                .await
+                .expect("jwks"),
+        )
+        .await,
+    );
+    assert!(
+        published.contains(&old),
+        "retired key stays published while its tokens live"
+    );
+}
+
 crate::both_stores!(
+    key_rotation_is_prepublished,
     claims_request_parameter,
     code_flow_with_openidconnect_crate,
     code_reuse_revokes_tokens,
