@@ -486,6 +486,7 @@ pub async fn issue(
         amr: session.amr.clone(),
         claims: req.claims.clone(),
         audiences: Vec::new(),
+        requested_acr_values: req.acr_values.clone(),
     };
     let grant_id = uuid::Uuid::new_v4().to_string();
     match req.response_type {

@@ -166,6 +166,9 @@ pub struct GrantData {
     /// The OIDC Core §5.5 `claims` request, kept for id_tokens and userinfo.
     pub claims: Option<serde_json::Value>,
     pub audiences: Vec<String>,
+    /// `acr_values` the client asked for (OIDC Core §3.1.2.1). Recorded with the grant; no
+    /// `acr` is claimed, because only password authentication exists.
+    pub requested_acr_values: Option<String>,
 }
 
 /// The authorization code's binding (RFC 6749 §4.1.3, RFC 7636 §4.4).
