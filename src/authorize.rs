@@ -223,18 +223,7 @@ fn check(
             "response_mode=query cannot carry tokens (they would end up in logs and Referer headers); use form_post or fragment",
         ));
     }
-    let scope = match p.get("scope") {
-        Some(raw) => ScopeSet::parse(raw).map_err(OAuthError::invalid_scope)?,
-        None => client.default_scopes(),
-    };
-    let refused: Vec<&str> = scope.iter().filter(|s| !client.allows_scope(s)).collect();
-    if !refused.is_empty() {
-        return Err(OAuthError::invalid_scope(format!(
-            "scope {} is not allowed for client `{}`",
-            refused.join(", "),
-            client.id
-        )));
-    }
+    let scope = crate::grants::requested_scope(client, p.get("scope"))?;
     let nonce = p.get("nonce").map(str::to_owned);
     if response_type != ResponseType::Code {
         if !scope.contains("openid") {
@@ -409,10 +398,7 @@ pub async fn proceed(
                 "the user is not signed in (or must sign in again) and prompt=none forbids showing a page",
             ))));
         }
-        let id = match interaction {
-            Some(id) => id,
-            None => store_interaction(state, req, now).await?,
-        };
+        let id = interaction_id(state, req, interaction, now).await?;
         return Ok(Next::Login { interaction: id });
     };
     if !client.settings.skip_consent {
@@ -425,10 +411,7 @@ pub async fn proceed(
                     "the user has not yet allowed this app these scopes, and prompt=none forbids asking",
                 ))));
             }
-            let id = match interaction {
-                Some(id) => id,
-                None => store_interaction(state, req, now).await?,
-            };
+            let id = interaction_id(state, req, interaction, now).await?;
             let shown = if new_scopes.is_empty() {
                 req.scope.clone()
             } else {
@@ -448,11 +431,16 @@ pub async fn proceed(
     ))
 }
 
-async fn store_interaction(
+/// The pending interaction's id: the one already started, or a newly stored one.
+async fn interaction_id(
     state: &AppState,
     req: &AuthorizationRequest,
+    existing: Option<String>,
     now: i64,
 ) -> OAuthResult<String> {
+    if let Some(id) = existing {
+        return Ok(id);
+    }
     let id = new_token();
     let json = serde_json::to_string(req).map_err(OAuthError::internal)?;
     state

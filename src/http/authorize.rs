@@ -2,7 +2,7 @@
 //! continue a stored authorization request.
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ pub async fn get(
     jar: CookieJar,
     Query(raw): Query<Vec<(String, String)>>,
 ) -> Response {
-    let params = match dedupe(raw) {
+    let params = match Params::from_pairs(raw) {
         Ok(p) => p,
         Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
     };
@@ -40,22 +40,6 @@ pub async fn post(
         Ok(p) => run(state, jar, p).await,
         Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
     }
-}
-
-fn dedupe(raw: Vec<(String, String)>) -> OAuthResult<Params> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (k, v) in raw {
-        if v.is_empty() {
-            continue;
-        }
-        if out.iter().any(|(x, _)| *x == k) {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter `{k}` is included more than once (RFC 6749 §3.1)"
-            )));
-        }
-        out.push((k, v));
-    }
-    Ok(Params::from_pairs(out))
 }
 
 async fn run(state: AppState, jar: CookieJar, params: Params) -> Response {
@@ -186,15 +170,14 @@ pub fn csrf_failed(state: &AppState) -> Response {
     )
 }
 
-pub fn client_ip(headers: &HeaderMap, addr: SocketAddr) -> String {
-    let _ = headers;
+/// The peer address. Behind a proxy this is the proxy's; X-Forwarded-For is not trusted.
+fn client_ip(addr: SocketAddr) -> String {
     addr.ip().to_string()
 }
 
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
@@ -212,7 +195,7 @@ pub async fn login(
     };
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
-    let ip = client_ip(&headers, addr);
+    let ip = client_ip(addr);
     let outcome = match check_password(&state, &username, password, Some(&ip)).await {
         Ok(o) => o,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -274,7 +257,6 @@ pub async fn login(
 pub async fn consent(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
@@ -303,7 +285,7 @@ pub async fn consent(
         Ok(None) => return expired_page(&state),
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
     }
-    let ip = client_ip(&headers, addr);
+    let ip = client_ip(addr);
     let ret = req.return_to(&state);
     if form.get("decision") != Some("allow") {
         audit(

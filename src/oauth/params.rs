@@ -9,8 +9,15 @@ pub struct Params(Vec<(String, String)>);
 
 impl Params {
     pub fn parse(raw: &[u8]) -> OAuthResult<Self> {
+        Self::from_pairs(
+            url::form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())),
+        )
+    }
+
+    /// Collect already-decoded pairs (e.g. a query string), with the same rules as `parse`.
+    pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(it: I) -> OAuthResult<Self> {
         let mut out: Vec<(String, String)> = Vec::new();
-        for (k, v) in url::form_urlencoded::parse(raw) {
+        for (k, v) in it {
             if v.is_empty() {
                 continue;
             }
@@ -19,7 +26,7 @@ impl Params {
                     "parameter `{k}` is included more than once (RFC 6749 §3.1)"
                 )));
             }
-            out.push((k.into_owned(), v.into_owned()));
+            out.push((k, v));
         }
         Ok(Params(out))
     }
@@ -39,10 +46,6 @@ impl Params {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(it: I) -> Self {
-        Params(it.into_iter().collect())
     }
 }
 

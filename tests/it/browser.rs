@@ -1,16 +1,22 @@
 //! Driving the login and consent pages over plain HTTP, as a browser would.
 
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
 use crate::common::{PASSWORD, TestApp, hidden};
 
-/// The outcome of following /authorize through the pages.
-pub struct Authorized {
-    pub location: String,
-    pub params: Vec<(String, String)>,
+/// The first response after the login and consent pages: a redirect or a form_post page.
+pub struct Final {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+    /// The pages passed on the way, in order ("login", "consent").
+    pub pages: Vec<&'static str>,
 }
 
-/// Go through /authorize with `query`, logging in as `user` (if asked) and allowing consent
-/// (if asked). Returns the final redirect to the client.
-pub async fn authorize(app: &TestApp, query: &[(&str, &str)], user: &str) -> Authorized {
+/// Go through /authorize with `query`, logging in as `user` and allowing consent when those
+/// pages are shown.
+pub async fn through_pages(app: &TestApp, query: &[(&str, &str)], user: &str) -> Final {
     let mut r = app
         .http
         .get(app.url("/authorize"))
@@ -18,38 +24,81 @@ pub async fn authorize(app: &TestApp, query: &[(&str, &str)], user: &str) -> Aut
         .send()
         .await
         .expect("authorize");
+    let mut pages = Vec::new();
     for _ in 0..3 {
-        if r.status().is_redirection() {
-            let (location, params) = crate::common::location_params(&r);
-            return Authorized { location, params };
-        }
         let status = r.status();
-        let html = r.text().await.expect("html");
-        assert!(status.is_success(), "unexpected {status}: {html}");
-        r = if html.contains("action=\"/login\"") {
+        let headers = r.headers().clone();
+        let body = r.text().await.expect("body");
+        if status.is_redirection() {
+            return Final {
+                status,
+                headers,
+                body,
+                pages,
+            };
+        }
+        assert!(status.is_success(), "unexpected {status}: {body}");
+        r = if body.contains("action=\"/login\"") {
+            pages.push("login");
             app.post_form(
                 "/login",
                 &[
-                    ("csrf", &hidden(&html, "csrf")),
-                    ("interaction", &hidden(&html, "interaction")),
+                    ("csrf", &hidden(&body, "csrf")),
+                    ("interaction", &hidden(&body, "interaction")),
                     ("username", user),
                     ("password", PASSWORD),
                 ],
             )
             .await
-        } else if html.contains("action=\"/consent\"") {
+        } else if body.contains("action=\"/consent\"") {
+            pages.push("consent");
             app.post_form(
                 "/consent",
                 &[
-                    ("csrf", &hidden(&html, "csrf")),
-                    ("interaction", &hidden(&html, "interaction")),
+                    ("csrf", &hidden(&body, "csrf")),
+                    ("interaction", &hidden(&body, "interaction")),
                     ("decision", "allow"),
                 ],
             )
             .await
         } else {
-            panic!("unexpected page: {html}");
+            return Final {
+                status,
+                headers,
+                body,
+                pages,
+            };
         };
     }
     panic!("too many pages");
+}
+
+/// The outcome of following /authorize through the pages to a redirect.
+pub struct Authorized {
+    pub location: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// `through_pages`, expecting a query-mode redirect back to the client.
+pub async fn authorize(app: &TestApp, query: &[(&str, &str)], user: &str) -> Authorized {
+    let f = through_pages(app, query, user).await;
+    assert!(
+        f.status.is_redirection(),
+        "expected a redirect, got {}: {}",
+        f.status,
+        f.body
+    );
+    let location = f
+        .headers
+        .get("location")
+        .expect("location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let url = url::Url::parse(&location).expect("absolute location");
+    let params = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Authorized { location, params }
 }

@@ -2,45 +2,8 @@
 
 use serde_json::Value;
 
-use crate::common::{Backend, PASSWORD, TestApp, hidden, param};
-
-/// Log in and consent for the implicit client; returns the final response.
-async fn implicit(app: &TestApp, query: &[(&str, &str)]) -> reqwest::Response {
-    let r = app
-        .http
-        .get(app.url("/authorize"))
-        .query(query)
-        .send()
-        .await
-        .expect("authorize");
-    if r.status() != 200 {
-        return r;
-    }
-    let html = r.text().await.expect("html");
-    assert!(html.contains("action=\"/login\""), "{html}");
-    let r = app
-        .post_form(
-            "/login",
-            &[
-                ("csrf", &hidden(&html, "csrf")),
-                ("interaction", &hidden(&html, "interaction")),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
-    let html = r.text().await.expect("html");
-    assert!(html.contains("action=\"/consent\""), "{html}");
-    app.post_form(
-        "/consent",
-        &[
-            ("csrf", &hidden(&html, "csrf")),
-            ("interaction", &hidden(&html, "interaction")),
-            ("decision", "allow"),
-        ],
-    )
-    .await
-}
+use crate::browser::through_pages;
+use crate::common::{Backend, TestApp, hidden, param};
 
 fn form_fields(html: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -77,7 +40,7 @@ async fn implicit_form_post_end_to_end(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let r = implicit(
+    let r = through_pages(
         &app,
         &[
             ("response_type", "id_token token"),
@@ -88,24 +51,26 @@ async fn implicit_form_post_end_to_end(b: Backend) {
             ("nonce", "n-123"),
             ("state", "s-1"),
         ],
+        "alice",
     )
     .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.pages, ["login", "consent"]);
+    assert_eq!(r.status, 200);
     assert_eq!(
-        r.headers()
+        r.headers
             .get("cache-control")
             .map(|v| v.to_str().unwrap_or_default()),
         Some("no-store")
     );
     let csp = r
-        .headers()
+        .headers
         .get("content-security-policy")
         .expect("csp")
         .to_str()
         .expect("ascii")
         .to_owned();
     assert!(csp.contains("script-src 'sha256-"), "{csp}");
-    let html = r.text().await.expect("html");
+    let html = r.body;
     assert!(
         html.contains("action=\"http://localhost:3000/implicit\""),
         "{html}"
@@ -153,7 +118,7 @@ async fn implicit_id_token_only_in_fragment_carries_claims(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let r = implicit(
+    let r = through_pages(
         &app,
         &[
             ("response_type", "id_token"),
@@ -162,11 +127,13 @@ async fn implicit_id_token_only_in_fragment_carries_claims(b: Backend) {
             ("scope", "openid profile email"),
             ("nonce", "n-9"),
         ],
+        "alice",
     )
     .await;
-    assert_eq!(r.status(), 303);
+    assert_eq!(r.pages, ["login", "consent"]);
+    assert_eq!(r.status, 303);
     let loc = r
-        .headers()
+        .headers
         .get("location")
         .expect("location")
         .to_str()
