@@ -1,5 +1,237 @@
-//! RFC 8628 device authorization grant. Not built yet: the grant type is refused at /token
-//! and left out of discovery until it is.
+//! RFC 8628 device authorization: starting a request for a device (§3.1-3.2), and the user
+//! codes people type on a second screen (§6.1), throttled against guessing (§5.1).
+//!
+//! The /token side (polling) is `grants::device_code`; the pages are `http::device`.
 
-/// Whether the device flow is served (listed in discovery).
-pub const ENABLED: bool = false;
+use serde::Serialize;
+
+use crate::crypto::secret::{hash_token, new_token};
+use crate::grants::requested_scope;
+use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::oauth::types::GrantType;
+use crate::state::AppState;
+use crate::store::ThrottlePolicy;
+use crate::store::device::NewDevice;
+use crate::store::model::{Client, DeviceRow, DeviceStatus};
+
+/// RFC 8628 §6.1: consonants only (no vowels, so no words), no easily confused letters.
+const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LEN: usize = 8;
+
+/// RFC 8628 §3.5: "the interval MUST be increased by 5 seconds" on slow_down.
+pub const SLOW_DOWN_SECS: i64 = 5;
+
+/// A fresh user code, normalised (no dash). 20^8 ≈ 2^34.6 codes; guessing is bounded by the
+/// throttle, not by entropy alone (§5.1).
+pub fn new_user_code() -> String {
+    // Rejection sampling keeps every letter equally likely: 240 is the largest multiple of
+    // 20 below 256.
+    let mut code = String::with_capacity(USER_CODE_LEN);
+    while code.len() < USER_CODE_LEN {
+        let mut buf = [0u8; 16];
+        rand::fill(&mut buf);
+        for b in buf {
+            if b < 240 && code.len() < USER_CODE_LEN {
+                code.push(ALPHABET[usize::from(b % 20)] as char);
+            }
+        }
+    }
+    code
+}
+
+/// What a person typed, as stored: case-insensitive, dashes and spaces ignored (§6.1). None
+/// when it cannot be a code of ours, so no store lookup is spent on it.
+pub fn normalize_user_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' ' | '\t'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == USER_CODE_LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
+}
+
+/// `BCDFGHJK` → `BCDF-GHJK`: easier to read off a TV and to type.
+pub fn display_user_code(code: &str) -> String {
+    if code.len() == USER_CODE_LEN && code.is_ascii() {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_owned()
+    }
+}
+
+/// RFC 8628 §3.2 device authorization response.
+#[derive(Debug, Serialize)]
+pub struct DeviceAuthorization {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: i64,
+    pub interval: i64,
+}
+
+/// RFC 8628 §3.1: start a device authorization for an authenticated client.
+pub async fn start(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> OAuthResult<DeviceAuthorization> {
+    if !client.allows_grant(GrantType::DeviceCode) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "client `{}` is not registered for the device_code grant ({})",
+            client.id,
+            GrantType::DeviceCode.as_str()
+        )));
+    }
+    let scope = requested_scope(client, params.get("scope"))?;
+    let settings = &state.config.device;
+    let device_code = new_token();
+    let device_code_hash = hash_token(&device_code);
+    let now = state.now();
+    // A collision with a live code is a 1-in-billions event; a few draws settle it.
+    for _ in 0..5 {
+        let user_code = new_user_code();
+        let inserted = state
+            .store
+            .insert_device(
+                &NewDevice {
+                    device_code_hash: &device_code_hash,
+                    user_code: &user_code,
+                    client_id: &client.id,
+                    scope: &scope,
+                    interval_secs: settings.poll_interval,
+                    expires_at: now + settings.code_ttl,
+                },
+                now,
+            )
+            .await?;
+        if inserted {
+            let shown = display_user_code(&user_code);
+            return Ok(DeviceAuthorization {
+                device_code,
+                verification_uri: state.url("/device"),
+                verification_uri_complete: state.url(&format!("/device?user_code={shown}")),
+                user_code: shown,
+                expires_in: settings.code_ttl,
+                interval: settings.poll_interval,
+            });
+        }
+    }
+    Err(OAuthError::internal("could not draw a free user code"))
+}
+
+/// Why a typed user code was not accepted; each says so plainly on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeProblem {
+    /// No such code (or malformed). Counts towards the guessing throttle.
+    Unknown,
+    Expired,
+    /// Already approved, denied or used.
+    AlreadyDecided,
+    /// Too many wrong codes from this address, or from everywhere (§5.1).
+    Throttled {
+        until: i64,
+    },
+}
+
+fn ip_key(ip: &str) -> String {
+    format!("device:ip:{ip}")
+}
+
+const GLOBAL_KEY: &str = "device:all";
+
+fn policy(max: i64, window: i64) -> ThrottlePolicy {
+    // A lockout lasts one window: long enough to stop a guessing run, short enough that a
+    // person who mistyped a few times can carry on.
+    ThrottlePolicy {
+        max_failures: max,
+        window,
+        lockout: window,
+        max_lockout: window,
+    }
+}
+
+/// Resolve what a person typed to a pending device authorization, counting wrong codes
+/// against the per-IP and global throttles (RFC 8628 §5.1), which every node shares.
+pub async fn find_pending(
+    state: &AppState,
+    typed: &str,
+    ip: &str,
+) -> OAuthResult<Result<DeviceRow, CodeProblem>> {
+    let now = state.now();
+    let ip_key = ip_key(ip);
+    for key in [ip_key.as_str(), GLOBAL_KEY] {
+        if let Some(until) = state.store.throttle_locked_until(key, now).await? {
+            return Ok(Err(CodeProblem::Throttled { until }));
+        }
+    }
+    let row = match normalize_user_code(typed) {
+        Some(code) => state.store.device_by_user_code(&code).await?,
+        None => None,
+    };
+    match row {
+        Some(r) if r.expires_at <= now => Ok(Err(CodeProblem::Expired)),
+        Some(r) if r.status != DeviceStatus::Pending => Ok(Err(CodeProblem::AlreadyDecided)),
+        Some(r) => Ok(Ok(r)),
+        None => {
+            let s = &state.config.device;
+            let mut locked = None;
+            for (key, max) in [
+                (ip_key.as_str(), s.max_attempts_per_ip),
+                (GLOBAL_KEY, s.max_attempts_global),
+            ] {
+                let st = state
+                    .store
+                    .throttle_fail(key, now, policy(max, s.attempt_window_seconds))
+                    .await?;
+                if st.locked_until > now {
+                    locked = Some(st.locked_until);
+                }
+            }
+            if let Some(until) = locked {
+                tracing::warn!(ip, "device user-code attempts throttled");
+                return Ok(Err(CodeProblem::Throttled { until }));
+            }
+            Ok(Err(CodeProblem::Unknown))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_use_the_alphabet_and_length() {
+        for _ in 0..200 {
+            let c = new_user_code();
+            assert_eq!(c.len(), 8);
+            assert!(c.bytes().all(|b| ALPHABET.contains(&b)), "{c}");
+        }
+    }
+
+    #[test]
+    fn typed_codes_are_normalised() {
+        assert_eq!(
+            normalize_user_code("bcdf-ghjk").as_deref(),
+            Some("BCDFGHJK")
+        );
+        assert_eq!(
+            normalize_user_code(" BCDF GHJK ").as_deref(),
+            Some("BCDFGHJK")
+        );
+        assert_eq!(normalize_user_code("BCDFGHJK").as_deref(), Some("BCDFGHJK"));
+        // Vowels and digits are never in a code; too short or too long is not a code.
+        assert_eq!(normalize_user_code("ABCD-EFGH"), None);
+        assert_eq!(normalize_user_code("BCDF-GHJ1"), None);
+        assert_eq!(normalize_user_code("BCDF-GHJ"), None);
+        assert_eq!(normalize_user_code("BCDF-GHJKL"), None);
+        assert_eq!(normalize_user_code("ВCDF-GHJK"), None); // Cyrillic В
+    }
+
+    #[test]
+    fn codes_are_shown_with_a_dash() {
+        assert_eq!(display_user_code("BCDFGHJK"), "BCDF-GHJK");
+    }
+}

@@ -19,6 +19,29 @@ pub enum LoginOutcome {
     },
 }
 
+impl LoginOutcome {
+    /// What the login page says about a failed attempt: never whether the account exists.
+    pub fn failure_message(&self, now: i64) -> String {
+        match self {
+            LoginOutcome::Ok(_) => String::new(),
+            LoginOutcome::Invalid => "Wrong username or password.".to_owned(),
+            LoginOutcome::Disabled => {
+                "This account is disabled. Contact your administrator.".to_owned()
+            }
+            LoginOutcome::Locked { until } => format!(
+                "Too many failed attempts. For your security, sign-in is paused; try again in {}.",
+                wait_words(*until - now)
+            ),
+        }
+    }
+}
+
+/// "1 minute", "5 minutes": how long a lockout has left, rounded up.
+pub fn wait_words(seconds: i64) -> String {
+    let mins = ((seconds + 59) / 60).max(1);
+    format!("{mins} minute{}", if mins > 1 { "s" } else { "" })
+}
+
 fn user_key(login: &str) -> String {
     format!("login:user:{}", login.trim().to_lowercase())
 }

@@ -2,6 +2,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod device_code;
 mod password;
 mod refresh_token;
 
@@ -9,9 +10,11 @@ use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::{GrantType, ScopeSet};
 use crate::state::AppState;
+use crate::store::Store;
 use crate::store::grants::{NewGrant, NewRefresh};
 use crate::store::model::{Client, GrantData, User};
 use crate::tokens::{self, AccessSubject, IdTokenInput, TokenResponse};
+use sqlx::AnyConnection;
 
 /// Facts about the HTTP request a grant may need.
 #[derive(Debug, Clone, Default)]
@@ -57,12 +60,7 @@ pub async fn handle(
         GrantType::RefreshToken => refresh_token::handle(state, client, params).await?,
         GrantType::ClientCredentials => client_credentials::handle(state, client, params).await?,
         GrantType::Password => password::handle(state, client, params, ctx).await?,
-        GrantType::DeviceCode => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "the device authorization grant is not enabled on this server",
-            ));
-        }
+        GrantType::DeviceCode => device_code::handle(state, client, params).await?,
         GrantType::Implicit => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -154,9 +152,22 @@ pub fn mint_user_tokens(
     ))
 }
 
-/// Issue a fresh user grant (code, password, device): mint, then store the family.
+/// Issue a fresh user grant (code, password): mint, then store the family.
 pub async fn issue_user_grant(
     state: &AppState,
+    i: &UserIssue<'_>,
+    now: i64,
+) -> OAuthResult<TokenResponse> {
+    let mut tx = state.store.begin().await?;
+    let resp = issue_user_grant_in(state, &mut tx, i, now).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// Mint a fresh user grant and record its family inside `conn`'s transaction.
+pub async fn issue_user_grant_in(
+    state: &AppState,
+    conn: &mut AnyConnection,
     i: &UserIssue<'_>,
     now: i64,
 ) -> OAuthResult<TokenResponse> {
@@ -166,29 +177,28 @@ pub async fn issue_user_grant(
         let family_expires_at = i
             .family_expires_at
             .unwrap_or(now + tokens::refresh_ttl(state, i.client));
-        state
-            .store
-            .insert_grant_and_refresh(
-                &NewGrant {
-                    id: i.grant_id,
-                    client_id: &i.client.id,
-                    user_id: Some(&i.user.id),
-                    sid: i.grant.sid.as_deref(),
-                    expires_at: family_expires_at,
-                },
-                &NewRefresh {
-                    token_hash: &hash,
-                    grant_id: i.grant_id,
-                    client_id: &i.client.id,
-                    user_id: Some(&i.user.id),
-                    data: i.grant,
-                    expires_at: (now + state.config.tokens.refresh_token_idle_ttl)
-                        .min(family_expires_at),
-                    family_expires_at,
-                },
-                now,
-            )
-            .await?;
+        Store::insert_grant_and_refresh(
+            conn,
+            &NewGrant {
+                id: i.grant_id,
+                client_id: &i.client.id,
+                user_id: Some(&i.user.id),
+                sid: i.grant.sid.as_deref(),
+                expires_at: family_expires_at,
+            },
+            &NewRefresh {
+                token_hash: &hash,
+                grant_id: i.grant_id,
+                client_id: &i.client.id,
+                user_id: Some(&i.user.id),
+                data: i.grant,
+                expires_at: (now + state.config.tokens.refresh_token_idle_ttl)
+                    .min(family_expires_at),
+                family_expires_at,
+            },
+            now,
+        )
+        .await?;
     }
     Ok(resp)
 }

@@ -15,9 +15,10 @@ use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::store::model::{AuditEvent, Client, Session, User};
 
+use super::client_ip;
 use super::respond::{deliver, error_page, page};
 use super::session;
-use super::views::{ConsentPage, LoginPage, ScopeLine, Theme, describe_scope};
+use super::views::{ConsentPage, LoginPage, Theme, scope_lines};
 
 pub async fn get(
     State(state): State<AppState>,
@@ -86,8 +87,9 @@ async fn continue_request(
                 &LoginPage {
                     theme: Theme::from(state),
                     client_name: client.name(),
+                    action: "/login",
+                    hidden: &[("interaction", &interaction)],
                     csrf: &csrf,
-                    interaction: &interaction,
                     username: &typed,
                     error,
                 },
@@ -99,13 +101,7 @@ async fn continue_request(
             new_scopes,
         }) => {
             let (jar, csrf) = session::csrf(state, jar);
-            let scopes = new_scopes
-                .iter()
-                .map(|s| ScopeLine {
-                    name: s.to_owned(),
-                    text: describe_scope(s),
-                })
-                .collect();
+            let scopes = scope_lines(new_scopes.iter());
             let body = page(
                 StatusCode::OK,
                 &ConsentPage {
@@ -170,11 +166,6 @@ pub fn csrf_failed(state: &AppState) -> Response {
     )
 }
 
-/// The peer address. Behind a proxy this is the proxy's; X-Forwarded-For is not trusted.
-fn client_ip(addr: SocketAddr) -> String {
-    addr.ip().to_string()
-}
-
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -200,56 +191,45 @@ pub async fn login(
         Ok(o) => o,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let now = state.now();
-    let failure = match outcome {
-        LoginOutcome::Ok(user) => {
-            audit(
-                &state,
-                "login.success",
-                Some(&user.id),
-                Some(&client.id),
-                &ip,
-            )
-            .await;
-            let (jar, s) = match session::start(&state, jar, &user).await {
-                Ok(x) => x,
-                Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
-            };
+    let user = match outcome {
+        LoginOutcome::Ok(user) => user,
+        failed => {
+            audit(&state, "login.failure", None, Some(&client.id), &ip).await;
+            let message = failed.failure_message(state.now());
             return continue_request(
                 &state,
                 jar,
                 &req,
                 &client,
-                Some((s, user)),
-                Some(id),
-                true,
                 None,
+                Some(id),
+                false,
+                Some((message, username)),
             )
             .await;
         }
-        LoginOutcome::Invalid => "Wrong username or password.".to_owned(),
-        LoginOutcome::Disabled => {
-            "This account is disabled. Contact your administrator.".to_owned()
-        }
-        LoginOutcome::Locked { until } => {
-            let mins = ((until - now) + 59) / 60;
-            format!(
-                "Too many failed attempts. For your security, sign-in is paused; try again in {} minute{}.",
-                mins.max(1),
-                if mins > 1 { "s" } else { "" }
-            )
-        }
     };
-    audit(&state, "login.failure", None, Some(&client.id), &ip).await;
+    audit(
+        &state,
+        "login.success",
+        Some(&user.id),
+        Some(&client.id),
+        &ip,
+    )
+    .await;
+    let (jar, s) = match session::start(&state, jar, &user).await {
+        Ok(x) => x,
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
     continue_request(
         &state,
         jar,
         &req,
         &client,
-        None,
+        Some((s, user)),
         Some(id),
-        false,
-        Some((failure, username)),
+        true,
+        None,
     )
     .await
 }

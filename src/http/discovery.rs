@@ -23,11 +23,7 @@ pub fn document(state: &AppState) -> Value {
         .filter(|m| *m != "none")
         .collect();
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
-    let grants: Vec<&str> = GrantType::ALL
-        .iter()
-        .filter(|g| **g != GrantType::DeviceCode || crate::device::ENABLED)
-        .map(|g| g.as_str())
-        .collect();
+    let grants: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
     let mut claims = vec![
         "sub",
         "iss",
@@ -44,14 +40,18 @@ pub fn document(state: &AppState) -> Value {
     for s in ["profile", "email", "address", "phone"] {
         claims.extend_from_slice(crate::tokens::scope_claims(s));
     }
-    let mut doc = json!({
+    json!({
         "issuer": state.config.issuer,
         "authorization_endpoint": state.url("/authorize"),
         "token_endpoint": state.url("/token"),
+        // RFC 8628 §4.
+        "device_authorization_endpoint": state.url("/device/code"),
         "userinfo_endpoint": state.url("/userinfo"),
         "jwks_uri": state.url("/jwks.json"),
         "revocation_endpoint": state.url("/revoke"),
         "introspection_endpoint": state.url("/introspect"),
+        // OIDC RP-Initiated Logout 1.0 §2.1.
+        "end_session_endpoint": state.url("/logout"),
         "scopes_supported": STANDARD_SCOPES,
         "response_types_supported": ResponseType::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
@@ -71,18 +71,7 @@ pub fn document(state: &AppState) -> Value {
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en"],
-    });
-    if crate::device::ENABLED
-        && let Some(o) = doc.as_object_mut()
-    {
-        {
-            o.insert(
-                "device_authorization_endpoint".into(),
-                json!(state.url("/device/code")),
-            );
-        }
-    }
-    doc
+    })
 }
 
 fn cacheable(v: &Value, max_age: i64) -> Response {

@@ -1,8 +1,10 @@
 //! Routes and layers. Handlers are thin: they translate HTTP to and from the protocol code.
 
 pub mod authorize;
+pub mod device;
 pub mod discovery;
 pub mod health;
+pub mod logout;
 pub mod respond;
 pub mod session;
 pub mod token;
@@ -47,11 +49,17 @@ pub fn router(state: AppState) -> Router {
             get(discovery::openid_configuration),
         )
         .route("/jwks.json", get(discovery::jwks))
+        .route("/device/code", post(device::device_authorization))
         .layer(cors(&state));
     let pages = Router::new()
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/login", post(authorize::login))
         .route("/consent", post(authorize::consent))
+        .route("/device", get(device::entry).post(device::submit))
+        .route("/device/login", post(device::login))
+        .route("/device/confirm", post(device::confirm))
+        .route("/logout", get(logout::get).post(logout::post))
+        .route("/logout/confirm", post(logout::confirm))
         .route("/theme.css", get(theme_css))
         .route("/static/latchkey.css", get(stylesheet));
     Router::new()
@@ -76,6 +84,11 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// The peer address. Behind a proxy this is the proxy's; X-Forwarded-For is not trusted.
+pub fn client_ip(addr: std::net::SocketAddr) -> String {
+    addr.ip().to_string()
 }
 
 /// Compiled in, so the binary needs no files beside it.

@@ -23,8 +23,11 @@ impl From<&AppState> for Theme {
 pub struct LoginPage<'a> {
     pub theme: Theme,
     pub client_name: &'a str,
+    /// Where the form posts: /login for an authorization request, /device/login for a
+    /// device being connected. `hidden` carries what that endpoint continues with.
+    pub action: &'a str,
+    pub hidden: &'a [(&'a str, &'a str)],
     pub csrf: &'a str,
-    pub interaction: &'a str,
     pub username: &'a str,
     pub error: Option<String>,
 }
@@ -83,4 +86,47 @@ pub struct MessagePage<'a> {
     pub theme: Theme,
     pub title: &'a str,
     pub message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "device_entry.html")]
+pub struct DeviceEntryPage<'a> {
+    pub theme: Theme,
+    pub csrf: &'a str,
+    pub user_code: &'a str,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+pub struct DeviceConfirmPage<'a> {
+    pub theme: Theme,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    /// As shown on the device: `BCDF-GHJK`.
+    pub user_code: &'a str,
+    pub scopes: Vec<ScopeLine>,
+}
+
+/// Plain-words lines for a set of scopes.
+pub fn scope_lines<'a>(scopes: impl IntoIterator<Item = &'a str>) -> Vec<ScopeLine> {
+    scopes
+        .into_iter()
+        .map(|s| ScopeLine {
+            name: s.to_owned(),
+            text: describe_scope(s),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub theme: Theme,
+    /// The app that asked, when the request named one.
+    pub client_name: Option<&'a str>,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub hidden: &'a [(&'a str, &'a str)],
 }

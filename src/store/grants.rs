@@ -166,17 +166,16 @@ impl Store {
         })
     }
 
-    /// Record a grant family and its first refresh token, in one transaction.
+    /// Record a grant family and its first refresh token, inside the caller's transaction
+    /// (so whatever made the grant valid, a code or an approval, is used up in the same one).
     pub async fn insert_grant_and_refresh(
-        &self,
+        conn: &mut AnyConnection,
         g: &NewGrant<'_>,
         r: &NewRefresh<'_>,
         now: i64,
     ) -> DbResult<()> {
-        let mut tx = self.pool().begin().await?;
-        insert_grant(&mut tx, g, now).await?;
-        insert_refresh(&mut tx, r, now).await?;
-        tx.commit().await
+        insert_grant(conn, g, now).await?;
+        insert_refresh(conn, r, now).await
     }
 
     pub async fn get_refresh(&self, token_hash: &str) -> DbResult<Option<RefreshRow>> {

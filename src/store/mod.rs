@@ -13,6 +13,7 @@
 
 mod audit;
 mod clients;
+pub mod device;
 pub mod grants;
 mod janitor;
 mod keys;

@@ -219,14 +219,46 @@ pub struct RefreshRow {
     pub grant_revoked: bool,
 }
 
+/// Where a device authorization stands (RFC 8628 §3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Approved and its tokens issued: a later poll is `invalid_grant`.
+    Consumed,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Denied => "denied",
+            DeviceStatus::Consumed => "consumed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => DeviceStatus::Pending,
+            "approved" => DeviceStatus::Approved,
+            "denied" => DeviceStatus::Denied,
+            "consumed" => DeviceStatus::Consumed,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DeviceRow {
     pub device_code_hash: String,
     pub user_code: String,
     pub client_id: String,
     pub scope: ScopeSet,
-    pub status: String,
+    pub status: DeviceStatus,
     pub user_id: Option<String>,
+    /// The approved grant (who, when, how they authenticated); None until approved.
     pub data: Option<GrantData>,
     pub interval_secs: i64,
     pub last_polled_at: Option<i64>,

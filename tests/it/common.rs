@@ -127,6 +127,21 @@ grant_types = ["implicit"]
 response_types = ["id_token", "id_token token"]
 scopes = ["openid", "profile", "email"]
 
+[[clients]]
+client_id = "tv"
+name = "Living Room TV"
+token_endpoint_auth_method = "none"
+grant_types = ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access"]
+default_scopes = ["openid", "profile"]
+
+[[clients]]
+client_id = "cli"
+name = "Deploy CLI"
+client_secret_hash = "{service}"
+grant_types = ["urn:ietf:params:oauth:grant-type:device_code"]
+scopes = ["openid", "api.read"]
+
 [[users]]
 username = "alice"
 password_hash = "{pw}"

@@ -4,7 +4,9 @@
 mod browser;
 mod code_flow;
 mod common;
+mod device;
 mod implicit;
+mod logout;
 mod machine;
 mod multinode;
 mod ops;

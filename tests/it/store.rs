@@ -3,6 +3,7 @@
 
 use latchkey::crypto::secret::{hash_token, new_token};
 use latchkey::oauth::types::ScopeSet;
+use latchkey::store::Store;
 use latchkey::store::grants::{NewGrant, NewRefresh};
 use latchkey::store::model::{CodeData, CodeRedemption, GrantData};
 use latchkey::store::throttle_policy;
@@ -90,28 +91,30 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
     let now = 1_000_000;
     let data = GrantData::default();
     let hash = hash_token(&new_token());
-    store
-        .insert_grant_and_refresh(
-            &NewGrant {
-                id: "g",
-                client_id: "web",
-                user_id: Some("u"),
-                sid: Some("s"),
-                expires_at: now + 100,
-            },
-            &NewRefresh {
-                token_hash: &hash,
-                grant_id: "g",
-                client_id: "web",
-                user_id: Some("u"),
-                data: &data,
-                expires_at: now + 50,
-                family_expires_at: now + 100,
-            },
-            now,
-        )
-        .await
-        .expect("insert");
+    let mut tx = store.begin().await.expect("begin");
+    Store::insert_grant_and_refresh(
+        &mut tx,
+        &NewGrant {
+            id: "g",
+            client_id: "web",
+            user_id: Some("u"),
+            sid: Some("s"),
+            expires_at: now + 100,
+        },
+        &NewRefresh {
+            token_hash: &hash,
+            grant_id: "g",
+            client_id: "web",
+            user_id: Some("u"),
+            data: &data,
+            expires_at: now + 50,
+            family_expires_at: now + 100,
+        },
+        now,
+    )
+    .await
+    .expect("insert");
+    tx.commit().await.expect("commit");
     assert!(
         !store
             .get_refresh(&hash)

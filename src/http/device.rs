@@ -1,0 +1,354 @@
+//! RFC 8628 over HTTP: the device authorization endpoint (§3.1) and the verification pages
+//! a person uses on their phone or computer (§3.3): enter the code, sign in, confirm.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+
+use crate::device::{self, CodeProblem, display_user_code};
+use crate::login::{LoginOutcome, check_password, wait_words};
+use crate::oauth::client_auth;
+use crate::oauth::error::OAuthError;
+use crate::oauth::params::Params;
+use crate::state::AppState;
+use crate::store::model::{DeviceRow, GrantData, Session, User};
+
+use super::authorize::{audit, csrf_failed};
+use super::client_ip;
+use super::respond::{error_page, no_store, page};
+use super::session;
+use super::token::form;
+use super::views::{
+    DeviceConfirmPage, DeviceEntryPage, LoginPage, MessagePage, Theme, scope_lines,
+};
+
+/// POST /device/code (RFC 8628 §3.1-3.2).
+pub async fn device_authorization(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let result = async {
+        let params = form(&headers, &body)?;
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let client = client_auth::authenticate(&state, authorization, &params).await?;
+        device::start(&state, &client, &params).await
+    }
+    .await;
+    match result {
+        Ok(auth) => {
+            let mut r = axum::Json(auth).into_response();
+            no_store(r.headers_mut());
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// GET /device, optionally with `?user_code=` from `verification_uri_complete`. The code is
+/// only pre-filled: the person still submits it and then confirms (§5.4).
+pub async fn entry(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(raw): Query<Vec<(String, String)>>,
+) -> Response {
+    let typed = raw
+        .iter()
+        .find(|(k, _)| k == "user_code")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    entry_page(&state, jar, typed, None)
+}
+
+fn entry_page(
+    state: &AppState,
+    jar: CookieJar,
+    typed: &str,
+    problem: Option<CodeProblem>,
+) -> Response {
+    let (jar, csrf) = session::csrf(state, jar);
+    let now = state.now();
+    let (status, error) = match problem {
+        None => (StatusCode::OK, None),
+        Some(CodeProblem::Unknown) => (
+            StatusCode::BAD_REQUEST,
+            Some("That code is not valid. Check the code on your device and type it again.".to_owned()),
+        ),
+        Some(CodeProblem::Expired) => (
+            StatusCode::BAD_REQUEST,
+            Some("That code has expired. Start signing in again on your device to get a new code.".to_owned()),
+        ),
+        Some(CodeProblem::AlreadyDecided) => (
+            StatusCode::BAD_REQUEST,
+            Some("That code has already been used. If your device is still waiting, start again on it to get a new code.".to_owned()),
+        ),
+        Some(CodeProblem::Throttled { until }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(format!(
+                "Too many wrong codes were entered. For your security, code entry is paused; try again in {}.",
+                wait_words(until - now)
+            )),
+        ),
+    };
+    let mut r = page(
+        status,
+        &DeviceEntryPage {
+            theme: Theme::from(state),
+            csrf: &csrf,
+            user_code: typed,
+            error,
+        },
+    );
+    if let Some(CodeProblem::Throttled { until }) = problem
+        && let Ok(v) = HeaderValue::from_str(&(until - now).max(1).to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    (jar, r).into_response()
+}
+
+/// A form posted from one of the device pages, CSRF-checked before anything else is read.
+struct DeviceForm {
+    form: Params,
+    ip: String,
+}
+
+fn read_form(
+    state: &AppState,
+    jar: &CookieJar,
+    addr: SocketAddr,
+    body: &[u8],
+) -> Result<DeviceForm, Box<Response>> {
+    let form = Params::parse(body)
+        .map_err(|e| Box::new(error_page(state, StatusCode::BAD_REQUEST, &e)))?;
+    if !session::csrf_ok(state, jar, form.get("csrf")) {
+        return Err(Box::new(csrf_failed(state)));
+    }
+    Ok(DeviceForm {
+        form,
+        ip: client_ip(addr),
+    })
+}
+
+/// Resolve the code in the form to a pending authorization, or answer with the entry page.
+async fn pending(
+    state: &AppState,
+    jar: CookieJar,
+    f: &DeviceForm,
+) -> Result<(CookieJar, DeviceRow), Response> {
+    let typed = f.form.get("user_code").unwrap_or_default();
+    match device::find_pending(state, typed, &f.ip).await {
+        Ok(Ok(row)) => Ok((jar, row)),
+        Ok(Err(problem)) => Err(entry_page(state, jar, typed, Some(problem))),
+        Err(e) => Err(error_page(state, StatusCode::INTERNAL_SERVER_ERROR, &e)),
+    }
+}
+
+/// POST /device: the code was typed.
+pub async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Response {
+    let f = match read_form(&state, &jar, addr, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let (jar, row) = match pending(&state, jar, &f).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match session::current(&state, &jar).await {
+        Ok(session) => next_step(&state, jar, &row, session, None).await,
+        Err(e) => error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+/// Sign in first if needed, else ask for confirmation.
+async fn next_step(
+    state: &AppState,
+    jar: CookieJar,
+    row: &DeviceRow,
+    session: Option<(Session, User)>,
+    login_error: Option<(String, String)>,
+) -> Response {
+    let client = match state.store.get_client(&row.client_id).await {
+        Ok(Some(c)) if c.enabled => c,
+        Ok(_) => {
+            return error_page(
+                state,
+                StatusCode::BAD_REQUEST,
+                &OAuthError::invalid_request(
+                    "The app that asked for this code is no longer registered here.",
+                ),
+            );
+        }
+        Err(e) => return error_page(state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
+    };
+    let (jar, csrf) = session::csrf(state, jar);
+    let shown = display_user_code(&row.user_code);
+    let body = match session {
+        None => {
+            let (status, error, typed) = match login_error {
+                Some((msg, typed)) => (StatusCode::UNAUTHORIZED, Some(msg), typed),
+                None => (StatusCode::OK, None, String::new()),
+            };
+            page(
+                status,
+                &LoginPage {
+                    theme: Theme::from(state),
+                    client_name: client.name(),
+                    action: "/device/login",
+                    hidden: &[("user_code", &shown)],
+                    csrf: &csrf,
+                    username: &typed,
+                    error,
+                },
+            )
+        }
+        Some((_, user)) => page(
+            StatusCode::OK,
+            &DeviceConfirmPage {
+                theme: Theme::from(state),
+                client_name: client.name(),
+                username: &user.username,
+                csrf: &csrf,
+                user_code: &shown,
+                scopes: scope_lines(row.scope.iter()),
+            },
+        ),
+    };
+    (jar, body).into_response()
+}
+
+/// POST /device/login: sign in on the way to confirming a device.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Response {
+    let f = match read_form(&state, &jar, addr, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let (jar, row) = match pending(&state, jar, &f).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let username = f.form.get("username").unwrap_or_default().to_owned();
+    let password = f.form.get("password").unwrap_or_default();
+    let outcome = match check_password(&state, &username, password, Some(&f.ip)).await {
+        Ok(o) => o,
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let user = match outcome {
+        LoginOutcome::Ok(user) => user,
+        failed => {
+            audit(&state, "login.failure", None, Some(&row.client_id), &f.ip).await;
+            let message = failed.failure_message(state.now());
+            return next_step(&state, jar, &row, None, Some((message, username))).await;
+        }
+    };
+    audit(
+        &state,
+        "login.success",
+        Some(&user.id),
+        Some(&row.client_id),
+        &f.ip,
+    )
+    .await;
+    match session::start(&state, jar, &user).await {
+        Ok((jar, s)) => next_step(&state, jar, &row, Some((s, user)), None).await,
+        Err(e) => error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+/// POST /device/confirm: Allow or Deny.
+pub async fn confirm(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Response {
+    let f = match read_form(&state, &jar, addr, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let (jar, row) = match pending(&state, jar, &f).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (s, user) = match session::current(&state, &jar).await {
+        Ok(Some(x)) => x,
+        // The session ended between the pages: sign in again, then confirm.
+        Ok(None) => return next_step(&state, jar, &row, None, None).await,
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let client_name = match state.store.get_client(&row.client_id).await {
+        Ok(Some(c)) => c.name().to_owned(),
+        Ok(None) => row.client_id.clone(),
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
+    };
+    let allow = f.form.get("decision") == Some("allow");
+    let grant = allow.then(|| GrantData {
+        scope: row.scope.clone(),
+        auth_time: Some(s.auth_time),
+        sid: Some(s.sid.clone()),
+        acr: None,
+        amr: s.amr.clone(),
+        claims: None,
+        audiences: Vec::new(),
+        requested_acr_values: None,
+    });
+    let now = state.now();
+    match state
+        .store
+        .decide_device(&row.user_code, &user.id, grant.as_ref(), now)
+        .await
+    {
+        Ok(true) => {}
+        // Decided in another tab or on another node a moment ago.
+        Ok(false) => {
+            let typed = f.form.get("user_code").unwrap_or_default();
+            return entry_page(&state, jar, typed, Some(CodeProblem::AlreadyDecided));
+        }
+        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
+    }
+    let kind = if allow {
+        "device.approved"
+    } else {
+        "device.denied"
+    };
+    audit(&state, kind, Some(&user.id), Some(&row.client_id), &f.ip).await;
+    let (title, message) = if allow {
+        (
+            "Device connected".to_owned(),
+            format!(
+                "{client_name} can now use your account on your device. Return to your device: it continues on its own within a few seconds. You can close this page."
+            ),
+        )
+    } else {
+        (
+            "Request denied".to_owned(),
+            format!(
+                "{client_name} was not given access. Your device will say the request was denied. If you did not start it, there is nothing else to do."
+            ),
+        )
+    };
+    let body = page(
+        StatusCode::OK,
+        &MessagePage {
+            theme: Theme::from(&state),
+            title: &title,
+            message: &message,
+        },
+    );
+    (jar, body).into_response()
+}
