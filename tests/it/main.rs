@@ -8,4 +8,5 @@ mod implicit;
 mod machine;
 mod multinode;
 mod ops;
+mod real_browser;
 mod store;
