@@ -10,4 +10,5 @@ mod logout;
 mod machine;
 mod multinode;
 mod ops;
+mod real_browser;
 mod store;
