@@ -270,6 +270,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     let now = clock.now();
     bootstrap(&config, &store, now).await?;
     ensure_keys(&config, &store, &master, now).await?;
+    let trusted_proxies = config.trusted_proxy_nets().into();
     let state = AppState {
         passwords: PasswordHasherPool::new(&config.login)?,
         csrf_key: Arc::new(master.derive("latchkey csrf")),
@@ -281,6 +282,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
         metrics: Metrics::new()?,
         secret_cache: SecretCache::default(),
         cors_origins: CorsOrigins::default(),
+        trusted_proxies,
     };
     refresh_caches(&state).await?;
     Ok(state)

@@ -38,6 +38,10 @@ pub struct Config {
     /// Prefer `LATCHKEY_MASTER_KEY`. Generated into `data_dir` for the embedded SQLite store.
     #[serde(default)]
     pub master_key: Option<String>,
+    /// Load balancers / reverse proxies (IPs or CIDR networks) whose `X-Forwarded-For` is
+    /// believed for the client address used by throttles and audit.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub tokens: TokenSettings,
     #[serde(default)]
@@ -428,6 +432,14 @@ impl Config {
     }
 
     /// Every problem in the config, errors and RFC 9700 warnings.
+    /// The trusted proxies, parsed (invalid entries were refused by `validate`).
+    pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| parse_net(p))
+            .collect()
+    }
+
     pub fn validate(&self, env: &[(String, String)]) -> Vec<Problem> {
         let mut out = Vec::new();
         match Url::parse(&self.issuer) {
@@ -450,6 +462,14 @@ impl Config {
                 "bind",
                 format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
             ));
+        }
+        for (i, p) in self.trusted_proxies.iter().enumerate() {
+            if parse_net(p).is_none() {
+                out.push(error(
+                    &format!("trusted_proxies[{i}]"),
+                    format!("`{p}` is not an IP address or CIDR network (e.g. 10.0.0.0/8)"),
+                ));
+            }
         }
         if !(self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://")
@@ -533,6 +553,13 @@ impl Config {
     pub fn base_url(&self) -> &str {
         self.issuer.trim_end_matches('/')
     }
+}
+
+/// `10.0.0.0/8` or a single address (`10.0.0.1` as a /32).
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &mut Vec<Problem>) {

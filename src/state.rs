@@ -25,6 +25,8 @@ pub struct AppState {
     pub csrf_key: Arc<[u8; 32]>,
     /// Origins allowed to call the API endpoints cross-origin (a cache of the client list).
     pub cors_origins: CorsOrigins,
+    /// Proxies whose `X-Forwarded-For` is believed (`http::client_ip`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 #[derive(Clone, Default)]

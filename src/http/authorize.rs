@@ -1,11 +1,10 @@
 //! /authorize (GET and POST, OIDC Core §3.1.2.1), and the login and consent forms that
 //! continue a stored authorization request.
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
-use std::net::SocketAddr;
 
 use crate::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::crypto::secret::hash_token;
@@ -15,7 +14,7 @@ use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::store::model::{AuditEvent, Client, Session, User};
 
-use super::client_ip;
+use super::client_ip::ClientIp;
 use super::respond::{deliver, error_page, page};
 use super::session;
 use super::views::{ConsentPage, LoginPage, Theme, scope_lines};
@@ -168,7 +167,7 @@ pub fn csrf_failed(state: &AppState) -> Response {
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
@@ -186,7 +185,6 @@ pub async fn login(
     };
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
-    let ip = client_ip(addr);
     let outcome = match check_password(&state, &username, password, Some(&ip)).await {
         Ok(o) => o,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -236,7 +234,7 @@ pub async fn login(
 
 pub async fn consent(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
@@ -265,7 +263,6 @@ pub async fn consent(
         Ok(None) => return expired_page(&state),
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
     }
-    let ip = client_ip(addr);
     let ret = req.return_to(&state);
     if form.get("decision") != Some("allow") {
         audit(

@@ -1,9 +1,7 @@
 //! RFC 8628 over HTTP: the device authorization endpoint (§3.1) and the verification pages
 //! a person uses on their phone or computer (§3.3): enter the code, sign in, confirm.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
@@ -17,7 +15,7 @@ use crate::state::AppState;
 use crate::store::model::{DeviceRow, GrantData, Session, User};
 
 use super::authorize::{audit, csrf_failed};
-use super::client_ip;
+use super::client_ip::ClientIp;
 use super::respond::{error_page, no_store, page};
 use super::session;
 use super::token::form;
@@ -121,7 +119,7 @@ struct DeviceForm {
 fn read_form(
     state: &AppState,
     jar: &CookieJar,
-    addr: SocketAddr,
+    ip: String,
     body: &[u8],
 ) -> Result<DeviceForm, Box<Response>> {
     let form = Params::parse(body)
@@ -129,10 +127,7 @@ fn read_form(
     if !session::csrf_ok(state, jar, form.get("csrf")) {
         return Err(Box::new(csrf_failed(state)));
     }
-    Ok(DeviceForm {
-        form,
-        ip: client_ip(addr),
-    })
+    Ok(DeviceForm { form, ip })
 }
 
 /// Resolve the code in the form to a pending authorization, or answer with the entry page.
@@ -152,11 +147,11 @@ async fn pending(
 /// POST /device: the code was typed.
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let f = match read_form(&state, &jar, addr, &body) {
+    let f = match read_form(&state, &jar, ip, &body) {
         Ok(f) => f,
         Err(r) => return *r,
     };
@@ -230,11 +225,11 @@ async fn next_step(
 /// POST /device/login: sign in on the way to confirming a device.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let f = match read_form(&state, &jar, addr, &body) {
+    let f = match read_form(&state, &jar, ip, &body) {
         Ok(f) => f,
         Err(r) => return *r,
     };
@@ -273,11 +268,11 @@ pub async fn login(
 /// POST /device/confirm: Allow or Deny.
 pub async fn confirm(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let f = match read_form(&state, &jar, addr, &body) {
+    let f = match read_form(&state, &jar, ip, &body) {
         Ok(f) => f,
         Err(r) => return *r,
     };

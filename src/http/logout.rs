@@ -5,12 +5,11 @@
 //! signed, for the user of this browser's session (§2, §6). Anything else gets a
 //! confirmation page first.
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 use crate::crypto::jwt::{self, TYP_ID_TOKEN};
 use crate::oauth::error::{OAuthError, OAuthResult};
@@ -19,7 +18,7 @@ use crate::state::AppState;
 use crate::store::model::{Client, Session, User};
 
 use super::authorize::{audit, csrf_failed};
-use super::client_ip;
+use super::client_ip::ClientIp;
 use super::respond::{error_page, page};
 use super::session;
 use super::views::{LogoutPage, MessagePage, Theme};
@@ -61,12 +60,12 @@ struct Request {
 
 pub async fn get(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     Query(raw): Query<Vec<(String, String)>>,
 ) -> Response {
     match Params::from_pairs(raw) {
-        Ok(p) => run(state, addr, jar, p).await,
+        Ok(p) => run(state, ip, jar, p).await,
         Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
     }
 }
@@ -74,17 +73,17 @@ pub async fn get(
 /// §2: the OP MUST support both GET and POST (form-encoded) at the endpoint.
 pub async fn post(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
     match Params::parse(&body) {
-        Ok(p) => run(state, addr, jar, p).await,
+        Ok(p) => run(state, ip, jar, p).await,
         Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
     }
 }
 
-async fn run(state: AppState, addr: SocketAddr, jar: CookieJar, params: Params) -> Response {
+async fn run(state: AppState, ip: String, jar: CookieJar, params: Params) -> Response {
     let req = match check(&state, &params).await {
         Ok(r) => r,
         Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
@@ -97,7 +96,7 @@ async fn run(state: AppState, addr: SocketAddr, jar: CookieJar, params: Params) 
         // Nothing to end: go back to the app, or say so.
         None => finish(&state, jar, &req, false),
         Some((s, user)) if hint_matches(req.hint.as_ref(), &s, &user) => {
-            end(&state, jar, addr, &req, Some(&user)).await
+            end(&state, jar, &ip, &req, Some(&user)).await
         }
         Some((_, user)) => confirm_page(&state, jar, &req, &user),
     }
@@ -195,7 +194,7 @@ fn confirm_page(state: &AppState, jar: CookieJar, req: &Request, user: &User) ->
 /// POST /logout/confirm: the person pressed a button on the confirmation page.
 pub async fn confirm(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
@@ -236,14 +235,14 @@ pub async fn confirm(
         Ok(s) => s.map(|(_, u)| u),
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    end(&state, jar, addr, &req, user.as_ref()).await
+    end(&state, jar, &ip, &req, user.as_ref()).await
 }
 
 /// End the session, revoke what the config says, audit, and finish.
 async fn end(
     state: &AppState,
     jar: CookieJar,
-    addr: SocketAddr,
+    ip: &str,
     req: &Request,
     user: Option<&User>,
 ) -> Response {
@@ -266,7 +265,7 @@ async fn end(
         "logout",
         user.map(|u| u.id.as_str()),
         req.client.as_ref().map(|c| c.id.as_str()),
-        &client_ip(addr),
+        ip,
     )
     .await;
     finish(state, jar, req, true)

@@ -1,6 +1,7 @@
 //! Routes and layers. Handlers are thin: they translate HTTP to and from the protocol code.
 
 pub mod authorize;
+pub mod client_ip;
 pub mod device;
 pub mod discovery;
 pub mod health;
@@ -84,11 +85,6 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
-}
-
-/// The peer address. Behind a proxy this is the proxy's; X-Forwarded-For is not trusted.
-pub fn client_ip(addr: std::net::SocketAddr) -> String {
-    addr.ip().to_string()
 }
 
 /// Compiled in, so the binary needs no files beside it.

@@ -1,9 +1,7 @@
 //! POST /token (RFC 6749 §3.2), /revoke (RFC 7009) and /introspect (RFC 7662): the
 //! client-authenticated machine endpoints.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -18,6 +16,7 @@ use crate::state::AppState;
 use crate::store::model::Client;
 use crate::tokens::AccessClaims;
 
+use super::client_ip::ClientIp;
 use super::respond::no_store;
 
 /// Read a form body: RFC 6749 §3.2 requires application/x-www-form-urlencoded.
@@ -51,7 +50,7 @@ fn json_no_store(v: &impl serde::Serialize) -> Response {
 
 pub async fn token(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -59,7 +58,7 @@ pub async fn token(
         let params = form(&headers, &body)?;
         let client = client_auth::authenticate(&state, authorization(&headers), &params).await?;
         let ctx = TokenContext {
-            client_ip: Some(addr.ip().to_string()),
+            client_ip: Some(ip),
         };
         grants::handle(&state, &client, &params, &ctx).await
     }

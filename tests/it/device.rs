@@ -555,7 +555,55 @@ async fn guessing_is_throttled_across_all_addresses(b: Backend) {
     );
 }
 
+/// A wrong code sent through a proxy that says the client is `client`.
+async fn wrong_code_via_proxy(app: &TestApp, client: &str) -> u16 {
+    let b = browser();
+    let entry = b
+        .get(app.url("/device"))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    b.post(app.url("/device"))
+        .header("x-forwarded-for", format!("198.51.100.1, {client}"))
+        .form(&[
+            ("csrf", hidden(&entry, "csrf").as_str()),
+            ("user_code", "BCDF-BCDF"),
+        ])
+        .send()
+        .await
+        .expect("POST")
+        .status()
+        .as_u16()
+}
+
+async fn client_addresses_behind_a_trusted_proxy(b: Backend) {
+    // Behind a trusted proxy, X-Forwarded-For tells clients apart.
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        c.device.max_attempts_per_ip = 2;
+        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(wrong_code_via_proxy(&app, "203.0.113.1").await, 400);
+    assert_eq!(wrong_code_via_proxy(&app, "203.0.113.1").await, 429);
+    assert_eq!(wrong_code_via_proxy(&app, "203.0.113.2").await, 400);
+
+    // From an untrusted peer the header is ignored: a guesser cannot dodge the throttle by
+    // inventing addresses.
+    let Some(app) = TestApp::spawn_with(b, |c| c.device.max_attempts_per_ip = 2).await else {
+        return;
+    };
+    assert_eq!(wrong_code_via_proxy(&app, "203.0.113.1").await, 400);
+    assert_eq!(wrong_code_via_proxy(&app, "203.0.113.2").await, 429);
+}
+
 crate::both_stores!(
+    client_addresses_behind_a_trusted_proxy,
     device_flow_with_oauth2_crate,
     every_polling_answer,
     device_authorization_endpoint_errors,

@@ -4,6 +4,7 @@ use latchkey::config::Config;
 
 use crate::code_flow::{exchange, get_code};
 use crate::common::{Backend, RS_SECRET, TestApp, WEB_SECRET, config_toml, database_for, json};
+use crate::device::{approve, poll, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_postgres() {
@@ -71,4 +72,44 @@ async fn two_nodes_share_one_postgres() {
         .await
         .expect("introspect");
     assert_eq!(json(r).await["active"], false);
+}
+
+/// RFC 8628 across nodes: the polling pace, the decision and the one issuance live in the
+/// store, so a device that polls node A and then node B is held to one interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_polling_rules_hold_across_nodes() {
+    let Some((url, dir, db)) = database_for(Backend::Postgres).await else {
+        return;
+    };
+    let text = config_toml(&url, &dir.path().display().to_string());
+    let (config, _) = Config::from_toml(&text, &[]).expect("config");
+    let a = TestApp::start(config.clone(), dir, db).await;
+    let mut config_b = config;
+    config_b.issuer = a.base.clone();
+    let b = TestApp::start(config_b, tempfile::tempdir().expect("dir"), None).await;
+    let advance = |secs| {
+        a.clock.advance(secs);
+        b.clock.advance(secs);
+    };
+
+    let d = start(&a, "openid offline_access").await;
+    let device_code = d["device_code"].as_str().expect("device_code");
+    assert_eq!(
+        poll(&a, device_code).await.1["error"],
+        "authorization_pending"
+    );
+    // Node B knows A was just polled.
+    assert_eq!(poll(&b, device_code).await.1["error"], "slow_down");
+    advance(5);
+    // The interval B raised to 10 s is enforced by A.
+    assert_eq!(poll(&a, device_code).await.1["error"], "slow_down");
+    advance(20);
+    // Approved on B's pages; A issues the tokens, and only once.
+    let done = approve(&b.base, d["user_code"].as_str().expect("uc"), "allow").await;
+    assert_eq!(done.status, 200);
+    let (status, t) = poll(&a, device_code).await;
+    assert_eq!(status, 200, "{t}");
+    assert!(t["refresh_token"].is_string());
+    advance(20);
+    assert_eq!(poll(&b, device_code).await.1["error"], "invalid_grant");
 }

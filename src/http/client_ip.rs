@@ -1,0 +1,104 @@
+//! The client's IP address, for the login and device-code throttles and the audit log.
+//!
+//! Behind a load balancer every peer address is the balancer's, which would turn each per-IP
+//! throttle into one global throttle. `X-Forwarded-For` fixes that, but anyone can send it,
+//! so it is read only when the peer is a configured trusted proxy, and then from the right:
+//! the first address not itself a trusted proxy is the client (entries further left were
+//! written by the client and prove nothing).
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use ipnet::IpNet;
+
+use crate::state::AppState;
+
+/// The client's address as text (`203.0.113.9`), or `unknown` without a peer address.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientIp(match peer {
+            Some(peer) => resolve(peer, &parts.headers, &state.trusted_proxies).to_string(),
+            None => "unknown".to_owned(),
+        }))
+    }
+}
+
+fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
+    proxies.iter().any(|n| n.contains(&ip))
+}
+
+/// The client address given the peer, its headers and the trusted proxy networks.
+pub fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
+    if !trusted(peer, proxies) {
+        return peer;
+    }
+    // Several headers are one list, in order (RFC 9110 §5.3).
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted(ip, proxies) {
+                    break;
+                }
+            }
+            // A malformed hop ends what can be believed; keep the last good address.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn nets(s: &[&str]) -> Vec<IpNet> {
+        s.iter().map(|n| n.parse().expect("net")).collect()
+    }
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(v).expect("value"));
+        h
+    }
+
+    #[test]
+    fn untrusted_peers_are_taken_at_their_word() {
+        let peer: IpAddr = "198.51.100.7".parse().expect("ip");
+        let got = resolve(peer, &xff("203.0.113.9"), &nets(&["10.0.0.0/8"]));
+        assert_eq!(got, peer, "a client cannot pick its own address");
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_is_the_client() {
+        let proxies = nets(&["10.0.0.0/8"]);
+        let peer: IpAddr = "10.0.0.2".parse().expect("ip");
+        // The client claimed 1.2.3.4; the edge proxy saw 203.0.113.9; an inner proxy 10.0.0.5.
+        let got = resolve(peer, &xff("1.2.3.4, 203.0.113.9, 10.0.0.5"), &proxies);
+        assert_eq!(got.to_string(), "203.0.113.9");
+        assert_eq!(resolve(peer, &HeaderMap::new(), &proxies), peer);
+        let got = resolve(peer, &xff("garbage, 10.0.0.9"), &proxies);
+        assert_eq!(got.to_string(), "10.0.0.9");
+    }
+}
