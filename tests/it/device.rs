@@ -491,6 +491,16 @@ async fn verification_pages(b: Backend) {
     assert_eq!(replay.status, 400);
     let dc2 = d2["device_code"].as_str().expect("dc");
     assert_eq!(error(&poll(&app, dc2).await), "access_denied");
+    // Every decision and sign-in attempt is in the audit log.
+    let kinds = app.state.store.audit_kinds(50).await.expect("audit");
+    for kind in [
+        "login.failure",
+        "login.success",
+        "device.approved",
+        "device.denied",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
+    }
 
     // An expired code says so.
     let d3 = start(&app, "openid").await;
