@@ -8,7 +8,6 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::device::{self, CodeProblem, display_user_code};
 use crate::login::{LoginOutcome, check_password, wait_words};
-use crate::oauth::client_auth;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -18,7 +17,7 @@ use super::authorize::{audit, csrf_failed};
 use super::client_ip::ClientIp;
 use super::respond::{error_page, no_store, page};
 use super::session;
-use super::token::form;
+use super::token::authenticated_form;
 use super::views::{
     DeviceConfirmPage, DeviceEntryPage, LoginPage, MessagePage, Theme, scope_lines,
 };
@@ -30,11 +29,7 @@ pub async fn device_authorization(
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
-        let params = form(&headers, &body)?;
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let client = client_auth::authenticate(&state, authorization, &params).await?;
+        let (params, client) = authenticated_form(&state, &headers, &body).await?;
         device::start(&state, &client, &params).await
     }
     .await;
@@ -110,37 +105,36 @@ fn entry_page(
     (jar, r).into_response()
 }
 
-/// A form posted from one of the device pages, CSRF-checked before anything else is read.
+/// A form posted from one of the device pages, naming a pending authorization.
 struct DeviceForm {
     form: Params,
     ip: String,
+    jar: CookieJar,
+    row: DeviceRow,
 }
 
-fn read_form(
+/// Check the form's CSRF token (before anything else is read), then resolve its user code to
+/// a pending authorization; anything else is answered with a page.
+async fn pending_form(
     state: &AppState,
-    jar: &CookieJar,
+    jar: CookieJar,
     ip: String,
     body: &[u8],
 ) -> Result<DeviceForm, Box<Response>> {
     let form = Params::parse(body)
         .map_err(|e| Box::new(error_page(state, StatusCode::BAD_REQUEST, &e)))?;
-    if !session::csrf_ok(state, jar, form.get("csrf")) {
+    if !session::csrf_ok(state, &jar, form.get("csrf")) {
         return Err(Box::new(csrf_failed(state)));
     }
-    Ok(DeviceForm { form, ip })
-}
-
-/// Resolve the code in the form to a pending authorization, or answer with the entry page.
-async fn pending(
-    state: &AppState,
-    jar: CookieJar,
-    f: &DeviceForm,
-) -> Result<(CookieJar, DeviceRow), Response> {
-    let typed = f.form.get("user_code").unwrap_or_default();
-    match device::find_pending(state, typed, &f.ip).await {
-        Ok(Ok(row)) => Ok((jar, row)),
-        Ok(Err(problem)) => Err(entry_page(state, jar, typed, Some(problem))),
-        Err(e) => Err(error_page(state, StatusCode::INTERNAL_SERVER_ERROR, &e)),
+    let typed = form.get("user_code").unwrap_or_default();
+    match device::find_pending(state, typed, &ip).await {
+        Ok(Ok(row)) => Ok(DeviceForm { form, ip, jar, row }),
+        Ok(Err(problem)) => Err(Box::new(entry_page(state, jar, typed, Some(problem)))),
+        Err(e) => Err(Box::new(error_page(
+            state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &e,
+        ))),
     }
 }
 
@@ -151,13 +145,9 @@ pub async fn submit(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let f = match read_form(&state, &jar, ip, &body) {
+    let DeviceForm { jar, row, .. } = match pending_form(&state, jar, ip, &body).await {
         Ok(f) => f,
         Err(r) => return *r,
-    };
-    let (jar, row) = match pending(&state, jar, &f).await {
-        Ok(x) => x,
-        Err(r) => return r,
     };
     match session::current(&state, &jar).await {
         Ok(session) => next_step(&state, jar, &row, session, None).await,
@@ -229,24 +219,20 @@ pub async fn login(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let f = match read_form(&state, &jar, ip, &body) {
+    let DeviceForm { form, ip, jar, row } = match pending_form(&state, jar, ip, &body).await {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let (jar, row) = match pending(&state, jar, &f).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let username = f.form.get("username").unwrap_or_default().to_owned();
-    let password = f.form.get("password").unwrap_or_default();
-    let outcome = match check_password(&state, &username, password, Some(&f.ip)).await {
+    let username = form.get("username").unwrap_or_default().to_owned();
+    let password = form.get("password").unwrap_or_default();
+    let outcome = match check_password(&state, &username, password, Some(&ip)).await {
         Ok(o) => o,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let user = match outcome {
         LoginOutcome::Ok(user) => user,
         failed => {
-            audit(&state, "login.failure", None, Some(&row.client_id), &f.ip).await;
+            audit(&state, "login.failure", None, Some(&row.client_id), &ip).await;
             let message = failed.failure_message(state.now());
             return next_step(&state, jar, &row, None, Some((message, username))).await;
         }
@@ -256,7 +242,7 @@ pub async fn login(
         "login.success",
         Some(&user.id),
         Some(&row.client_id),
-        &f.ip,
+        &ip,
     )
     .await;
     match session::start(&state, jar, &user).await {
@@ -272,13 +258,9 @@ pub async fn confirm(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let f = match read_form(&state, &jar, ip, &body) {
+    let DeviceForm { form, ip, jar, row } = match pending_form(&state, jar, ip, &body).await {
         Ok(f) => f,
         Err(r) => return *r,
-    };
-    let (jar, row) = match pending(&state, jar, &f).await {
-        Ok(x) => x,
-        Err(r) => return r,
     };
     let (s, user) = match session::current(&state, &jar).await {
         Ok(Some(x)) => x,
@@ -291,7 +273,7 @@ pub async fn confirm(
         Ok(None) => row.client_id.clone(),
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
     };
-    let allow = f.form.get("decision") == Some("allow");
+    let allow = form.get("decision") == Some("allow");
     let grant = allow.then(|| GrantData {
         scope: row.scope.clone(),
         auth_time: Some(s.auth_time),
@@ -311,7 +293,7 @@ pub async fn confirm(
         Ok(true) => {}
         // Decided in another tab or on another node a moment ago.
         Ok(false) => {
-            let typed = f.form.get("user_code").unwrap_or_default();
+            let typed = form.get("user_code").unwrap_or_default();
             return entry_page(&state, jar, typed, Some(CodeProblem::AlreadyDecided));
         }
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
@@ -321,7 +303,7 @@ pub async fn confirm(
     } else {
         "device.denied"
     };
-    audit(&state, kind, Some(&user.id), Some(&row.client_id), &f.ip).await;
+    audit(&state, kind, Some(&user.id), Some(&row.client_id), &ip).await;
     let (title, message) = if allow {
         (
             "Device connected".to_owned(),

@@ -42,6 +42,18 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// The form body and the client it authenticates: the start of every client-authenticated
+/// endpoint (token, revocation, introspection, device authorization).
+pub async fn authenticated_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> OAuthResult<(Params, Client)> {
+    let params = form(headers, body)?;
+    let client = client_auth::authenticate(state, authorization(headers), &params).await?;
+    Ok((params, client))
+}
+
 fn json_no_store(v: &impl serde::Serialize) -> Response {
     let mut r = axum::Json(v).into_response();
     no_store(r.headers_mut());
@@ -55,8 +67,7 @@ pub async fn token(
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
-        let params = form(&headers, &body)?;
-        let client = client_auth::authenticate(&state, authorization(&headers), &params).await?;
+        let (params, client) = authenticated_form(&state, &headers, &body).await?;
         let ctx = TokenContext {
             client_ip: Some(ip),
         };
@@ -130,8 +141,7 @@ pub async fn revoke(
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
-        let params = form(&headers, &body)?;
-        let client = client_auth::authenticate(&state, authorization(&headers), &params).await?;
+        let (params, client) = authenticated_form(&state, &headers, &body).await?;
         let token = params.require("token")?;
         let hint = params.get("token_type_hint");
         let now = state.now();
@@ -177,9 +187,8 @@ pub async fn introspect(
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
-        let params = form(&headers, &body)?;
         // RFC 7662 §2.1: the endpoint requires authorization.
-        let client = client_auth::authenticate(&state, authorization(&headers), &params).await?;
+        let (params, client) = authenticated_form(&state, &headers, &body).await?;
         allowed_to_introspect(&client)?;
         let token = params.require("token")?;
         let now = state.now();

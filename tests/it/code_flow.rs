@@ -804,14 +804,7 @@ async fn discovery_and_jwks(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let d = json(
-        app.http
-            .get(app.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .expect("discovery"),
-    )
-    .await;
+    let d = app.discovery().await;
     assert_eq!(d["issuer"], app.base);
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     assert_eq!(

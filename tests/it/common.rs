@@ -337,6 +337,18 @@ impl TestApp {
             .expect("request")
     }
 
+    /// The OpenID Provider configuration document.
+    pub async fn discovery(&self) -> serde_json::Value {
+        json(
+            self.http
+                .get(self.url("/.well-known/openid-configuration"))
+                .send()
+                .await
+                .expect("discovery"),
+        )
+        .await
+    }
+
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(self.url(path))

@@ -349,14 +349,7 @@ async fn device_authorization_endpoint_errors(b: Backend) {
         return;
     };
     // Discovery names the endpoint and the grant (RFC 8628 §4).
-    let doc = json(
-        app.http
-            .get(app.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .expect("discovery"),
-    )
-    .await;
+    let doc = app.discovery().await;
     assert_eq!(
         doc["device_authorization_endpoint"],
         app.url("/device/code")

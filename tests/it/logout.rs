@@ -67,14 +67,7 @@ async fn valid_hint_logs_out_and_redirects(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let doc = json(
-        app.http
-            .get(app.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .expect("discovery"),
-    )
-    .await;
+    let doc = app.discovery().await;
     assert_eq!(doc["end_session_endpoint"], app.url("/logout"));
 
     let (id_token, refresh) = sign_in(&app).await;
