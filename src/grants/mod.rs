@@ -205,7 +205,16 @@ pub async fn issue_user_grant_in(
 
 /// Load the grant's user, refusing disabled or deleted ones.
 pub async fn active_user(state: &AppState, user_id: &str) -> OAuthResult<User> {
-    match state.store.get_user(user_id).await? {
+    usable(state.store.get_user(user_id).await?)
+}
+
+/// `active_user` inside the caller's transaction.
+pub async fn active_user_in(conn: &mut AnyConnection, user_id: &str) -> OAuthResult<User> {
+    usable(Store::get_user_in(conn, user_id).await?)
+}
+
+fn usable(user: Option<User>) -> OAuthResult<User> {
+    match user {
         Some(u) if !u.disabled => Ok(u),
         _ => Err(OAuthError::invalid_grant(
             "the user of this grant no longer exists or is disabled",

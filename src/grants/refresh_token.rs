@@ -18,7 +18,7 @@ use crate::store::grants::{NewRefresh, Rotation};
 use crate::store::model::{Client, GrantData, RefreshRow};
 use crate::tokens::TokenResponse;
 
-use super::{UserIssue, active_user, mint_user_tokens};
+use super::{UserIssue, active_user_in, mint_user_tokens};
 
 fn successor_key(refresh_token: &str) -> [u8; 32] {
     sha256(format!("latchkey refresh successor\0{refresh_token}").as_bytes())
@@ -77,7 +77,8 @@ pub async fn handle(
         .user_id
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token has no user"))?;
-    let user = active_user(state, user_id).await?;
+    // On the transaction's own connection: see `Store::get_user_in`.
+    let user = active_user_in(&mut tx, user_id).await?;
     // OIDC Core §12.2: the refreshed id_token keeps auth_time and carries no nonce.
     let grant = GrantData {
         scope,

@@ -320,7 +320,83 @@ async fn password_grant_errors_and_lockout(b: Backend) {
     assert!(pw("alice", PASSWORD).await["access_token"].is_string());
 }
 
+/// More concurrent refreshes than the store has pooled connections (8 on SQLite, 16 on
+/// Postgres): a request must never hold one connection while waiting for another, or the
+/// pool deadlocks until its acquire timeout.
+async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
+    use latchkey::crypto::secret::{hash_token, new_token};
+    use latchkey::oauth::types::ScopeSet;
+    use latchkey::store::Store;
+    use latchkey::store::grants::{NewGrant, NewRefresh};
+    use latchkey::store::model::GrantData;
+
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let alice = store
+        .find_user_by_login("alice")
+        .await
+        .expect("lookup")
+        .expect("alice");
+    let now = app.clock.now();
+    let data = GrantData {
+        scope: ScopeSet::parse("openid offline_access").expect("scope"),
+        ..GrantData::default()
+    };
+    let mut tokens = Vec::new();
+    for i in 0..40 {
+        let token = new_token();
+        let grant_id = format!("grant-{i}");
+        let mut tx = store.begin().await.expect("begin");
+        Store::insert_grant_and_refresh(
+            &mut tx,
+            &NewGrant {
+                id: &grant_id,
+                client_id: "legacy",
+                user_id: Some(&alice.id),
+                sid: None,
+                expires_at: now + 3600,
+            },
+            &NewRefresh {
+                token_hash: &hash_token(&token),
+                grant_id: &grant_id,
+                client_id: "legacy",
+                user_id: Some(&alice.id),
+                data: &data,
+                expires_at: now + 3600,
+                family_expires_at: now + 3600,
+            },
+            now,
+        )
+        .await
+        .expect("insert");
+        tx.commit().await.expect("commit");
+        tokens.push(token);
+    }
+    let started = std::time::Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for t in tokens {
+        let (http, url) = (app.http.clone(), app.url("/token"));
+        set.spawn(async move {
+            http.post(url)
+                .basic_auth("legacy", Some(LEGACY_SECRET))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", &t)])
+                .send()
+                .await
+                .expect("refresh")
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let r = r.expect("task");
+        assert_eq!(r.status(), 200, "{}", r.text().await.expect("body"));
+    }
+    // Not a speed target: a deadlocked pool would take the 10 s acquire timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+}
+
 crate::both_stores!(
+    refresh_under_more_concurrency_than_pooled_connections,
     client_credentials_revoke_introspect_with_oauth2_crate,
     client_credentials_errors,
     password_grant_and_refresh_revocation,
