@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""The whole benchmark: the signing/argon2 ceilings, then every scenario against Latchkey on
+Postgres, Latchkey on SQLite and the oidc-provider peer, one server at a time, then the report.
+bench/run.sh builds everything and calls this; run it directly to repeat a part:
+
+  python3 bench/suite.py --latchkey BIN --sign-bench BIN --pg-url URL [--servers peer] [--quick]
+
+Each server is pinned to --server-cpu and the load generators to --load-cpu (taskset). Memory:
+VmRSS/VmHWM from /proc/<pid>/status when the server is idle after start-up, before the login
+scenario, and at the end (VmHWM then is the peak of the whole run, logins included).
+Writes bench/results/suite-<time>.json, then bench/report.py renders it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "lib"))
+import report  # noqa: E402
+import run  # noqa: E402
+
+CONFIG = os.path.join(HERE, "latchkey-bench.toml")
+LATCHKEY_PORT = 18080  # must match issuer/bind in latchkey-bench.toml
+PEER_PORT = 13001
+SERVERS = ["latchkey-postgres", "latchkey-sqlite", "peer"]
+
+
+def log(msg: str) -> None:
+    run.log(msg)
+
+
+def proc_status(pid: int) -> dict:
+    """Resident memory of the server process in MiB: now (VmRSS) and peak so far (VmHWM)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = round(int(v.split()[0]) / 1024, 1)
+    return out
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def loadavg() -> list[float]:
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def git(*args: str) -> str:
+    p = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True)
+    return p.stdout.strip()
+
+
+def sign_limits(sign_bin: str, cpu: str, seconds: float) -> dict:
+    log(f"signing and argon2 ceilings on CPU {cpu} ...")
+    p = subprocess.run(["taskset", "-c", cpu, sign_bin, "--config", CONFIG, "--seconds", str(seconds)],
+                       capture_output=True, text=True, timeout=120 + 8 * seconds)
+    if p.returncode != 0:
+        raise RuntimeError(f"sign_bench failed: {p.stderr[-2000:]}")
+    sys.stderr.write(p.stderr)
+    return run.result_line(p.stdout, "BENCH_SIGN")
+
+
+class Server:
+    """One server under test, started pinned and stopped at the end (a context manager)."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, port: int, log_path: str):
+        self.name, self.cmd, self.env, self.port, self.log_path = name, cmd, env, port, log_path
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self):
+        if not port_free(self.port):
+            raise RuntimeError(f"127.0.0.1:{self.port} is already in use")
+        self.log = open(self.log_path, "w")
+        # taskset execs the server, so the pid is the server's own (for /proc/<pid>/status).
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=ROOT, start_new_session=True)
+        return self
+
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def memory(self) -> dict:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+        return proc_status(self.proc.pid)
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def latchkey_server(name: str, binary: str, cpu: str, db_url: str, data_dir: str, log_dir: str) -> Server:
+    env = dict(os.environ,
+               LATCHKEY_DATABASE_URL=db_url,
+               LATCHKEY_DATA_DIR=data_dir,
+               # A fresh master key per run: the bench database is new every time too.
+               LATCHKEY_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+               # Per-request logging is off at "warn", as a production deployment would run.
+               LATCHKEY_LOG="warn")
+    cmd = ["taskset", "-c", cpu, binary, "--config", CONFIG, "serve"]
+    return Server(name, cmd, env, LATCHKEY_PORT, os.path.join(log_dir, f"{name}.log"))
+
+
+def peer_server(cpu: str, log_dir: str) -> Server:
+    env = dict(os.environ, PORT=str(PEER_PORT))
+    cmd = ["taskset", "-c", cpu, "node", os.path.join(HERE, "peer", "server.mjs")]
+    return Server("peer", cmd, env, PEER_PORT, os.path.join(log_dir, "peer.log"))
+
+
+def bench_server(srv: Server, flavor: str, a, scenarios: list[str], out_dir: str) -> dict:
+    with srv:
+        run.benchlib.wait_ready(srv.base(), timeout=60)
+        time.sleep(1.0)  # let start-up work (key loading, JIT warm-up of the first requests) settle
+        memory = {"idle": srv.memory()}
+        load0 = loadavg()
+
+        def on_phase(name: str):
+            if name == "login":
+                memory["before_login"] = srv.memory()
+
+        doc = run.run_all(srv.base(), flavor, scenarios, a.concurrency, a.duration, a.warmup, a.load_cpu,
+                          out_dir, burst_concurrency=a.burst_concurrency, on_phase=on_phase)
+        memory["end"] = srv.memory()
+        doc["memory_mib"] = memory
+        doc["loadavg"] = {"start": load0, "end": loadavg()}
+        return doc
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--latchkey", required=True, help="release binary")
+    ap.add_argument("--sign-bench", required=True, help="examples/sign_bench release binary")
+    ap.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/latchkey_bench",
+                    help="an empty database, created by bench/run.sh")
+    ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma list out of {','.join(SERVERS)}")
+    ap.add_argument("--only", default=",".join(run.ALL), help="scenarios, comma list")
+    ap.add_argument("--duration", type=int, default=4, help="seconds per measured run")
+    ap.add_argument("--warmup", type=int, default=1, help="seconds of discarded load before each run")
+    ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--burst-concurrency", type=int, default=16,
+                    help="connections of both the client_credentials and the login load in the burst")
+    ap.add_argument("--sign-seconds", type=float, default=3.0)
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run: 1 s runs, no warm-up, 1 s per ceiling (numbers are rough)")
+    ap.add_argument("--server-cpu", default="0")
+    ap.add_argument("--load-cpu", default="1")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--no-report", action="store_true", help="do not touch RESULTS.md, README.md, the SVG")
+    ap.add_argument("--note", default="", help="free text recorded with the results (e.g. machine load)")
+    a = ap.parse_args()
+    if a.quick:
+        a.duration, a.warmup, a.sign_seconds = 1, 0, 1.0
+    a.concurrency = run.parse_concurrencies(a.concurrency)
+    servers = [s for s in a.servers.split(",") if s]
+    if unknown := set(servers) - set(SERVERS):
+        raise SystemExit(f"unknown servers {unknown}")
+    scenarios = [s for s in run.ALL if s in set(a.only.split(","))]
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found (Debian: apt-get install -y wrk)")
+
+    t0 = time.monotonic()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    os.makedirs(a.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="latchkey-bench-")
+    suite = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "stamp": stamp,
+        "commit": git("rev-parse", "--short=12", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release(),
+        "server_cpu": a.server_cpu, "load_cpu": a.load_cpu, "duration": a.duration, "warmup": a.warmup,
+        "concurrencies": a.concurrency, "note": a.note, "loadavg_start": loadavg(),
+        "sign": sign_limits(a.sign_bench, a.server_cpu, a.sign_seconds), "servers": {},
+    }
+    try:
+        for name in servers:
+            log(f"=== {name} ===")
+            data_dir = os.path.join(work, name)
+            os.makedirs(data_dir)
+            if name == "latchkey-postgres":
+                srv = latchkey_server(name, a.latchkey, a.server_cpu, a.pg_url, data_dir, work)
+            elif name == "latchkey-sqlite":
+                db = os.path.join(data_dir, "latchkey.db")
+                srv = latchkey_server(name, a.latchkey, a.server_cpu, f"sqlite://{db}", data_dir, work)
+            else:
+                srv = peer_server(a.server_cpu, work)
+            suite["servers"][name] = bench_server(srv, "peer" if name == "peer" else "latchkey", a, scenarios,
+                                                  a.out)
+    finally:
+        suite["loadavg_end"] = loadavg()
+        suite["elapsed_s"] = round(time.monotonic() - t0, 1)
+        out_file = os.path.join(a.out, f"suite-{stamp}.json")
+        with open(out_file, "w") as f:
+            json.dump(suite, f, indent=2)
+        log(f"written: {out_file} ({suite['elapsed_s']} s); server logs in {work}")
+    print(report.summary_markdown(suite))
+    if not a.no_report:
+        report.publish(suite, out_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
