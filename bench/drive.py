@@ -120,6 +120,10 @@ class Stats:
         self.http_requests = 0
         self.errors: Counter = Counter()
         self.recording = False
+        # Start time of each worker's op in progress. An op still running at the end that began
+        # before the measured window ("unfinished": it took longer than the whole window) is
+        # counted as an error: a server stall would otherwise show only as a low rate.
+        self.busy: dict[int, float] = {}
 
     def op(self, total: float, steps: dict[str, float], http_requests: int | None = None):
         if not self.recording:
@@ -257,7 +261,7 @@ async def worker_code(sc: Scenario, stats: Stats, stop: asyncio.Event):
     c, cookies = sc.conn(), initial_cookies(sc.prep)
     clock = time.perf_counter
     while not stop.is_set():
-        t0 = clock()
+        t0 = stats.busy[id(c)] = clock()
         try:
             code, verifier = await sc.get_code(c, cookies)
             t1 = clock()
@@ -270,6 +274,8 @@ async def worker_code(sc: Scenario, stats: Stats, stop: asyncio.Event):
             stats.error(str(e) if isinstance(e, HttpError) else type(e).__name__)
             await c.close()
             await asyncio.sleep(0.01)
+        finally:
+            stats.busy.pop(id(c), None)
     await c.close()
 
 
@@ -287,7 +293,7 @@ async def worker_refresh(sc: Scenario, stats: Stats, stop: asyncio.Event, ready:
     await ready.wait()
     clock = time.perf_counter
     while not stop.is_set():
-        t0 = clock()
+        t0 = stats.busy[id(c)] = clock()
         try:
             if rt is None:
                 rt = await new_chain(sc, c, cookies)
@@ -299,6 +305,8 @@ async def worker_refresh(sc: Scenario, stats: Stats, stop: asyncio.Event, ready:
             rt = None  # a broken chain starts again (not counted as a refresh)
             await c.close()
             await asyncio.sleep(0.01)
+        finally:
+            stats.busy.pop(id(c), None)
     await c.close()
 
 
@@ -306,7 +314,7 @@ async def worker_login(sc: Scenario, stats: Stats, stop: asyncio.Event):
     c = sc.conn()
     clock = time.perf_counter
     while not stop.is_set():
-        t0 = clock()
+        t0 = stats.busy[id(c)] = clock()
         try:
             n = await sc.login(c)
             stats.op((clock() - t0) * 1000, {}, http_requests=n)
@@ -314,6 +322,8 @@ async def worker_login(sc: Scenario, stats: Stats, stop: asyncio.Event):
             stats.error(str(e) if isinstance(e, HttpError) else type(e).__name__)
             await c.close()
             await asyncio.sleep(0.01)
+        finally:
+            stats.busy.pop(id(c), None)
     await c.close()
 
 
@@ -340,6 +350,9 @@ async def run(prep: dict, scenario: str, concurrency: int, duration: float, warm
     await asyncio.sleep(duration)
     stats.recording = False
     ru1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    unfinished = sum(1 for t in stats.busy.values() if t < w0)
+    if unfinished:
+        stats.errors["unfinished"] += unfinished
     stop.set()
     await asyncio.wait(tasks, timeout=timeout + 1)
     secs = w1 - w0

@@ -163,7 +163,7 @@ def header(suite: dict) -> str:
 
 def full_table(suite: dict) -> str:
     servers = [(k, v) for k, v in LATCHKEYS + [(PEER, "peer")] if k in suite["servers"]]
-    head = "| scenario | c |" + "".join(f" {label} req/s | p50 ms | p99 ms | err |" for _, label in servers)
+    head = "| scenario | c |" + "".join(f" {label} req/s | p50 ms | p99 ms | err | CPU |" for _, label in servers)
     lk = [k for k, _ in LATCHKEYS if k in suite["servers"]]
     has_peer = PEER in suite["servers"]
     if has_peer:
@@ -176,7 +176,7 @@ def full_table(suite: dict) -> str:
             for srv, _ in servers:
                 r = at(suite, srv, key, c)
                 cells += [num(r and r["rps"], 1 if r and r["rps"] < 100 else 0), ms(r and r["p50_ms"]),
-                          ms(r and r["p99_ms"]), num(r and r["errors"])]
+                          ms(r and r["p99_ms"]), num(r and r["errors"]), num(r and r.get("server_cpu"), 2)]
             if has_peer:
                 cells += [x(ratio(at(suite, k, key, c), at(suite, PEER, key, c))) for k in lk]
             rows.append("| " + " | ".join(cells) + " |")
@@ -255,6 +255,10 @@ def results_entry(suite: dict, json_rel: str) -> str:
         "### Targets", targets_md(suite),
         "### Logins against the token endpoint; memory", burst_and_memory(suite),
         "### Every run", full_table(suite),
+        "CPU: the share of its core the server process used during the run (utime+stime / wall time; "
+        "for the drive.py scenarios the span includes their warm-up). Well below 1 on a saturating "
+        "run means other processes took the core, or the server waited (on the database, a lock). "
+        "Postgres runs as its own unpinned processes, outside this figure.",
         f"Raw data: [{json_rel}]({json_rel}).",
     ]) + "\n"
 

@@ -110,9 +110,12 @@ def run_burst(prep: dict, prep_file: str, seconds: float, warmup: float, cc_conc
 
 def run_all(base: str, flavor: str, scenarios: list[str], concurrencies: list[int], duration: float,
             warmup: float, load_cpu: str, out_dir: str, burst_concurrency: int = 16,
-            on_phase=None) -> dict:
+            on_phase=None, server_cpu_seconds=None) -> dict:
     """Every scenario at every concurrency against the server at `base`. `on_phase(name)` is
-    called before each scenario (bench/suite.py samples the server's memory there)."""
+    called before each scenario (bench/suite.py samples the server's memory there).
+    `server_cpu_seconds()`, when given, returns the server process's CPU time so far: each result
+    then records the share of a core the server got ("server_cpu"). Below ~0.95 on a saturating
+    run, something else was using the server's core (or the server was waiting)."""
     os.makedirs(out_dir, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     prep_file = os.path.join(out_dir, f"{flavor}-{stamp}.prep.json")
@@ -134,13 +137,20 @@ def run_all(base: str, flavor: str, scenarios: list[str], concurrencies: list[in
                     f"({burst['logins']['rps']} logins/s)")
                 continue
             if name in DRIVE:
+                cpu0, t0 = server_cpu_seconds() if server_cpu_seconds else 0.0, time.monotonic()
                 r = run_drive(name, prep_file, duration, warmup, c, load_cpu)
             else:
                 s = next(x for x in prep["wrk"] if x["name"] == name)
                 if warmup:
                     run_wrk(s, warmup, c, load_cpu)
+                cpu0, t0 = server_cpu_seconds() if server_cpu_seconds else 0.0, time.monotonic()
                 r = run_wrk(s, duration, c, load_cpu)
-            log(f"  {r['rps']} /s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}")
+            if server_cpu_seconds:
+                # For drive.py this spans its warm-up and set-up too: an approximation.
+                r["server_cpu"] = round((server_cpu_seconds() - cpu0) / (time.monotonic() - t0), 2)
+            log(f"  {r['rps']} /s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
+                + (f" {r['error_kinds']}" if r["errors"] else "")
+                + (f", server CPU {r['server_cpu']}" if "server_cpu" in r else ""))
             results.append(r)
     return {"flavor": flavor, "base": base, "when": stamp, "duration": duration, "warmup": warmup,
             "concurrencies": concurrencies, "load_cpu": load_cpu,
@@ -154,7 +164,7 @@ def fmt(v) -> str:
 def table(doc: dict) -> str:
     rows = ["| scenario | c | req/s | p50 ms | p99 ms | errors | note |", "|---|---:|---:|---:|---:|---:|---|"]
     for r in doc["results"]:
-        note = f"driver CPU {r['driver_cpu']}" if "driver_cpu" in r else ""
+        note = "; ".join(f"{k.replace('_', ' ')} {r[k]}" for k in ("server_cpu", "driver_cpu") if k in r)
         rows.append(f"| {r['name']} | {r['concurrency']} | {r['rps']:.1f} | {fmt(r['p50_ms'])} | "
                     f"{fmt(r['p99_ms'])} | {r['errors']} | {note} |")
     b = doc.get("burst")

@@ -55,6 +55,13 @@ def proc_status(pid: int) -> dict:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -153,7 +160,8 @@ def bench_server(srv: Server, flavor: str, a, scenarios: list[str], out_dir: str
                 memory["before_login"] = srv.memory()
 
         doc = run.run_all(srv.base(), flavor, scenarios, a.concurrency, a.duration, a.warmup, a.load_cpu,
-                          out_dir, burst_concurrency=a.burst_concurrency, on_phase=on_phase)
+                          out_dir, burst_concurrency=a.burst_concurrency, on_phase=on_phase,
+                          server_cpu_seconds=lambda: cpu_seconds(srv.proc.pid))
         memory["end"] = srv.memory()
         doc["memory_mib"] = memory
         doc["loadavg"] = {"start": load0, "end": loadavg()}
