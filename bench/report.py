@@ -167,7 +167,7 @@ def full_table(suite: dict) -> str:
     lk = [k for k, _ in LATCHKEYS if k in suite["servers"]]
     has_peer = PEER in suite["servers"]
     if has_peer:
-        head += "".join(f" {dict(LATCHKEYS)[k].replace('Latchkey ', '')} / peer |" for k in lk)
+        head += "".join(f" {dict(LATCHKEYS)[k].split('(')[1].rstrip(')')} / peer |" for k in lk)
     ncols = head.count("|") - 1
     rows = [head, "|---|" + "---:|" * (ncols - 1)]
     for key, label in SCENARIOS:
@@ -278,7 +278,7 @@ def svg_chart(suite: dict) -> str:
     width = 900
     plot_w = width - left - right
     groups = []
-    vmax = 1.0
+    vmax, vmin = 1.0, math.inf
     for key, label in SCENARIOS:
         bars = []
         for k, name, color in series:
@@ -290,22 +290,24 @@ def svg_chart(suite: dict) -> str:
         if bars:
             groups.append((label, bars))
             vmax = max(vmax, *(v for v, _, _ in bars))
-    decades = max(1, math.ceil(math.log10(vmax * 1.05)))
+            vmin = min(vmin, *(v for v, _, _ in bars if v > 0), vmax)
+    low = max(0, math.floor(math.log10(vmin)))  # the axis starts at the decade below the smallest bar
+    decades = max(1, math.ceil(math.log10(vmax * 1.05)) - low)
     height = top + sum(len(b) * (bar + gap) + group_gap for _, b in groups) + 40
 
     def xpos(v: float) -> float:
-        return left + plot_w * (math.log10(max(v, 1.0)) / decades)
+        return left + plot_w * max(0.0, math.log10(max(v, 1.0)) - low) / decades
 
     e = html.escape
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" '
            f'font-size="12">',
            f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-           f'<text x="{left}" y="20" font-size="15" font-weight="600">Requests per second, best of '
+           f'<text x="20" y="20" font-size="15" font-weight="600">Requests per second, best of '
            f'c={"/".join(map(str, suite["concurrencies"]))} (log scale)</text>',
-           f'<text x="{left}" y="38" fill="#555">{e(suite["cpu"])}, server on one core; {e(suite["when"])}, '
+           f'<text x="20" y="38" fill="#555">{e(suite["cpu"])}, server on one core; {e(suite["when"])}, '
            f'commit {e(suite["commit"])}</text>']
-    lx = left
+    lx = 20
     for _, name, color in series + [("", "one-core ceiling (sign_bench)", limit_color)]:
         out.append(f'<rect x="{lx}" y="48" width="12" height="12" fill="{color}"/>'
                    f'<text x="{lx + 16}" y="58">{e(name)}</text>')
@@ -314,7 +316,7 @@ def svg_chart(suite: dict) -> str:
     for d in range(decades + 1):
         gx = left + plot_w * d / decades
         out.append(f'<line x1="{gx:.1f}" y1="{y0}" x2="{gx:.1f}" y2="{y1}" stroke="#e2e2e2"/>'
-                   f'<text x="{gx:.1f}" y="{y1 + 14}" text-anchor="middle" fill="#555">{10 ** d:,}</text>')
+                   f'<text x="{gx:.1f}" y="{y1 + 14}" text-anchor="middle" fill="#555">{10 ** (d + low):,}</text>')
     y = top
     for label, bars in groups:
         gh = len(bars) * (bar + gap) - gap
