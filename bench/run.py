@@ -141,7 +141,9 @@ def run_all(base: str, flavor: str, scenarios: list[str], concurrencies: list[in
                 r = run_drive(name, prep_file, duration, warmup, c, load_cpu)
             else:
                 s = next(x for x in prep["wrk"] if x["name"] == name)
-                if warmup:
+                # One warm-up per scenario is enough for wrk (JIT, caches, connection set-up are
+                # warm after it); drive.py warms up every run, as its queues need to fill.
+                if warmup and c == concurrencies[0]:
                     run_wrk(s, warmup, c, load_cpu)
                 cpu0, t0 = server_cpu_seconds() if server_cpu_seconds else 0.0, time.monotonic()
                 r = run_wrk(s, duration, c, load_cpu)

@@ -224,8 +224,12 @@ def main() -> int:
                 srv = latchkey_server(name, a.latchkey, a.server_cpu, f"sqlite://{db}", data_dir, work)
             else:
                 srv = peer_server(a.server_cpu, work)
-            suite["servers"][name] = bench_server(srv, "peer" if name == "peer" else "latchkey", a, scenarios,
-                                                  a.out)
+            try:
+                suite["servers"][name] = bench_server(srv, "peer" if name == "peer" else "latchkey", a,
+                                                      scenarios, a.out)
+            except Exception as e:  # noqa: BLE001 - one broken server must not lose the others' results
+                log(f"{name} failed: {e!r}; see {srv.log_path}")
+                suite["servers"][name] = {"error": repr(e), "results": [], "burst": None}
     finally:
         suite["loadavg_end"] = loadavg()
         suite["elapsed_s"] = round(time.monotonic() - t0, 1)
