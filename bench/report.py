@@ -156,6 +156,9 @@ def header(suite: dict) -> str:
         f"{num(s['rs256'])}/s, ES256 {num(s['es256'])}/s, Ed25519 {num(s['eddsa'])}/s, argon2id "
         f"m={s['argon2_memory_kib']} KiB t={s['argon2_iterations']} p=1 {num(s['argon2'], 1)}/s",
     ]
+    for name, doc in suite["servers"].items():
+        if doc.get("error"):
+            lines.append(f"- **{name} failed**: {doc['error']}")
     if suite.get("note"):
         lines.append(f"- note: {suite['note']}")
     return "\n".join(lines)
