@@ -65,6 +65,18 @@ def peak(suite: dict, server: str, scenario: str) -> dict | None:
     return max(rs, key=lambda r: r["rps"]) if rs else None
 
 
+def ceiling(suite: dict, key: str, per: str = "wall") -> float | None:
+    """A sign_bench rate: per wall-clock second ("wall") or per CPU-second ("cpu")."""
+    v = suite["sign"][key]
+    return v.get(per) if isinstance(v, dict) else (v if per == "wall" else None)
+
+
+def per_cpu(r: dict | None) -> float | None:
+    """Requests per second of CPU the server got: comparable with sign_bench's per-CPU rate
+    even when the core was shared (then wall-clock rates of both are depressed, unequally)."""
+    return r["rps"] / r["server_cpu"] if r and r.get("server_cpu") else None
+
+
 def ratio(a: dict | None, b: dict | None) -> float | None:
     return a["rps"] / b["rps"] if a and b and b["rps"] else None
 
@@ -87,7 +99,7 @@ def x(v) -> str:
 
 def targets(suite: dict, server: str) -> list[tuple[str, bool | None, str]]:
     """(target, met, figures) for one Latchkey backend; met is None when it was not measured."""
-    sign, out = suite["sign"], []
+    out = []
     has = suite["servers"].get(server)
     if not has:
         return out
@@ -95,18 +107,30 @@ def targets(suite: dict, server: str) -> list[tuple[str, bool | None, str]]:
     def cmp_peer(names: list[str], factor: float, label: str):
         parts, ok = [], True
         for n in names:
-            r = ratio(peak(suite, server, n), peak(suite, PEER, n))
-            parts.append(f"{n} {x(r)}")
+            mine, theirs = peak(suite, server, n), peak(suite, PEER, n)
+            r = ratio(mine, theirs)
+            rc = per_cpu(mine) / per_cpu(theirs) if per_cpu(mine) and per_cpu(theirs) else None
+            parts.append(f"{n} {x(r)}" + (f" (per CPU-second {x(rc)})" if rc else ""))
             ok = ok and r is not None and r >= factor
         measured = all(peak(suite, server, n) and peak(suite, PEER, n) for n in names)
         out.append((label, ok if measured else None, ", ".join(parts)))
 
-    r = peak(suite, server, "cc_rs256")
-    share = r["rps"] / sign["rs256"] if r else None
-    out.append(("client_credentials RS256 >= 80% of the raw RS256 signing rate",
-                None if share is None else share >= 0.8,
-                f"{num(r and r['rps'])} of {num(sign['rs256'])} signatures/s = "
-                f"{'-' if share is None else f'{share:.0%}'}"))
+    def vs_ceiling(scenario: str, key: str, goal: float, label: str, unit: str, digits: int):
+        """Judged per CPU-second when both sides have it (robust on a shared core), else per
+        wall-clock second; both are shown."""
+        r = peak(suite, server, scenario)
+        wall = r["rps"] / ceiling(suite, key) if r else None
+        cw, cc = ceiling(suite, key), ceiling(suite, key, "cpu")
+        cpu = per_cpu(r) / cc if per_cpu(r) and cc else None
+        judged = cpu if cpu is not None else wall
+        pct = lambda v: "-" if v is None else f"{v:.0%}"  # noqa: E731
+        text = f"{num(r and r['rps'], digits)} of {num(cw, digits)} {unit}/s = {pct(wall)}"
+        if cpu is not None:
+            text += f"; per CPU-second {num(per_cpu(r), digits)} of {num(cc, digits)} = {pct(cpu)}"
+        out.append((label, None if judged is None else judged >= goal, text))
+
+    vs_ceiling("cc_rs256", "rs256", 0.8, "client_credentials RS256 >= 80% of the raw RS256 signing rate",
+               "signatures", 0)
     cmp_peer(["cc_es256", "cc_eddsa"], 8, "client_credentials ES256 and EdDSA >= 8x the peer")
     p99s = {n: (at(suite, server, n, 64) or {}).get("p99_ms") for n in ("cc_es256", "cc_eddsa")}
     out.append(("client_credentials ES256 and EdDSA p99 < 5 ms at c=64",
@@ -114,12 +138,8 @@ def targets(suite: dict, server: str) -> list[tuple[str, bool | None, str]]:
                 ", ".join(f"{n} {ms(v)} ms" for n, v in p99s.items())))
     cmp_peer(["code", "refresh"], 5, "code+PKCE and refresh >= 5x the peer")
     cmp_peer(["introspect", "userinfo"], 5, "introspection and userinfo >= 5x the peer")
-    r = peak(suite, server, "login")
-    share = r["rps"] / sign["argon2"] if r else None
-    out.append(("password logins >= 90% of the argon2 rate at the configured parameters",
-                None if share is None else share >= 0.9,
-                f"{num(r and r['rps'], 1)} of {num(sign['argon2'], 1)} verifications/s = "
-                f"{'-' if share is None else f'{share:.0%}'}"))
+    vs_ceiling("login", "argon2", 0.9, "password logins >= 90% of the argon2 rate at the configured parameters",
+               "verifications", 1)
     b = has.get("burst")
     out.append(("client_credentials p99 during a login burst <= 2x idle",
                 None if not b or b["p99_ratio"] is None else b["p99_ratio"] <= 2,
@@ -152,9 +172,12 @@ def header(suite: dict) -> str:
         f"{' / '.join(f'{v:.2f}' for v in suite['loadavg_start'])} at start, "
         f"{' / '.join(f'{v:.2f}' for v in suite.get('loadavg_end', []))} at the end; "
         f"whole run {suite.get('elapsed_s', '?')} s",
-        f"- ceilings on the server's core (examples/sign_bench.rs, aws-lc-rs / argon2 0.6): RS256 "
-        f"{num(s['rs256'])}/s, ES256 {num(s['es256'])}/s, Ed25519 {num(s['eddsa'])}/s, argon2id "
-        f"m={s['argon2_memory_kib']} KiB t={s['argon2_iterations']} p=1 {num(s['argon2'], 1)}/s",
+        "- ceilings on the server's core, one thread (examples/sign_bench.rs, aws-lc-rs / argon2 0.6), "
+        "per wall-clock second (per CPU-second): "
+        + ", ".join(f"{label} {num(ceiling(suite, k), d)}/s ({num(ceiling(suite, k, 'cpu'), d)})"
+                    for k, label, d in [("rs256", "RS256", 0), ("es256", "ES256", 0), ("eddsa", "Ed25519", 0),
+                                        ("argon2", f"argon2id m={s['argon2_memory_kib']} KiB "
+                                                   f"t={s['argon2_iterations']} p=1", 1)]),
     ]
     for name, doc in suite["servers"].items():
         if doc.get("error"):
@@ -199,12 +222,15 @@ def summary_table(suite: dict) -> str:
         cells = [label]
         for srv, _ in servers:
             p, top = peak(suite, srv, key), at(suite, srv, key, cmax)
-            cells.append("-" if not p else f"{num(p['rps'], 1 if p['rps'] < 100 else 0)} "
-                         f"(p99 {ms(top and top['p99_ms'])} ms)")
+            if top and not top["rps"] and top["errors"]:
+                p99 = f"c={cmax} stalled: {top['errors']} errors"
+            else:
+                p99 = f"p99 {ms(top and top['p99_ms'])} ms"
+            cells.append("-" if not p else f"{num(p['rps'], 1 if p['rps'] < 100 else 0)} ({p99})")
         if PEER in suite["servers"] and "latchkey-postgres" in suite["servers"]:
             cells.append(x(ratio(peak(suite, "latchkey-postgres", key), peak(suite, PEER, key))))
         lim = LIMIT.get(key)
-        cells.append(f"{num(suite['sign'][lim[0]], 1 if key == 'login' else 0)} {lim[1]}" if lim else "")
+        cells.append(f"{num(ceiling(suite, lim[0]), 1 if key == 'login' else 0)} {lim[1]}" if lim else "")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + (f"\n\nreq/s is the best of c={', '.join(map(str, suite['concurrencies']))}; "
                               f"p99 is at c={cmax}. code+PKCE counts one authorize+token pair as one; "
@@ -213,14 +239,17 @@ def summary_table(suite: dict) -> str:
 
 def burst_and_memory(suite: dict) -> str:
     rows = ["| server | cc p99 idle | cc p99 during logins | cc req/s idle -> during | logins/s in the burst "
-            "| RSS idle | RSS peak before logins | RSS peak, whole run |",
+            "| RSS peak at idle | RSS peak before logins | RSS peak, whole run |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for srv, label in LATCHKEYS + [(PEER, "peer")]:
         doc = suite["servers"].get(srv)
         if not doc:
             continue
         b, m = doc.get("burst"), doc.get("memory_mib", {})
-        g = lambda k: num(m.get(k, {}).get("VmHWM"), 1) + " MiB"  # noqa: E731
+        def g(k: str) -> str:
+            hwm, rss = m.get(k, {}).get("VmHWM"), m.get(k, {}).get("VmRSS")
+            return f"{num(hwm, 1)} MiB" + (f" (now {num(rss, 1)})" if k == "idle" and rss is not None else "")
+
         if b:
             cells = [f"{ms(b['idle']['p99_ms'])} ms", f"{ms(b['during']['p99_ms'])} ms ({x(b['p99_ratio'])})",
                      f"{num(b['idle']['rps'])} -> {num(b['during']['rps'])}", num(b["logins"]["rps"], 1)]
@@ -289,7 +318,7 @@ def svg_chart(suite: dict) -> str:
             if p:
                 bars.append((p["rps"], color, name))
         if key in LIMIT:
-            bars.append((suite["sign"][LIMIT[key][0]], limit_color, "one-core ceiling"))
+            bars.append((ceiling(suite, LIMIT[key][0]), limit_color, "one-core ceiling"))
         if bars:
             groups.append((label, bars))
             vmax = max(vmax, *(v for v, _, _ in bars))
