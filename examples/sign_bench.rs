@@ -85,7 +85,12 @@ fn main() -> anyhow::Result<()> {
     // The argon2 parameters are the config's, read the way the server reads them
     // (environment overrides included), so the login target compares like with like.
     let login = match &config {
-        Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.0.login,
+        Some(path) => {
+            Config::load(path)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .0
+                .login
+        }
         None => LoginSettings::default(),
     };
 
