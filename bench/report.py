@@ -179,6 +179,10 @@ def header(suite: dict) -> str:
                                         ("argon2", f"argon2id m={s['argon2_memory_kib']} KiB "
                                                    f"t={s['argon2_iterations']} p=1", 1)]),
     ]
+    if suite["loadavg_start"][0] >= 1.0:
+        lines.append(f"- **the machine was not idle**: load average {suite['loadavg_start'][0]:.2f} before the "
+                     f"bench started (other builds or tests); absolute figures are depressed and noisy, "
+                     f"the per-CPU-second figures and ratios less so")
     for name, doc in suite["servers"].items():
         if doc.get("error"):
             lines.append(f"- **{name} failed**: {doc['error']}")
