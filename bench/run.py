@@ -9,7 +9,7 @@ bench/lua/request.lua for the fixed requests, bench/drive.py for code+PKCE, refr
 logins. Last comes the "burst" measurement: client_credentials alone, then again while a login
 burst runs, to show whether logins starve the token endpoint. Pin the server yourself
 (bench/run.sh does). Writes bench/results/<flavor>-<time>.json and prints a table.
-bench/suite.py imports this module to run the same thing for several servers.
+bench/suite.py imports this module (Target) to run the same thing for several servers.
 """
 
 from __future__ import annotations
@@ -108,55 +108,79 @@ def run_burst(prep: dict, prep_file: str, seconds: float, warmup: float, cc_conc
             "rps_ratio": round(during["rps"] / idle["rps"], 3) if idle["rps"] else None}
 
 
-def run_all(base: str, flavor: str, scenarios: list[str], concurrencies: list[int], duration: float,
-            warmup: float, load_cpu: str, out_dir: str, burst_concurrency: int = 16,
-            on_phase=None, server_cpu_seconds=None) -> dict:
-    """Every scenario at every concurrency against the server at `base`. `on_phase(name)` is
-    called before each scenario (bench/suite.py samples the server's memory there).
-    `server_cpu_seconds()`, when given, returns the server process's CPU time so far: each result
-    then records the share of a core the server got ("server_cpu"). Below ~0.95 on a saturating
-    run, something else was using the server's core (or the server was waiting)."""
-    os.makedirs(out_dir, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    prep_file = os.path.join(out_dir, f"{flavor}-{stamp}.prep.json")
-    benchlib.wait_ready(base)
-    prep, prep_at = None, 0.0
-    results, burst = [], None
-    for name in scenarios:
-        if on_phase:
-            on_phase(name)
-        for c in (concurrencies if name != "burst" else [burst_concurrency]):
-            if prep is None or time.monotonic() - prep_at > PREP_MAX_AGE:
-                prep, prep_at = benchlib.prepare(base, flavor), time.monotonic()
-                with open(prep_file, "w") as f:
-                    json.dump(prep, f, indent=2)
-            log(f"{flavor} {name} c={c} ...")
+class Target:
+    """One running server and what has been measured on it. bench/suite.py keeps one per server
+    and runs them scenario by scenario, interleaved, so that load from elsewhere on a shared
+    machine falls on all of them alike rather than on whichever server ran at the time.
+    `server_cpu_seconds()`, when given, returns the server process's CPU time so far: each
+    result then records the share of its core the server got ("server_cpu"). Below ~0.95 on a
+    saturating run, something else used the core, or the server was waiting (database, lock)."""
+
+    def __init__(self, name: str, base: str, flavor: str, concurrencies: list[int], duration: float,
+                 warmup: float, load_cpu: str, out_dir: str, burst_concurrency: int = 16,
+                 server_cpu_seconds=None):
+        self.name, self.base, self.flavor = name, base, flavor
+        self.concurrencies, self.duration, self.warmup = concurrencies, duration, warmup
+        self.load_cpu, self.burst_concurrency, self.server_cpu_seconds = load_cpu, burst_concurrency, server_cpu_seconds
+        os.makedirs(out_dir, exist_ok=True)
+        self.when = time.strftime("%Y%m%d-%H%M%S")
+        self.prep_file = os.path.join(out_dir, f"{name}-{self.when}.prep.json")
+        self.prep, self.prep_at = None, 0.0
+        self.results: list[dict] = []
+        self.burst: dict | None = None
+
+    def fresh_prep(self) -> dict:
+        if self.prep is None or time.monotonic() - self.prep_at > PREP_MAX_AGE:
+            self.prep, self.prep_at = benchlib.prepare(self.base, self.flavor), time.monotonic()
+            with open(self.prep_file, "w") as f:
+                json.dump(self.prep, f, indent=2)
+        return self.prep
+
+    def run(self, name: str) -> None:
+        """One scenario at every concurrency (the burst at its own)."""
+        for c in (self.concurrencies if name != "burst" else [self.burst_concurrency]):
+            prep = self.fresh_prep()
+            log(f"{self.name} {name} c={c} ...")
             if name == "burst":
-                burst = run_burst(prep, prep_file, duration, warmup, c, c, load_cpu)
-                log(f"  cc p99 idle {burst['idle']['p99_ms']} ms, during logins {burst['during']['p99_ms']} ms "
-                    f"({burst['logins']['rps']} logins/s)")
+                self.burst = b = run_burst(prep, self.prep_file, self.duration, self.warmup, c, c, self.load_cpu)
+                log(f"  cc p99 idle {b['idle']['p99_ms']} ms, during logins {b['during']['p99_ms']} ms "
+                    f"({b['logins']['rps']} logins/s)")
                 continue
+            cpu = self.server_cpu_seconds or (lambda: 0.0)
             if name in DRIVE:
-                cpu0, t0 = server_cpu_seconds() if server_cpu_seconds else 0.0, time.monotonic()
-                r = run_drive(name, prep_file, duration, warmup, c, load_cpu)
+                cpu0, t0 = cpu(), time.monotonic()
+                r = run_drive(name, self.prep_file, self.duration, self.warmup, c, self.load_cpu)
             else:
                 s = next(x for x in prep["wrk"] if x["name"] == name)
                 # One warm-up per scenario is enough for wrk (JIT, caches, connection set-up are
                 # warm after it); drive.py warms up every run, as its queues need to fill.
-                if warmup and c == concurrencies[0]:
-                    run_wrk(s, warmup, c, load_cpu)
-                cpu0, t0 = server_cpu_seconds() if server_cpu_seconds else 0.0, time.monotonic()
-                r = run_wrk(s, duration, c, load_cpu)
-            if server_cpu_seconds:
+                if self.warmup and c == self.concurrencies[0]:
+                    run_wrk(s, self.warmup, c, self.load_cpu)
+                cpu0, t0 = cpu(), time.monotonic()
+                r = run_wrk(s, self.duration, c, self.load_cpu)
+            if self.server_cpu_seconds:
                 # For drive.py this spans its warm-up and set-up too: an approximation.
-                r["server_cpu"] = round((server_cpu_seconds() - cpu0) / (time.monotonic() - t0), 2)
+                r["server_cpu"] = round((cpu() - cpu0) / (time.monotonic() - t0), 2)
             log(f"  {r['rps']} /s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
                 + (f" {r['error_kinds']}" if r["errors"] else "")
                 + (f", server CPU {r['server_cpu']}" if "server_cpu" in r else ""))
-            results.append(r)
-    return {"flavor": flavor, "base": base, "when": stamp, "duration": duration, "warmup": warmup,
-            "concurrencies": concurrencies, "load_cpu": load_cpu,
-            "checks": prep.get("checks") if prep else None, "results": results, "burst": burst}
+            self.results.append(r)
+
+    def doc(self) -> dict:
+        return {"flavor": self.flavor, "base": self.base, "when": self.when, "duration": self.duration,
+                "warmup": self.warmup, "concurrencies": self.concurrencies, "load_cpu": self.load_cpu,
+                "checks": self.prep.get("checks") if self.prep else None, "results": self.results,
+                "burst": self.burst}
+
+
+def run_all(base: str, flavor: str, scenarios: list[str], concurrencies: list[int], duration: float,
+            warmup: float, load_cpu: str, out_dir: str) -> dict:
+    """Every scenario at every concurrency against the one server at `base`."""
+    benchlib.wait_ready(base)
+    t = Target(flavor, base, flavor, concurrencies, duration, warmup, load_cpu, out_dir)
+    for name in scenarios:
+        t.run(name)
+    return t.doc()
 
 
 def fmt(v) -> str:

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """The whole benchmark: the signing/argon2 ceilings, then every scenario against Latchkey on
-Postgres, Latchkey on SQLite and the oidc-provider peer, one server at a time, then the report.
+Postgres, Latchkey on SQLite and the oidc-provider peer, then the report.
 bench/run.sh builds everything and calls this; run it directly to repeat a part:
 
   python3 bench/suite.py --latchkey BIN --sign-bench BIN --pg-url URL [--servers peer] [--quick]
 
-Each server is pinned to --server-cpu and the load generators to --load-cpu (taskset). Memory:
-VmRSS/VmHWM from /proc/<pid>/status when the server is idle after start-up, before the login
+All servers run at once, each pinned to --server-cpu, and are measured one at a time with the
+load generators on --load-cpu (taskset), scenario by scenario: each scenario runs on every
+server before the next one starts (in rotating order), so a burst of outside load on a shared
+machine hits all servers alike instead of skewing one server's figures. Memory: VmRSS/VmHWM
+from /proc/<pid>/status when all are idle after start-up, right before each server's login
 scenario, and at the end (VmHWM then is the peak of the whole run, logins included).
 Writes bench/results/suite-<time>.json, then bench/report.py renders it.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import platform
@@ -35,8 +39,7 @@ import report  # noqa: E402
 import run  # noqa: E402
 
 CONFIG = os.path.join(HERE, "latchkey-bench.toml")
-LATCHKEY_PORT = 18080  # must match issuer/bind in latchkey-bench.toml
-PEER_PORT = 13001
+PORTS = {"latchkey-postgres": 18080, "latchkey-sqlite": 18081, "peer": 13001}
 SERVERS = ["latchkey-postgres", "latchkey-sqlite", "peer"]
 
 
@@ -131,41 +134,75 @@ class Server:
 
 
 def latchkey_server(name: str, binary: str, cpu: str, db_url: str, data_dir: str, log_dir: str) -> Server:
+    port = PORTS[name]
     env = dict(os.environ,
                LATCHKEY_DATABASE_URL=db_url,
                LATCHKEY_DATA_DIR=data_dir,
+               # Two Latchkeys run side by side: each its own port and issuer.
+               LATCHKEY_BIND=f"127.0.0.1:{port}",
+               LATCHKEY_ISSUER=f"http://127.0.0.1:{port}",
                # A fresh master key per run: the bench database is new every time too.
                LATCHKEY_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
                # Per-request logging is off at "warn", as a production deployment would run.
                LATCHKEY_LOG="warn")
     cmd = ["taskset", "-c", cpu, binary, "--config", CONFIG, "serve"]
-    return Server(name, cmd, env, LATCHKEY_PORT, os.path.join(log_dir, f"{name}.log"))
+    return Server(name, cmd, env, port, os.path.join(log_dir, f"{name}.log"))
 
 
 def peer_server(cpu: str, log_dir: str) -> Server:
-    env = dict(os.environ, PORT=str(PEER_PORT))
+    env = dict(os.environ, PORT=str(PORTS["peer"]))
     cmd = ["taskset", "-c", cpu, "node", os.path.join(HERE, "peer", "server.mjs")]
-    return Server("peer", cmd, env, PEER_PORT, os.path.join(log_dir, "peer.log"))
+    return Server("peer", cmd, env, PORTS["peer"], os.path.join(log_dir, "peer.log"))
 
 
-def bench_server(srv: Server, flavor: str, a, scenarios: list[str], out_dir: str) -> dict:
-    with srv:
-        run.benchlib.wait_ready(srv.base(), timeout=60)
-        time.sleep(1.0)  # let start-up work (key loading, JIT warm-up of the first requests) settle
-        memory = {"idle": srv.memory()}
-        load0 = loadavg()
+def make_server(name: str, a, work: str) -> Server:
+    data_dir = os.path.join(work, name)
+    os.makedirs(data_dir)
+    if name == "latchkey-postgres":
+        return latchkey_server(name, a.latchkey, a.server_cpu, a.pg_url, data_dir, work)
+    if name == "latchkey-sqlite":
+        db = os.path.join(data_dir, "latchkey.db")
+        return latchkey_server(name, a.latchkey, a.server_cpu, f"sqlite://{db}", data_dir, work)
+    return peer_server(a.server_cpu, work)
 
-        def on_phase(name: str):
-            if name == "login":
-                memory["before_login"] = srv.memory()
 
-        doc = run.run_all(srv.base(), flavor, scenarios, a.concurrency, a.duration, a.warmup, a.load_cpu,
-                          out_dir, burst_concurrency=a.burst_concurrency, on_phase=on_phase,
-                          server_cpu_seconds=lambda: cpu_seconds(srv.proc.pid))
-        memory["end"] = srv.memory()
-        doc["memory_mib"] = memory
-        doc["loadavg"] = {"start": load0, "end": loadavg()}
-        return doc
+def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
+    docs: dict[str, dict] = {}
+    with contextlib.ExitStack() as stack:
+        servers = {n: stack.enter_context(make_server(n, a, work)) for n in names}
+        targets, memory = {}, {}
+        for n, srv in servers.items():
+            run.benchlib.wait_ready(srv.base(), timeout=60)
+            targets[n] = run.Target(n, srv.base(), "peer" if n == "peer" else "latchkey", a.concurrency,
+                                    a.duration, a.warmup, a.load_cpu, a.out, a.burst_concurrency,
+                                    server_cpu_seconds=lambda pid=srv.proc.pid: cpu_seconds(pid))
+        time.sleep(1.0)  # let start-up work (key generation, first-request warm-up) settle
+        for n, srv in servers.items():
+            memory[n] = {"idle": srv.memory()}
+        failed: dict[str, str] = {}
+        for i, scenario in enumerate(scenarios):
+            order = names[i % len(names):] + names[:i % len(names)]
+            for n in order:
+                if n in failed:
+                    continue
+                try:
+                    if scenario == "login":
+                        memory[n]["before_login"] = servers[n].memory()
+                    targets[n].run(scenario)
+                except Exception as e:  # noqa: BLE001 - one broken server must not lose the others' results
+                    log(f"{n} failed: {e!r}; see {servers[n].log_path}")
+                    failed[n] = repr(e)
+        for n, srv in servers.items():
+            doc = targets[n].doc()
+            try:
+                memory[n]["end"] = srv.memory()
+            except RuntimeError as e:  # the server died
+                failed.setdefault(n, str(e))
+            if n in failed:
+                doc["error"] = failed[n]
+            doc["memory_mib"] = memory[n]
+            docs[n] = doc
+    return docs
 
 
 def main() -> int:
@@ -213,23 +250,7 @@ def main() -> int:
         "sign": sign_limits(a.sign_bench, a.server_cpu, a.sign_seconds), "servers": {},
     }
     try:
-        for name in servers:
-            log(f"=== {name} ===")
-            data_dir = os.path.join(work, name)
-            os.makedirs(data_dir)
-            if name == "latchkey-postgres":
-                srv = latchkey_server(name, a.latchkey, a.server_cpu, a.pg_url, data_dir, work)
-            elif name == "latchkey-sqlite":
-                db = os.path.join(data_dir, "latchkey.db")
-                srv = latchkey_server(name, a.latchkey, a.server_cpu, f"sqlite://{db}", data_dir, work)
-            else:
-                srv = peer_server(a.server_cpu, work)
-            try:
-                suite["servers"][name] = bench_server(srv, "peer" if name == "peer" else "latchkey", a,
-                                                      scenarios, a.out)
-            except Exception as e:  # noqa: BLE001 - one broken server must not lose the others' results
-                log(f"{name} failed: {e!r}; see {srv.log_path}")
-                suite["servers"][name] = {"error": repr(e), "results": [], "burst": None}
+        suite["servers"] = bench_servers(servers, a, scenarios, work)
     finally:
         suite["loadavg_end"] = loadavg()
         suite["elapsed_s"] = round(time.monotonic() - t0, 1)
