@@ -161,14 +161,23 @@ def verdict(met: bool | None) -> str:
 
 # --- markdown --------------------------------------------------------------------------------
 
+def retried(suite: dict) -> int:
+    return sum(r.get("attempts", 1) - 1 for d in suite["servers"].values() for r in d["results"])
+
+
 def header(suite: dict) -> str:
     s = suite["sign"]
     lines = [
         f"- when: {suite['when']}; commit `{suite['commit']}`{' (with uncommitted changes)' if suite['dirty'] else ''}",
         f"- CPU: {suite['cpu']} ({suite['cores']} cores); server pinned to CPU {suite['server_cpu']}, "
         f"load generators (wrk, bench/drive.py) to CPU {suite['load_cpu']}; loopback only",
-        f"- each run: {suite['warmup']} s warm-up + {suite['duration']} s measured, at concurrency "
-        f"{', '.join(map(str, suite['concurrencies']))}; load average "
+        f"- each run {suite['duration']} s measured, at concurrency {', '.join(map(str, suite['concurrencies']))}; "
+        f"warm-up {suite.get('scenario_warmup', suite['warmup'])} s before each wrk scenario and "
+        f"{suite['warmup']} s before each drive.py run; servers interleaved scenario by scenario"
+        + (f"; a run is repeated (at most {suite['retries']}x, the least disturbed kept) when other "
+           f"processes took more than {suite['foreign_max']:.2f} of the server's core"
+           if suite.get("retries") else "")
+        + f"; {retried(suite)} runs repeated; load average "
         f"{' / '.join(f'{v:.2f}' for v in suite['loadavg_start'])} at start, "
         f"{' / '.join(f'{v:.2f}' for v in suite.get('loadavg_end', []))} at the end; "
         f"whole run {suite.get('elapsed_s', '?')} s",
@@ -179,10 +188,16 @@ def header(suite: dict) -> str:
                                         ("argon2", f"argon2id m={s['argon2_memory_kib']} KiB "
                                                    f"t={s['argon2_iterations']} p=1", 1)]),
     ]
-    if suite["loadavg_start"][0] >= 1.0:
-        lines.append(f"- **the machine was not idle**: load average {suite['loadavg_start'][0]:.2f} before the "
-                     f"bench started (other builds or tests); absolute figures are depressed and noisy, "
-                     f"the per-CPU-second figures and ratios less so")
+    foreign = [r["foreign_cpu"] for n, d in suite["servers"].items() if n != "latchkey-postgres"
+               for r in d["results"] if "foreign_cpu" in r]
+    if foreign and (max(foreign) > 0.1 or retried(suite)):
+        lines.append(f"- **the machine was shared** (other sessions' builds and tests): other processes took "
+                     f"{sum(foreign) / len(foreign):.0%} of the server's core on average during the runs, "
+                     f"{max(foreign):.0%} at worst (Latchkey-on-Postgres runs not counted: its database "
+                     f"shares the core). Absolute figures are depressed and noisy; per-CPU-second "
+                     f"figures and ratios less so")
+    elif not foreign and suite["loadavg_start"][0] >= 1.0:
+        lines.append(f"- **the machine was not idle**: load average {suite['loadavg_start'][0]:.2f} at the start")
     for name, doc in suite["servers"].items():
         if doc.get("error"):
             lines.append(f"- **{name} failed**: {doc['error']}")
@@ -193,7 +208,8 @@ def header(suite: dict) -> str:
 
 def full_table(suite: dict) -> str:
     servers = [(k, v) for k, v in LATCHKEYS + [(PEER, "peer")] if k in suite["servers"]]
-    head = "| scenario | c |" + "".join(f" {label} req/s | p50 ms | p99 ms | err | CPU |" for _, label in servers)
+    head = "| scenario | c |" + "".join(f" {label} req/s | p50 ms | p99 ms | err | CPU server/other |"
+                                       for _, label in servers)
     lk = [k for k, _ in LATCHKEYS if k in suite["servers"]]
     has_peer = PEER in suite["servers"]
     if has_peer:
@@ -206,7 +222,8 @@ def full_table(suite: dict) -> str:
             for srv, _ in servers:
                 r = at(suite, srv, key, c)
                 cells += [num(r and r["rps"], 1 if r and r["rps"] < 100 else 0), ms(r and r["p50_ms"]),
-                          ms(r and r["p99_ms"]), num(r and r["errors"]), num(r and r.get("server_cpu"), 2)]
+                          ms(r and r["p99_ms"]), num(r and r["errors"]),
+                          f"{num(r and r.get('server_cpu'), 2)} / {num(r and r.get('foreign_cpu'), 2)}"]
             if has_peer:
                 cells += [x(ratio(at(suite, k, key, c), at(suite, PEER, key, c))) for k in lk]
             rows.append("| " + " | ".join(cells) + " |")
@@ -291,10 +308,12 @@ def results_entry(suite: dict, json_rel: str) -> str:
         "### Targets", targets_md(suite),
         "### Logins against the token endpoint; memory", burst_and_memory(suite),
         "### Every run", full_table(suite),
-        "CPU: the share of its core the server process used during the run (utime+stime / wall time; "
-        "for the drive.py scenarios the span includes their warm-up). Well below 1 on a saturating "
-        "run means other processes took the core, or the server waited (on the database, a lock). "
-        "Postgres runs as its own unpinned processes, outside this figure.",
+        "CPU server/other: the share of its core the server process used during the run (utime+stime "
+        "/ wall time; for the drive.py scenarios the span includes their warm-up), and the share "
+        "that went to anything else, hypervisor steal included (/proc/stat). Server well below 1 on "
+        "a saturating run with little \"other\" means the server waited (on the database, a lock). "
+        "Postgres runs as its own unpinned processes: its time on the server's core shows as "
+        "\"other\".",
         f"Raw data: [{json_rel}]({json_rel}).",
     ]) + "\n"
 

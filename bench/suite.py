@@ -65,6 +65,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def core_busy_seconds(cpus: str) -> float:
+    """Non-idle time of the given CPUs (a taskset list such as "0" or "0,2") from /proc/stat,
+    steal time included: everything that kept them from the server or from being idle."""
+    wanted = {f"cpu{c.strip()}" for c in cpus.split(",")}
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts and parts[0] in wanted:
+                user, nice, system, idle, iowait, irq, softirq, steal = map(int, parts[1:9])
+                total += user + nice + system + irq + softirq + steal
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -173,9 +187,15 @@ def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
         targets, memory = {}, {}
         for n, srv in servers.items():
             run.benchlib.wait_ready(srv.base(), timeout=60)
-            targets[n] = run.Target(n, srv.base(), "peer" if n == "peer" else "latchkey", a.concurrency,
-                                    a.duration, a.warmup, a.load_cpu, a.out, a.burst_concurrency,
-                                    server_cpu_seconds=lambda pid=srv.proc.pid: cpu_seconds(pid))
+            targets[n] = run.Target(
+                n, srv.base(), "peer" if n == "peer" else "latchkey", a.concurrency, a.duration, a.warmup,
+                a.load_cpu, a.out, a.burst_concurrency,
+                server_cpu_seconds=lambda pid=srv.proc.pid: cpu_seconds(pid),
+                core_busy_seconds=lambda: core_busy_seconds(a.server_cpu), retries=a.retries,
+                # Postgres's own processes may run on the server's core: part of that setup,
+                # not a disturbance, so only a larger share counts against it.
+                foreign_max=a.foreign_max + (0.25 if n == "latchkey-postgres" else 0.0),
+                scenario_warmup=a.scenario_warmup)
         time.sleep(1.0)  # let start-up work (key generation, first-request warm-up) settle
         for n, srv in servers.items():
             memory[n] = {"idle": srv.memory()}
@@ -214,11 +234,17 @@ def main() -> int:
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma list out of {','.join(SERVERS)}")
     ap.add_argument("--only", default=",".join(run.ALL), help="scenarios, comma list")
     ap.add_argument("--duration", type=int, default=4, help="seconds per measured run")
-    ap.add_argument("--warmup", type=int, default=1, help="seconds of discarded load before each run")
+    ap.add_argument("--warmup", type=int, default=1, help="seconds of discarded load before each drive.py run")
+    ap.add_argument("--scenario-warmup", type=int, default=3,
+                    help="seconds of discarded wrk load before the first run of each wrk scenario")
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--burst-concurrency", type=int, default=16,
                     help="connections of both the client_credentials and the login load in the burst")
     ap.add_argument("--sign-seconds", type=float, default=3.0)
+    ap.add_argument("--retries", type=int, default=1,
+                    help="repeat a run this often when other processes took more than --foreign-max of the "
+                         "server's core (a shared machine)")
+    ap.add_argument("--foreign-max", type=float, default=0.15)
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 1 s runs, no warm-up, 1 s per ceiling (numbers are rough)")
     ap.add_argument("--server-cpu", default="0")
@@ -228,7 +254,7 @@ def main() -> int:
     ap.add_argument("--note", default="", help="free text recorded with the results (e.g. machine load)")
     a = ap.parse_args()
     if a.quick:
-        a.duration, a.warmup, a.sign_seconds = 1, 0, 1.0
+        a.duration, a.warmup, a.scenario_warmup, a.sign_seconds, a.retries = 1, 0, 0, 1.0, 0
     a.concurrency = run.parse_concurrencies(a.concurrency)
     servers = [s for s in a.servers.split(",") if s]
     if unknown := set(servers) - set(SERVERS):
@@ -246,6 +272,7 @@ def main() -> int:
         "commit": git("rev-parse", "--short=12", "HEAD"), "dirty": bool(git("status", "--porcelain")),
         "cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release(),
         "server_cpu": a.server_cpu, "load_cpu": a.load_cpu, "duration": a.duration, "warmup": a.warmup,
+        "scenario_warmup": a.scenario_warmup, "retries": a.retries, "foreign_max": a.foreign_max,
         "concurrencies": a.concurrency, "note": a.note, "loadavg_start": loadavg(),
         "sign": sign_limits(a.sign_bench, a.server_cpu, a.sign_seconds), "servers": {},
     }
