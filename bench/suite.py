@@ -65,18 +65,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def core_busy_seconds(cpus: str) -> float:
-    """Non-idle time of the given CPUs (a taskset list such as "0" or "0,2") from /proc/stat,
-    steal time included: everything that kept them from the server or from being idle."""
+def core_times(cpus: str) -> tuple[float, float]:
+    """(busy, steal) seconds of the given CPUs (a taskset list such as "0" or "0,2") from
+    /proc/stat. busy counts user, nice, system, irq and steal: everything that kept the core
+    from the server or from idling. softirq is left out: on loopback it is mostly the server's
+    own network traffic. steal is the hypervisor running other guests instead of this one."""
     wanted = {f"cpu{c.strip()}" for c in cpus.split(",")}
-    total = 0
+    busy = steal = 0
     with open("/proc/stat") as f:
         for line in f:
             parts = line.split()
             if parts and parts[0] in wanted:
-                user, nice, system, idle, iowait, irq, softirq, steal = map(int, parts[1:9])
-                total += user + nice + system + irq + softirq + steal
-    return total / os.sysconf("SC_CLK_TCK")
+                user, nice, system, _idle, _iowait, irq, _softirq, st = map(int, parts[1:9])
+                busy += user + nice + system + irq + st
+                steal += st
+    hz = os.sysconf("SC_CLK_TCK")
+    return busy / hz, steal / hz
 
 
 def port_free(port: int) -> bool:
@@ -185,13 +189,16 @@ def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
     with contextlib.ExitStack() as stack:
         servers = {n: stack.enter_context(make_server(n, a, work)) for n in names}
         targets, memory = {}, {}
+        # Shared by all servers: repeats stop when it is spent, so a noisy host cannot stretch
+        # the run without bound (steal from other guests can last for minutes).
+        retry_budget = [a.retry_budget]
         for n, srv in servers.items():
             run.benchlib.wait_ready(srv.base(), timeout=60)
             targets[n] = run.Target(
                 n, srv.base(), "peer" if n == "peer" else "latchkey", a.concurrency, a.duration, a.warmup,
                 a.load_cpu, a.out, a.burst_concurrency,
                 server_cpu_seconds=lambda pid=srv.proc.pid: cpu_seconds(pid),
-                core_busy_seconds=lambda: core_busy_seconds(a.server_cpu), retries=a.retries,
+                core_times=lambda: core_times(a.server_cpu), retries=a.retries, retry_budget=retry_budget,
                 # Postgres's own processes may run on the server's core: part of that setup,
                 # not a disturbance, so only a larger share counts against it.
                 foreign_max=a.foreign_max + (0.25 if n == "latchkey-postgres" else 0.0),
@@ -235,7 +242,7 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(run.ALL), help="scenarios, comma list")
     ap.add_argument("--duration", type=int, default=4, help="seconds per measured run")
     ap.add_argument("--warmup", type=int, default=1, help="seconds of discarded load before each drive.py run")
-    ap.add_argument("--scenario-warmup", type=int, default=3,
+    ap.add_argument("--scenario-warmup", type=int, default=2,
                     help="seconds of discarded wrk load before the first run of each wrk scenario")
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--burst-concurrency", type=int, default=16,
@@ -244,7 +251,8 @@ def main() -> int:
     ap.add_argument("--retries", type=int, default=1,
                     help="repeat a run this often when other processes took more than --foreign-max of the "
                          "server's core (a shared machine)")
-    ap.add_argument("--foreign-max", type=float, default=0.15)
+    ap.add_argument("--foreign-max", type=float, default=0.25)
+    ap.add_argument("--retry-budget", type=int, default=8, help="at most this many repeated runs in all")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 1 s runs, no warm-up, 1 s per ceiling (numbers are rough)")
     ap.add_argument("--server-cpu", default="0")
