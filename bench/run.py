@@ -81,29 +81,36 @@ def run_drive(name: str, prep_file: str, seconds: float, warmup: float, concurre
 
 
 def run_burst(prep: dict, prep_file: str, seconds: float, warmup: float, cc_concurrency: int,
-              login_concurrency: int, load_cpu: str) -> dict:
+              login_concurrency: int, load_cpu: str, measure=lambda f: f()) -> dict:
     """client_credentials p99 alone, then while logins run flat out. The login driver starts
-    first and outlives the wrk run, so wrk measures only the "during the burst" window."""
+    first and outlives the wrk run, so wrk measures only the "during the burst" window.
+    `measure(f)` runs f() and returns its result (Target passes its CPU accounting and repeats)."""
     s = next(x for x in prep["wrk"] if x["name"] == BURST_CC)
     if warmup:
         run_wrk(s, warmup, cc_concurrency, load_cpu)
-    idle = run_wrk(s, seconds, cc_concurrency, load_cpu)
-    lead = max(1.0, warmup)
-    login_secs = seconds + 2
-    logins = subprocess.Popen(drive_cmd("login", prep_file, login_secs, lead, login_concurrency, load_cpu),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(lead + 0.5)
-        during = run_wrk(s, seconds, cc_concurrency, load_cpu)
-        out, err = logins.communicate(timeout=login_secs + lead + 120)
-    finally:
-        if logins.poll() is None:
-            logins.kill()
-    if logins.returncode != 0:
-        raise RuntimeError(f"drive.py login failed: {err[-2000:]}")
-    login = result_line(out)
+    idle = measure(lambda: run_wrk(s, seconds, cc_concurrency, load_cpu))
+
+    def during_logins() -> dict:
+        lead = max(1.0, warmup)
+        login_secs = seconds + 2
+        logins = subprocess.Popen(drive_cmd("login", prep_file, login_secs, lead, login_concurrency, load_cpu),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(lead + 0.5)
+            r = run_wrk(s, seconds, cc_concurrency, load_cpu)
+            out, err = logins.communicate(timeout=login_secs + lead + 120)
+        finally:
+            if logins.poll() is None:
+                logins.kill()
+        if logins.returncode != 0:
+            raise RuntimeError(f"drive.py login failed: {err[-2000:]}")
+        r["logins"] = result_line(out)
+        return r
+
+    during = measure(during_logins)
     return {"name": "burst", "cc": BURST_CC, "cc_concurrency": cc_concurrency,
-            "login_concurrency": login_concurrency, "idle": idle, "during": during, "logins": login,
+            "login_concurrency": login_concurrency, "idle": idle, "during": during,
+            "logins": during.pop("logins"),
             "p99_ratio": round(during["p99_ms"] / idle["p99_ms"], 2) if idle["p99_ms"] else None,
             "rps_ratio": round(during["rps"] / idle["rps"], 3) if idle["rps"] else None}
 
@@ -154,7 +161,8 @@ class Target:
             prep = self.fresh_prep()
             log(f"{self.name} {name} c={c} ...")
             if name == "burst":
-                self.burst = b = run_burst(prep, self.prep_file, self.duration, self.warmup, c, c, self.load_cpu)
+                self.burst = b = run_burst(prep, self.prep_file, self.duration, self.warmup, c, c, self.load_cpu,
+                                           measure=self.steady)
                 log(f"  cc p99 idle {b['idle']['p99_ms']} ms, during logins {b['during']['p99_ms']} ms "
                     f"({b['logins']['rps']} logins/s)")
                 continue
@@ -163,34 +171,40 @@ class Target:
                 # warm after it), at the highest concurrency: the JIT counts requests, not
                 # seconds. drive.py warms up before every run, as its queues need to fill.
                 run_wrk(self.wrk_request(name), self.scenario_warmup, max(self.concurrencies), self.load_cpu)
-            attempts = []
-            for _ in range(1 + self.retries):
-                r = self.measure(name, c)
-                attempts.append(r)
-                log(f"  {r['rps']} /s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
-                    + (f" {r['error_kinds']}" if r["errors"] else "")
-                    + (f", server CPU {r['server_cpu']}" if "server_cpu" in r else "")
-                    + (f", other CPU {r['foreign_cpu']}" if "foreign_cpu" in r else ""))
-                if r.get("foreign_cpu", 0.0) <= self.foreign_max or self.retry_budget[0] <= 0:
-                    break
-                self.retry_budget[0] -= 1
-                log("  disturbed: other processes took the server's core; once more")
-            best = min(attempts, key=lambda x: x.get("foreign_cpu", 0.0))
-            best["attempts"] = len(attempts)
-            self.results.append(best)
+            if name in DRIVE:
+                r = self.steady(lambda: run_drive(name, self.prep_file, self.duration, self.warmup, c,
+                                                  self.load_cpu))
+            else:
+                r = self.steady(lambda: run_wrk(self.wrk_request(name), self.duration, c, self.load_cpu))
+            self.results.append(r)
 
     def wrk_request(self, name: str) -> dict:
         return next(x for x in self.fresh_prep()["wrk"] if x["name"] == name)
 
-    def measure(self, name: str, c: int) -> dict:
+    def steady(self, measure_once) -> dict:
+        """measure_once() with CPU accounting, repeated while disturbed (see __init__)."""
+        attempts = []
+        for _ in range(1 + self.retries):
+            r = self.accounted(measure_once)
+            attempts.append(r)
+            log(f"  {r['rps']} /s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
+                + (f" {r['error_kinds']}" if r["errors"] else "")
+                + (f", server CPU {r['server_cpu']}" if "server_cpu" in r else "")
+                + (f", other CPU {r['foreign_cpu']}" if "foreign_cpu" in r else ""))
+            if r.get("foreign_cpu", 0.0) <= self.foreign_max or self.retry_budget[0] <= 0:
+                break
+            self.retry_budget[0] -= 1
+            log("  disturbed: something else took the server's core; once more")
+        best = min(attempts, key=lambda x: x.get("foreign_cpu", 0.0))
+        best["attempts"] = len(attempts)
+        return best
+
+    def accounted(self, measure_once) -> dict:
         cpu = self.server_cpu_seconds or (lambda: 0.0)
         core = self.core_times or (lambda: (0.0, 0.0))
         cpu0, (busy0, steal0), t0 = cpu(), core(), time.monotonic()
-        if name in DRIVE:
-            r = run_drive(name, self.prep_file, self.duration, self.warmup, c, self.load_cpu)
-        else:
-            r = run_wrk(self.wrk_request(name), self.duration, c, self.load_cpu)
-        # For drive.py these span its warm-up and set-up too: an approximation.
+        r = measure_once()
+        # For drive.py this spans its warm-up and set-up too: an approximation.
         secs, used, (busy1, steal1) = time.monotonic() - t0, cpu() - cpu0, core()
         if self.server_cpu_seconds:
             r["server_cpu"] = round(used / secs, 2)
