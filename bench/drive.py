@@ -6,6 +6,10 @@
            two requests; per-step latencies are reported too.
   refresh  each worker keeps its own refresh-token chain (rotated on every use): POST /token
            grant_type=refresh_token with the token the previous answer gave.
+  login    a password login as a new browser would do it: GET /authorize with no cookies ->
+           (redirects to) the login page -> POST the form with username and password -> follow
+           redirects until the one to the client, which carries a code. One op = one password
+           check (argon2) plus the requests around it; a fresh cookie jar per op.
 
 N workers, one keep-alive HTTP/1.1 connection each, raw asyncio streams. Runs --warmup seconds
 unrecorded, then --duration seconds recorded; stops by itself. Prints one line
@@ -116,12 +120,16 @@ class Stats:
         self.http_requests = 0
         self.errors: Counter = Counter()
         self.recording = False
+        # Start time of each worker's op in progress. An op still running at the end that began
+        # before the measured window ("unfinished": it took longer than the whole window) is
+        # counted as an error: a server stall would otherwise show only as a low rate.
+        self.busy: dict[int, float] = {}
 
-    def op(self, total: float, steps: dict[str, float]):
+    def op(self, total: float, steps: dict[str, float], http_requests: int | None = None):
         if not self.recording:
             return
         self.ops.append(total)
-        self.http_requests += len(steps)
+        self.http_requests += len(steps) if http_requests is None else http_requests
         for k, v in steps.items():
             self.steps.setdefault(k, []).append(v)
 
@@ -151,6 +159,8 @@ class Scenario:
         self.web_basic = prep["basic"][benchlib.WEB_CLIENT]
         self.redirect_uri = prep["redirect_uri"]
         self.cookie_names = set(prep["cookie_names"])
+        self.login_query = urllib.parse.urlencode(prep["login_query"])
+        self.login_fields = prep["login_fields"]
 
     def conn(self) -> Conn:
         return Conn(self.host, self.port, self.timeout)
@@ -198,6 +208,51 @@ class Scenario:
         return new
 
 
+    async def login(self, c: Conn) -> int:
+        """One password login through the login page; returns the number of HTTP requests."""
+        jar = benchlib.CookieJar()
+        _, challenge = pkce()
+        url = (f"{self.prep['base']}{self.auth_path}?{self.login_query}&code_challenge={challenge}"
+               f"&code_challenge_method=S256&state={secrets.token_urlsafe(6)}")
+        method, form, requests, submitted = "GET", None, 0, False
+        while requests < 8:
+            u = urllib.parse.urlsplit(url)
+            if (u.hostname, u.port or 80) != (self.host, self.port):
+                raise HttpError("login_redirect_elsewhere")
+            path = u.path + (f"?{u.query}" if u.query else "")
+            headers = {"Cookie": jar.header_for(u.path)} if jar.header_for(u.path) else {}
+            body = ""
+            if form is not None:
+                body = urllib.parse.urlencode(form)
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            status, rh, set_cookies, rb = await c.request(build(method, path, self.hosthdr, headers, body))
+            requests += 1
+            jar.update(set_cookies, u.path)
+            if status in (302, 303):
+                loc = urllib.parse.urljoin(url, rh.get("location", ""))
+                if loc.startswith(self.redirect_uri):
+                    if not submitted:
+                        raise HttpError("login_code_without_password")
+                    if "code=" not in loc:
+                        raise HttpError("login_no_code")
+                    return requests
+                url, method, form = loc, "GET", None
+            elif status == 200 and not submitted:
+                forms = [f for f in benchlib.parse_forms(rb)
+                         if any(t == "password" for t, _ in f["inputs"].values())]
+                if not forms:
+                    raise HttpError("login_page_without_password_form")
+                f = forms[0]
+                url = urllib.parse.urljoin(url, f["action"] or url)
+                method = f["method"].upper()
+                form = {k: v for k, (_, v) in f["inputs"].items()}
+                form.update(self.login_fields)
+                submitted = True
+            else:
+                raise HttpError(f"login_{status}")
+        raise HttpError("login_too_many_steps")
+
+
 def initial_cookies(prep: dict) -> dict:
     return dict(kv.split("=", 1) for kv in prep["session_cookie"].split("; "))
 
@@ -206,7 +261,7 @@ async def worker_code(sc: Scenario, stats: Stats, stop: asyncio.Event):
     c, cookies = sc.conn(), initial_cookies(sc.prep)
     clock = time.perf_counter
     while not stop.is_set():
-        t0 = clock()
+        t0 = stats.busy[id(c)] = clock()
         try:
             code, verifier = await sc.get_code(c, cookies)
             t1 = clock()
@@ -219,6 +274,8 @@ async def worker_code(sc: Scenario, stats: Stats, stop: asyncio.Event):
             stats.error(str(e) if isinstance(e, HttpError) else type(e).__name__)
             await c.close()
             await asyncio.sleep(0.01)
+        finally:
+            stats.busy.pop(id(c), None)
     await c.close()
 
 
@@ -236,7 +293,7 @@ async def worker_refresh(sc: Scenario, stats: Stats, stop: asyncio.Event, ready:
     await ready.wait()
     clock = time.perf_counter
     while not stop.is_set():
-        t0 = clock()
+        t0 = stats.busy[id(c)] = clock()
         try:
             if rt is None:
                 rt = await new_chain(sc, c, cookies)
@@ -248,13 +305,34 @@ async def worker_refresh(sc: Scenario, stats: Stats, stop: asyncio.Event, ready:
             rt = None  # a broken chain starts again (not counted as a refresh)
             await c.close()
             await asyncio.sleep(0.01)
+        finally:
+            stats.busy.pop(id(c), None)
+    await c.close()
+
+
+async def worker_login(sc: Scenario, stats: Stats, stop: asyncio.Event):
+    c = sc.conn()
+    clock = time.perf_counter
+    while not stop.is_set():
+        t0 = stats.busy[id(c)] = clock()
+        try:
+            n = await sc.login(c)
+            stats.op((clock() - t0) * 1000, {}, http_requests=n)
+        except (HttpError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+            stats.error(str(e) if isinstance(e, HttpError) else type(e).__name__)
+            await c.close()
+            await asyncio.sleep(0.01)
+        finally:
+            stats.busy.pop(id(c), None)
     await c.close()
 
 
 async def run(prep: dict, scenario: str, concurrency: int, duration: float, warmup: float, timeout: float) -> dict:
     sc = Scenario(prep, timeout)
     stats, stop, ready = Stats(), asyncio.Event(), asyncio.Event()
-    if scenario == "code":
+    if scenario == "login":
+        tasks = [asyncio.create_task(worker_login(sc, stats, stop)) for _ in range(concurrency)]
+    elif scenario == "code":
         tasks = [asyncio.create_task(worker_code(sc, stats, stop)) for _ in range(concurrency)]
         ready.set()
     elif scenario == "refresh":
@@ -272,8 +350,15 @@ async def run(prep: dict, scenario: str, concurrency: int, duration: float, warm
     await asyncio.sleep(duration)
     stats.recording = False
     ru1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    unfinished = sum(1 for t in stats.busy.values() if t < w0)
+    if unfinished:
+        stats.errors["unfinished"] += unfinished
     stop.set()
-    await asyncio.wait(tasks, timeout=timeout + 1)
+    # Ops in flight finish within a moment on a healthy server; a stalled one is not waited for
+    # (its ops were counted as unfinished above).
+    _, pending = await asyncio.wait(tasks, timeout=2)
+    for t in pending:
+        t.cancel()
     secs = w1 - w0
     ops = sorted(stats.ops)
     out = {
@@ -295,7 +380,7 @@ async def run(prep: dict, scenario: str, concurrency: int, duration: float, warm
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prep", required=True, help="JSON from bench/lib/prepare.py")
-    ap.add_argument("--scenario", required=True, choices=["code", "refresh"])
+    ap.add_argument("--scenario", required=True, choices=["code", "refresh", "login"])
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)

@@ -33,12 +33,13 @@
 //   the _session cookie. This plays the part of Latchkey's login page (GET /authorize -> login
 //   page -> POST /login -> back to /authorize -> code). After it, GET /authorize with the session
 //   cookie redirects straight to the redirect_uri with a code (no page).
-// - Password logins: oidc-provider has no password grant and no password storage. POST
-//   /bench-password-login (form username, password) verifies an argon2id hash with Latchkey's
-//   parameters (m=19456 KiB, t=2, p=1) and answers 200 or 401 - the core of a Latchkey login.
-//   An unknown user is checked against a dummy hash, as Latchkey does. No lockout throttle here.
+// - Password logins: oidc-provider has no password grant and no password storage. The bench
+//   logs in through the login page above on both servers; the password check is argon2id with
+//   Latchkey's parameters (m=19456 KiB, t=2, p=1). An unknown user is checked against a dummy
+//   hash, as Latchkey does. No lockout throttle here.
 // - Storage: an in-memory adapter (below; oidc-provider's bundled one is unfit for load).
-//   Latchkey persists to SQLite, so it does more work per write: a difference of the peer.
+//   Latchkey persists to SQLite or Postgres, so it does more work per write: an advantage of
+//   the peer.
 // - bench-rs (resource server): confidential, may call /introspect (only it may) and /revoke.
 //
 // Dependencies: oidc-provider 9, argon2 (prebuilt binaries ship inside the npm package).
@@ -318,11 +319,6 @@ function send(res, status, body, type = 'application/json') {
 
 async function benchRoutes(req, res) {
   const url = req.url.split('?')[0];
-  if (url === '/bench-password-login' && req.method === 'POST') {
-    const form = await readForm(req);
-    const user = await checkPassword(form.username, form.password);
-    return user ? send(res, 200, '{"ok":true}') : send(res, 401, '{"error":"invalid_credentials"}');
-  }
   const m = /^\/bench-login\/([\w-]+)$/.exec(url);
   if (m) {
     // Throws (-> 400) unless the interaction cookies match this uid.

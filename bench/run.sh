@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The whole benchmark in one command (issue #8):
+#   bench/run.sh [--quick] [--duration S] [--warmup S] [--concurrency 1,16,64] [--servers LIST]
+#                [--only SCENARIOS] [--no-report] [--note TEXT]
+#
+# 1. installs wrk with apt-get if it is missing; `npm ci` for the peer (bench/peer);
+# 2. builds Latchkey and examples/sign_bench in release mode
+#    (CARGO_TARGET_DIR, default /var/tmp/latchkey-bench-target);
+# 3. creates an empty Postgres database (BENCH_PG, default postgres://postgres@127.0.0.1:5432,
+#    database latchkey_bench; dropped again at the end);
+# 4. bench/suite.py: the one-core signing/argon2 ceilings, then every scenario against Latchkey
+#    on Postgres, Latchkey on SQLite and the peer, each server pinned to SERVER_CPU (default 0)
+#    and the load to LOAD_CPU (default 1), loopback only;
+# 5. appends to bench/RESULTS.md, redraws bench/results/latest.svg and the README's Benchmark
+#    section (skip with --no-report).
+# Default durations (1 s warm-up + 4 s per run) keep the measuring part near 8 minutes;
+# --quick is a smoke test of about 2 minutes whose figures are rough.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/latchkey-bench-target}"
+server_cpu="${SERVER_CPU:-0}"
+load_cpu="${LOAD_CPU:-1}"
+pg="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+db="latchkey_bench"
+start=$(date +%s)
+step() { printf '\n[%s +%ss] %s\n' "$(date +%H:%M:%S)" "$(( $(date +%s) - start ))" "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "tools"
+if ! command -v wrk >/dev/null; then
+  as_root apt-get install -y wrk || { as_root apt-get update && as_root apt-get install -y wrk; }
+fi
+for tool in taskset node npm python3 cargo psql; do
+  command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is required" >&2; exit 1; }
+done
+if [ "$(nproc)" -lt 2 ]; then
+  echo "bench/run.sh: needs 2 CPUs (server and load generator each get one)" >&2
+  exit 1
+fi
+
+step "peer dependencies (npm ci)"
+(cd "$here/peer" && npm ci --no-audit --no-fund --loglevel=error)
+
+step "release build into $CARGO_TARGET_DIR"
+(cd "$root" && cargo build --release --locked --bin latchkey --example sign_bench)
+
+step "Postgres database $db"
+psql "$pg/postgres" -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+trap 'psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
+
+step "benchmark"
+python3 "$here/suite.py" \
+  --latchkey "$CARGO_TARGET_DIR/release/latchkey" \
+  --sign-bench "$CARGO_TARGET_DIR/release/examples/sign_bench" \
+  --pg-url "$pg/$db" --server-cpu "$server_cpu" --load-cpu "$load_cpu" "$@"
+step "done"
