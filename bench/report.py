@@ -141,7 +141,7 @@ def targets(suite: dict, server: str) -> list[tuple[str, bool | None, str]]:
     cmp_peer(["introspect", "userinfo"], 5, "introspection and userinfo >= 5x the peer")
     vs_ceiling("login", "argon2", 0.9, "password logins >= 90% of the argon2 rate at the configured parameters",
                "verifications", 1)
-    b = has.get("burst")
+    b = burst_view(suite, server)
     out.append(("client_credentials p99 during a login burst <= 2x idle",
                 None if not b or b["p99_ratio"] is None else b["p99_ratio"] <= 2,
                 "-" if not b else f"{b['cc']} c={b['cc_concurrency']}: p99 {ms(b['idle']['p99_ms'])} ms idle, "
@@ -154,6 +154,23 @@ def targets(suite: dict, server: str) -> list[tuple[str, bool | None, str]]:
     out.append(("RSS < 100 MB under load", None if end is None else end < RSS_LOAD_MAX,
                 f"peak {num(end, 1)} MiB over the whole run (before the login scenarios: {num(pre, 1)} MiB)"))
     return out
+
+
+def burst_view(suite: dict, server: str) -> dict | None:
+    """The burst figures, with "idle" the better (lower p99) of the burst's own idle run and the
+    same scenario at the same concurrency from the main runs: a p99 at saturation is queueing,
+    so one hiccup of the shared host in the single idle run would otherwise pass for a met
+    target."""
+    doc = suite["servers"].get(server) or {}
+    b = doc.get("burst")
+    if not b:
+        return None
+    idle = b["idle"]
+    main = at(suite, server, b["cc"], b["cc_concurrency"])
+    if main and main["p99_ms"] and (idle["p99_ms"] is None or main["p99_ms"] < idle["p99_ms"]):
+        idle = main
+    ratio_p99 = b["during"]["p99_ms"] / idle["p99_ms"] if idle["p99_ms"] and b["during"]["p99_ms"] else None
+    return {**b, "idle": idle, "p99_ratio": ratio_p99}
 
 
 def verdict(met: bool | None) -> str:
@@ -196,8 +213,8 @@ def header(suite: dict) -> str:
         lines.append(f"- **the machine was shared**: something other than the server took "
                      f"{mean('foreign_cpu'):.0%} of the server's core on average during the runs, "
                      f"{max(r['foreign_cpu'] for r in runs):.0%} at worst; {mean('steal_cpu'):.0%} on average was "
-                     f"hypervisor steal (other guests on the host), the rest other processes (two other "
-                     f"sessions' builds and tests). Latchkey-on-Postgres runs are not counted, as its database "
+                     f"hypervisor steal (other guests on the host), the rest other processes on the machine. "
+                     f"Latchkey-on-Postgres runs are not counted, as its database "
                      f"shares the core. Absolute figures are depressed and noisy; requests per CPU-second "
                      f"(what the verdicts use) much less so")
     elif not foreign and suite["loadavg_start"][0] >= 1.0:
@@ -270,7 +287,8 @@ def burst_and_memory(suite: dict) -> str:
         doc = suite["servers"].get(srv)
         if not doc:
             continue
-        b, m = doc.get("burst"), doc.get("memory_mib", {})
+        b, m = burst_view(suite, srv), doc.get("memory_mib", {})
+
         def g(k: str) -> str:
             hwm, rss = m.get(k, {}).get("VmHWM"), m.get(k, {}).get("VmRSS")
             return f"{num(hwm, 1)} MiB" + (f" (now {num(rss, 1)})" if k == "idle" and rss is not None else "")
@@ -283,7 +301,8 @@ def burst_and_memory(suite: dict) -> str:
         rows.append(f"| {label} | " + " | ".join(cells + [g("idle"), g("before_login"), g("end")]) + " |")
     b = next((d["burst"] for d in suite["servers"].values() if d.get("burst")), None)
     note = (f"\n\nBurst: {b['cc']} at c={b['cc_concurrency']} alone, then while {b['login_concurrency']} "
-            f"login loops run. RSS is VmHWM of the server process (Postgres's own processes are not "
+            f"login loops run; \"idle\" is the better of that run and the main {b['cc']} run at "
+            f"c={b['cc_concurrency']}. RSS is VmHWM of the server process (Postgres's own processes are not "
             f"counted).") if b else ""
     return "\n".join(rows) + note
 
@@ -348,13 +367,14 @@ def svg_chart(suite: dict) -> str:
         for k, name, color in series:
             p = peak(suite, k, key)
             if p:
-                bars.append((p["rps"], color, name))
+                stalled = [r["concurrency"] for r in runs(suite, k, key) if not r["rps"] and r["errors"]]
+                bars.append((p["rps"], color, name, f"  stalls at c={min(stalled)}" if stalled else ""))
         if key in LIMIT:
-            bars.append((ceiling(suite, LIMIT[key][0]), limit_color, "one-core ceiling"))
+            bars.append((ceiling(suite, LIMIT[key][0]), limit_color, "one-core ceiling", ""))
         if bars:
             groups.append((label, bars))
-            vmax = max(vmax, *(v for v, _, _ in bars))
-            vmin = min(vmin, *(v for v, _, _ in bars if v > 0), vmax)
+            vmax = max(vmax, *(b[0] for b in bars))
+            vmin = min(vmin, *(b[0] for b in bars if b[0] > 0), vmax)
     low = max(0, math.floor(math.log10(vmin)))  # the axis starts at the decade below the smallest bar
     decades = max(1, math.ceil(math.log10(vmax * 1.05)) - low)
     height = top + sum(len(b) * (bar + gap) + group_gap for _, b in groups) + 40
@@ -385,12 +405,13 @@ def svg_chart(suite: dict) -> str:
     for label, bars in groups:
         gh = len(bars) * (bar + gap) - gap
         out.append(f'<text x="{left - 8}" y="{y + gh / 2 + 4:.1f}" text-anchor="end">{e(label)}</text>')
-        for v, color, name in bars:
+        for v, color, name, warn in bars:
             w = xpos(v) - left
             out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{color}">'
                        f'<title>{e(name)}: {v:,.1f}/s</title></rect>'
                        f'<text x="{left + w + 4:.1f}" y="{y + bar - 2}" font-size="10" fill="#333">'
-                       f'{num(v, 1 if v < 100 else 0)}</text>')
+                       f'{num(v, 1 if v < 100 else 0)}<tspan fill="#c0392b" font-weight="600">{e(warn)}</tspan>'
+                       f'</text>')
             y += bar + gap
         y += group_gap - gap
     out.append("</svg>")
@@ -407,7 +428,8 @@ def readme_section(suite: dict) -> str:
         "`bench/run.sh` measures Latchkey (on Postgres and on SQLite) beside panva's oidc-provider 9 "
         "configured the same way, each server on one pinned core, plus the raw signing and argon2 "
         "rates of that core. Every run is appended to [bench/RESULTS.md](bench/RESULTS.md); "
-        "[bench/README.md](bench/README.md) explains the scenarios. Latest run:",
+        "[bench/README.md](bench/README.md) explains the scenarios; where a run misses targets, "
+        "RESULTS.md has the analysis of why beside it. Latest run:",
         header(suite),
         f"![Requests per second per scenario: Latchkey beside oidc-provider and the one-core "
         f"ceilings]({rel_svg})",
