@@ -183,17 +183,9 @@ pub async fn login(
         Ok(None) => return expired_page(&state),
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let username = form.get("username").unwrap_or_default().to_owned();
-    let password = form.get("password").unwrap_or_default();
-    let outcome = match check_password(&state, &username, password, Some(&ip)).await {
-        Ok(o) => o,
-        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
-    };
-    let user = match outcome {
-        LoginOutcome::Ok(user) => user,
-        failed => {
-            audit(&state, "login.failure", None, Some(&client.id), &ip).await;
-            let message = failed.failure_message(state.now());
+    let (jar, s, user) = match sign_in(&state, jar, &form, &client.id, &ip).await {
+        Ok(SignIn::Done(jar, s, user)) => (jar, s, user),
+        Ok(SignIn::Failed(jar, failure)) => {
             return continue_request(
                 &state,
                 jar,
@@ -202,21 +194,10 @@ pub async fn login(
                 None,
                 Some(id),
                 false,
-                Some((message, username)),
+                Some(failure),
             )
             .await;
         }
-    };
-    audit(
-        &state,
-        "login.success",
-        Some(&user.id),
-        Some(&client.id),
-        &ip,
-    )
-    .await;
-    let (jar, s) = match session::start(&state, jar, &user).await {
-        Ok(x) => x,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     continue_request(
@@ -297,6 +278,38 @@ pub async fn consent(
         Ok(d) => deliver(&state, d),
         Err(e) => deliver(&state, ret.error(&e)),
     }
+}
+
+/// What a posted login form came to.
+pub enum SignIn {
+    /// A new session (a new cookie in the jar).
+    Done(CookieJar, Session, User),
+    /// The message for the login page, and the username to show again.
+    Failed(CookieJar, (String, String)),
+}
+
+/// Check the `username` and `password` of a login form (throttled), audit the outcome and
+/// start a session on success. Shared by the authorization and the device login pages.
+pub async fn sign_in(
+    state: &AppState,
+    jar: CookieJar,
+    form: &Params,
+    client_id: &str,
+    ip: &str,
+) -> OAuthResult<SignIn> {
+    let username = form.get("username").unwrap_or_default().to_owned();
+    let password = form.get("password").unwrap_or_default();
+    let user = match check_password(state, &username, password, Some(ip)).await? {
+        LoginOutcome::Ok(user) => user,
+        failed => {
+            audit(state, "login.failure", None, Some(client_id), ip).await;
+            let message = failed.failure_message(state.now());
+            return Ok(SignIn::Failed(jar, (message, username)));
+        }
+    };
+    audit(state, "login.success", Some(&user.id), Some(client_id), ip).await;
+    let (jar, s) = session::start(state, jar, &user).await?;
+    Ok(SignIn::Done(jar, s, user))
 }
 
 /// Record an audit event in the store and the log; a failure to record is logged, not fatal.

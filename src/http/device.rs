@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use crate::device::{self, CodeProblem, display_user_code};
-use crate::login::{LoginOutcome, check_password, wait_words};
+use crate::login::wait_words;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::store::model::{DeviceRow, GrantData, Session, User};
 
-use super::authorize::{audit, csrf_failed};
+use super::authorize::{SignIn, audit, csrf_failed, sign_in};
 use super::client_ip::ClientIp;
 use super::respond::{error_page, no_store, page};
 use super::session;
@@ -223,30 +223,9 @@ pub async fn login(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let username = form.get("username").unwrap_or_default().to_owned();
-    let password = form.get("password").unwrap_or_default();
-    let outcome = match check_password(&state, &username, password, Some(&ip)).await {
-        Ok(o) => o,
-        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
-    };
-    let user = match outcome {
-        LoginOutcome::Ok(user) => user,
-        failed => {
-            audit(&state, "login.failure", None, Some(&row.client_id), &ip).await;
-            let message = failed.failure_message(state.now());
-            return next_step(&state, jar, &row, None, Some((message, username))).await;
-        }
-    };
-    audit(
-        &state,
-        "login.success",
-        Some(&user.id),
-        Some(&row.client_id),
-        &ip,
-    )
-    .await;
-    match session::start(&state, jar, &user).await {
-        Ok((jar, s)) => next_step(&state, jar, &row, Some((s, user)), None).await,
+    match sign_in(&state, jar, &form, &row.client_id, &ip).await {
+        Ok(SignIn::Done(jar, s, user)) => next_step(&state, jar, &row, Some((s, user)), None).await,
+        Ok(SignIn::Failed(jar, failure)) => next_step(&state, jar, &row, None, Some(failure)).await,
         Err(e) => error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }

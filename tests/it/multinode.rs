@@ -6,17 +6,23 @@ use crate::code_flow::{exchange, get_code};
 use crate::common::{Backend, RS_SECRET, TestApp, WEB_SECRET, config_toml, database_for, json};
 use crate::device::{approve, poll, start};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_share_one_postgres() {
-    let Some((url, dir, db)) = database_for(Backend::Postgres).await else {
-        return;
-    };
+/// Two servers on one fresh Postgres database, with one issuer (as behind a load balancer).
+async fn two_nodes() -> Option<(TestApp, TestApp)> {
+    let (url, dir, db) = database_for(Backend::Postgres).await?;
     let text = config_toml(&url, &dir.path().display().to_string());
     let (config, _) = Config::from_toml(&text, &[]).expect("config");
     let a = TestApp::start(config.clone(), dir, db).await;
     let mut config_b = config;
     config_b.issuer = a.base.clone();
     let b = TestApp::start(config_b, tempfile::tempdir().expect("dir"), None).await;
+    Some((a, b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_postgres() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
 
     // Both nodes publish the same keys.
     let ja = json(a.http.get(a.url("/jwks.json")).send().await.expect("jwks")).await;
@@ -78,15 +84,9 @@ async fn two_nodes_share_one_postgres() {
 /// store, so a device that polls node A and then node B is held to one interval.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_polling_rules_hold_across_nodes() {
-    let Some((url, dir, db)) = database_for(Backend::Postgres).await else {
+    let Some((a, b)) = two_nodes().await else {
         return;
     };
-    let text = config_toml(&url, &dir.path().display().to_string());
-    let (config, _) = Config::from_toml(&text, &[]).expect("config");
-    let a = TestApp::start(config.clone(), dir, db).await;
-    let mut config_b = config;
-    config_b.issuer = a.base.clone();
-    let b = TestApp::start(config_b, tempfile::tempdir().expect("dir"), None).await;
     let advance = |secs| {
         a.clock.advance(secs);
         b.clock.advance(secs);
