@@ -161,10 +161,12 @@ pub async fn find_pending(
 ) -> OAuthResult<Result<DeviceRow, CodeProblem>> {
     let now = state.now();
     let ip_key = ip_key(ip);
-    for key in [ip_key.as_str(), GLOBAL_KEY] {
-        if let Some(until) = state.store.throttle_locked_until(key, now).await? {
-            return Ok(Err(CodeProblem::Throttled { until }));
-        }
+    if let Some(until) = state
+        .store
+        .throttle_locked_until_any(&[&ip_key, GLOBAL_KEY], now)
+        .await?
+    {
+        return Ok(Err(CodeProblem::Throttled { until }));
     }
     let row = match normalize_user_code(typed) {
         Some(code) => state.store.device_by_user_code(&code).await?,
@@ -176,20 +178,12 @@ pub async fn find_pending(
         Some(r) => Ok(Ok(r)),
         None => {
             let s = &state.config.device;
-            let mut locked = None;
-            for (key, max) in [
-                (ip_key.as_str(), s.max_attempts_per_ip),
-                (GLOBAL_KEY, s.max_attempts_global),
-            ] {
-                let st = state
-                    .store
-                    .throttle_fail(key, now, policy(max, s.attempt_window_seconds))
-                    .await?;
-                if st.locked_until > now {
-                    locked = Some(st.locked_until);
-                }
-            }
-            if let Some(until) = locked {
+            let window = s.attempt_window_seconds;
+            let keys = [
+                (ip_key.as_str(), policy(s.max_attempts_per_ip, window)),
+                (GLOBAL_KEY, policy(s.max_attempts_global, window)),
+            ];
+            if let Some(until) = state.store.throttle_fail_all(&keys, now).await? {
                 tracing::warn!(ip, "device user-code attempts throttled");
                 return Ok(Err(CodeProblem::Throttled { until }));
             }

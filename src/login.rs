@@ -59,14 +59,16 @@ pub async fn check_password(
     ip: Option<&str>,
 ) -> OAuthResult<LoginOutcome> {
     let now = state.now();
-    let mut keys = vec![user_key(login)];
-    if let Some(ip) = ip {
-        keys.push(ip_key(ip));
+    let s = &state.config.login;
+    let account = user_key(login);
+    let mut keys = vec![(account.as_str(), throttle_policy(s, s.max_failures))];
+    let ip = ip.map(ip_key);
+    if let Some(ip) = &ip {
+        keys.push((ip.as_str(), throttle_policy(s, s.max_failures_per_ip)));
     }
-    for k in &keys {
-        if let Some(until) = state.store.throttle_locked_until(k, now).await? {
-            return Ok(LoginOutcome::Locked { until });
-        }
+    let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+    if let Some(until) = state.store.throttle_locked_until_any(&names, now).await? {
+        return Ok(LoginOutcome::Locked { until });
     }
     let user = state.store.find_user_by_login(login).await?;
     let ok = state
@@ -78,7 +80,7 @@ pub async fn check_password(
         .await?;
     match user {
         Some(u) if ok => {
-            state.store.throttle_clear(&keys[0]).await?;
+            state.store.throttle_clear(&account).await?;
             if u.disabled {
                 Ok(LoginOutcome::Disabled)
             } else {
@@ -86,22 +88,7 @@ pub async fn check_password(
             }
         }
         _ => {
-            let s = &state.config.login;
-            let mut locked = None;
-            for (i, k) in keys.iter().enumerate() {
-                let max = if i == 0 {
-                    s.max_failures
-                } else {
-                    s.max_failures_per_ip
-                };
-                let st = state
-                    .store
-                    .throttle_fail(k, now, throttle_policy(s, max))
-                    .await?;
-                if st.locked_until > now {
-                    locked = Some(locked.map_or(st.locked_until, |l: i64| l.max(st.locked_until)));
-                }
-            }
+            let locked = state.store.throttle_fail_all(&keys, now).await?;
             Ok(match locked {
                 Some(until) => LoginOutcome::Locked { until },
                 None => LoginOutcome::Invalid,

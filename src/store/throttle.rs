@@ -33,19 +33,43 @@ impl ThrottlePolicy {
 }
 
 impl Store {
-    /// The lock, if any, on `key` at `now`.
-    pub async fn throttle_locked_until(&self, key: &str, now: i64) -> DbResult<Option<i64>> {
-        let row = sqlx::query("SELECT locked_until FROM throttles WHERE key = $1")
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(match row {
-            Some(r) => {
-                let until: i64 = r.try_get("locked_until")?;
-                (until > now).then_some(until)
+    /// The latest lock, if any, on any of `keys` at `now`: one query for all of them.
+    pub async fn throttle_locked_until_any(
+        &self,
+        keys: &[&str],
+        now: i64,
+    ) -> DbResult<Option<i64>> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT MAX(locked_until) AS until FROM throttles WHERE key IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for k in keys {
+            q = q.bind(*k);
+        }
+        let until: Option<i64> = q.fetch_one(self.pool()).await?.try_get("until")?;
+        Ok(until.filter(|u| *u > now))
+    }
+
+    /// Count a failure on each key under its own policy; the latest lock that results, if
+    /// any.
+    pub async fn throttle_fail_all(
+        &self,
+        keys: &[(&str, ThrottlePolicy)],
+        now: i64,
+    ) -> DbResult<Option<i64>> {
+        let mut locked = None;
+        for (key, policy) in keys {
+            let st = self.throttle_fail(key, now, *policy).await?;
+            if st.locked_until > now {
+                locked = locked.max(Some(st.locked_until));
             }
-            None => None,
-        })
+        }
+        Ok(locked)
     }
 
     /// Count a failure atomically and return the new state.

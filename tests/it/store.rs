@@ -196,12 +196,26 @@ async fn throttles_count_across_calls(b: Backend) {
     let s = store.throttle_fail("k", now, p).await.expect("2");
     assert!(s.locked_until > now);
     assert_eq!(
-        store.throttle_locked_until("k", now).await.expect("check"),
+        store
+            .throttle_locked_until_any(&["k"], now)
+            .await
+            .expect("check"),
+        Some(s.locked_until)
+    );
+    // Any of several keys, in one query; an unknown key changes nothing.
+    assert_eq!(
+        store
+            .throttle_locked_until_any(&["unknown", "k"], now)
+            .await
+            .expect("check"),
         Some(s.locked_until)
     );
     store.throttle_clear("k").await.expect("clear");
     assert_eq!(
-        store.throttle_locked_until("k", now).await.expect("check"),
+        store
+            .throttle_locked_until_any(&["k"], now)
+            .await
+            .expect("check"),
         None
     );
 }
