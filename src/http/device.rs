@@ -15,9 +15,9 @@ use crate::store::model::{DeviceRow, GrantData, Session, User};
 
 use super::authorize::{SignIn, audit, csrf_failed, sign_in};
 use super::client_ip::ClientIp;
-use super::respond::{error_page, no_store, page};
+use super::respond::{error_page, page};
 use super::session;
-use super::token::authenticated_form;
+use super::token::{authenticated_form, json_no_store};
 use super::views::{
     DeviceConfirmPage, DeviceEntryPage, LoginPage, MessagePage, Theme, scope_lines,
 };
@@ -34,11 +34,7 @@ pub async fn device_authorization(
     }
     .await;
     match result {
-        Ok(auth) => {
-            let mut r = axum::Json(auth).into_response();
-            no_store(r.headers_mut());
-            r
-        }
+        Ok(auth) => json_no_store(&auth),
         Err(e) => e.into_response(),
     }
 }

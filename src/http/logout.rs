@@ -6,7 +6,7 @@
 //! confirmation page first.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
@@ -14,12 +14,13 @@ use serde::Deserialize;
 use crate::crypto::jwt::{self, TYP_ID_TOKEN};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
+use crate::oauth::redirect::Delivery;
 use crate::state::AppState;
 use crate::store::model::{Client, Session, User};
 
 use super::authorize::{audit, csrf_failed};
 use super::client_ip::ClientIp;
-use super::respond::{error_page, page};
+use super::respond::{deliver, error_page, page};
 use super::session;
 use super::views::{LogoutPage, MessagePage, Theme};
 
@@ -279,13 +280,7 @@ fn finish(state: &AppState, jar: CookieJar, req: &Request, ended: bool) -> Respo
         if let Some(s) = &req.state {
             url.query_pairs_mut().append_pair("state", s);
         }
-        if let Ok(v) = HeaderValue::from_str(url.as_str()) {
-            let mut r = StatusCode::SEE_OTHER.into_response();
-            r.headers_mut().insert(header::LOCATION, v);
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            return (jar, r).into_response();
-        }
+        return (jar, deliver(state, Delivery::Redirect(url.into()))).into_response();
     }
     let mut message = if ended {
         "You have been signed out. You can close this page.".to_owned()

@@ -54,7 +54,7 @@ pub async fn authenticated_form(
     Ok((params, client))
 }
 
-fn json_no_store(v: &impl serde::Serialize) -> Response {
+pub(super) fn json_no_store(v: &impl serde::Serialize) -> Response {
     let mut r = axum::Json(v).into_response();
     no_store(r.headers_mut());
     r
