@@ -17,10 +17,7 @@ async fn code_flow_with_openidconnect_crate(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = crate::common::http_client();
     let meta = CoreProviderMetadata::discover_async(
         IssuerUrl::new(app.base.clone()).expect("issuer"),
         &http,

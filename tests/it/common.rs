@@ -301,11 +301,7 @@ impl TestApp {
         let server = tokio::spawn(async move {
             let _ = app::serve(s, listener, std::future::pending()).await;
         });
-        let http = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .cookie_store(true)
-            .build()
-            .expect("client");
+        let http = browser_client();
         TestApp {
             base,
             http,
@@ -357,6 +353,24 @@ impl TestApp {
             .await
             .expect("request")
     }
+}
+
+/// An HTTP client that shows redirects instead of following them, as OAuth clients see
+/// them; no cookies (a backend or a device).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// `http_client` with a cookie jar: a person's browser, with its own session.
+pub fn browser_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client")
 }
 
 /// Run an async test body against SQLite and Postgres.

@@ -11,18 +11,11 @@ use oauth2::{
 };
 use serde_json::Value;
 
-use crate::common::{Backend, PASSWORD, SERVICE_SECRET, TestApp, WEB_SECRET, hidden, json};
+use crate::common::{
+    Backend, PASSWORD, SERVICE_SECRET, TestApp, WEB_SECRET, browser_client, hidden, json,
+};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// A person's browser: its own cookie jar, so its session is not the device's.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .expect("client")
-}
 
 /// What a page answered.
 pub struct Page {
@@ -114,7 +107,7 @@ pub async fn decide(base: &str, browser: &reqwest::Client, confirm: &Page, decis
 
 /// The whole person's side: enter the code, sign in, confirm. Returns the final page.
 pub async fn approve(base: &str, user_code: &str, decision: &str) -> Page {
-    let b = browser();
+    let b = browser_client();
     let login = enter_code(base, &b, user_code).await;
     let confirm = sign_in(base, &b, &login, PASSWORD).await;
     assert_eq!(confirm.status, 200, "{}", confirm.body);
@@ -163,10 +156,7 @@ async fn device_flow_with_oauth2_crate(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = crate::common::http_client();
     let tv = BasicClient::new(ClientId::new("tv".into()))
         .set_device_authorization_url(
             DeviceAuthorizationUrl::new(app.url("/device/code")).expect("url"),
@@ -418,7 +408,7 @@ async fn verification_pages(b: Backend) {
     let user_code = d["user_code"].as_str().expect("user_code").to_owned();
     let device_code = d["device_code"].as_str().expect("device_code").to_owned();
     let base = app.base.as_str();
-    let person = browser();
+    let person = browser_client();
 
     // verification_uri_complete pre-fills the code but decides nothing (§5.4).
     let pre = page(
@@ -514,7 +504,7 @@ async fn user_code_guessing_is_throttled(b: Backend) {
     };
     let d = start(&app, "openid").await;
     let real = d["user_code"].as_str().expect("user_code");
-    let person = browser();
+    let person = browser_client();
     for _ in 0..2 {
         let p = enter_code(&app.base, &person, "BCDF-BCDF").await;
         assert_eq!(p.status, 400);
@@ -542,7 +532,7 @@ async fn guessing_is_throttled_across_all_addresses(b: Backend) {
     else {
         return;
     };
-    let person = browser();
+    let person = browser_client();
     assert_eq!(
         enter_code(&app.base, &person, "BCDF-BCDF").await.status,
         400
@@ -553,14 +543,16 @@ async fn guessing_is_throttled_across_all_addresses(b: Backend) {
     );
     // Counted in the store: another browser is refused too.
     assert_eq!(
-        enter_code(&app.base, &browser(), "BCDF-BCDH").await.status,
+        enter_code(&app.base, &browser_client(), "BCDF-BCDH")
+            .await
+            .status,
         429
     );
 }
 
 /// A wrong code sent through a proxy that says the client is `client`.
 async fn wrong_code_via_proxy(app: &TestApp, client: &str) -> u16 {
-    let b = browser();
+    let b = browser_client();
     let entry = b
         .get(app.url("/device"))
         .send()

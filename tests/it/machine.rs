@@ -7,20 +7,15 @@ use oauth2::{
     ResourceOwnerUsername, Scope, TokenIntrospectionResponse, TokenResponse, TokenUrl,
 };
 
-use crate::common::{Backend, LEGACY_SECRET, PASSWORD, RS_SECRET, SERVICE_SECRET, TestApp, json};
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
+use crate::common::{
+    Backend, LEGACY_SECRET, PASSWORD, RS_SECRET, SERVICE_SECRET, TestApp, http_client, json,
+};
 
 async fn client_credentials_revoke_introspect_with_oauth2_crate(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let http = http();
+    let http = http_client();
     let service = BasicClient::new(ClientId::new("service".into()))
         .set_client_secret(ClientSecret::new(SERVICE_SECRET.into()))
         .set_token_uri(TokenUrl::new(app.url("/token")).expect("url"));
@@ -201,7 +196,7 @@ async fn password_grant_and_refresh_revocation(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let http = http();
+    let http = http_client();
     let legacy = BasicClient::new(ClientId::new("legacy".into()))
         .set_client_secret(ClientSecret::new(LEGACY_SECRET.into()))
         .set_token_uri(TokenUrl::new(app.url("/token")).expect("url"));
