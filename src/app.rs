@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use url::Url;
 
+use crate::client_cache::ClientCache;
 use crate::clock::Clock;
 use crate::config::{ClientConfig, Config};
 use crate::crypto::keys::{self, KeyRing, MasterKey};
@@ -177,9 +178,10 @@ pub async fn ensure_keys(
     store: &Store,
     master: &MasterKey,
     now: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<KeyRecord>> {
     let records = store.list_keys().await?;
     let states = keys::classify(&records, now, retire_after(config));
+    let mut inserted = false;
     for alg in SigningAlg::ALL {
         let mine: Vec<(&KeyRecord, keys::KeyState)> = records
             .iter()
@@ -192,6 +194,7 @@ pub async fn ensure_keys(
         match active {
             None if !has_next => {
                 insert_key(store, master, alg, now, now).await?;
+                inserted = true;
             }
             Some((r, _))
                 if config.keys.rotate_after_seconds > 0
@@ -206,12 +209,18 @@ pub async fn ensure_keys(
                     now + config.keys.prepublish_seconds,
                 )
                 .await?;
+                inserted = true;
                 tracing::info!(alg = %alg, "scheduled key rotation: next key published");
             }
             _ => {}
         }
     }
-    Ok(())
+    // The caller loads these into its key ring; re-read only when we changed them.
+    if inserted {
+        Ok(store.list_keys().await?)
+    } else {
+        Ok(records)
+    }
 }
 
 pub async fn insert_key(
@@ -236,19 +245,25 @@ pub async fn insert_key(
 
 /// Re-read keys and clients from the store into the in-process caches.
 pub async fn refresh_caches(state: &AppState) -> anyhow::Result<()> {
-    let now = state.now();
     let records = state.store.list_keys().await?;
-    state
-        .keys
-        .load(&state.master, &records, now, retire_after(&state.config))?;
+    load_keys(state, &records)?;
+    refresh_clients(state).await
+}
+
+fn load_keys(state: &AppState, records: &[KeyRecord]) -> anyhow::Result<()> {
+    state.keys.load(
+        &state.master,
+        records,
+        state.now(),
+        retire_after(&state.config),
+    )
+}
+
+/// Re-read the client table into this node's client cache and the CORS origin list.
+pub async fn refresh_clients(state: &AppState) -> anyhow::Result<()> {
+    let clients = state.store.list_clients().await?;
     let mut origins = HashSet::new();
-    for c in state
-        .store
-        .list_clients()
-        .await?
-        .into_iter()
-        .filter(|c| c.enabled)
-    {
+    for c in clients.iter().filter(|c| c.enabled) {
         origins.extend(c.settings.allowed_origins.iter().cloned());
         for uri in &c.settings.redirect_uris {
             if let Ok(u) = Url::parse(uri)
@@ -259,6 +274,7 @@ pub async fn refresh_caches(state: &AppState) -> anyhow::Result<()> {
         }
     }
     state.cors_origins.replace(origins);
+    state.clients.replace(clients);
     Ok(())
 }
 
@@ -281,6 +297,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
         clock,
         metrics: Metrics::new()?,
         secret_cache: SecretCache::default(),
+        clients: ClientCache::default(),
         cors_origins: CorsOrigins::default(),
         trusted_proxies,
     };
@@ -297,12 +314,30 @@ pub fn spawn_background(state: &AppState) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            let now = s.now();
-            if let Err(e) = ensure_keys(&s.config, &s.store, &s.master, now).await {
+            // One read serves both the scheduled rotation and this node's key ring, which
+            // also picks up rotations made on other nodes.
+            let loaded = ensure_keys(&s.config, &s.store, &s.master, s.now())
+                .await
+                .and_then(|records| load_keys(&s, &records));
+            if let Err(e) = loaded {
                 tracing::error!(error = %e, "key maintenance failed");
             }
-            if let Err(e) = refresh_caches(&s).await {
-                tracing::error!(error = %e, "cache refresh failed");
+        }
+    });
+    // The client table changes more often than keys and bounds how long a disabled client
+    // keeps working (`client_cache`), so it has its own, shorter period.
+    let s = state.clone();
+    tokio::spawn(async move {
+        let period = s.config.cache.clients_seconds;
+        if period == 0 {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(period));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = refresh_clients(&s).await {
+                tracing::error!(error = %e, "client cache refresh failed");
             }
         }
     });

@@ -2,6 +2,8 @@
 //! §3.1.2.1, §3.2.2.1, RFC 7636 §4.3), deciding whether a login or consent page is needed,
 //! and issuing the code or implicit tokens.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -62,7 +64,7 @@ pub struct PageError(pub OAuthError);
 
 /// The outcome of validation: a request, or an error to redirect back with.
 pub enum Validated {
-    Ok(AuthorizationRequest, Client),
+    Ok(AuthorizationRequest, Arc<Client>),
     RedirectError(Delivery),
 }
 
@@ -94,8 +96,7 @@ pub async fn validate(state: &AppState, p: &Params) -> Result<Validated, PageErr
         page("The request has no client_id, so we cannot tell which app sent you here.".into())
     })?;
     let client = match state
-        .store
-        .get_client(client_id)
+        .client(client_id)
         .await
         .map_err(|e| PageError(e.into()))?
     {

@@ -359,6 +359,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// Running nodes read clients from their cache (`client_cache`): say when a change that
+/// shuts something out reaches them.
+fn lag_note(config: &Config) -> String {
+    match config.cache.clients_seconds {
+        0 => "running nodes apply this to their next request".into(),
+        n => format!(
+            "running nodes stop accepting what this replaced within {n} s (cache.clients_seconds)"
+        ),
+    }
+}
+
 async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
     let store = open_store(config).await?;
     match cmd {
@@ -445,6 +456,7 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
                 anyhow::bail!("no client {client_id}");
             }
             println!("client {client_id} removed");
+            println!("{}", lag_note(config));
         }
         ClientCmd::RotateSecret { client_id } => {
             let c = store
@@ -463,7 +475,8 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
             store
                 .set_client_secret(&client_id, &SecretHash::fast(&s), now())
                 .await?;
-            println!("client_secret: {s}\n(shown once; the old secret no longer works)");
+            println!("client_secret: {s}\n(shown once; only its hash is stored)");
+            println!("{}", lag_note(config));
         }
     }
     Ok(0)

@@ -59,6 +59,8 @@ pub struct Config {
     #[serde(default)]
     pub janitor: JanitorSettings,
     #[serde(default)]
+    pub cache: CacheSettings,
+    #[serde(default)]
     pub theme: Theme,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -243,6 +245,20 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             request_timeout_seconds: 30,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// How often each node re-reads the client table (`client_cache`); also the longest a
+    /// disabled client or a rotated-away secret keeps working on a node. 0 = no cache.
+    pub clients_seconds: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self { clients_seconds: 5 }
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod app;
 pub mod authorize;
 pub mod cli;
+pub mod client_cache;
 pub mod clock;
 pub mod config;
 pub mod crypto;

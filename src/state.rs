@@ -3,13 +3,15 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
+use crate::client_cache::ClientCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::keys::{KeyRing, MasterKey};
 use crate::crypto::password::PasswordHasherPool;
 use crate::metrics::Metrics;
 use crate::oauth::client_auth::SecretCache;
-use crate::store::Store;
+use crate::store::model::Client;
+use crate::store::{DbResult, Store};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,6 +23,8 @@ pub struct AppState {
     pub passwords: PasswordHasherPool,
     pub metrics: Metrics,
     pub secret_cache: SecretCache,
+    /// This node's copy of the client table (`client_cache`).
+    pub clients: ClientCache,
     /// Keys CSRF tokens; derived from the master key so every node agrees.
     pub csrf_key: Arc<[u8; 32]>,
     /// Origins allowed to call the API endpoints cross-origin (a cache of the client list).
@@ -47,6 +51,25 @@ impl CorsOrigins {
 impl AppState {
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// A client as this node knows it: from the client cache, else from the store.
+    pub async fn client(&self, id: &str) -> DbResult<Option<Arc<Client>>> {
+        if self.config.cache.clients_seconds > 0
+            && let Some(c) = self.clients.lookup(id)
+        {
+            return Ok(Some(c));
+        }
+        self.client_from_store(id).await
+    }
+
+    /// A client as the store has it right now; the cache learns the answer.
+    pub async fn client_from_store(&self, id: &str) -> DbResult<Option<Arc<Client>>> {
+        let client = self.store.get_client(id).await?.map(Arc::new);
+        if self.config.cache.clients_seconds > 0 {
+            self.clients.update(id, client.as_ref());
+        }
+        Ok(client)
     }
 
     pub fn issuer(&self) -> &str {

@@ -1,6 +1,8 @@
 //! /authorize (GET and POST, OIDC Core §3.1.2.1), and the login and consent forms that
 //! continue a stored authorization request.
 
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -122,7 +124,7 @@ async fn continue_request(
 async fn load_interaction(
     state: &AppState,
     form: &Params,
-) -> OAuthResult<Option<(String, AuthorizationRequest, Client)>> {
+) -> OAuthResult<Option<(String, AuthorizationRequest, Arc<Client>)>> {
     let Some(id) = form.get("interaction") else {
         return Ok(None);
     };
@@ -134,12 +136,7 @@ async fn load_interaction(
         return Ok(None);
     };
     let req: AuthorizationRequest = serde_json::from_str(&json).map_err(OAuthError::internal)?;
-    let Some(client) = state
-        .store
-        .get_client(&req.client_id)
-        .await?
-        .filter(|c| c.enabled)
-    else {
+    let Some(client) = state.client(&req.client_id).await?.filter(|c| c.enabled) else {
         return Ok(None);
     };
     Ok(Some((id.to_owned(), req, client)))

@@ -159,7 +159,7 @@ async fn next_step(
     session: Option<(Session, User)>,
     login_error: Option<(String, String)>,
 ) -> Response {
-    let client = match state.store.get_client(&row.client_id).await {
+    let client = match state.client(&row.client_id).await {
         Ok(Some(c)) if c.enabled => c,
         Ok(_) => {
             return error_page(
@@ -243,7 +243,7 @@ pub async fn confirm(
         Ok(None) => return next_step(&state, jar, &row, None, None).await,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let client_name = match state.store.get_client(&row.client_id).await {
+    let client_name = match state.client(&row.client_id).await {
         Ok(Some(c)) => c.name().to_owned(),
         Ok(None) => row.client_id.clone(),
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),

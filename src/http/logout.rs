@@ -5,6 +5,8 @@
 //! signed, for the user of this browser's session (§2, §6). Anything else gets a
 //! confirmation page first.
 
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -50,7 +52,7 @@ impl Audience {
 
 /// A checked logout request: who asked, and where (if anywhere) to send the browser after.
 struct Request {
-    client: Option<Client>,
+    client: Option<Arc<Client>>,
     hint: Option<HintClaims>,
     /// Registered for `client`, exactly (§3); None means no redirect.
     redirect: Option<String>,
@@ -136,8 +138,7 @@ async fn check(state: &AppState, params: &Params) -> OAuthResult<Request> {
     let client = match client_id {
         Some(id) => Some(
             state
-                .store
-                .get_client(&id)
+                .client(&id)
                 .await?
                 .filter(|c| c.enabled)
                 .ok_or_else(|| OAuthError::invalid_request(format!("unknown client_id `{id}`")))?,

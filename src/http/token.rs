@@ -1,6 +1,8 @@
 //! POST /token (RFC 6749 §3.2), /revoke (RFC 7009) and /introspect (RFC 7662): the
 //! client-authenticated machine endpoints.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -48,7 +50,7 @@ pub async fn authenticated_form(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
-) -> OAuthResult<(Params, Client)> {
+) -> OAuthResult<(Params, Arc<Client>)> {
     let params = form(headers, body)?;
     let client = client_auth::authenticate(state, authorization(headers), &params).await?;
     Ok((params, client))
@@ -194,27 +196,23 @@ pub async fn introspect(
         let now = state.now();
         let inactive = json!({"active": false});
         let v: Value = match find(&state, token, params.get("token_type_hint")).await? {
+            Found::Access(c) if c.exp <= now => inactive,
             Found::Access(c) => {
-                if c.exp <= now
-                    || state
-                        .store
-                        .is_access_token_revoked(&c.jti, &c.grant_id)
-                        .await?
-                {
+                let user_id = c.is_user_token().then_some(c.sub.as_str());
+                let (revoked, user) = state
+                    .store
+                    .access_token_state(&c.jti, &c.grant_id, user_id)
+                    .await?;
+                if revoked {
                     inactive
                 } else {
-                    let username = if c.is_user_token() {
-                        state.store.get_user(&c.sub).await?.map(|u| u.username)
-                    } else {
-                        None
-                    };
                     let mut v = json!({
                         "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
                         "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
                         "token_type": "Bearer",
                     });
-                    if let (Some(u), Some(o)) = (username, v.as_object_mut()) {
-                        o.insert("username".into(), json!(u));
+                    if let (Some(u), Some(o)) = (user, v.as_object_mut()) {
+                        o.insert("username".into(), json!(u.username));
                     }
                     v
                 }

@@ -79,15 +79,6 @@ async fn run(
             _ => "the access token is not valid",
         })
     })?;
-    if state
-        .store
-        .is_access_token_revoked(&claims.jti, &claims.grant_id)
-        .await?
-    {
-        return Err(OAuthError::invalid_token(
-            "the access token has been revoked",
-        ));
-    }
     let scope = claims.scopes();
     // OIDC Core §5.3: userinfo is for tokens carrying the `openid` scope.
     if !claims.is_user_token() || !scope.contains("openid") {
@@ -96,7 +87,16 @@ async fn run(
             "userinfo needs an access token issued to a user with the `openid` scope",
         ));
     }
-    let user = match state.store.get_user(&claims.sub).await? {
+    let (revoked, user) = state
+        .store
+        .access_token_state(&claims.jti, &claims.grant_id, Some(&claims.sub))
+        .await?;
+    if revoked {
+        return Err(OAuthError::invalid_token(
+            "the access token has been revoked",
+        ));
+    }
+    let user = match user {
         Some(u) if !u.disabled => u,
         _ => {
             return Err(OAuthError::invalid_token(

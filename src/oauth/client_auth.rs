@@ -145,12 +145,38 @@ fn presented(authorization: Option<&str>, params: &Params) -> OAuthResult<Presen
 }
 
 /// Authenticate the calling client with the one method it is registered for.
+///
+/// The client comes from this node's cache (`client_cache`). A refusal based on the cached
+/// copy is checked once more against the store, so a secret rotated or a client re-enabled
+/// on another node works here at once rather than after the next cache reload.
 pub async fn authenticate(
     state: &AppState,
     authorization: Option<&str>,
     params: &Params,
-) -> OAuthResult<Client> {
+) -> OAuthResult<Arc<Client>> {
     let p = presented(authorization, params)?;
+    let cached = state.client(&p.client_id).await?;
+    match verify(state, &p, cached.clone()).await {
+        Ok(client) => Ok(client),
+        Err(e) => {
+            let Some(stale) = cached else { return Err(e) };
+            let fresh = state.client_from_store(&p.client_id).await?;
+            // Same credentials: the store would say the same, and another argon2 run for a
+            // wrong secret would only cost a hashing slot.
+            if fresh.as_deref().is_none_or(|f| f.same_credentials(&stale)) {
+                return Err(e);
+            }
+            verify(state, &p, fresh).await
+        }
+    }
+}
+
+/// Do the presented credentials authenticate `client`?
+async fn verify(
+    state: &AppState,
+    p: &Presented,
+    client: Option<Arc<Client>>,
+) -> OAuthResult<Arc<Client>> {
     let fail = |msg: &'static str| {
         let mut e = OAuthError::invalid_client(msg);
         if p.method != TokenEndpointAuthMethod::ClientSecretBasic {
@@ -160,7 +186,7 @@ pub async fn authenticate(
         }
         e
     };
-    let client = match state.store.get_client(&p.client_id).await? {
+    let client = match client {
         Some(c) if c.enabled => c,
         _ => {
             return Err(fail(

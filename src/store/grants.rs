@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::model::{CodeData, CodeRedemption, CodeRow, GrantData, RefreshRow};
+use super::model::{CodeData, CodeRedemption, CodeRow, GrantData, RefreshRow, User};
 use super::{DbResult, Store, json_err};
 
 /// A grant family to record (any grant that can issue refresh tokens).
@@ -276,16 +276,32 @@ impl Store {
         Ok(())
     }
 
-    /// One round trip: is this access token revoked, by jti or through its grant?
-    pub async fn is_access_token_revoked(&self, jti: &str, grant_id: &str) -> DbResult<bool> {
+    /// One round trip for what introspection and userinfo need: whether the token is revoked
+    /// (by jti or through its grant) and, for a user's token, the user.
+    pub async fn access_token_state(
+        &self,
+        jti: &str,
+        grant_id: &str,
+        user_id: Option<&str>,
+    ) -> DbResult<(bool, Option<User>)> {
+        // The LEFT JOIN against a one-row table keeps the row when there is no such user.
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1)
-                  + (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL) AS n",
+                  + (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL)
+                    AS revoked_n,
+                    u.id, u.username, u.password_hash, u.disabled, u.claims, u.updated_at
+             FROM (SELECT 1 AS one) AS one LEFT JOIN users u ON u.id = $3",
         )
         .bind(jti)
         .bind(grant_id)
+        .bind(user_id)
         .fetch_one(self.pool())
         .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
+        let revoked = row.try_get::<i64, _>("revoked_n")? > 0;
+        let user = match row.try_get::<Option<String>, _>("id")? {
+            Some(_) => Some(super::users::user_from_row(&row)?),
+            None => None,
+        };
+        Ok((revoked, user))
     }
 }

@@ -41,6 +41,13 @@ pub struct ClientSettings {
 }
 
 impl Client {
+    /// Would these two copies of a client accept exactly the same credentials?
+    pub fn same_credentials(&self, other: &Client) -> bool {
+        self.enabled == other.enabled
+            && self.secret_hash == other.secret_hash
+            && self.auth_method() == other.auth_method()
+    }
+
     pub fn name(&self) -> &str {
         &self.settings.name
     }

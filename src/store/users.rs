@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use super::model::{User, UserClaims};
 use super::{DbResult, Store, flag, json_err};
 
-fn user_from_row(row: &AnyRow) -> DbResult<User> {
+pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
     let claims: String = row.try_get("claims")?;
     Ok(User {
         id: row.try_get("id")?,

@@ -7,6 +7,8 @@ use oauth2::{
     ResourceOwnerUsername, Scope, TokenIntrospectionResponse, TokenResponse, TokenUrl,
 };
 
+use latchkey::crypto::secret::SecretHash;
+
 use crate::common::{
     Backend, LEGACY_SECRET, PASSWORD, RS_SECRET, SERVICE_SECRET, TestApp, http_client, json,
 };
@@ -390,7 +392,98 @@ async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
     assert!(started.elapsed() < std::time::Duration::from_secs(8));
 }
 
+async fn cc_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+    app.token_basic(id, secret, &[("grant_type", "client_credentials")])
+        .await
+        .status()
+        .as_u16()
+}
+
+/// The client cache (`client_cache`): changes made to the store behind a node's back (by the
+/// CLI, or by another node) that let a client in work at once; those that shut one out take
+/// effect on the next reload, and at once with the cache off.
+async fn client_cache_lets_changes_in_at_once_and_shuts_out_on_reload(b: Backend) {
+    // A long period, so that only the test's own reloads happen.
+    let Some(app) = TestApp::spawn_with(b, |c| c.cache.clients_seconds = 3600).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let now = app.state.now();
+    let mut client = store
+        .get_client("service")
+        .await
+        .expect("get")
+        .expect("service");
+    assert_eq!(cc_status(&app, "service", SERVICE_SECRET).await, 200);
+
+    // A client registered after start is found in the store on first use.
+    client.id = "late".into();
+    store.upsert_client(&client, now).await.expect("add");
+    assert_eq!(cc_status(&app, "late", SERVICE_SECRET).await, 200);
+
+    // A rotated secret works at once: a refusal is checked again against the store.
+    let new_secret = "rotated-secret-0123456789abcdefghijklmnopqrstu";
+    store
+        .set_client_secret("late", &SecretHash::fast(new_secret), now)
+        .await
+        .expect("rotate");
+    assert_eq!(cc_status(&app, "late", new_secret).await, 200);
+    // ...and that re-read also retired the old one on this node.
+    assert_eq!(cc_status(&app, "late", SERVICE_SECRET).await, 401);
+
+    // Disabling lags until the node reloads its copy of the table, and then bites.
+    client.enabled = false;
+    client.secret_hash = Some(SecretHash::fast(new_secret));
+    store.upsert_client(&client, now).await.expect("disable");
+    assert_eq!(
+        cc_status(&app, "late", new_secret).await,
+        200,
+        "within cache.clients_seconds the cached copy still answers"
+    );
+    latchkey::app::refresh_clients(&app.state)
+        .await
+        .expect("reload");
+    let r = app
+        .token_basic("late", new_secret, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(json(r).await["error"], "invalid_client");
+
+    // Re-enabling works at once, without a reload.
+    client.enabled = true;
+    store.upsert_client(&client, now).await.expect("enable");
+    assert_eq!(cc_status(&app, "late", new_secret).await, 200);
+
+    // Removal, like disabling, bites on reload.
+    assert!(store.delete_client("late").await.expect("delete"));
+    latchkey::app::refresh_clients(&app.state)
+        .await
+        .expect("reload");
+    assert_eq!(cc_status(&app, "late", new_secret).await, 401);
+}
+
+async fn client_cache_off_means_every_change_bites_at_once(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| c.cache.clients_seconds = 0).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let mut client = store
+        .get_client("service")
+        .await
+        .expect("get")
+        .expect("service");
+    assert_eq!(cc_status(&app, "service", SERVICE_SECRET).await, 200);
+    client.enabled = false;
+    store
+        .upsert_client(&client, app.state.now())
+        .await
+        .expect("disable");
+    assert_eq!(cc_status(&app, "service", SERVICE_SECRET).await, 401);
+}
+
 crate::both_stores!(
+    client_cache_lets_changes_in_at_once_and_shuts_out_on_reload,
+    client_cache_off_means_every_change_bites_at_once,
     refresh_under_more_concurrency_than_pooled_connections,
     client_credentials_revoke_introspect_with_oauth2_crate,
     client_credentials_errors,

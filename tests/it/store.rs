@@ -83,6 +83,14 @@ async fn codes_are_single_use_and_expire(b: Backend) {
     ));
 }
 
+async fn revoked(store: &Store, jti: &str, grant_id: &str) -> bool {
+    store
+        .access_token_state(jti, grant_id, None)
+        .await
+        .expect("check")
+        .0
+}
+
 async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
@@ -123,12 +131,7 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
             .expect("row")
             .grant_revoked
     );
-    assert!(
-        !store
-            .is_access_token_revoked("jti", "g")
-            .await
-            .expect("check")
-    );
+    assert!(!revoked(store, "jti", "g").await);
     assert_eq!(
         store
             .revoke_grants_of_session("s", now)
@@ -144,12 +147,7 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
             .expect("row")
             .grant_revoked
     );
-    assert!(
-        store
-            .is_access_token_revoked("jti", "g")
-            .await
-            .expect("check")
-    );
+    assert!(revoked(store, "jti", "g").await);
     // A grant never recorded (no refresh token) can still be revoked, idempotently.
     store
         .revoke_grant("other", "web", now, now + 10)
@@ -159,19 +157,9 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
         .revoke_grant("other", "web", now, now + 10)
         .await
         .expect("again");
-    assert!(
-        store
-            .is_access_token_revoked("x", "other")
-            .await
-            .expect("check")
-    );
+    assert!(revoked(store, "x", "other").await);
     store.revoke_jti("j2", now + 10).await.expect("jti");
-    assert!(
-        store
-            .is_access_token_revoked("j2", "none")
-            .await
-            .expect("check")
-    );
+    assert!(revoked(store, "j2", "none").await);
     // The janitor purges what has expired, in batches.
     let purged = store.purge_expired(now + 1000, 1, 0).await.expect("purge");
     assert!(purged.deleted.iter().map(|(_, n)| n).sum::<u64>() >= 3);
@@ -220,7 +208,41 @@ async fn throttles_count_across_calls(b: Backend) {
     );
 }
 
+/// Introspection and userinfo read revocation and the user in one query.
+async fn access_token_state_reads_revocation_and_user_together(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let alice = store
+        .find_user_by_login("alice")
+        .await
+        .expect("find")
+        .expect("alice");
+    let (revoked, user) = store
+        .access_token_state("j", "g", Some(&alice.id))
+        .await
+        .expect("state");
+    assert!(!revoked);
+    let user = user.expect("the user comes back with the revocation check");
+    assert_eq!(user.username, "alice");
+    assert_eq!(user.claims, alice.claims);
+    store.revoke_jti("j", 10_000_000).await.expect("revoke");
+    let (revoked, user) = store
+        .access_token_state("j", "g", Some("no-such-user"))
+        .await
+        .expect("state");
+    assert!(revoked);
+    assert!(user.is_none(), "an unknown user is None, and still one row");
+    let (revoked, user) = store
+        .access_token_state("other", "g", None)
+        .await
+        .expect("state");
+    assert!(!revoked && user.is_none());
+}
+
 crate::both_stores!(
+    access_token_state_reads_revocation_and_user_together,
     codes_are_single_use_and_expire,
     grant_revocation_reaches_refresh_and_access_tokens,
     throttles_count_across_calls

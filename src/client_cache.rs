@@ -1,0 +1,81 @@
+//! This node's copy of the client table, so that a client_credentials or introspection
+//! request touches no store at all.
+//!
+//! The store stays the truth; this is a cache with a bounded staleness. Every node re-reads
+//! the whole table every `cache.clients_seconds` (`app::refresh_clients`). Between reloads:
+//! - a client the cache has never seen is read from the store (and then remembered), so a
+//!   client registered with the CLI works at once on every node;
+//! - a request that fails against the cached copy (wrong secret, disabled client) is checked
+//!   once more against the store before it is refused, so a rotated secret or a re-enabled
+//!   client also works at once (`oauth::client_auth`);
+//! - what can lag is the other direction: a client disabled or removed, a secret rotated
+//!   away, a redirect URI unregistered keep working on a node for at most
+//!   `cache.clients_seconds`. `clients_seconds = 0` turns the cache off for deployments that
+//!   want every change to bite on the next request, at one store round trip per request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::store::model::Client;
+
+#[derive(Clone, Default)]
+pub struct ClientCache {
+    map: Arc<RwLock<HashMap<String, Arc<Client>>>>,
+}
+
+impl ClientCache {
+    pub fn lookup(&self, id: &str) -> Option<Arc<Client>> {
+        self.map.read().ok()?.get(id).cloned()
+    }
+
+    /// Swap in a fresh copy of the whole table.
+    pub fn replace(&self, clients: impl IntoIterator<Item = Client>) {
+        let fresh: HashMap<_, _> = clients
+            .into_iter()
+            .map(|c| (c.id.clone(), Arc::new(c)))
+            .collect();
+        if let Ok(mut m) = self.map.write() {
+            *m = fresh;
+        }
+    }
+
+    /// Record what the store just said about one client (`None`: it does not exist).
+    pub fn update(&self, id: &str, client: Option<&Arc<Client>>) {
+        if let Ok(mut m) = self.map.write() {
+            match client {
+                Some(c) => m.insert(id.to_owned(), c.clone()),
+                None => m.remove(id),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::ClientSettings;
+
+    fn client(id: &str, enabled: bool) -> Client {
+        Client {
+            id: id.into(),
+            source: "config".into(),
+            enabled,
+            secret_hash: None,
+            settings: ClientSettings::default(),
+        }
+    }
+
+    #[test]
+    fn replace_drops_clients_the_store_no_longer_has() {
+        let cache = ClientCache::default();
+        cache.replace([client("a", true), client("b", true)]);
+        assert!(cache.lookup("a").is_some());
+        cache.replace([client("b", false)]);
+        assert!(cache.lookup("a").is_none());
+        assert!(!cache.lookup("b").expect("b is cached").enabled);
+        cache.update("c", Some(&Arc::new(client("c", true))));
+        assert!(cache.lookup("c").is_some());
+        cache.update("c", None);
+        assert!(cache.lookup("c").is_none());
+    }
+}
