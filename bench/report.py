@@ -217,7 +217,7 @@ def header(suite: dict) -> str:
                      f"Latchkey-on-Postgres runs are not counted, as its database "
                      f"shares the core. Absolute figures are depressed and noisy; requests per CPU-second "
                      f"(what the verdicts use) much less so")
-    elif not foreign and suite["loadavg_start"][0] >= 1.0:
+    elif suite["loadavg_start"][0] >= 1.0:
         lines.append(f"- **the machine was not idle**: load average {suite['loadavg_start'][0]:.2f} at the start")
     for name, doc in suite["servers"].items():
         if doc.get("error"):

@@ -19,7 +19,7 @@ use crate::crypto::secret::SecretHash;
 use crate::metrics::Metrics;
 use crate::oauth::client_auth::SecretCache;
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg};
-use crate::state::{AppState, CorsOrigins};
+use crate::state::{AppState, CorsOrigins, Shared};
 use crate::store::Store;
 use crate::store::model::{Client, ClientSettings, KeyRecord};
 use crate::store::users::NewUser;
@@ -287,7 +287,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     bootstrap(&config, &store, now).await?;
     ensure_keys(&config, &store, &master, now).await?;
     let trusted_proxies = config.trusted_proxy_nets().into();
-    let state = AppState {
+    let state = AppState::new(Shared {
         passwords: PasswordHasherPool::new(&config.login)?,
         csrf_key: Arc::new(master.derive("latchkey csrf")),
         config: Arc::new(config),
@@ -300,7 +300,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
         clients: ClientCache::default(),
         cors_origins: CorsOrigins::default(),
         trusted_proxies,
-    };
+    });
     refresh_caches(&state).await?;
     Ok(state)
 }
