@@ -41,7 +41,7 @@ SCENARIOS = [
 NAMES = dict(SCENARIOS)
 LATCHKEYS = [("latchkey-postgres", "Latchkey (Postgres)"), ("latchkey-sqlite", "Latchkey (SQLite)")]
 PEER = "peer"
-# Which ceiling from examples/sign_bench.rs bounds a scenario: one signature (or one argon2
+# Which ceiling from src/bin/sign_bench.rs bounds a scenario: one signature (or one argon2
 # verification) per operation, on the one core the server has.
 LIMIT = {"cc_rs256": ("rs256", "RS256 signatures/s"), "cc_es256": ("es256", "ES256 signatures/s"),
          "cc_eddsa": ("eddsa", "Ed25519 signatures/s"), "login": ("argon2", "argon2id verifications/s")}
@@ -199,7 +199,7 @@ def header(suite: dict) -> str:
         f"{' / '.join(f'{v:.2f}' for v in suite['loadavg_start'])} at start, "
         f"{' / '.join(f'{v:.2f}' for v in suite.get('loadavg_end', []))} at the end; "
         f"whole run {suite.get('elapsed_s', '?')} s",
-        "- ceilings on the server's core, one thread (examples/sign_bench.rs, aws-lc-rs / argon2 0.6), "
+        "- ceilings on the server's core, one thread (src/bin/sign_bench.rs, aws-lc-rs / argon2 0.6), "
         "per wall-clock second (per CPU-second): "
         + ", ".join(f"{label} {num(ceiling(suite, k), d)}/s ({num(ceiling(suite, k, 'cpu'), d)})"
                     for k, label, d in [("rs256", "RS256", 0), ("es256", "ES256", 0), ("eddsa", "Ed25519", 0),

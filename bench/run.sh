@@ -4,7 +4,7 @@
 #                [--only SCENARIOS] [--no-report] [--note TEXT]
 #
 # 1. installs wrk with apt-get if it is missing; `npm ci` for the peer (bench/peer);
-# 2. builds Latchkey and examples/sign_bench in release mode
+# 2. builds Latchkey and its ceiling probe (src/bin/sign_bench.rs) in release mode
 #    (CARGO_TARGET_DIR, default /var/tmp/latchkey-bench-target);
 # 3. creates an empty Postgres database (BENCH_PG, default postgres://postgres@127.0.0.1:5432,
 #    database latchkey_bench; dropped again at the end);
@@ -43,7 +43,7 @@ step "peer dependencies (npm ci)"
 (cd "$here/peer" && npm ci --no-audit --no-fund --loglevel=error)
 
 step "release build into $CARGO_TARGET_DIR"
-(cd "$root" && cargo build --release --locked --bin latchkey --example sign_bench)
+(cd "$root" && cargo build --release --locked --features bench --bin latchkey --bin sign_bench)
 
 step "Postgres database $db"
 psql "$pg/postgres" -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
@@ -52,6 +52,6 @@ trap 'psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || t
 step "benchmark"
 python3 "$here/suite.py" \
   --latchkey "$CARGO_TARGET_DIR/release/latchkey" \
-  --sign-bench "$CARGO_TARGET_DIR/release/examples/sign_bench" \
+  --sign-bench "$CARGO_TARGET_DIR/release/sign_bench" \
   --pg-url "$pg/$db" --server-cpu "$server_cpu" --load-cpu "$load_cpu" "$@"
 step "done"

@@ -235,7 +235,7 @@ def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--latchkey", required=True, help="release binary")
-    ap.add_argument("--sign-bench", required=True, help="examples/sign_bench release binary")
+    ap.add_argument("--sign-bench", required=True, help="sign_bench release binary (src/bin/sign_bench.rs)")
     ap.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/latchkey_bench",
                     help="an empty database, created by bench/run.sh")
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma list out of {','.join(SERVERS)}")

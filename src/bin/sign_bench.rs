@@ -2,8 +2,8 @@
 //! ES256 (P-256) and Ed25519 signatures per second with aws-lc-rs, and argon2id password
 //! verifications per second at the parameters of a Latchkey config, all on one thread.
 //!
-//!   cargo build --release --example sign_bench
-//!   taskset -c 0 target/release/examples/sign_bench [--config FILE] [--seconds 3]
+//!   cargo build --release --features bench --bin sign_bench
+//!   taskset -c 0 target/release/sign_bench [--config FILE] [--seconds 3]
 //!
 //! Pin it to the core the server runs on (bench/run.sh does): the limit of interest is what
 //! that one core can do. Prints a human table on stderr and one line
