@@ -5,10 +5,11 @@ use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::state::AppState;
-use crate::store::model::{Client, CodeRedemption};
+use crate::store::Store;
+use crate::store::model::{Client, CodeRedemption, CodeRow, User};
 use crate::tokens::{self, TokenResponse};
 
-use super::{UserIssue, active_user, issue_user_grant};
+use super::{UserIssue, active_user, mint_fresh_grant, record_fresh_grant};
 
 pub async fn handle(
     state: &AppState,
@@ -16,9 +17,54 @@ pub async fn handle(
     params: &Params,
 ) -> OAuthResult<TokenResponse> {
     let code = params.require("code")?;
+    let hash = hash_token(code);
     let now = state.now();
-    let row = match state.store.consume_code(&hash_token(code), now).await? {
+    let row = match state.store.peek_code(&hash, now).await? {
         CodeRedemption::Valid(row) => row,
+        other => return refuse(state, client, other, now).await,
+    };
+    // A code that fails a check is used up all the same, as RFC 6749 §4.1.2 has it single-use:
+    // whoever holds a stolen code gets one try at its PKCE verifier, not many.
+    let user = match check(state, client, params, &row).await {
+        Ok(user) => user,
+        Err(e) => {
+            state.store.consume_code(&hash, now).await?;
+            return Err(e);
+        }
+    };
+    let issue = UserIssue {
+        client,
+        user: &user,
+        grant_id: &row.grant_id,
+        grant: &row.data.grant,
+        nonce: row.data.nonce.as_deref(),
+        family_expires_at: None,
+    };
+    // Sign first, then use up the code and record the grant in one short transaction: the
+    // code is spent and the tokens recorded, or neither, and no transaction (on SQLite, no
+    // write lock) is held across the RSA signatures.
+    let (resp, refresh_hash) = mint_fresh_grant(state, &issue, now)?;
+    let mut tx = state.store.begin().await?;
+    if !Store::claim_code(&mut tx, &hash, now).await? {
+        drop(tx);
+        // A concurrent request redeemed it since we read it (or it has just expired); what
+        // we minted was never stored.
+        let now_state = state.store.peek_code(&hash, now).await?;
+        return refuse(state, client, now_state, now).await;
+    }
+    record_fresh_grant(state, &mut tx, &issue, refresh_hash.as_deref(), now).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// The answer for a code that cannot be redeemed.
+async fn refuse(
+    state: &AppState,
+    client: &Client,
+    redemption: CodeRedemption,
+    now: i64,
+) -> OAuthResult<TokenResponse> {
+    match redemption {
         CodeRedemption::Reused { grant_id } => {
             // RFC 6749 §4.1.2: on a second use the server "SHOULD revoke (when possible) all
             // tokens previously issued based on that authorization code".
@@ -32,21 +78,26 @@ pub async fn handle(
                 )
                 .await?;
             tracing::warn!(client_id = %client.id, "authorization code reused; grant revoked");
-            return Err(OAuthError::invalid_grant(
+            Err(OAuthError::invalid_grant(
                 "this authorization code was already used; as a precaution every token issued from it has been revoked (RFC 6749 §4.1.2)",
-            ));
+            ))
         }
-        CodeRedemption::Expired => {
-            return Err(OAuthError::invalid_grant(
-                "the authorization code has expired; start the authorization again",
-            ));
-        }
-        CodeRedemption::Unknown => {
-            return Err(OAuthError::invalid_grant(
-                "the authorization code is not valid",
-            ));
-        }
-    };
+        CodeRedemption::Expired => Err(OAuthError::invalid_grant(
+            "the authorization code has expired; start the authorization again",
+        )),
+        CodeRedemption::Unknown | CodeRedemption::Valid(_) => Err(OAuthError::invalid_grant(
+            "the authorization code is not valid",
+        )),
+    }
+}
+
+/// Everything the redemption must match (RFC 6749 §4.1.3, RFC 7636 §4.6); the grant's user.
+async fn check(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    row: &CodeRow,
+) -> OAuthResult<User> {
     if row.client_id != client.id {
         return Err(OAuthError::invalid_grant(
             "the authorization code was issued to another client",
@@ -96,18 +147,5 @@ pub async fn handle(
         }
         (None, None) => {}
     }
-    let user = active_user(state, &row.user_id).await?;
-    issue_user_grant(
-        state,
-        &UserIssue {
-            client,
-            user: &user,
-            grant_id: &row.grant_id,
-            grant: &row.data.grant,
-            nonce: row.data.nonce.as_deref(),
-            family_expires_at: None,
-        },
-        now,
-    )
-    .await
+    active_user(state, &row.user_id).await
 }

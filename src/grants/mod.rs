@@ -152,7 +152,7 @@ pub fn mint_user_tokens(
     ))
 }
 
-/// Issue a fresh user grant (code, password): mint, then store the family.
+/// Issue a fresh user grant (password): mint, then store the family.
 pub async fn issue_user_grant(
     state: &AppState,
     i: &UserIssue<'_>,
@@ -171,46 +171,64 @@ pub async fn issue_user_grant_in(
     i: &UserIssue<'_>,
     now: i64,
 ) -> OAuthResult<TokenResponse> {
-    let with_refresh = tokens::wants_refresh(state, i.client, &i.grant.scope);
-    let (resp, hash) = mint_user_tokens(state, i, with_refresh, now)?;
-    if let Some(hash) = hash {
-        let family_expires_at = i
-            .family_expires_at
-            .unwrap_or(now + tokens::refresh_ttl(state, i.client));
-        Store::insert_grant_and_refresh(
-            conn,
-            &NewGrant {
-                id: i.grant_id,
-                client_id: &i.client.id,
-                user_id: Some(&i.user.id),
-                sid: i.grant.sid.as_deref(),
-                expires_at: family_expires_at,
-            },
-            &NewRefresh {
-                token_hash: &hash,
-                grant_id: i.grant_id,
-                client_id: &i.client.id,
-                user_id: Some(&i.user.id),
-                data: i.grant,
-                expires_at: (now + state.config.tokens.refresh_token_idle_ttl)
-                    .min(family_expires_at),
-                family_expires_at,
-            },
-            now,
-        )
-        .await?;
-    }
+    let (resp, refresh_hash) = mint_fresh_grant(state, i, now)?;
+    record_fresh_grant(state, conn, i, refresh_hash.as_deref(), now).await?;
     Ok(resp)
+}
+
+/// The tokens of a fresh user grant, with the refresh token's hash (if one is issued) for
+/// [`record_fresh_grant`].
+pub fn mint_fresh_grant(
+    state: &AppState,
+    i: &UserIssue<'_>,
+    now: i64,
+) -> OAuthResult<(TokenResponse, Option<String>)> {
+    let with_refresh = tokens::wants_refresh(state, i.client, &i.grant.scope);
+    mint_user_tokens(state, i, with_refresh, now)
+}
+
+/// Record the family of a freshly minted grant inside `conn`'s transaction (nothing to
+/// record without a refresh token: the access token is a self-contained JWT).
+pub async fn record_fresh_grant(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    i: &UserIssue<'_>,
+    refresh_hash: Option<&str>,
+    now: i64,
+) -> OAuthResult<()> {
+    let Some(hash) = refresh_hash else {
+        return Ok(());
+    };
+    let family_expires_at = i
+        .family_expires_at
+        .unwrap_or(now + tokens::refresh_ttl(state, i.client));
+    Store::insert_grant_and_refresh(
+        conn,
+        &NewGrant {
+            id: i.grant_id,
+            client_id: &i.client.id,
+            user_id: Some(&i.user.id),
+            sid: i.grant.sid.as_deref(),
+            expires_at: family_expires_at,
+        },
+        &NewRefresh {
+            token_hash: hash,
+            grant_id: i.grant_id,
+            client_id: &i.client.id,
+            user_id: Some(&i.user.id),
+            data: i.grant,
+            expires_at: (now + state.config.tokens.refresh_token_idle_ttl).min(family_expires_at),
+            family_expires_at,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Load the grant's user, refusing disabled or deleted ones.
 pub async fn active_user(state: &AppState, user_id: &str) -> OAuthResult<User> {
     usable(state.store.get_user(user_id).await?)
-}
-
-/// `active_user` inside the caller's transaction.
-pub async fn active_user_in(conn: &mut AnyConnection, user_id: &str) -> OAuthResult<User> {
-    usable(Store::get_user_in(conn, user_id).await?)
 }
 
 fn usable(user: Option<User>) -> OAuthResult<User> {

@@ -13,12 +13,11 @@ use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::ScopeSet;
 use crate::state::AppState;
-use crate::store::Store;
-use crate::store::grants::{NewRefresh, Rotation};
+use crate::store::grants::NewRefresh;
 use crate::store::model::{Client, GrantData, RefreshRow};
 use crate::tokens::TokenResponse;
 
-use super::{UserIssue, active_user_in, mint_user_tokens};
+use super::{UserIssue, active_user, mint_user_tokens};
 
 fn successor_key(refresh_token: &str) -> [u8; 32] {
     sha256(format!("latchkey refresh successor\0{refresh_token}").as_bytes())
@@ -32,33 +31,15 @@ pub async fn handle(
     let token = params.require("refresh_token")?;
     let hash = hash_token(token);
     let now = state.now();
-    let mut tx = state.store.begin().await?;
-    let row = match Store::begin_rotation(&mut tx, &hash, now).await? {
-        Rotation::Unknown => {
-            return Err(OAuthError::invalid_grant("the refresh token is not valid"));
-        }
-        Rotation::AlreadyRotated(row) => {
-            drop(tx);
-            return repeat(state, client, token, &row, now).await;
-        }
-        Rotation::Won(row) => row,
+    let Some(row) = state.store.get_refresh(&hash).await? else {
+        return Err(OAuthError::invalid_grant("the refresh token is not valid"));
     };
-    // Checks that leave the token untouched when they fail: the transaction rolls back.
-    if row.client_id != client.id {
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was issued to another client",
-        ));
+    if row.rotated_at.is_some() {
+        return repeat(state, client, token, &row, now).await;
     }
-    if row.grant_revoked {
-        return Err(OAuthError::invalid_grant(
-            "the grant behind this refresh token has been revoked",
-        ));
-    }
-    if row.expires_at <= now {
-        return Err(OAuthError::invalid_grant(
-            "the refresh token has expired; the user must sign in again",
-        ));
-    }
+    // Nothing is written until every check has passed: a refused request leaves the token
+    // as it was.
+    check_usable(&row, client, now)?;
     // RFC 6749 §6: a refresh may narrow the scope, never widen it.
     let scope = match params.get("scope") {
         None => row.data.scope.clone(),
@@ -77,8 +58,7 @@ pub async fn handle(
         .user_id
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token has no user"))?;
-    // On the transaction's own connection: see `Store::get_user_in`.
-    let user = active_user_in(&mut tx, user_id).await?;
+    let user = active_user(state, user_id).await?;
     // OIDC Core §12.2: the refreshed id_token keeps auth_time and carries no nonce.
     let grant = GrantData {
         scope,
@@ -103,26 +83,59 @@ pub async fn handle(
         &successor_key(token),
         &serde_json::to_vec(&resp).map_err(OAuthError::internal)?,
     )?;
-    Store::finish_rotation(
-        &mut tx,
-        &hash,
-        &sealed,
-        &NewRefresh {
-            token_hash: &new_hash,
-            grant_id: &row.grant_id,
-            client_id: &client.id,
-            user_id: Some(&user.id),
-            // RFC 6749 §6: the new refresh token keeps the original scope.
-            data: &row.data,
-            expires_at: (now + state.config.tokens.refresh_token_idle_ttl)
-                .min(row.family_expires_at),
-            family_expires_at: row.family_expires_at,
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(resp)
+    let rotated = state
+        .store
+        .rotate_refresh(
+            &hash,
+            &sealed,
+            &NewRefresh {
+                token_hash: &new_hash,
+                grant_id: &row.grant_id,
+                client_id: &client.id,
+                user_id: Some(&user.id),
+                // RFC 6749 §6: the new refresh token keeps the original scope.
+                data: &row.data,
+                expires_at: (now + state.config.tokens.refresh_token_idle_ttl)
+                    .min(row.family_expires_at),
+                family_expires_at: row.family_expires_at,
+            },
+            now,
+        )
+        .await?;
+    if rotated {
+        return Ok(resp);
+    }
+    // Something changed since we read the token: a concurrent request rotated it (answer as
+    // for a repeat: the same pair within the grace window), or it was revoked or expired.
+    // The pair minted above was never stored and is dropped.
+    match state.store.get_refresh(&hash).await? {
+        Some(row) if row.rotated_at.is_some() => repeat(state, client, token, &row, now).await,
+        Some(row) => {
+            check_usable(&row, client, now)?;
+            Err(OAuthError::invalid_grant("the refresh token is not valid"))
+        }
+        None => Err(OAuthError::invalid_grant("the refresh token is not valid")),
+    }
+}
+
+/// The checks on an unrotated refresh token.
+fn check_usable(row: &RefreshRow, client: &Client, now: i64) -> OAuthResult<()> {
+    if row.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if row.grant_revoked {
+        return Err(OAuthError::invalid_grant(
+            "the grant behind this refresh token has been revoked",
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token has expired; the user must sign in again",
+        ));
+    }
+    Ok(())
 }
 
 /// A token that was rotated before: a racing repeat within the grace window, or reuse.

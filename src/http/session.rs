@@ -38,15 +38,12 @@ pub async fn current(state: &AppState, jar: &CookieJar) -> OAuthResult<Option<(S
         return Ok(None);
     };
     let now = state.now();
-    let Some(s) = state
+    match state
         .store
         .get_session(&hash_token(c.value()), now, state.config.sessions.idle_ttl)
         .await?
-    else {
-        return Ok(None);
-    };
-    match state.store.get_user(&s.user_id).await? {
-        Some(u) if !u.disabled => Ok(Some((s, u))),
+    {
+        Some((s, u)) if !u.disabled => Ok(Some((s, u))),
         _ => Ok(None),
     }
 }

@@ -26,13 +26,15 @@ pub struct NewRefresh<'a> {
     pub family_expires_at: i64,
 }
 
-/// What an attempt to rotate a refresh token found.
-pub enum Rotation {
-    /// This caller won the rotation; it must mint, then `finish_rotation`.
-    Won(RefreshRow),
-    /// Someone rotated it already.
-    AlreadyRotated(RefreshRow),
-    Unknown,
+fn code_from_row(row: &AnyRow) -> DbResult<CodeRow> {
+    let data: String = row.try_get("data")?;
+    Ok(CodeRow {
+        grant_id: row.try_get("grant_id")?,
+        client_id: row.try_get("client_id")?,
+        user_id: row.try_get("user_id")?,
+        data: serde_json::from_str(&data).map_err(json_err)?,
+        expires_at: row.try_get("expires_at")?,
+    })
 }
 
 fn refresh_from_row(row: &AnyRow) -> DbResult<RefreshRow> {
@@ -129,6 +131,8 @@ impl Store {
 
     /// Consume a code atomically (`UPDATE … WHERE consumed_at IS NULL … RETURNING`): of two
     /// concurrent redemptions only one sees `Valid`.
+    /// Use a code up and return it, or say why it cannot be used: the redemption in one
+    /// call, for a caller with nothing to mint.
     pub async fn consume_code(&self, code_hash: &str, now: i64) -> DbResult<CodeRedemption> {
         let row = sqlx::query(
             "UPDATE authorization_codes SET consumed_at = $2
@@ -139,31 +143,48 @@ impl Store {
         .bind(now)
         .fetch_optional(self.pool())
         .await?;
-        if let Some(row) = row {
-            let data: String = row.try_get("data")?;
-            return Ok(CodeRedemption::Valid(CodeRow {
-                grant_id: row.try_get("grant_id")?,
-                client_id: row.try_get("client_id")?,
-                user_id: row.try_get("user_id")?,
-                data: serde_json::from_str(&data).map_err(json_err)?,
-                expires_at: row.try_get("expires_at")?,
-            }));
+        match row {
+            Some(row) => Ok(CodeRedemption::Valid(code_from_row(&row)?)),
+            None => self.peek_code(code_hash, now).await,
         }
+    }
+
+    /// Read a code without using it up. The token endpoint checks and mints first, then
+    /// claims the code ([`Store::claim_code`]) in the transaction that records the grant.
+    pub async fn peek_code(&self, code_hash: &str, now: i64) -> DbResult<CodeRedemption> {
         let row = sqlx::query(
-            "SELECT grant_id, consumed_at FROM authorization_codes WHERE code_hash = $1",
+            "SELECT grant_id, client_id, user_id, data, expires_at, consumed_at
+             FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
         .fetch_optional(self.pool())
         .await?;
-        Ok(match row {
-            None => CodeRedemption::Unknown,
-            Some(r) if r.try_get::<Option<i64>, _>("consumed_at")?.is_some() => {
-                CodeRedemption::Reused {
-                    grant_id: r.try_get("grant_id")?,
-                }
+        let Some(row) = row else {
+            return Ok(CodeRedemption::Unknown);
+        };
+        Ok(if row.try_get::<Option<i64>, _>("consumed_at")?.is_some() {
+            CodeRedemption::Reused {
+                grant_id: row.try_get("grant_id")?,
             }
-            Some(_) => CodeRedemption::Expired,
+        } else if row.try_get::<i64, _>("expires_at")? <= now {
+            CodeRedemption::Expired
+        } else {
+            CodeRedemption::Valid(code_from_row(&row)?)
         })
+    }
+
+    /// Use a code up inside `conn`'s transaction. Exactly one of any number of concurrent
+    /// callers gets true; the rest must not issue anything.
+    pub async fn claim_code(conn: &mut AnyConnection, code_hash: &str, now: i64) -> DbResult<bool> {
+        let r = sqlx::query(
+            "UPDATE authorization_codes SET consumed_at = $2
+             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Record a grant family and its first refresh token, inside the caller's transaction
@@ -186,47 +207,41 @@ impl Store {
         row.as_ref().map(refresh_from_row).transpose()
     }
 
-    /// Mark a refresh token rotated, atomically, inside `tx`. The caller then mints the new
-    /// pair and calls [`finish_rotation`] in the same transaction, so a crash leaves either
-    /// the old token valid or the new one issued, never neither.
-    pub async fn begin_rotation(
-        tx: &mut AnyConnection,
-        token_hash: &str,
-        now: i64,
-    ) -> DbResult<Rotation> {
-        let won = sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
-            .bind(token_hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        let row = sqlx::query(REFRESH_SELECT)
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-        Ok(match row {
-            None => Rotation::Unknown,
-            Some(r) if won => Rotation::Won(refresh_from_row(&r)?),
-            Some(r) => Rotation::AlreadyRotated(refresh_from_row(&r)?),
-        })
-    }
-
-    /// Insert the successor and keep the sealed response on the old row for the grace window.
-    pub async fn finish_rotation(
-        tx: &mut AnyConnection,
+    /// Rotate a refresh token whose successor is already minted: claim the old token (still
+    /// unrotated, unexpired, its grant unrevoked), keep the sealed response on it for the
+    /// grace window, and insert the successor, all in one transaction. Returns false, having
+    /// written nothing, when the claim fails: another request rotated it first, or it expired
+    /// or was revoked since the caller read it.
+    ///
+    /// The caller signs *before* this, so no transaction (and on SQLite, no write lock) is
+    /// held across RSA signatures; a lost race only wastes the minted pair.
+    pub async fn rotate_refresh(
+        &self,
         old_hash: &str,
         sealed_response: &str,
         new: &NewRefresh<'_>,
         now: i64,
-    ) -> DbResult<()> {
-        insert_refresh(tx, new, now).await?;
-        sqlx::query("UPDATE refresh_tokens SET successor = $2 WHERE token_hash = $1")
-            .bind(old_hash)
-            .bind(sealed_response)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+    ) -> DbResult<bool> {
+        let mut tx = self.begin().await?;
+        let won = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $2, successor = $3
+             WHERE token_hash = $1 AND rotated_at IS NULL AND expires_at > $2
+               AND NOT EXISTS (SELECT 1 FROM grants g
+                               WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NOT NULL)",
+        )
+        .bind(old_hash)
+        .bind(now)
+        .bind(sealed_response)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            return Ok(false);
+        }
+        insert_refresh(&mut tx, new, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn begin(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::model::Session;
+use super::model::{Session, User};
 use super::{DbResult, Store};
 use crate::oauth::types::ScopeSet;
 
@@ -32,10 +32,15 @@ impl Store {
         id_hash: &str,
         now: i64,
         idle_ttl: i64,
-    ) -> DbResult<Option<Session>> {
+    ) -> DbResult<Option<(Session, User)>> {
+        // The user comes in the same round trip: every caller needs both.
         let row = sqlx::query(
-            "SELECT id_hash, sid, user_id, auth_time, amr, created_at, last_seen_at, expires_at FROM sessions
-             WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen_at > $3",
+            "SELECT s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_seen_at,
+                    s.expires_at, u.id, u.username, u.password_hash, u.disabled, u.claims,
+                    u.updated_at
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2
+               AND s.last_seen_at > $3",
         )
         .bind(id_hash)
         .bind(now)
@@ -65,7 +70,7 @@ impl Store {
                 .execute(self.pool())
                 .await?;
         }
-        Ok(Some(s))
+        Ok(Some((s, super::users::user_from_row(&row)?)))
     }
 
     /// End a session; returns its public `sid` when it was live.

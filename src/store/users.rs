@@ -97,17 +97,9 @@ impl Store {
     }
 
     pub async fn get_user(&self, id: &str) -> DbResult<Option<User>> {
-        let mut conn = self.pool().acquire().await?;
-        Self::get_user_in(&mut conn, id).await
-    }
-
-    /// `get_user` on a connection the caller holds, e.g. inside its transaction: a request
-    /// that holds one pooled connection and waits for a second can deadlock the pool under
-    /// load (every connection held by a request waiting for another).
-    pub async fn get_user_in(conn: &mut sqlx::AnyConnection, id: &str) -> DbResult<Option<User>> {
         let row = sqlx::query(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(user_from_row).transpose()
     }

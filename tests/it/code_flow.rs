@@ -219,6 +219,68 @@ async fn code_reuse_revokes_tokens(b: Backend) {
     assert_oauth_error(r, 400, "invalid_grant").await;
 }
 
+/// The token endpoint signs before it claims the code, so racing redemptions all get as far
+/// as minting; exactly one may claim the code and record its grant, and the rest are reuse.
+async fn racing_redemptions_of_one_code_issue_once(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let i = get_code(&app, "openid offline_access").await;
+    let mut racers = Vec::new();
+    for _ in 0..6 {
+        let (http, url) = (app.http.clone(), app.url("/token"));
+        let form = [
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", i.code.clone()),
+            ("redirect_uri", WEB_REDIRECT.to_owned()),
+            ("code_verifier", i.verifier.clone()),
+        ];
+        racers.push(tokio::spawn(async move {
+            http.post(url)
+                .basic_auth("web", Some(WEB_SECRET))
+                .form(&form)
+                .send()
+                .await
+                .expect("request")
+        }));
+    }
+    let mut won = Vec::new();
+    for r in racers {
+        let r = r.await.expect("task");
+        if r.status() == 200 {
+            won.push(json(r).await);
+        } else {
+            assert_oauth_error(r, 400, "invalid_grant").await;
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one redemption succeeds");
+    // The losers were reuse, so the winner's grant is revoked (RFC 6749 §4.1.2).
+    let refresh = won[0]["refresh_token"].as_str().expect("refresh");
+    let r = app
+        .token_basic(
+            "web",
+            WEB_SECRET,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_oauth_error(r, 400, "invalid_grant").await;
+
+    // A failed redemption uses the code up too: no second try at the verifier.
+    let i = get_code(&app, "openid").await;
+    let wrong = Issued {
+        code: i.code.clone(),
+        verifier: "y".repeat(43),
+    };
+    assert_oauth_error(exchange(&app, &wrong).await, 400, "invalid_grant").await;
+    let v = assert_oauth_error(exchange(&app, &i).await, 400, "invalid_grant").await;
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("already used")),
+        "{v}"
+    );
+}
+
 async fn pkce_errors(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
@@ -1032,6 +1094,7 @@ crate::both_stores!(
     sso_consent_and_prompts,
     public_client_loopback_port_and_refresh_reuse,
     concurrent_refreshes_never_fail,
+    racing_redemptions_of_one_code_issue_once,
     userinfo_errors,
     discovery_and_jwks,
     cors_only_for_registered_origins,
