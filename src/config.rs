@@ -169,10 +169,24 @@ pub struct LoginSettings {
     pub max_lockout_seconds: i64,
     /// Failures older than this are forgotten.
     pub failure_window_seconds: i64,
-    /// Concurrent argon2 computations (each uses `argon2_memory_kib`).
+    /// Concurrent argon2 computations (each uses `argon2_memory_kib`); 0 = one per CPU core
+    /// this process may use (see `hash_threads`).
     pub max_concurrent_hashes: usize,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+}
+
+impl LoginSettings {
+    /// How many argon2 computations run at once. argon2 is CPU-bound, so more at once than
+    /// there are cores adds no logins per second, only memory (`argon2_memory_kib` each) and
+    /// more time slices taken from the token endpoint. `available_parallelism` honours CPU
+    /// affinity and cgroup quotas, so a container limited to one CPU gets one.
+    pub fn hash_threads(&self) -> usize {
+        match self.max_concurrent_hashes {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for LoginSettings {
@@ -183,7 +197,7 @@ impl Default for LoginSettings {
             lockout_seconds: 30,
             max_lockout_seconds: 3600,
             failure_window_seconds: 3600,
-            max_concurrent_hashes: 4,
+            max_concurrent_hashes: 0,
             // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,

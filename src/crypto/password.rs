@@ -2,7 +2,8 @@
 //! threads.
 //!
 //! Each hash costs `argon2_memory_kib` of memory and tens of milliseconds of CPU. So:
-//! - `max_concurrent_hashes` threads do all the hashing, and a login burst queues for them
+//! - `max_concurrent_hashes` threads (default: one per core) do all the hashing, and a login
+//!   burst queues for them
 //!   instead of occupying the async workers that serve the token endpoint;
 //! - each thread keeps its argon2 memory and reuses it, so a burst neither churns the
 //!   allocator nor leaves one retained 19 MiB arena per short-lived blocking thread
@@ -40,10 +41,10 @@ impl PasswordHasherPool {
             None,
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-        let dummy = hash_with(&params, "latchkey-dummy-password")?;
+        let dummy = dummy_hash(&params);
         let (jobs, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..settings.max_concurrent_hashes.max(1) {
+        for i in 0..settings.hash_threads() {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("latchkey-argon2-{i}"))
@@ -114,6 +115,27 @@ fn lower_priority() {
     }
 }
 
+/// A PHC string with these parameters that no password matches: random salt, random output.
+/// Verifying against it costs exactly what verifying a real hash does, which is all it is
+/// for (an unknown user takes as long as a wrong password). Made up rather than computed,
+/// so start-up runs no argon2 and holds no argon2 memory.
+fn dummy_hash(params: &Params) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut salt = [0u8; 16];
+    let mut output = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    rand::fill(&mut salt);
+    rand::fill(&mut output[..]);
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(&output)
+    )
+}
+
 /// `verify_sync`, computing into the caller's reusable memory.
 fn verify_with_memory(password: &str, hash: &str, memory: &mut Vec<Block>) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
@@ -175,6 +197,31 @@ pub fn hash_default(password: &str) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_dummy_hash_is_a_real_phc_string_with_our_parameters() {
+        let params = Params::new(1024, 2, 1, None).expect("params");
+        let dummy = dummy_hash(&params);
+        let parsed = PasswordHash::new(&dummy).expect("parses");
+        let read = Params::try_from(&parsed).expect("params");
+        assert_eq!(
+            (
+                read.m_cost(),
+                read.t_cost(),
+                read.p_cost(),
+                read.output_len()
+            ),
+            (1024, 2, 1, Some(Params::DEFAULT_OUTPUT_LEN))
+        );
+        assert_ne!(dummy, dummy_hash(&params), "random each time");
+        let mut memory = Vec::new();
+        assert!(!verify_with_memory("anything", &dummy, &mut memory));
+        assert_eq!(
+            memory.len(),
+            params.block_count(),
+            "a full argon2 run was made"
+        );
+    }
+
     #[tokio::test]
     async fn verifies_right_and_rejects_wrong_and_missing() {
         let pool = PasswordHasherPool::new(&LoginSettings::default()).expect("params");
@@ -212,7 +259,7 @@ mod tests {
         let mut nices = Vec::new();
         for _ in 0..50 {
             nices = thread_nices("latchkey-argon2");
-            if nices.len() >= LoginSettings::default().max_concurrent_hashes
+            if nices.len() >= LoginSettings::default().hash_threads()
                 && nices.iter().all(|n| *n == 10)
             {
                 break;
