@@ -169,11 +169,28 @@ pub struct LoginSettings {
     pub max_lockout_seconds: i64,
     /// Failures older than this are forgotten.
     pub failure_window_seconds: i64,
+    /// Scheduling priority of the argon2 threads against the rest of the server.
+    pub hash_priority: HashPriority,
     /// Concurrent argon2 computations (each uses `argon2_memory_kib`); 0 = one per CPU core
     /// this process may use (see `hash_threads`).
     pub max_concurrent_hashes: usize,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+}
+
+/// How password hashing shares the CPU with token requests (`crypto::password`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashPriority {
+    /// Linux SCHED_IDLE: hashing uses only CPU time nothing else wants, and any request
+    /// that wakes up preempts it at once. Token latency stays flat during a login burst;
+    /// logins slow down, to a crawl if token traffic alone saturates the CPU.
+    Idle,
+    /// nice 10: hashing gets about a tenth of a contended core and runs in whole time
+    /// slices, so logins keep moving under token load and token p99 pays a few ms.
+    Low,
+    /// The same priority as everything else.
+    Normal,
 }
 
 impl LoginSettings {
@@ -198,6 +215,7 @@ impl Default for LoginSettings {
             max_lockout_seconds: 3600,
             failure_window_seconds: 3600,
             max_concurrent_hashes: 0,
+            hash_priority: HashPriority::Idle,
             // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,

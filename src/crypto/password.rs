@@ -8,8 +8,9 @@
 //! - each thread keeps its argon2 memory and reuses it, so a burst neither churns the
 //!   allocator nor leaves one retained 19 MiB arena per short-lived blocking thread
 //!   (the benchmark saw RSS reach 800 MB that way);
-//! - the threads run at a lower scheduling priority (nice 10), so when the CPU is contended
-//!   the token endpoint wins and logins wait. On an idle machine they still get a full core.
+//! - the threads run at a lower scheduling priority (`login.hash_priority`, by default Linux
+//!   SCHED_IDLE), so when the CPU is contended the token endpoint wins and logins wait. On an
+//!   idle machine they still get a full core.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
-use crate::config::LoginSettings;
+use crate::config::{HashPriority, LoginSettings};
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
@@ -46,9 +47,10 @@ impl PasswordHasherPool {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..settings.hash_threads() {
             let rx = rx.clone();
+            let priority = settings.hash_priority;
             std::thread::Builder::new()
                 .name(format!("latchkey-argon2-{i}"))
-                .spawn(move || worker(&rx))?;
+                .spawn(move || worker(&rx, priority))?;
         }
         Ok(Self {
             params,
@@ -89,8 +91,8 @@ impl PasswordHasherPool {
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>) {
-    lower_priority();
+fn worker(rx: &Mutex<Receiver<Job>>, priority: HashPriority) {
+    set_priority(priority);
     let mut memory = Vec::new();
     loop {
         // The lock is held only while waiting for a job, never while hashing.
@@ -106,13 +108,39 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
     }
 }
 
-fn lower_priority() {
-    // On Linux the nice value is per thread: setpriority(PRIO_PROCESS, 0) changes only the
-    // calling thread. Raising one's own nice value needs no privilege; if it fails anyway,
-    // hashing just keeps the default priority.
-    if let Err(e) = rustix::process::setpriority_process(None, 10) {
+/// Applies to the calling thread only: Linux schedules threads, and both the policy and the
+/// nice value are per thread. Lowering one's own priority needs no privilege; if it fails
+/// anyway, hashing keeps the default priority.
+fn set_priority(priority: HashPriority) {
+    let result = match priority {
+        HashPriority::Normal => return,
+        // A SCHED_IDLE thread is preempted as soon as a normal one wakes up (the token
+        // endpoint's worker); nice 10 only lowers its share, and under EEVDF a picked thread
+        // keeps the core for its time slice, which showed as 3-4x the idle token p99.
+        #[cfg(target_os = "linux")]
+        HashPriority::Idle => {
+            use thread_priority::{
+                NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+                set_thread_priority_and_policy, thread_native_id,
+            };
+            set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Min,
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+            )
+            .map_err(|e| format!("{e:?}"))
+        }
+        #[cfg(not(target_os = "linux"))]
+        HashPriority::Idle => nice(10),
+        HashPriority::Low => nice(10),
+    };
+    if let Err(e) = result {
         tracing::debug!(error = %e, "could not lower the priority of a hashing thread");
     }
+}
+
+fn nice(n: i32) -> Result<(), String> {
+    rustix::process::setpriority_process(None, n).map_err(|e| e.to_string())
 }
 
 /// A PHC string with these parameters that no password matches: random salt, random output.
@@ -249,42 +277,55 @@ mod tests {
         );
     }
 
-    /// Only the hashing threads are deprioritised, not the process (the token endpoint).
+    /// Only the hashing threads are deprioritised, not the process (the token endpoint):
+    /// SCHED_IDLE by default, nice 10 with `hash_priority = "low"`.
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn only_hashing_threads_run_at_lower_priority() {
-        let pool = PasswordHasherPool::new(&LoginSettings::default()).expect("params");
-        // Once a job has run, every worker has started; wait for all of them to say so.
-        let _ = pool.verify("x".into(), None).await.expect("verify");
-        let mut nices = Vec::new();
-        for _ in 0..50 {
-            nices = thread_nices("latchkey-argon2");
-            if nices.len() >= LoginSettings::default().hash_threads()
-                && nices.iter().all(|n| *n == 10)
-            {
-                break;
+        const SCHED_OTHER: i64 = 0;
+        const SCHED_IDLE: i64 = 5;
+        for (priority, name, want) in [
+            (HashPriority::Idle, "latchkey-argon2", (SCHED_IDLE, 0)),
+            (HashPriority::Low, "latchkey-argon2", (SCHED_OTHER, 10)),
+        ] {
+            let settings = LoginSettings {
+                hash_priority: priority,
+                max_concurrent_hashes: 2,
+                ..LoginSettings::default()
+            };
+            let pool = PasswordHasherPool::new(&settings).expect("params");
+            // Once a job has run, every worker has started; wait for all to say so.
+            let _ = pool.verify("x".into(), None).await.expect("verify");
+            let mut seen = Vec::new();
+            for _ in 0..50 {
+                seen = thread_priorities(name);
+                if seen.len() >= 2 && seen.iter().all(|p| *p == want) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(seen.contains(&want), "{priority:?}: {seen:?}");
+            drop(pool);
         }
-        assert!(!nices.is_empty());
-        assert!(nices.iter().all(|n| *n == 10), "{nices:?}");
         let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
         assert_eq!(
-            nice_of(&stat),
-            Some(0),
+            priority_of(&stat),
+            Some((SCHED_OTHER, 0)),
             "the calling thread keeps its priority"
         );
     }
 
+    /// (scheduling policy, nice) of a thread, from its /proc stat line.
     #[cfg(target_os = "linux")]
-    fn nice_of(stat: &str) -> Option<i64> {
-        // Field 19 (nice); fields after the parenthesised command name start at field 3.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        rest.split(' ').nth(16)?.parse().ok()
+    fn priority_of(stat: &str) -> Option<(i64, i64)> {
+        // Fields after the parenthesised command name start at field 3: nice is field 19,
+        // policy field 41.
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+        Some((fields.get(38)?.parse().ok()?, fields.get(16)?.parse().ok()?))
     }
 
     #[cfg(target_os = "linux")]
-    fn thread_nices(name_prefix: &str) -> Vec<i64> {
+    fn thread_priorities(name_prefix: &str) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir("/proc/self/task")
             .expect("tasks")
@@ -294,9 +335,9 @@ mod tests {
             let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
             if comm.trim().starts_with(name_prefix)
                 && let Ok(stat) = std::fs::read_to_string(dir.join("stat"))
-                && let Some(n) = nice_of(&stat)
+                && let Some(p) = priority_of(&stat)
             {
-                out.push(n);
+                out.push(p);
             }
         }
         out
