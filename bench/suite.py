@@ -289,7 +289,9 @@ def main() -> int:
     finally:
         suite["loadavg_end"] = loadavg()
         suite["elapsed_s"] = round(time.monotonic() - t0, 1)
-        out_file = os.path.join(a.out, f"suite-{stamp}.json")
+        # A --no-report run (a quick look, a partial scenario list) stays out of the
+        # repository: its JSON goes beside the server logs.
+        out_file = os.path.join(work if a.no_report else a.out, f"suite-{stamp}.json")
         with open(out_file, "w") as f:
             json.dump(suite, f, indent=2)
         log(f"written: {out_file} ({suite['elapsed_s']} s); server logs in {work}")
