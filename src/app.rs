@@ -20,9 +20,9 @@ use crate::metrics::Metrics;
 use crate::oauth::client_auth::SecretCache;
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg};
 use crate::state::{AppState, CorsOrigins, Shared};
-use crate::store::Store;
 use crate::store::model::{Client, ClientSettings, KeyRecord};
 use crate::store::users::NewUser;
+use crate::store::{Backend, CLIENTS_CHANNEL, Store};
 
 /// The master key from config/env, or (SQLite only) one generated into the data folder.
 pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
@@ -305,6 +305,53 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     Ok(state)
 }
 
+/// On Postgres, reload the client cache as soon as any process (a node, the CLI) announces a
+/// change to the client table (`Store::announce_client_change`), so a disabled client stops
+/// working on every node within milliseconds rather than `cache.clients_seconds`. The periodic
+/// reload stays as the backstop: notifications sent while the listener is reconnecting are
+/// lost, so a reconnect also triggers a reload.
+pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    if state.store.backend() != Backend::Postgres || state.config.cache.clients_seconds == 0 {
+        return None;
+    }
+    let s = state.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect(&s.config.database_url)
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "client change listener: cannot connect; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CLIENTS_CHANNEL).await {
+                tracing::warn!(error = %e, "client change listener: LISTEN failed; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+            loop {
+                match listener.try_recv().await {
+                    // A change, or (None) a lost connection that the next call re-opens,
+                    // during which changes may have been missed: reload either way.
+                    Ok(_) => {
+                        if let Err(e) = refresh_clients(&s).await {
+                            tracing::error!(error = %e, "client cache refresh failed");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "client change listener failed; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }))
+}
+
 /// Background work: cache refresh and scheduled key rotation, and the janitor.
 pub fn spawn_background(state: &AppState) {
     let s = state.clone();
@@ -324,6 +371,7 @@ pub fn spawn_background(state: &AppState) {
             }
         }
     });
+    watch_client_changes(state);
     // The client table changes more often than keys and bounds how long a disabled client
     // keeps working (`client_cache`), so it has its own, shorter period.
     let s = state.clone();

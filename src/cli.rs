@@ -364,6 +364,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 fn lag_note(config: &Config) -> String {
     match config.cache.clients_seconds {
         0 => "running nodes apply this to their next request".into(),
+        n if config.database_url.starts_with("postgres") => format!(
+            "running nodes reload their clients now (Postgres notification), at the latest within {n} s"
+        ),
         n => format!(
             "running nodes stop accepting what this replaced within {n} s (cache.clients_seconds)"
         ),

@@ -9,9 +9,11 @@
 //!   once more against the store before it is refused, so a rotated secret or a re-enabled
 //!   client also works at once (`oauth::client_auth`);
 //! - what can lag is the other direction: a client disabled or removed, a secret rotated
-//!   away, a redirect URI unregistered keep working on a node for at most
-//!   `cache.clients_seconds`. `clients_seconds = 0` turns the cache off for deployments that
-//!   want every change to bite on the next request, at one store round trip per request.
+//!   away, a redirect URI unregistered keep working on a node until it reloads. On Postgres
+//!   every change is announced with NOTIFY and each node reloads at once
+//!   (`app::watch_client_changes`); the period bounds the rest (SQLite, a lost notification).
+//!   `clients_seconds = 0` turns the cache off for deployments that want every change to
+//!   bite on the next request, at one store round trip per request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

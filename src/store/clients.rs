@@ -2,7 +2,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::model::{Client, ClientSettings};
-use super::{DbResult, Store, flag, json_err};
+use super::{Backend, DbResult, Store, flag, json_err};
 use crate::crypto::secret::SecretHash;
 
 fn client_from_row(row: &AnyRow) -> DbResult<Client> {
@@ -16,6 +16,10 @@ fn client_from_row(row: &AnyRow) -> DbResult<Client> {
         settings: serde_json::from_str::<ClientSettings>(&settings).map_err(json_err)?,
     })
 }
+
+/// Postgres channel on which every change to the client table is announced, so that every
+/// node's client cache (`client_cache`) reloads at once instead of at its next period.
+pub const CLIENTS_CHANNEL: &str = "latchkey_clients";
 
 macro_rules! columns {
     () => {
@@ -75,6 +79,7 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await?;
+        self.announce_client_change().await?;
         Ok(true)
     }
 
@@ -99,6 +104,9 @@ impl Store {
                 disabled.push(id);
             }
         }
+        if !disabled.is_empty() {
+            self.announce_client_change().await?;
+        }
         Ok(disabled)
     }
 
@@ -109,6 +117,7 @@ impl Store {
             .bind(now)
             .execute(self.pool())
             .await?;
+        self.announce_client_change().await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -117,6 +126,20 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
+        self.announce_client_change().await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// On Postgres, tell every listening node that the client table changed (after the
+    /// change is committed: each write above is its own statement). SQLite has no such
+    /// channel; there the nodes' periodic reload is the bound.
+    async fn announce_client_change(&self) -> DbResult<()> {
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(CLIENTS_CHANNEL)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use clients::CLIENTS_CHANNEL;
 pub use janitor::PurgeCounts;
 pub use throttle::{ThrottlePolicy, ThrottleState, throttle_policy};
 

@@ -18,6 +18,48 @@ async fn two_nodes() -> Option<(TestApp, TestApp)> {
     Some((a, b))
 }
 
+async fn cc(node: &TestApp) -> u16 {
+    node.token_basic("rs", RS_SECRET, &[("grant_type", "client_credentials")])
+        .await
+        .status()
+        .as_u16()
+}
+
+/// A client disabled through one process reaches the other node's client cache through
+/// Postgres LISTEN/NOTIFY, long before its periodic reload (an hour here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_client_stops_working_on_every_node_at_once() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let listener = latchkey::app::watch_client_changes(&b.state).expect("Postgres listens");
+    assert_eq!(cc(&b).await, 200, "B has the client cached");
+    let mut client = a
+        .state
+        .store
+        .get_client("rs")
+        .await
+        .expect("get")
+        .expect("rs");
+    client.enabled = false;
+    // As `latchkey client` or a restarted node with a new config would.
+    a.state
+        .store
+        .upsert_client(&client, a.state.now())
+        .await
+        .expect("disable");
+    let mut status = 200;
+    for _ in 0..100 {
+        status = cc(&b).await;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 401, "B refuses the disabled client within 2 s");
+    listener.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_postgres() {
     let Some((a, b)) = two_nodes().await else {
