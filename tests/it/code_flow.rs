@@ -209,13 +209,7 @@ async fn code_reuse_revokes_tokens(b: Backend) {
         .await
         .expect("userinfo");
     assert_eq!(r.status(), 401);
-    let r = app
-        .token_basic(
-            "web",
-            WEB_SECRET,
-            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-        )
-        .await;
+    let r = app.refresh_web(&refresh).await;
     assert_oauth_error(r, 400, "invalid_grant").await;
 }
 
@@ -256,13 +250,7 @@ async fn racing_redemptions_of_one_code_issue_once(b: Backend) {
     assert_eq!(won.len(), 1, "exactly one redemption succeeds");
     // The losers were reuse, so the winner's grant is revoked (RFC 6749 §4.1.2).
     let refresh = won[0]["refresh_token"].as_str().expect("refresh");
-    let r = app
-        .token_basic(
-            "web",
-            WEB_SECRET,
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        )
-        .await;
+    let r = app.refresh_web(refresh).await;
     assert_oauth_error(r, 400, "invalid_grant").await;
 
     // A failed redemption uses the code up too: no second try at the verifier.

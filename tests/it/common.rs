@@ -333,6 +333,19 @@ impl TestApp {
             .expect("request")
     }
 
+    /// The `web` client redeems a refresh token.
+    pub async fn refresh_web(&self, refresh_token: &str) -> reqwest::Response {
+        self.token_basic(
+            "web",
+            WEB_SECRET,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
     /// The OpenID Provider configuration document.
     pub async fn discovery(&self) -> serde_json::Value {
         json(

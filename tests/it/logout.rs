@@ -3,7 +3,7 @@
 
 use crate::browser::through_pages;
 use crate::code_flow::{exchange, get_code};
-use crate::common::{Backend, TestApp, WEB_REDIRECT, WEB_SECRET, hidden, json};
+use crate::common::{Backend, TestApp, WEB_REDIRECT, hidden, json};
 
 const AFTER: &str = "http://localhost:3000/";
 
@@ -44,13 +44,7 @@ async fn signed_in(app: &TestApp) -> bool {
 }
 
 async fn refresh_works(app: &TestApp, refresh: &str) -> bool {
-    let r = app
-        .token_basic(
-            "web",
-            WEB_SECRET,
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        )
-        .await;
+    let r = app.refresh_web(refresh).await;
     r.status() == 200
 }
 

@@ -8,6 +8,7 @@ use oauth2::{
 };
 
 use latchkey::crypto::secret::SecretHash;
+use latchkey::store::model::Client;
 
 use crate::common::{
     Backend, LEGACY_SECRET, PASSWORD, RS_SECRET, SERVICE_SECRET, TestApp, http_client, json,
@@ -392,6 +393,21 @@ async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
     assert!(started.elapsed() < std::time::Duration::from_secs(8));
 }
 
+/// A server whose client cache reloads only every `clients_seconds` (tests spawn no
+/// background tasks, so only when the test says), and its `service` client, checked to work.
+async fn with_service_client(b: Backend, clients_seconds: u64) -> Option<(TestApp, Client)> {
+    let app = TestApp::spawn_with(b, |c| c.cache.clients_seconds = clients_seconds).await?;
+    let client = app
+        .state
+        .store
+        .get_client("service")
+        .await
+        .expect("get")
+        .expect("service");
+    assert_eq!(cc_status(&app, "service", SERVICE_SECRET).await, 200);
+    Some((app, client))
+}
+
 async fn cc_status(app: &TestApp, id: &str, secret: &str) -> u16 {
     app.token_basic(id, secret, &[("grant_type", "client_credentials")])
         .await
@@ -403,18 +419,11 @@ async fn cc_status(app: &TestApp, id: &str, secret: &str) -> u16 {
 /// CLI, or by another node) that let a client in work at once; those that shut one out take
 /// effect on the next reload, and at once with the cache off.
 async fn client_cache_lets_changes_in_at_once_and_shuts_out_on_reload(b: Backend) {
-    // A long period, so that only the test's own reloads happen.
-    let Some(app) = TestApp::spawn_with(b, |c| c.cache.clients_seconds = 3600).await else {
+    let Some((app, mut client)) = with_service_client(b, 3600).await else {
         return;
     };
     let store = &app.state.store;
     let now = app.state.now();
-    let mut client = store
-        .get_client("service")
-        .await
-        .expect("get")
-        .expect("service");
-    assert_eq!(cc_status(&app, "service", SERVICE_SECRET).await, 200);
 
     // A client registered after start is found in the store on first use.
     client.id = "late".into();
@@ -463,16 +472,10 @@ async fn client_cache_lets_changes_in_at_once_and_shuts_out_on_reload(b: Backend
 }
 
 async fn client_cache_off_means_every_change_bites_at_once(b: Backend) {
-    let Some(app) = TestApp::spawn_with(b, |c| c.cache.clients_seconds = 0).await else {
+    let Some((app, mut client)) = with_service_client(b, 0).await else {
         return;
     };
     let store = &app.state.store;
-    let mut client = store
-        .get_client("service")
-        .await
-        .expect("get")
-        .expect("service");
-    assert_eq!(cc_status(&app, "service", SERVICE_SECRET).await, 200);
     client.enabled = false;
     store
         .upsert_client(&client, app.state.now())

@@ -3,7 +3,7 @@
 use latchkey::config::Config;
 
 use crate::code_flow::{exchange, get_code};
-use crate::common::{Backend, RS_SECRET, TestApp, WEB_SECRET, config_toml, database_for, json};
+use crate::common::{Backend, RS_SECRET, TestApp, config_toml, database_for, json};
 use crate::device::{approve, poll, start};
 
 /// Two servers on one fresh Postgres database, with one issuer (as behind a load balancer).
@@ -88,23 +88,11 @@ async fn two_nodes_share_one_postgres() {
         .await
         .expect("userinfo");
     assert_eq!(r.status(), 200);
-    let r = a
-        .token_basic(
-            "web",
-            WEB_SECRET,
-            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-        )
-        .await;
+    let r = a.refresh_web(&refresh).await;
     assert_eq!(r.status(), 200);
     // Reuse of the rotated token after the grace window, on B, is detected.
     b.clock.advance(60);
-    let r = b
-        .token_basic(
-            "web",
-            WEB_SECRET,
-            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-        )
-        .await;
+    let r = b.refresh_web(&refresh).await;
     assert_eq!(json(r).await["error"], "invalid_grant");
     // The code is spent on every node, and its reuse revokes what it issued, seen by A.
     assert_eq!(
