@@ -332,6 +332,11 @@ pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 continue;
             }
+            // Changes made before LISTEN took effect were announced to nobody: read them now.
+            // Anything after it is announced, so nothing falls between the two.
+            if let Err(e) = refresh_clients(&s).await {
+                tracing::error!(error = %e, "client cache refresh failed");
+            }
             loop {
                 match listener.try_recv().await {
                     // A change, or (None) a lost connection that the next call re-opens,
