@@ -135,7 +135,7 @@ fn set_priority(priority: HashPriority) {
         HashPriority::Low => nice(10),
     };
     if let Err(e) = result {
-        tracing::debug!(error = %e, "could not lower the priority of a hashing thread");
+        tracing::warn!(error = %e, ?priority, "could not lower the priority of a password hashing thread; it runs at normal priority");
     }
 }
 
