@@ -11,7 +11,7 @@ use crate::store::device::Pace;
 use crate::store::model::{Client, DeviceStatus};
 use crate::tokens::TokenResponse;
 
-use super::{UserIssue, active_user, issue_user_grant_in};
+use super::{UserIssue, active_user, mint_fresh_grant, record_fresh_grant};
 
 pub async fn handle(
     state: &AppState,
@@ -73,29 +73,26 @@ pub async fn handle(
                 ));
             };
             let user = active_user(state, user_id).await?;
-            // Consuming the approval and recording the grant family share one transaction:
-            // either the tokens exist and the code is spent, or neither.
+            let grant_id = uuid::Uuid::new_v4().to_string();
+            let issue = UserIssue {
+                client,
+                user: &user,
+                grant_id: &grant_id,
+                grant,
+                nonce: None,
+                family_expires_at: None,
+            };
+            // Sign first; then consuming the approval and recording the grant family share one
+            // short transaction: either the tokens exist and the code is spent, or neither, and
+            // no transaction (on SQLite, no write lock) spans the signatures.
+            let (resp, refresh_hash) = mint_fresh_grant(state, &issue, now)?;
             let mut tx = state.store.begin().await?;
             if !Store::consume_device(&mut tx, &hash).await? {
                 return Err(OAuthError::invalid_grant(
                     "this device_code was already exchanged for tokens; it can be used only once",
                 ));
             }
-            let grant_id = uuid::Uuid::new_v4().to_string();
-            let resp = issue_user_grant_in(
-                state,
-                &mut tx,
-                &UserIssue {
-                    client,
-                    user: &user,
-                    grant_id: &grant_id,
-                    grant,
-                    nonce: None,
-                    family_expires_at: None,
-                },
-                now,
-            )
-            .await?;
+            record_fresh_grant(state, &mut tx, &issue, refresh_hash.as_deref(), now).await?;
             tx.commit().await?;
             Ok(resp)
         }

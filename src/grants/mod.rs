@@ -152,27 +152,17 @@ pub fn mint_user_tokens(
     ))
 }
 
-/// Issue a fresh user grant (password): mint, then store the family.
+/// Issue a fresh user grant (password): mint, then store the family in a transaction that
+/// holds no signature.
 pub async fn issue_user_grant(
     state: &AppState,
     i: &UserIssue<'_>,
     now: i64,
 ) -> OAuthResult<TokenResponse> {
-    let mut tx = state.store.begin().await?;
-    let resp = issue_user_grant_in(state, &mut tx, i, now).await?;
-    tx.commit().await?;
-    Ok(resp)
-}
-
-/// Mint a fresh user grant and record its family inside `conn`'s transaction.
-pub async fn issue_user_grant_in(
-    state: &AppState,
-    conn: &mut AnyConnection,
-    i: &UserIssue<'_>,
-    now: i64,
-) -> OAuthResult<TokenResponse> {
     let (resp, refresh_hash) = mint_fresh_grant(state, i, now)?;
-    record_fresh_grant(state, conn, i, refresh_hash.as_deref(), now).await?;
+    let mut tx = state.store.begin().await?;
+    record_fresh_grant(state, &mut tx, i, refresh_hash.as_deref(), now).await?;
+    tx.commit().await?;
     Ok(resp)
 }
 

@@ -81,6 +81,9 @@ impl Chromedriver {
         let mut child = Command::new(bin)
             .arg("--port=0")
             .arg(format!("--log-path={}", log.display()))
+            // At INFO chromedriver logs every command with its arguments, typed passwords
+            // included; warnings and errors are what a failed run needs.
+            .arg("--log-level=WARNING")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
