@@ -4,6 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::model::{CodeData, CodeRedemption, CodeRow, GrantData, RefreshRow, User};
+use super::users::user_columns;
 use super::{DbResult, Store, json_err};
 
 /// A grant family to record (any grant that can issue refresh tokens).
@@ -129,10 +130,8 @@ impl Store {
         Ok(())
     }
 
-    /// Consume a code atomically (`UPDATE … WHERE consumed_at IS NULL … RETURNING`): of two
-    /// concurrent redemptions only one sees `Valid`.
-    /// Use a code up and return it, or say why it cannot be used: the redemption in one
-    /// call, for a caller with nothing to mint.
+    /// Use a code up and return it, or say why it cannot be (`UPDATE … WHERE consumed_at IS
+    /// NULL … RETURNING`: of two concurrent redemptions only one sees `Valid`).
     pub async fn consume_code(&self, code_hash: &str, now: i64) -> DbResult<CodeRedemption> {
         let row = sqlx::query(
             "UPDATE authorization_codes SET consumed_at = $2
@@ -300,13 +299,13 @@ impl Store {
         user_id: Option<&str>,
     ) -> DbResult<(bool, Option<User>)> {
         // The LEFT JOIN against a one-row table keeps the row when there is no such user.
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1)
                   + (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL)
-                    AS revoked_n,
-                    u.id, u.username, u.password_hash, u.disabled, u.claims, u.updated_at
-             FROM (SELECT 1 AS one) AS one LEFT JOIN users u ON u.id = $3",
-        )
+                    AS revoked_n, ",
+            user_columns!(),
+            " FROM (SELECT 1 AS one) AS one LEFT JOIN users u ON u.id = $3"
+        ))
         .bind(jti)
         .bind(grant_id)
         .bind(user_id)

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::model::{Session, User};
+use super::users::user_columns;
 use super::{DbResult, Store};
 use crate::oauth::types::ScopeSet;
 
@@ -34,14 +35,14 @@ impl Store {
         idle_ttl: i64,
     ) -> DbResult<Option<(Session, User)>> {
         // The user comes in the same round trip: every caller needs both.
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "SELECT s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_seen_at,
-                    s.expires_at, u.id, u.username, u.password_hash, u.disabled, u.claims,
-                    u.updated_at
-             FROM sessions s JOIN users u ON u.id = s.user_id
+                    s.expires_at, ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2
-               AND s.last_seen_at > $3",
-        )
+               AND s.last_seen_at > $3"
+        ))
         .bind(id_hash)
         .bind(now)
         .bind(now - idle_ttl)

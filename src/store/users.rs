@@ -16,11 +16,14 @@ pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
     })
 }
 
-macro_rules! columns {
+/// The columns `user_from_row` reads, from a `users` table aliased `u`: the one list for
+/// every query that returns users, including the joins in `sessions` and `grants`.
+macro_rules! user_columns {
     () => {
-        "id, username, password_hash, disabled, claims, updated_at"
+        "u.id, u.username, u.password_hash, u.disabled, u.claims, u.updated_at"
     };
 }
+pub(super) use user_columns;
 
 /// A new user for `insert_user`.
 pub struct NewUser<'a> {
@@ -85,10 +88,10 @@ impl Store {
         let l = login.trim().to_lowercase();
         let row = sqlx::query(concat!(
             "SELECT ",
-            columns!(),
-            " FROM users WHERE username_lower = $1 UNION ALL SELECT ",
-            columns!(),
-            " FROM users WHERE email_lower = $1 AND username_lower <> $1 LIMIT 1"
+            user_columns!(),
+            " FROM users u WHERE username_lower = $1 UNION ALL SELECT ",
+            user_columns!(),
+            " FROM users u WHERE email_lower = $1 AND username_lower <> $1 LIMIT 1"
         ))
         .bind(l)
         .fetch_optional(self.pool())
@@ -97,18 +100,22 @@ impl Store {
     }
 
     pub async fn get_user(&self, id: &str) -> DbResult<Option<User>> {
-        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     pub async fn list_users(&self) -> DbResult<Vec<User>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
-            columns!(),
-            " FROM users ORDER BY username_lower"
+            user_columns!(),
+            " FROM users u ORDER BY username_lower"
         ))
         .fetch_all(self.pool())
         .await?;
