@@ -285,7 +285,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     let master = master_key(&config)?;
     let now = clock.now();
     bootstrap(&config, &store, now).await?;
-    ensure_keys(&config, &store, &master, now).await?;
+    let key_records = ensure_keys(&config, &store, &master, now).await?;
     let trusted_proxies = config.trusted_proxy_nets().into();
     let state = AppState::new(Shared {
         passwords: PasswordHasherPool::new(&config.login)?,
@@ -301,7 +301,8 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
         cors_origins: CorsOrigins::default(),
         trusted_proxies,
     });
-    refresh_caches(&state).await?;
+    load_keys(&state, &key_records)?;
+    refresh_clients(&state).await?;
     Ok(state)
 }
 

@@ -74,12 +74,17 @@ impl Shared {
 
     /// A client as this node knows it: from the client cache, else from the store.
     pub async fn client(&self, id: &str) -> DbResult<Option<Arc<Client>>> {
-        if self.config.cache.clients_seconds > 0
-            && let Some(c) = self.clients.lookup(id)
-        {
-            return Ok(Some(c));
+        match self.cached_client(id) {
+            Some(c) => Ok(Some(c)),
+            None => self.client_from_store(id).await,
         }
-        self.client_from_store(id).await
+    }
+
+    /// The cache's copy of a client, when the cache is on and holds it.
+    pub fn cached_client(&self, id: &str) -> Option<Arc<Client>> {
+        (self.config.cache.clients_seconds > 0)
+            .then(|| self.clients.lookup(id))
+            .flatten()
     }
 
     /// A client as the store has it right now; the cache learns the answer.

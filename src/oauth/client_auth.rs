@@ -155,10 +155,15 @@ pub async fn authenticate(
     params: &Params,
 ) -> OAuthResult<Arc<Client>> {
     let p = presented(authorization, params)?;
-    let cached = state.client(&p.client_id).await?;
-    match verify(state, &p, cached.clone()).await {
+    let cached = state.cached_client(&p.client_id);
+    let client = match &cached {
+        Some(c) => Some(c.clone()),
+        None => state.client_from_store(&p.client_id).await?,
+    };
+    match verify(state, &p, client).await {
         Ok(client) => Ok(client),
         Err(e) => {
+            // Only a refusal based on the cached copy is worth asking the store again.
             let Some(stale) = cached else { return Err(e) };
             let fresh = state.client_from_store(&p.client_id).await?;
             // Same credentials: the store would say the same, and another argon2 run for a
