@@ -306,6 +306,14 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     Ok(state)
 }
 
+/// `refresh_clients` for the background tasks: a failure is logged, and the next reload
+/// (tick or notification) tries again.
+async fn reload_clients(state: &AppState) {
+    if let Err(e) = refresh_clients(state).await {
+        tracing::error!(error = %e, "client cache refresh failed");
+    }
+}
+
 /// On Postgres, reload the client cache as soon as any process (a node, the CLI) announces a
 /// change to the client table (`Store::announce_client_change`), so a disabled client stops
 /// working on every node within milliseconds rather than `cache.clients_seconds`. The periodic
@@ -335,17 +343,13 @@ pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<
             }
             // Changes made before LISTEN took effect were announced to nobody: read them now.
             // Anything after it is announced, so nothing falls between the two.
-            if let Err(e) = refresh_clients(&s).await {
-                tracing::error!(error = %e, "client cache refresh failed");
-            }
+            reload_clients(&s).await;
             loop {
                 match listener.try_recv().await {
                     // A change, or (None) a lost connection that the next call re-opens,
                     // during which changes may have been missed: reload either way.
                     Ok(_) => {
-                        if let Err(e) = refresh_clients(&s).await {
-                            tracing::error!(error = %e, "client cache refresh failed");
-                        }
+                        reload_clients(&s).await;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "client change listener failed; reconnecting");
@@ -390,9 +394,7 @@ pub fn spawn_background(state: &AppState) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = refresh_clients(&s).await {
-                tracing::error!(error = %e, "client cache refresh failed");
-            }
+            reload_clients(&s).await;
         }
     });
     let s = state.clone();

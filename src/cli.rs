@@ -12,9 +12,9 @@ use crate::crypto::keys;
 use crate::crypto::password::hash_default;
 use crate::crypto::secret::{MIN_FAST_SECRET_LEN, SecretHash, new_token};
 use crate::oauth::types::{GrantType, SigningAlg, TokenEndpointAuthMethod};
-use crate::store::Store;
 use crate::store::model::{Address, Client, ClientSettings, UserClaims};
 use crate::store::users::NewUser;
+use crate::store::{Backend, Store};
 
 #[derive(Parser)]
 #[command(
@@ -361,10 +361,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 /// Running nodes read clients from their cache (`client_cache`): say when a change that
 /// shuts something out reaches them.
-fn lag_note(config: &Config) -> String {
+fn lag_note(config: &Config, store: &Store) -> String {
     match config.cache.clients_seconds {
         0 => "running nodes apply this to their next request".into(),
-        n if config.database_url.starts_with("postgres") => format!(
+        n if store.backend() == Backend::Postgres => format!(
             "running nodes reload their clients now (Postgres notification), at the latest within {n} s"
         ),
         n => format!(
@@ -459,7 +459,7 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
                 anyhow::bail!("no client {client_id}");
             }
             println!("client {client_id} removed");
-            println!("{}", lag_note(config));
+            println!("{}", lag_note(config, &store));
         }
         ClientCmd::RotateSecret { client_id } => {
             let c = store
@@ -479,7 +479,7 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
                 .set_client_secret(&client_id, &SecretHash::fast(&s), now())
                 .await?;
             println!("client_secret: {s}\n(shown once; only its hash is stored)");
-            println!("{}", lag_note(config));
+            println!("{}", lag_note(config, &store));
         }
     }
     Ok(0)
