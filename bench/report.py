@@ -41,7 +41,7 @@ SCENARIOS = [
 NAMES = dict(SCENARIOS)
 LATCHKEYS = [("latchkey-postgres", "Latchkey (Postgres)"), ("latchkey-sqlite", "Latchkey (SQLite)")]
 PEER = "peer"
-# Which ceiling from src/bin/sign_bench.rs bounds a scenario: one signature (or one argon2
+# Which ceiling from `latchkey ceilings` (src/ceilings.rs) bounds a scenario: one signature (or one argon2
 # verification) per operation, on the one core the server has.
 LIMIT = {"cc_rs256": ("rs256", "RS256 signatures/s"), "cc_es256": ("es256", "ES256 signatures/s"),
          "cc_eddsa": ("eddsa", "Ed25519 signatures/s"), "login": ("argon2", "argon2id verifications/s")}
@@ -66,13 +66,13 @@ def peak(suite: dict, server: str, scenario: str) -> dict | None:
 
 
 def ceiling(suite: dict, key: str, per: str = "wall") -> float | None:
-    """A sign_bench rate: per wall-clock second ("wall") or per CPU-second ("cpu")."""
+    """A `latchkey ceilings` rate: per wall-clock second ("wall") or per CPU-second ("cpu")."""
     v = suite["sign"][key]
     return v.get(per) if isinstance(v, dict) else (v if per == "wall" else None)
 
 
 def per_cpu(r: dict | None) -> float | None:
-    """Requests per second of CPU the server got: comparable with sign_bench's per-CPU rate
+    """Requests per second of CPU the server got: comparable with the ceilings' per-CPU rate
     even when the core was shared (then wall-clock rates of both are depressed, unequally)."""
     return r["rps"] / r["server_cpu"] if r and r.get("server_cpu") else None
 
@@ -183,14 +183,25 @@ def retried(suite: dict) -> int:
     return sum(r.get("attempts", 1) - 1 for d in suite["servers"].values() for r in d["results"])
 
 
+def warmups(suite: dict) -> str:
+    """The wrk warm-up per scenario: the peer's (node's JIT needs it) and Latchkey's. Older suites
+    recorded one value for both."""
+    w = suite.get("scenario_warmup", suite["warmup"])
+    if suite.get("latchkey_scenario_warmup") is None:
+        return f"{w} s"
+    return f"{w} s on the peer, {suite['latchkey_scenario_warmup']} s on Latchkey"
+
+
 def header(suite: dict) -> str:
     s = suite["sign"]
     lines = [
         f"- when: {suite['when']}; commit `{suite['commit']}`{' (with uncommitted changes)' if suite['dirty'] else ''}",
         f"- CPU: {suite['cpu']} ({suite['cores']} cores); server pinned to CPU {suite['server_cpu']}, "
         f"load generators (wrk, bench/drive.py) to CPU {suite['load_cpu']}; loopback only",
-        f"- each run {suite['duration']} s measured, at concurrency {', '.join(map(str, suite['concurrencies']))}; "
-        f"warm-up {suite.get('scenario_warmup', suite['warmup'])} s before each wrk scenario and "
+        f"- each run {suite['duration']} s measured"
+        + (" (logins at least 2 s and c/16 s)" if suite.get("login_windows") else "")
+        + f", at concurrency {', '.join(map(str, suite['concurrencies']))}; "
+        f"warm-up before each wrk scenario {warmups(suite)}, and "
         f"{suite['warmup']} s before each drive.py run; servers interleaved scenario by scenario"
         + (f"; a run is repeated (at most {suite['retries']}x, the least disturbed kept) when other "
            f"processes took more than {suite['foreign_max']:.2f} of the server's core"
@@ -199,7 +210,7 @@ def header(suite: dict) -> str:
         f"{' / '.join(f'{v:.2f}' for v in suite['loadavg_start'])} at start, "
         f"{' / '.join(f'{v:.2f}' for v in suite.get('loadavg_end', []))} at the end; "
         f"whole run {suite.get('elapsed_s', '?')} s",
-        "- ceilings on the server's core, one thread (src/bin/sign_bench.rs, aws-lc-rs / argon2 0.6), "
+        "- ceilings on the server's core, one thread (`latchkey ceilings`, aws-lc-rs / argon2 0.6), "
         "per wall-clock second (per CPU-second): "
         + ", ".join(f"{label} {num(ceiling(suite, k), d)}/s ({num(ceiling(suite, k, 'cpu'), d)})"
                     for k, label, d in [("rs256", "RS256", 0), ("es256", "ES256", 0), ("eddsa", "Ed25519", 0),
@@ -392,7 +403,7 @@ def svg_chart(suite: dict) -> str:
            f'<text x="20" y="38" fill="#555">{e(suite["cpu"])}, server on one core; {e(suite["when"])}, '
            f'commit {e(suite["commit"])}</text>']
     lx = 20
-    for _, name, color in series + [("", "one-core ceiling (sign_bench)", limit_color)]:
+    for _, name, color in series + [("", "one-core ceiling (latchkey ceilings)", limit_color)]:
         out.append(f'<rect x="{lx}" y="48" width="12" height="12" fill="{color}"/>'
                    f'<text x="{lx + 16}" y="58">{e(name)}</text>')
         lx += 22 + 7 * len(name)

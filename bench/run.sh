@@ -3,9 +3,10 @@
 #   bench/run.sh [--quick] [--duration S] [--warmup S] [--concurrency 1,16,64] [--servers LIST]
 #                [--only SCENARIOS] [--no-report] [--note TEXT]
 #
-# 1. installs wrk with apt-get if it is missing; `npm ci` for the peer (bench/peer);
-# 2. builds Latchkey and its ceiling probe (src/bin/sign_bench.rs) in release mode
-#    (CARGO_TARGET_DIR, default /var/tmp/latchkey-bench-target);
+# 1. installs wrk with apt-get if it is missing;
+# 2. `npm ci` for the peer (bench/peer), while it builds Latchkey in release mode with its
+#    ceiling probe (`--features bench`: `latchkey ceilings`, src/ceilings.rs) into
+#    CARGO_TARGET_DIR (default /var/tmp/latchkey-bench-target);
 # 3. creates an empty Postgres database (BENCH_PG, default postgres://postgres@127.0.0.1:5432,
 #    database latchkey_bench; dropped again at the end);
 # 4. bench/suite.py: the one-core signing/argon2 ceilings, then every scenario against Latchkey
@@ -13,8 +14,9 @@
 #    and the load to LOAD_CPU (default 1), loopback only;
 # 5. appends to bench/RESULTS.md, redraws bench/results/latest.svg and the README's Benchmark
 #    section (skip with --no-report).
-# Default durations (1 s warm-up + 4 s per run) keep the measuring part near 8 minutes;
-# --quick is a smoke test of about 2 minutes whose figures are rough.
+# Default durations (2 s per run, short warm-ups) keep the measuring part near 4.5 minutes, so
+# a fresh machine has the table within 10 minutes, build included; --duration 4 gives steadier
+# figures in about 8 minutes; --quick is a smoke test of about 2 minutes whose figures are rough.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -39,11 +41,18 @@ if [ "$(nproc)" -lt 2 ]; then
   exit 1
 fi
 
-step "peer dependencies (npm ci)"
-(cd "$here/peer" && npm ci --no-audit --no-fund --loglevel=error)
-
-step "release build into $CARGO_TARGET_DIR"
-(cd "$root" && cargo build --release --locked --features bench --bin latchkey --bin sign_bench)
+# npm ci mostly waits on the network, so it runs beside the build instead of before it.
+step "peer dependencies (npm ci, in the background) and release build into $CARGO_TARGET_DIR"
+npm_log="$(mktemp)"
+(cd "$here/peer" && npm ci --no-audit --no-fund --loglevel=error) >"$npm_log" 2>&1 &
+npm_pid=$!
+(cd "$root" && cargo build --release --locked --features bench --bin latchkey)
+if ! wait "$npm_pid"; then
+  cat "$npm_log" >&2
+  echo "bench/run.sh: npm ci failed in bench/peer" >&2
+  exit 1
+fi
+rm -f "$npm_log"
 
 step "Postgres database $db"
 psql "$pg/postgres" -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
@@ -52,6 +61,5 @@ trap 'psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || t
 step "benchmark"
 python3 "$here/suite.py" \
   --latchkey "$CARGO_TARGET_DIR/release/latchkey" \
-  --sign-bench "$CARGO_TARGET_DIR/release/sign_bench" \
   --pg-url "$pg/$db" --server-cpu "$server_cpu" --load-cpu "$load_cpu" "$@"
 step "done"

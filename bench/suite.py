@@ -3,7 +3,7 @@
 Postgres, Latchkey on SQLite and the oidc-provider peer, then the report.
 bench/run.sh builds everything and calls this; run it directly to repeat a part:
 
-  python3 bench/suite.py --latchkey BIN --sign-bench BIN --pg-url URL [--servers peer] [--quick]
+  python3 bench/suite.py --latchkey BIN --pg-url URL [--servers peer] [--quick]
 
 All servers run at once, each pinned to --server-cpu, and are measured one at a time with the
 load generators on --load-cpu (taskset), scenario by scenario: each scenario runs on every
@@ -106,12 +106,12 @@ def git(*args: str) -> str:
     return p.stdout.strip()
 
 
-def sign_limits(sign_bin: str, cpu: str, seconds: float) -> dict:
-    log(f"signing and argon2 ceilings on CPU {cpu} ...")
-    p = subprocess.run(["taskset", "-c", cpu, sign_bin, "--config", CONFIG, "--seconds", str(seconds)],
+def sign_limits(latchkey: str, cpu: str, seconds: float) -> dict:
+    log(f"signing and argon2 ceilings on CPU {cpu} (latchkey ceilings) ...")
+    p = subprocess.run(["taskset", "-c", cpu, latchkey, "--config", CONFIG, "ceilings", "--seconds", str(seconds)],
                        capture_output=True, text=True, timeout=120 + 8 * seconds)
     if p.returncode != 0:
-        raise RuntimeError(f"sign_bench failed: {p.stderr[-2000:]}")
+        raise RuntimeError(f"latchkey ceilings failed (built without --features bench?): {p.stderr[-2000:]}")
     sys.stderr.write(p.stderr)
     return run.result_line(p.stdout, "BENCH_SIGN")
 
@@ -202,7 +202,7 @@ def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
                 # Postgres's own processes may also run on the server's core and count as
                 # "other"; measured, that is a few percent at most, so one threshold fits all.
                 foreign_max=a.foreign_max,
-                scenario_warmup=a.scenario_warmup)
+                scenario_warmup=a.scenario_warmup if n == "peer" else min(1.0, a.scenario_warmup))
         time.sleep(1.0)  # let start-up work (key generation, first-request warm-up) settle
         for n, srv in servers.items():
             memory[n] = {"idle": srv.memory()}
@@ -234,20 +234,25 @@ def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--latchkey", required=True, help="release binary")
-    ap.add_argument("--sign-bench", required=True, help="sign_bench release binary (src/bin/sign_bench.rs)")
+    ap.add_argument("--latchkey", required=True, help="release binary built with --features bench")
     ap.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/latchkey_bench",
                     help="an empty database, created by bench/run.sh")
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma list out of {','.join(SERVERS)}")
     ap.add_argument("--only", default=",".join(run.ALL), help="scenarios, comma list")
-    ap.add_argument("--duration", type=int, default=4, help="seconds per measured run")
-    ap.add_argument("--warmup", type=int, default=1, help="seconds of discarded load before each drive.py run")
-    ap.add_argument("--scenario-warmup", type=int, default=2,
-                    help="seconds of discarded wrk load before the first run of each wrk scenario")
+    # 1 s per run keeps the whole default suite near 3 minutes, so that a fresh machine has the
+    # table within 10 minutes of `bench/run.sh`, the cold build included. A second counts
+    # thousands of requests (hundreds of code flows) even at c=1; the machine's drift through
+    # the day moves the figures more than a longer run would. Logins get longer windows
+    # (run.login_seconds).
+    ap.add_argument("--duration", type=float, default=1.0, help="seconds per measured run")
+    ap.add_argument("--warmup", type=float, default=0.5, help="seconds of discarded load before each drive.py run")
+    ap.add_argument("--scenario-warmup", type=float, default=2.0,
+                    help="seconds of discarded wrk load before the first run of each wrk scenario on the "
+                         "peer (node's JIT needs them); Latchkey gets at most 1 s, as it has no JIT")
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--burst-concurrency", type=int, default=16,
                     help="connections of both the client_credentials and the login load in the burst")
-    ap.add_argument("--sign-seconds", type=float, default=3.0)
+    ap.add_argument("--sign-seconds", type=float, default=2.0)
     ap.add_argument("--retries", type=int, default=1,
                     help="repeat a run this often when other processes took more than --foreign-max of the "
                          "server's core (a shared machine)")
@@ -280,9 +285,11 @@ def main() -> int:
         "commit": git("rev-parse", "--short=12", "HEAD"), "dirty": bool(git("status", "--porcelain")),
         "cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release(),
         "server_cpu": a.server_cpu, "load_cpu": a.load_cpu, "duration": a.duration, "warmup": a.warmup,
-        "scenario_warmup": a.scenario_warmup, "retries": a.retries, "foreign_max": a.foreign_max,
+        "scenario_warmup": a.scenario_warmup, "latchkey_scenario_warmup": min(1.0, a.scenario_warmup),
+        "login_windows": "max(duration, 2 s, c/16 s)",
+        "retries": a.retries, "foreign_max": a.foreign_max,
         "concurrencies": a.concurrency, "note": a.note, "loadavg_start": loadavg(),
-        "sign": sign_limits(a.sign_bench, a.server_cpu, a.sign_seconds), "servers": {},
+        "sign": sign_limits(a.latchkey, a.server_cpu, a.sign_seconds), "servers": {},
     }
     try:
         suite["servers"] = bench_servers(servers, a, scenarios, work)

@@ -59,6 +59,15 @@ pub enum Command {
         #[arg(long)]
         fast: bool,
     },
+    /// The benchmark's one-core ceilings: raw signatures and argon2 verifications per second
+    /// at the config's parameters (bench/run.sh; built with `--features bench`).
+    #[cfg(feature = "bench")]
+    #[command(hide = true)]
+    Ceilings {
+        /// Seconds of measuring per operation.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -296,6 +305,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             tracing::info!(issuer = %state.config.issuer, listen = %listener.local_addr()?, store = ?state.store.backend(), "latchkey is serving");
             app::serve(state, listener, app::shutdown_signal()).await?;
+            Ok(0)
+        }
+        #[cfg(feature = "bench")]
+        Command::Ceilings { seconds } => {
+            // The argon2 parameters are the config's, read the way the server reads them
+            // (environment overrides included), so the login target compares like with like.
+            crate::ceilings::run(&load_config(&cli.config)?.login, seconds)?;
             Ok(0)
         }
         Command::Migrate => {

@@ -11,6 +11,8 @@
 
 pub mod app;
 pub mod authorize;
+#[cfg(feature = "bench")]
+pub mod ceilings;
 pub mod cli;
 pub mod client_cache;
 pub mod clock;

@@ -2,23 +2,26 @@
 //! ES256 (P-256) and Ed25519 signatures per second with aws-lc-rs, and argon2id password
 //! verifications per second at the parameters of a Latchkey config, all on one thread.
 //!
-//!   cargo build --release --features bench --bin sign_bench
-//!   taskset -c 0 target/release/sign_bench [--config FILE] [--seconds 3]
+//!   cargo build --release --features bench
+//!   taskset -c 0 target/release/latchkey --config FILE ceilings [--seconds 3]
 //!
 //! Pin it to the core the server runs on (bench/run.sh does): the limit of interest is what
-//! that one core can do. Prints a human table on stderr and one line
-//! `BENCH_SIGN {json}` on stdout for bench/run.py.
+//! that one core can do. Prints a human table on stderr and one line `BENCH_SIGN {json}` on
+//! stdout for bench/suite.py.
+//!
+//! A subcommand of the server binary rather than a binary of its own because the release
+//! profile's link-time optimisation runs once per binary: a second one added half a minute
+//! to the benchmark's cold build.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::config::LoginSettings;
+use crate::crypto::password::{hash_with, verify_sync};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
-use latchkey::config::{Config, LoginSettings};
-use latchkey::crypto::password::{hash_with, verify_sync};
 
 /// A signing input the size of a client_credentials access token's header.payload, so the
 /// SHA-256 part of the work is the same as the server's (it is tiny next to the signature).
@@ -71,29 +74,8 @@ fn rate(secs: f64, mut op: impl FnMut()) -> Rate {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let mut config: Option<PathBuf> = None;
-    let mut secs = 3.0f64;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" => config = args.next().map(PathBuf::from),
-            "--seconds" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
-            _ => anyhow::bail!("usage: sign_bench [--config FILE] [--seconds N]"),
-        }
-    }
-    // The argon2 parameters are the config's, read the way the server reads them
-    // (environment overrides included), so the login target compares like with like.
-    let login = match &config {
-        Some(path) => {
-            Config::load(path)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .0
-                .login
-        }
-        None => LoginSettings::default(),
-    };
-
+/// Measure for about `secs` per operation and print the table and the `BENCH_SIGN` line.
+pub fn run(login: &LoginSettings, secs: f64) -> anyhow::Result<()> {
     let rng = SystemRandom::new();
     let err = |_| anyhow::anyhow!("aws-lc-rs key generation failed");
     let rsa = RsaKeyPair::generate(KeySize::Rsa2048).map_err(err)?;
