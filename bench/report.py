@@ -210,8 +210,9 @@ def header(suite: dict) -> str:
         f"{' / '.join(f'{v:.2f}' for v in suite['loadavg_start'])} at start, "
         f"{' / '.join(f'{v:.2f}' for v in suite.get('loadavg_end', []))} at the end; "
         f"whole run {suite.get('elapsed_s', '?')} s",
-        "- ceilings on the server's core, one thread (`latchkey ceilings`, aws-lc-rs / argon2 0.6), "
-        "per wall-clock second (per CPU-second): "
+        "- ceilings on the server's core, one thread (`latchkey ceilings`, aws-lc-rs / argon2 0.6"
+        + ("; each the better of a measurement before and one after the scenarios" if suite.get("sign_runs") else "")
+        + "), per wall-clock second (per CPU-second): "
         + ", ".join(f"{label} {num(ceiling(suite, k), d)}/s ({num(ceiling(suite, k, 'cpu'), d)})"
                     for k, label, d in [("rs256", "RS256", 0), ("es256", "ES256", 0), ("eddsa", "Ed25519", 0),
                                         ("argon2", f"argon2id m={s['argon2_memory_kib']} KiB "

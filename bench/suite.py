@@ -116,6 +116,17 @@ def sign_limits(latchkey: str, cpu: str, seconds: float) -> dict:
     return run.result_line(p.stdout, "BENCH_SIGN")
 
 
+def best_ceilings(runs: list[dict]) -> dict:
+    """Per operation, the measurement with the higher rate per CPU-second (its wall-clock rate
+    comes with it)."""
+    best = dict(runs[0])
+    for r in runs[1:]:
+        for k in ("rs256", "es256", "eddsa", "argon2"):
+            if (r[k].get("cpu") or r[k]["wall"]) > (best[k].get("cpu") or best[k]["wall"]):
+                best[k] = r[k]
+    return best
+
+
 class Server:
     """One server under test, started pinned and stopped at the end (a context manager)."""
 
@@ -252,7 +263,7 @@ def main() -> int:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--burst-concurrency", type=int, default=16,
                     help="connections of both the client_credentials and the login load in the burst")
-    ap.add_argument("--sign-seconds", type=float, default=2.0)
+    ap.add_argument("--sign-seconds", type=float, default=1.5)
     ap.add_argument("--retries", type=int, default=1,
                     help="repeat a run this often when other processes took more than --foreign-max of the "
                          "server's core (a shared machine)")
@@ -293,6 +304,11 @@ def main() -> int:
     }
     try:
         suite["servers"] = bench_servers(servers, a, scenarios, work)
+        # The ceilings again at the end: the shared machine's speed drifts within minutes (run
+        # 5 measured argon2 at 28/s at the start and then logged in 38 times a second). A
+        # ceiling is what the core can do, so each is the better of the two measurements.
+        suite["sign_runs"] = [suite["sign"], sign_limits(a.latchkey, a.server_cpu, a.sign_seconds)]
+        suite["sign"] = best_ceilings(suite["sign_runs"])
     finally:
         suite["loadavg_end"] = loadavg()
         suite["elapsed_s"] = round(time.monotonic() - t0, 1)
