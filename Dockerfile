@@ -14,7 +14,7 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 
-# Only what the build needs: sqlx::migrate! embeds migrations/ in the binary, and askama
+# Only what the build needs: src/store/mod.rs embeds migrations/ in the binary, and askama
 # compiles templates/ into it. static/ holds the page assets.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
