@@ -6,29 +6,26 @@ use crate::state::AppState;
 use crate::store::model::User;
 use crate::store::throttle_policy;
 
+/// Why a password check did not sign the user in.
 #[derive(Debug)]
-pub enum LoginOutcome {
-    Ok(User),
+pub enum LoginFailure {
     /// Wrong username or password (deliberately not saying which).
     Invalid,
     /// The account is disabled; said only after a correct password.
     Disabled,
     /// Too many failures for this account or this client IP.
-    Locked {
-        until: i64,
-    },
+    Locked { until: i64 },
 }
 
-impl LoginOutcome {
-    /// What the login page says about a failed attempt: never whether the account exists.
-    pub fn failure_message(&self, now: i64) -> String {
+impl LoginFailure {
+    /// What the login page says: never whether the account exists.
+    pub fn page_message(&self, now: i64) -> String {
         match self {
-            LoginOutcome::Ok(_) => String::new(),
-            LoginOutcome::Invalid => "Wrong username or password.".to_owned(),
-            LoginOutcome::Disabled => {
+            LoginFailure::Invalid => "Wrong username or password.".to_owned(),
+            LoginFailure::Disabled => {
                 "This account is disabled. Contact your administrator.".to_owned()
             }
-            LoginOutcome::Locked { until } => format!(
+            LoginFailure::Locked { until } => format!(
                 "Too many failed attempts. For your security, sign-in is paused; try again in {}.",
                 wait_words(*until - now)
             ),
@@ -57,7 +54,7 @@ pub async fn check_password(
     login: &str,
     password: &str,
     ip: Option<&str>,
-) -> OAuthResult<LoginOutcome> {
+) -> OAuthResult<Result<User, LoginFailure>> {
     let now = state.now();
     let s = &state.config.login;
     let account = user_key(login);
@@ -68,7 +65,7 @@ pub async fn check_password(
     }
     let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
     if let Some(until) = state.store.throttle_locked_until_any(&names, now).await? {
-        return Ok(LoginOutcome::Locked { until });
+        return Ok(Err(LoginFailure::Locked { until }));
     }
     let user = state.store.find_user_by_login(login).await?;
     let ok = state
@@ -81,18 +78,18 @@ pub async fn check_password(
     match user {
         Some(u) if ok => {
             state.store.throttle_clear(&account).await?;
-            if u.disabled {
-                Ok(LoginOutcome::Disabled)
+            Ok(if u.disabled {
+                Err(LoginFailure::Disabled)
             } else {
-                Ok(LoginOutcome::Ok(u))
-            }
+                Ok(u)
+            })
         }
         _ => {
             let locked = state.store.throttle_fail_all(&keys, now).await?;
-            Ok(match locked {
-                Some(until) => LoginOutcome::Locked { until },
-                None => LoginOutcome::Invalid,
-            })
+            Ok(Err(match locked {
+                Some(until) => LoginFailure::Locked { until },
+                None => LoginFailure::Invalid,
+            }))
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the user's password to the client, which RFC 9700 §2.4 says MUST NOT be done. It shares the
 //! login page's throttle.
 
-use crate::login::{LoginOutcome, check_password};
+use crate::login::{LoginFailure, check_password};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -21,14 +21,14 @@ pub async fn handle(
     let password = params.require("password")?;
     let scope = requested_scope(client, params.get("scope"))?;
     let user = match check_password(state, username, password, ctx.client_ip.as_deref()).await? {
-        LoginOutcome::Ok(u) => u,
-        LoginOutcome::Invalid => {
+        Ok(u) => u,
+        Err(LoginFailure::Invalid) => {
             return Err(OAuthError::invalid_grant("wrong username or password"));
         }
-        LoginOutcome::Disabled => {
+        Err(LoginFailure::Disabled) => {
             return Err(OAuthError::invalid_grant("this account is disabled"));
         }
-        LoginOutcome::Locked { until } => {
+        Err(LoginFailure::Locked { until }) => {
             return Err(OAuthError::invalid_grant(format!(
                 "too many failed attempts; try again in {} seconds",
                 (until - state.now()).max(1)

@@ -10,7 +10,7 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::crypto::secret::hash_token;
-use crate::login::{LoginOutcome, check_password};
+use crate::login::check_password;
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -297,10 +297,10 @@ pub async fn sign_in(
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
     let user = match check_password(state, &username, password, Some(ip)).await? {
-        LoginOutcome::Ok(user) => user,
-        failed => {
+        Ok(user) => user,
+        Err(failed) => {
             audit(state, "login.failure", None, Some(client_id), ip).await;
-            let message = failed.failure_message(state.now());
+            let message = failed.page_message(state.now());
             return Ok(SignIn::Failed(jar, (message, username)));
         }
     };
