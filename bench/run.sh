@@ -14,9 +14,10 @@
 #    and the load to LOAD_CPU (default 1), loopback only;
 # 5. appends to bench/RESULTS.md, redraws bench/results/latest.svg and the README's Benchmark
 #    section (skip with --no-report).
-# Default durations (2 s per run, short warm-ups) keep the measuring part near 4.5 minutes, so
-# a fresh machine has the table within 10 minutes, build included; --duration 4 gives steadier
-# figures in about 8 minutes; --quick is a smoke test of about 2 minutes whose figures are rough.
+# Default durations (1 s per run, short warm-ups) keep the measuring part near 3.5 minutes, so
+# a fresh machine has the table within 10 minutes, build included (bench/README.md has the
+# measured time); --duration 4 gives steadier figures in about 8 minutes of measuring; --quick
+# is a smoke test of about 2.5 minutes whose figures are rough.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"

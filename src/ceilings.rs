@@ -15,13 +15,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::LoginSettings;
-use crate::crypto::password::{hash_with, verify_sync};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
+
+use crate::config::LoginSettings;
+use crate::crypto::password::{hash_with, verify_sync};
 
 /// A signing input the size of a client_credentials access token's header.payload, so the
 /// SHA-256 part of the work is the same as the server's (it is tiny next to the signature).
