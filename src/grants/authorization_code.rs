@@ -28,7 +28,7 @@ pub async fn handle(
     let user = match check(state, client, params, &row).await {
         Ok(user) => user,
         Err(e) => {
-            state.store.consume_code(&hash, now).await?;
+            state.store.spend_code(&hash, now).await?;
             return Err(e);
         }
     };

@@ -130,24 +130,6 @@ impl Store {
         Ok(())
     }
 
-    /// Use a code up and return it, or say why it cannot be (`UPDATE … WHERE consumed_at IS
-    /// NULL … RETURNING`: of two concurrent redemptions only one sees `Valid`).
-    pub async fn consume_code(&self, code_hash: &str, now: i64) -> DbResult<CodeRedemption> {
-        let row = sqlx::query(
-            "UPDATE authorization_codes SET consumed_at = $2
-             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2
-             RETURNING grant_id, client_id, user_id, data, expires_at",
-        )
-        .bind(code_hash)
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
-        match row {
-            Some(row) => Ok(CodeRedemption::Valid(code_from_row(&row)?)),
-            None => self.peek_code(code_hash, now).await,
-        }
-    }
-
     /// Read a code without using it up. The token endpoint checks and mints first, then
     /// claims the code ([`Store::claim_code`]) in the transaction that records the grant.
     pub async fn peek_code(&self, code_hash: &str, now: i64) -> DbResult<CodeRedemption> {
@@ -172,8 +154,16 @@ impl Store {
         })
     }
 
-    /// Use a code up inside `conn`'s transaction. Exactly one of any number of concurrent
-    /// callers gets true; the rest must not issue anything.
+    /// Use a code up on a connection of its own, outside any transaction: for a code that
+    /// failed a check and is burnt without issuing anything. See [`Store::claim_code`].
+    pub async fn spend_code(&self, code_hash: &str, now: i64) -> DbResult<bool> {
+        let mut conn = self.pool().acquire().await?;
+        Self::claim_code(&mut conn, code_hash, now).await
+    }
+
+    /// Use a code up inside `conn`'s transaction (`UPDATE … WHERE consumed_at IS NULL`):
+    /// exactly one of any number of concurrent callers gets true; the rest must not issue
+    /// anything.
     pub async fn claim_code(conn: &mut AnyConnection, code_hash: &str, now: i64) -> DbResult<bool> {
         let r = sqlx::query(
             "UPDATE authorization_codes SET consumed_at = $2

@@ -45,18 +45,20 @@ async fn codes_are_single_use_and_expire(b: Backend) {
         .expect("insert");
     // Concurrent redemptions: exactly one wins.
     let h = hash_token(&code);
-    let (a, b2) = tokio::join!(
-        store.consume_code(&h, now + 1),
-        store.consume_code(&h, now + 1)
-    );
+    assert!(matches!(
+        store.peek_code(&h, now + 1).await.expect("peek"),
+        CodeRedemption::Valid(row) if row.grant_id == "g1"
+    ));
+    let (a, b2) = tokio::join!(store.spend_code(&h, now + 1), store.spend_code(&h, now + 1));
     let wins = [a.expect("a"), b2.expect("b")]
         .iter()
-        .filter(|r| matches!(r, CodeRedemption::Valid(_)))
+        .filter(|won| **won)
         .count();
     assert_eq!(wins, 1);
     assert!(
-        matches!(store.consume_code(&hash_token(&code), now + 2).await.expect("c"), CodeRedemption::Reused { grant_id } if grant_id == "g1")
+        matches!(store.peek_code(&hash_token(&code), now + 2).await.expect("c"), CodeRedemption::Reused { grant_id } if grant_id == "g1")
     );
+    assert!(!store.spend_code(&h, now + 2).await.expect("again"));
     let code2 = new_token();
     store
         .insert_code(
@@ -72,13 +74,19 @@ async fn codes_are_single_use_and_expire(b: Backend) {
         .expect("insert");
     assert!(matches!(
         store
-            .consume_code(&hash_token(&code2), now + 60)
+            .peek_code(&hash_token(&code2), now + 60)
             .await
             .expect("d"),
         CodeRedemption::Expired
     ));
+    assert!(
+        !store
+            .spend_code(&hash_token(&code2), now + 60)
+            .await
+            .expect("expired")
+    );
     assert!(matches!(
-        store.consume_code("nope", now).await.expect("e"),
+        store.peek_code("nope", now).await.expect("e"),
         CodeRedemption::Unknown
     ));
 }
