@@ -284,9 +284,9 @@ mod tests {
     async fn only_hashing_threads_run_at_lower_priority() {
         const SCHED_OTHER: i64 = 0;
         const SCHED_IDLE: i64 = 5;
-        for (priority, name, want) in [
-            (HashPriority::Idle, "latchkey-argon2", (SCHED_IDLE, 0)),
-            (HashPriority::Low, "latchkey-argon2", (SCHED_OTHER, 10)),
+        for (priority, want) in [
+            (HashPriority::Idle, (SCHED_IDLE, 0)),
+            (HashPriority::Low, (SCHED_OTHER, 10)),
         ] {
             let settings = LoginSettings {
                 hash_priority: priority,
@@ -298,7 +298,7 @@ mod tests {
             let _ = pool.verify("x".into(), None).await.expect("verify");
             let mut seen = Vec::new();
             for _ in 0..50 {
-                seen = thread_priorities(name);
+                seen = thread_priorities("latchkey-argon2");
                 if seen.len() >= 2 && seen.iter().all(|p| *p == want) {
                     break;
                 }
