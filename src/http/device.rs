@@ -15,9 +15,9 @@ use crate::store::model::{DeviceRow, GrantData, Session, User};
 
 use super::authorize::{SignIn, audit, csrf_failed, sign_in};
 use super::client_ip::ClientIp;
-use super::respond::{error_page, page};
+use super::respond::{error_page, json_no_store, page};
 use super::session;
-use super::token::{authenticated_form, json_no_store};
+use super::token::authenticated_form;
 use super::views::{
     DeviceConfirmPage, DeviceEntryPage, LoginPage, MessagePage, Theme, scope_lines,
 };

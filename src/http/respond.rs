@@ -21,6 +21,14 @@ pub fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
+/// A JSON answer of a machine endpoint (token, device authorization, revocation,
+/// introspection), never cached.
+pub fn json_no_store(v: &impl serde::Serialize) -> Response {
+    let mut r = axum::Json(v).into_response();
+    no_store(r.headers_mut());
+    r
+}
+
 /// RFC 6750 §3: error_description is limited to printable ASCII without `"` and `\`.
 fn quote(s: &str) -> String {
     s.replace('§', "section ")

@@ -19,7 +19,7 @@ use crate::store::model::Client;
 use crate::tokens::AccessClaims;
 
 use super::client_ip::ClientIp;
-use super::respond::no_store;
+use super::respond::json_no_store;
 
 /// Read a form body: RFC 6749 §3.2 requires application/x-www-form-urlencoded.
 pub fn form(headers: &HeaderMap, body: &[u8]) -> OAuthResult<Params> {
@@ -54,12 +54,6 @@ pub async fn authenticated_form(
     let params = form(headers, body)?;
     let client = client_auth::authenticate(state, authorization(headers), &params).await?;
     Ok((params, client))
-}
-
-pub(super) fn json_no_store(v: &impl serde::Serialize) -> Response {
-    let mut r = axum::Json(v).into_response();
-    no_store(r.headers_mut());
-    r
 }
 
 pub async fn token(
