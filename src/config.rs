@@ -55,6 +55,8 @@ pub struct Config {
     #[serde(default)]
     pub device: DeviceSettings,
     #[serde(default)]
+    pub client_auth: ClientAuthSettings,
+    #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
     pub janitor: JanitorSettings,
@@ -174,6 +176,12 @@ pub struct LoginSettings {
     /// Concurrent argon2 computations (each uses `argon2_memory_kib`); 0 = one per CPU core
     /// this process may use (see `hash_threads`).
     pub max_concurrent_hashes: usize,
+    /// Password checks waiting for a hashing thread before new ones are turned away as
+    /// busy; 0 = four per hashing thread.
+    pub max_queued_hashes: usize,
+    /// Password checks from one client address (an IPv6 /64) verified at the same time;
+    /// one account is always checked one attempt at a time.
+    pub max_in_flight_per_ip: i64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
@@ -204,6 +212,14 @@ impl LoginSettings {
             n => n,
         }
     }
+
+    /// The bound of the hashing queue (`crypto::password`).
+    pub fn hash_queue(&self) -> usize {
+        match self.max_queued_hashes {
+            0 => 4 * self.hash_threads(),
+            n => n,
+        }
+    }
 }
 
 impl Default for LoginSettings {
@@ -215,6 +231,8 @@ impl Default for LoginSettings {
             max_lockout_seconds: 3600,
             failure_window_seconds: 3600,
             max_concurrent_hashes: 0,
+            max_queued_hashes: 0,
+            max_in_flight_per_ip: 4,
             hash_priority: HashPriority::Idle,
             // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
             argon2_memory_kib: 19_456,
@@ -247,9 +265,12 @@ pub struct DeviceSettings {
     pub poll_interval: i64,
     /// Wrong user codes per client IP per window before the page refuses (§5.1).
     pub max_attempts_per_ip: i64,
-    /// Wrong user codes across all IPs per window.
+    /// Wrong user codes across all IPs per window before every code check is slowed down.
     pub max_attempts_global: i64,
     pub attempt_window_seconds: i64,
+    /// How long each code check waits while the global limit is exceeded. A slowdown, never
+    /// a lock: an attacker must not be able to turn device sign-in off for everyone.
+    pub global_slowdown_seconds: u64,
 }
 
 impl Default for DeviceSettings {
@@ -260,6 +281,34 @@ impl Default for DeviceSettings {
             max_attempts_per_ip: 10,
             max_attempts_global: 1000,
             attempt_window_seconds: 600,
+            global_slowdown_seconds: 2,
+        }
+    }
+}
+
+/// Throttling of failed client authentication (wrong client secrets) at the token,
+/// introspection, revocation and device endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuthSettings {
+    /// Failed authentications of one client, from anywhere, per window before lockouts.
+    pub max_failures_per_client: i64,
+    /// Failed client authentications from one address (an IPv6 /64) per window.
+    pub max_failures_per_ip: i64,
+    /// First lockout; each further lockout doubles it, up to `max_lockout_seconds`.
+    pub lockout_seconds: i64,
+    pub max_lockout_seconds: i64,
+    pub failure_window_seconds: i64,
+}
+
+impl Default for ClientAuthSettings {
+    fn default() -> Self {
+        Self {
+            max_failures_per_client: 20,
+            max_failures_per_ip: 20,
+            lockout_seconds: 60,
+            max_lockout_seconds: 900,
+            failure_window_seconds: 600,
         }
     }
 }
@@ -548,9 +597,54 @@ impl Config {
             ("sessions.absolute_ttl", self.sessions.absolute_ttl),
             ("device.code_ttl", self.device.code_ttl),
             ("device.poll_interval", self.device.poll_interval),
+            (
+                "device.attempt_window_seconds",
+                self.device.attempt_window_seconds,
+            ),
+            ("login.lockout_seconds", self.login.lockout_seconds),
+            (
+                "login.failure_window_seconds",
+                self.login.failure_window_seconds,
+            ),
+            (
+                "client_auth.lockout_seconds",
+                self.client_auth.lockout_seconds,
+            ),
+            (
+                "client_auth.failure_window_seconds",
+                self.client_auth.failure_window_seconds,
+            ),
         ] {
             if v <= 0 {
                 out.push(error(name, "must be a positive number of seconds".into()));
+            }
+        }
+        for (name, v) in [
+            ("login.max_failures", self.login.max_failures),
+            ("login.max_failures_per_ip", self.login.max_failures_per_ip),
+            (
+                "login.max_in_flight_per_ip",
+                self.login.max_in_flight_per_ip,
+            ),
+            (
+                "device.max_attempts_per_ip",
+                self.device.max_attempts_per_ip,
+            ),
+            (
+                "device.max_attempts_global",
+                self.device.max_attempts_global,
+            ),
+            (
+                "client_auth.max_failures_per_client",
+                self.client_auth.max_failures_per_client,
+            ),
+            (
+                "client_auth.max_failures_per_ip",
+                self.client_auth.max_failures_per_ip,
+            ),
+        ] {
+            if v <= 0 {
+                out.push(error(name, "must be a positive count".into()));
             }
         }
         if t.code_ttl > 600 {

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
 use crate::crypto::secret::{hash_token, new_token};
 use crate::grants::requested_scope;
 use crate::oauth::error::{OAuthError, OAuthResult};
@@ -129,67 +130,79 @@ pub enum CodeProblem {
     Expired,
     /// Already approved, denied or used.
     AlreadyDecided,
-    /// Too many wrong codes from this address, or from everywhere (§5.1).
+    /// Too many wrong codes from this address (section 5.1).
     Throttled {
         until: i64,
     },
 }
 
-fn ip_key(ip: &str) -> String {
-    format!("device:ip:{ip}")
-}
-
 const GLOBAL_KEY: &str = "device:all";
 
-fn policy(max: i64, window: i64) -> ThrottlePolicy {
-    // A lockout lasts one window: long enough to stop a guessing run, short enough that a
-    // person who mistyped a few times can carry on.
-    ThrottlePolicy {
-        max_failures: max,
-        window,
-        lockout: window,
-        max_lockout: window,
-    }
-}
-
-/// Resolve what a person typed to a pending device authorization, counting wrong codes
-/// against the per-IP and global throttles (RFC 8628 §5.1), which every node shares.
+/// Resolve what a person typed to a pending device authorization (RFC 8628 section 5.1:
+/// user codes must be protected against guessing).
+///
+/// Each check is counted against the person's address before the code is looked up, in one
+/// statement that every node shares, so parallel guesses get no more than the limit. Wrong
+/// codes from everywhere are also counted; past `max_attempts_global` in a window, every
+/// check waits `global_slowdown_seconds` first. That slows a distributed attack without
+/// letting it lock out people typing their real code from elsewhere.
 pub async fn find_pending(
     state: &AppState,
     typed: &str,
     ip: &str,
 ) -> OAuthResult<Result<DeviceRow, CodeProblem>> {
     let now = state.now();
-    let ip_key = ip_key(ip);
-    if let Some(until) = state
-        .store
-        .throttle_locked_until_any(&[&ip_key, GLOBAL_KEY], now)
-        .await?
-    {
-        return Ok(Err(CodeProblem::Throttled { until }));
+    let s = &state.config.device;
+    let window = s.attempt_window_seconds;
+    let guard = Guard {
+        key: format!("device:ip:{}", address_key(ip)),
+        // A lockout lasts one window: long enough to stop a guessing run, short enough that
+        // a person who mistyped a few times can carry on.
+        policy: ThrottlePolicy {
+            max_failures: s.max_attempts_per_ip,
+            window,
+            lockout: window,
+            max_lockout: window,
+            max_in_flight: s.max_attempts_per_ip,
+        },
+        on_success: OnSuccess::Credit,
+    };
+    let lease = state.config.limits.request_timeout_seconds as i64 + 5;
+    let attempt = match Attempt::begin(&state.store, now, vec![guard], lease).await? {
+        Ok(a) => a,
+        Err(Refusal::Locked { until }) => return Ok(Err(CodeProblem::Throttled { until })),
+        // The address's remaining attempts are all being checked right now.
+        Err(Refusal::Busy) => {
+            return Ok(Err(CodeProblem::Throttled {
+                until: now + crate::crypto::password::BUSY_RETRY_SECONDS as i64,
+            }));
+        }
+    };
+    if state.store.throttle_peek(GLOBAL_KEY, now, window).await? >= s.max_attempts_global {
+        tokio::time::sleep(std::time::Duration::from_secs(s.global_slowdown_seconds)).await;
     }
     let row = match normalize_user_code(typed) {
         Some(code) => state.store.device_by_user_code(&code).await?,
         None => None,
     };
-    match row {
-        Some(r) if r.expires_at <= now => Ok(Err(CodeProblem::Expired)),
-        Some(r) if r.status != DeviceStatus::Pending => Ok(Err(CodeProblem::AlreadyDecided)),
-        Some(r) => Ok(Ok(r)),
-        None => {
-            let s = &state.config.device;
-            let window = s.attempt_window_seconds;
-            let keys = [
-                (ip_key.as_str(), policy(s.max_attempts_per_ip, window)),
-                (GLOBAL_KEY, policy(s.max_attempts_global, window)),
-            ];
-            if let Some(until) = state.store.throttle_fail_all(&keys, now).await? {
+    let Some(row) = row else {
+        state.store.throttle_count(GLOBAL_KEY, now, window).await?;
+        return Ok(Err(match attempt.failed().await? {
+            Some(until) => {
                 tracing::warn!(ip, "device user-code attempts throttled");
-                return Ok(Err(CodeProblem::Throttled { until }));
+                CodeProblem::Throttled { until }
             }
-            Ok(Err(CodeProblem::Unknown))
-        }
-    }
+            None => CodeProblem::Unknown,
+        }));
+    };
+    attempt.succeeded().await?;
+    Ok(if row.expires_at <= now {
+        Err(CodeProblem::Expired)
+    } else if row.status != DeviceStatus::Pending {
+        Err(CodeProblem::AlreadyDecided)
+    } else {
+        Ok(row)
+    })
 }
 
 #[cfg(test)]

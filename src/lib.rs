@@ -10,6 +10,7 @@
 #![allow(clippy::large_enum_variant)]
 
 pub mod app;
+pub mod attempts;
 pub mod authorize;
 #[cfg(feature = "bench")]
 pub mod ceilings;

@@ -1,6 +1,8 @@
 //! Checking a user's password, shared by the login page and the password grant so that one
 //! throttle guards both (a lockout cannot be bypassed through the other door).
 
+use crate::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
+use crate::crypto::password::HashError;
 use crate::oauth::error::OAuthResult;
 use crate::state::AppState;
 use crate::store::model::User;
@@ -13,8 +15,13 @@ pub enum LoginFailure {
     Invalid,
     /// The account is disabled; said only after a correct password.
     Disabled,
-    /// Too many failures for this account or this client IP.
+    /// Too many failures for this account or this client address.
     Locked { until: i64 },
+    /// Another attempt for this account (or too many from this address) is being checked
+    /// right now: attempts are checked one at a time, never raced.
+    InFlight,
+    /// Every password hashing slot is taken: the server is flooded.
+    Busy,
 }
 
 impl LoginFailure {
@@ -29,6 +36,12 @@ impl LoginFailure {
                 "Too many failed attempts. For your security, sign-in is paused; try again in {}.",
                 wait_words(*until - now)
             ),
+            LoginFailure::InFlight => "Too many sign-in attempts at once. For your security, \
+                 they are checked one at a time; try again in a few seconds."
+                .to_owned(),
+            LoginFailure::Busy => {
+                "The server is very busy right now. Try again in a few seconds.".to_owned()
+            }
         }
     }
 }
@@ -39,16 +52,34 @@ pub fn wait_words(seconds: i64) -> String {
     format!("{mins} minute{}", if mins > 1 { "s" } else { "" })
 }
 
-fn user_key(login: &str) -> String {
-    format!("login:user:{}", login.trim().to_lowercase())
-}
-
-fn ip_key(ip: &str) -> String {
-    format!("login:ip:{ip}")
+/// The guards of a password attempt: the client address first (so a locked address costs
+/// no account a count), then the account. The account is the resolved user, so every name
+/// it can be typed as shares one counter; a name that is no account gets its own, so an
+/// unknown user is throttled exactly like a known one.
+fn guards(state: &AppState, login: &str, user: Option<&User>, ip: Option<&str>) -> Vec<Guard> {
+    let s = &state.config.login;
+    let mut guards = Vec::with_capacity(2);
+    if let Some(ip) = ip {
+        guards.push(Guard {
+            key: format!("login:ip:{}", address_key(ip)),
+            policy: throttle_policy(s, s.max_failures_per_ip, s.max_in_flight_per_ip),
+            on_success: OnSuccess::Credit,
+        });
+    }
+    guards.push(Guard {
+        key: match user {
+            Some(u) => format!("login:user:{}", u.id),
+            None => format!("login:name:{}", login.trim().to_lowercase()),
+        },
+        // One check at a time per account: parallel guesses cannot outrun the count.
+        policy: throttle_policy(s, s.max_failures, 1),
+        on_success: OnSuccess::Clear,
+    });
+    guards
 }
 
 /// Verify a username (or email) and password. An unknown user costs the same argon2 work as
-/// a wrong password.
+/// a wrong password. The attempt is counted before argon2 runs (`attempts`).
 pub async fn check_password(
     state: &AppState,
     login: &str,
@@ -56,40 +87,47 @@ pub async fn check_password(
     ip: Option<&str>,
 ) -> OAuthResult<Result<User, LoginFailure>> {
     let now = state.now();
-    let s = &state.config.login;
-    let account = user_key(login);
-    let mut keys = vec![(account.as_str(), throttle_policy(s, s.max_failures))];
-    let ip = ip.map(ip_key);
-    if let Some(ip) = &ip {
-        keys.push((ip.as_str(), throttle_policy(s, s.max_failures_per_ip)));
-    }
-    let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-    if let Some(until) = state.store.throttle_locked_until_any(&names, now).await? {
-        return Ok(Err(LoginFailure::Locked { until }));
-    }
     let user = state.store.find_user_by_login(login).await?;
-    let ok = state
+    let lease = state.config.limits.request_timeout_seconds as i64 + 5;
+    let attempt = match Attempt::begin(
+        &state.store,
+        now,
+        guards(state, login, user.as_ref(), ip),
+        lease,
+    )
+    .await?
+    {
+        Ok(a) => a,
+        Err(Refusal::Locked { until }) => return Ok(Err(LoginFailure::Locked { until })),
+        Err(Refusal::Busy) => return Ok(Err(LoginFailure::InFlight)),
+    };
+    let verified = state
         .passwords
         .verify(
             password.to_owned(),
             user.as_ref().map(|u| u.password_hash.clone()),
         )
-        .await?;
+        .await;
+    let ok = match verified {
+        Ok(ok) => ok,
+        Err(HashError::Busy) => {
+            attempt.withdraw().await?;
+            return Ok(Err(LoginFailure::Busy));
+        }
+        Err(e) => return Err(e.into()),
+    };
     match user {
         Some(u) if ok => {
-            state.store.throttle_clear(&account).await?;
+            attempt.succeeded().await?;
             Ok(if u.disabled {
                 Err(LoginFailure::Disabled)
             } else {
                 Ok(u)
             })
         }
-        _ => {
-            let locked = state.store.throttle_fail_all(&keys, now).await?;
-            Ok(Err(match locked {
-                Some(until) => LoginFailure::Locked { until },
-                None => LoginFailure::Invalid,
-            }))
-        }
+        _ => Ok(Err(match attempt.failed().await? {
+            Some(until) => LoginFailure::Locked { until },
+            None => LoginFailure::Invalid,
+        })),
     }
 }

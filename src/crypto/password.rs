@@ -10,9 +10,12 @@
 //!   (the benchmark saw RSS reach 800 MB that way);
 //! - the threads run at a lower scheduling priority (`login.hash_priority`, by default Linux
 //!   SCHED_IDLE), so when the CPU is contended the token endpoint wins and logins wait. On an
-//!   idle machine they still get a full core.
+//!   idle machine they still get a full core;
+//! - the queue in front of them is bounded (`login.max_queued_hashes`): a flood is turned
+//!   away as busy at once instead of growing memory and making every login wait behind it,
+//!   and a job whose caller has gone is dropped unhashed.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::phc::PasswordHash;
@@ -27,7 +30,7 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 #[derive(Clone)]
 pub struct PasswordHasherPool {
     params: Params,
-    jobs: Sender<Job>,
+    jobs: SyncSender<Job>,
     /// Verified against when the user does not exist, so that an unknown username costs
     /// the same time as a wrong password (no user enumeration by timing).
     dummy_hash: Arc<str>,
@@ -43,7 +46,7 @@ impl PasswordHasherPool {
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy = dummy_hash(&params);
-        let (jobs, rx) = channel::<Job>();
+        let (jobs, rx) = sync_channel::<Job>(settings.hash_queue());
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..settings.hash_threads() {
             let rx = rx.clone();
@@ -62,14 +65,22 @@ impl PasswordHasherPool {
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move |memory| {
-                let _ = tx.send(f(memory));
-            }))
-            .map_err(|_| anyhow::anyhow!("the password hashing threads have stopped"))?;
-        Ok(rx.await?)
+        let job: Job = Box::new(move |memory| {
+            // The request was dropped (its client hung up, or it timed out) while queued:
+            // nobody would read the answer, so the CPU goes to someone who is waiting.
+            if tx.is_closed() {
+                return;
+            }
+            let _ = tx.send(f(memory));
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(HashError::Stopped),
+        }
+        rx.await.map_err(|_| HashError::Stopped)
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
@@ -79,7 +90,7 @@ impl PasswordHasherPool {
 
     /// Verify `password` against `hash`, or against the dummy hash when there is no user.
     /// Returns false for a malformed stored hash rather than failing the request.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, HashError> {
         let (hash, real) = match hash {
             Some(h) => (h, true),
             None => (self.dummy_hash.to_string(), false),
@@ -90,6 +101,34 @@ impl PasswordHasherPool {
         Ok(ok && real)
     }
 }
+
+/// Why a hash was not computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full: retry in a few seconds.
+    #[error("every password hashing slot is taken")]
+    Busy,
+    #[error("the password hashing threads have stopped")]
+    Stopped,
+}
+
+impl From<HashError> for crate::oauth::error::OAuthError {
+    fn from(e: HashError) -> Self {
+        match e {
+            // RFC 6749 section 5.2 has no busy code for the token endpoint; 503 with
+            // Retry-After (RFC 9110 section 10.2.3) is what HTTP says, and
+            // temporarily_unavailable is the OAuth name for it (section 4.1.2.1).
+            HashError::Busy => crate::oauth::error::OAuthError::busy(
+                "The server is checking too many passwords right now; retry in a few seconds.",
+                BUSY_RETRY_SECONDS,
+            ),
+            HashError::Stopped => crate::oauth::error::OAuthError::internal(e),
+        }
+    }
+}
+
+/// What a caller turned away as busy is told to wait.
+pub const BUSY_RETRY_SECONDS: u64 = 2;
 
 fn worker(rx: &Mutex<Receiver<Job>>, priority: HashPriority) {
     set_priority(priority);

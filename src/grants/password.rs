@@ -34,6 +34,14 @@ pub async fn handle(
                 (until - state.now()).max(1)
             )));
         }
+        Err(LoginFailure::InFlight) => {
+            return Err(OAuthError::invalid_grant(
+                "too many attempts at once: attempts for one account are checked one at a time; try again in a few seconds",
+            ));
+        }
+        Err(LoginFailure::Busy) => {
+            return Err(crate::crypto::password::HashError::Busy.into());
+        }
     };
     let now = state.now();
     let grant = GrantData {

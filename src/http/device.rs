@@ -25,11 +25,12 @@ use super::views::{
 /// POST /device/code (RFC 8628 §3.1-3.2).
 pub async fn device_authorization(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
-        let (params, client) = authenticated_form(&state, &headers, &body).await?;
+        let (params, client) = authenticated_form(&state, &headers, &body, &ip).await?;
         device::start(&state, &client, &params).await
     }
     .await;

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use crate::crypto::secret::sha256;
-use crate::oauth::error::{Challenge, ErrorCode, OAuthError};
+use crate::oauth::error::{Challenge, ErrorCode, OAuthError, Retry};
 use crate::oauth::redirect::Delivery;
 use crate::state::AppState;
 
@@ -56,6 +56,9 @@ impl IntoResponse for OAuthError {
         };
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Some(Retry::Busy(s) | Retry::Throttled(s)) = self.retry {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
     }

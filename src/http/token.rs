@@ -50,9 +50,10 @@ pub async fn authenticated_form(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
+    ip: &str,
 ) -> OAuthResult<(Params, Arc<Client>)> {
     let params = form(headers, body)?;
-    let client = client_auth::authenticate(state, authorization(headers), &params).await?;
+    let client = client_auth::authenticate(state, authorization(headers), &params, ip).await?;
     Ok((params, client))
 }
 
@@ -63,7 +64,7 @@ pub async fn token(
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
-        let (params, client) = authenticated_form(&state, &headers, &body).await?;
+        let (params, client) = authenticated_form(&state, &headers, &body, &ip).await?;
         let ctx = TokenContext {
             client_ip: Some(ip),
         };
@@ -133,11 +134,12 @@ fn check_hint(hint: Option<&str>) -> OAuthResult<()> {
 
 pub async fn revoke(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
-        let (params, client) = authenticated_form(&state, &headers, &body).await?;
+        let (params, client) = authenticated_form(&state, &headers, &body, &ip).await?;
         let token = params.require("token")?;
         let hint = params.get("token_type_hint");
         let now = state.now();
@@ -179,12 +181,13 @@ fn allowed_to_introspect(client: &Client) -> OAuthResult<()> {
 
 pub async fn introspect(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let result = async {
         // RFC 7662 §2.1: the endpoint requires authorization.
-        let (params, client) = authenticated_form(&state, &headers, &body).await?;
+        let (params, client) = authenticated_form(&state, &headers, &body, &ip).await?;
         allowed_to_introspect(&client)?;
         let token = params.require("token")?;
         let now = state.now();

@@ -18,8 +18,10 @@ use base64::engine::general_purpose::STANDARD;
 use super::error::{OAuthError, OAuthResult};
 use super::params::Params;
 use super::types::TokenEndpointAuthMethod;
+use crate::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
 use crate::crypto::secret::{SecretHash, ct_eq, sha256};
 use crate::state::AppState;
+use crate::store::ThrottlePolicy;
 use crate::store::model::Client;
 
 /// Successful argon2 verifications, so the expensive hash runs once per secret per process.
@@ -153,6 +155,7 @@ pub async fn authenticate(
     state: &AppState,
     authorization: Option<&str>,
     params: &Params,
+    ip: &str,
 ) -> OAuthResult<Arc<Client>> {
     let p = presented(authorization, params)?;
     let cached = state.cached_client(&p.client_id);
@@ -160,7 +163,7 @@ pub async fn authenticate(
         Some(c) => Some(c.clone()),
         None => state.client_from_store(&p.client_id).await?,
     };
-    match verify(state, &p, client).await {
+    match verify(state, &p, client, ip).await {
         Ok(client) => Ok(client),
         Err(e) => {
             // Only a refusal based on the cached copy is worth asking the store again.
@@ -171,7 +174,7 @@ pub async fn authenticate(
             if fresh.as_deref().is_none_or(|f| f.same_credentials(&stale)) {
                 return Err(e);
             }
-            verify(state, &p, fresh).await
+            verify(state, &p, fresh, ip).await
         }
     }
 }
@@ -181,6 +184,7 @@ async fn verify(
     state: &AppState,
     p: &Presented,
     client: Option<Arc<Client>>,
+    ip: &str,
 ) -> OAuthResult<Arc<Client>> {
     let fail = |msg: &'static str| {
         let mut e = OAuthError::invalid_client(msg);
@@ -194,6 +198,7 @@ async fn verify(
     let client = match client {
         Some(c) if c.enabled => c,
         _ => {
+            count_failure(state, &p.client_id, None, ip).await?;
             return Err(fail(
                 "unknown or disabled client, or wrong client credentials",
             ));
@@ -223,6 +228,9 @@ async fn verify(
         ));
     };
     let ok = match stored {
+        // A generated secret cannot be guessed, and checking it costs one SHA-256: nothing
+        // to throttle on the way in, so the hot path makes no store round trip. Failures
+        // are still counted, and refused once over the limit.
         SecretHash::Sha256(expected) => ct_eq(&sha256(secret.as_bytes()), expected),
         SecretHash::Argon2(phc) => {
             let now = state.now();
@@ -230,24 +238,118 @@ async fn verify(
             if state.secret_cache.hit(&k, now) {
                 true
             } else {
-                let ok = state
+                let attempt = begin(state, &client.id, Some(&client.id), ip).await?;
+                let ok = match state
                     .passwords
                     .verify(secret.to_owned(), Some(phc.clone()))
-                    .await?;
+                    .await
+                {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        attempt.withdraw().await?;
+                        return Err(e.into());
+                    }
+                };
                 if ok {
+                    attempt.succeeded().await?;
                     state.secret_cache.remember(k, now);
+                    return Ok(client);
                 }
-                ok
+                if let Some(until) = attempt.failed().await? {
+                    return Err(throttled(state, &client.id, ip, until));
+                }
+                false
             }
         }
     };
     if ok {
         Ok(client)
     } else {
+        if matches!(stored, SecretHash::Sha256(_)) {
+            count_failure(state, &client.id, Some(&client.id), ip).await?;
+        }
         Err(fail(
             "unknown or disabled client, or wrong client credentials",
         ))
     }
+}
+
+/// The guards of a client authentication: the caller's address, then the client (when it
+/// exists: unknown ids are counted per address only).
+fn guards(state: &AppState, client: Option<&str>, ip: &str) -> Vec<Guard> {
+    let s = &state.config.client_auth;
+    let policy = |max_failures| ThrottlePolicy {
+        max_failures,
+        window: s.failure_window_seconds,
+        lockout: s.lockout_seconds,
+        max_lockout: s.max_lockout_seconds,
+        // Two argon2 runs at a time per client or address: a legitimate client rarely has
+        // more secrets in flight, and one caller cannot take the whole hashing pool.
+        max_in_flight: 2,
+    };
+    let mut guards = vec![Guard {
+        key: format!("client_auth:ip:{}", address_key(ip)),
+        policy: policy(s.max_failures_per_ip),
+        on_success: OnSuccess::Credit,
+    }];
+    if let Some(id) = client {
+        guards.push(Guard {
+            key: format!("client_auth:client:{id}"),
+            policy: policy(s.max_failures_per_client),
+            on_success: OnSuccess::Credit,
+        });
+    }
+    guards
+}
+
+/// Admit a client authentication attempt before any argon2 runs, or refuse it with 429.
+async fn begin(
+    state: &AppState,
+    client_id: &str,
+    client: Option<&str>,
+    ip: &str,
+) -> OAuthResult<Attempt> {
+    let now = state.now();
+    let lease = state.config.limits.request_timeout_seconds as i64 + 5;
+    match Attempt::begin(&state.store, now, guards(state, client, ip), lease).await? {
+        Ok(a) => Ok(a),
+        Err(Refusal::Locked { until }) => Err(throttled(state, client_id, ip, until)),
+        Err(Refusal::Busy) => Err(throttled(
+            state,
+            client_id,
+            ip,
+            now + crate::crypto::password::BUSY_RETRY_SECONDS as i64,
+        )),
+    }
+}
+
+/// Count a failed authentication that cost nothing to check (unknown client, generated
+/// secret), refusing with 429 once the limit is reached.
+async fn count_failure(
+    state: &AppState,
+    client_id: &str,
+    client: Option<&str>,
+    ip: &str,
+) -> OAuthResult<()> {
+    if let Some(until) = begin(state, client_id, client, ip).await?.failed().await? {
+        return Err(throttled(state, client_id, ip, until));
+    }
+    Ok(())
+}
+
+fn throttled(state: &AppState, client_id: &str, ip: &str, until: i64) -> OAuthError {
+    tracing::warn!(
+        client_id,
+        ip,
+        "client authentication throttled after repeated failures"
+    );
+    let wait = (until - state.now()).max(1);
+    OAuthError::throttled(
+        format!(
+            "too many failed client authentications for this client or from this address; retry after {wait} seconds"
+        ),
+        wait as u64,
+    )
 }
 
 #[cfg(test)]

@@ -100,6 +100,17 @@ pub struct OAuthError {
     /// Human-readable text for the developer (`error_description`); never secrets or internals.
     pub description: Cow<'static, str>,
     pub challenge: Challenge,
+    /// Seconds for `Retry-After` (RFC 9110 section 10.2.3), and whether the caller is being
+    /// rate limited (429, RFC 6585 section 4) rather than the server being busy (503).
+    pub retry: Option<Retry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// 503: the server cannot take more of this work right now.
+    Busy(u64),
+    /// 429: this caller (or this client, or this address) has made too many failed attempts.
+    Throttled(u64),
 }
 
 pub type OAuthResult<T> = Result<T, OAuthError>;
@@ -115,7 +126,22 @@ impl OAuthError {
             code,
             description: description.into(),
             challenge,
+            retry: None,
         }
+    }
+
+    /// 503 `temporarily_unavailable` with `Retry-After`.
+    pub fn busy(d: impl Into<Cow<'static, str>>, retry_after: u64) -> Self {
+        let mut e = Self::new(ErrorCode::TemporarilyUnavailable, d);
+        e.retry = Some(Retry::Busy(retry_after.max(1)));
+        e
+    }
+
+    /// 429 with `Retry-After`: too many failed attempts from this caller.
+    pub fn throttled(d: impl Into<Cow<'static, str>>, retry_after: u64) -> Self {
+        let mut e = Self::new(ErrorCode::TemporarilyUnavailable, d);
+        e.retry = Some(Retry::Throttled(retry_after.max(1)));
+        e
     }
 
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
@@ -151,7 +177,10 @@ impl OAuthError {
     }
 
     pub fn status(&self) -> u16 {
-        self.code.status()
+        match self.retry {
+            Some(Retry::Throttled(_)) => 429,
+            _ => self.code.status(),
+        }
     }
 }
 

@@ -48,7 +48,7 @@ impl Store {
             }
             out.deleted.push((table, total));
         }
-        sqlx::query("DELETE FROM throttles WHERE key IN (SELECT key FROM throttles WHERE locked_until < $1 AND window_start < $2 LIMIT $3)")
+        sqlx::query("DELETE FROM throttles WHERE key IN (SELECT key FROM throttles WHERE locked_until < $1 AND busy_until < $1 AND window_start < $2 LIMIT $3)")
             .bind(now)
             .bind(now - 86_400)
             .bind(batch)

@@ -32,7 +32,7 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use clients::CLIENTS_CHANNEL;
 pub use janitor::PurgeCounts;
-pub use throttle::{ThrottlePolicy, ThrottleState, throttle_policy};
+pub use throttle::{ThrottlePolicy, throttle_policy};
 
 /// The schema, compiled in: (version, description, SQL) per file in migrations/, named
 /// `<version>_<description>.sql`. Listed here rather than found by `sqlx::migrate!` because
@@ -41,11 +41,18 @@ pub use throttle::{ThrottlePolicy, ThrottleState, throttle_policy};
 /// release build. sqlx computes each checksum from the SQL exactly as the macro does, so
 /// databases migrated by earlier builds stay valid; a unit test checks the list against the
 /// directory.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "throttle attempts",
+        include_str!("../../migrations/0002_throttle_attempts.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(

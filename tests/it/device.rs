@@ -523,35 +523,8 @@ async fn user_code_guessing_is_throttled(b: Backend) {
     assert!(p.body.contains("action=\"/device/login\""));
 }
 
-async fn guessing_is_throttled_across_all_addresses(b: Backend) {
-    let Some(app) = TestApp::spawn_with(b, |c| {
-        c.device.max_attempts_per_ip = 100;
-        c.device.max_attempts_global = 2;
-    })
-    .await
-    else {
-        return;
-    };
-    let person = browser_client();
-    assert_eq!(
-        enter_code(&app.base, &person, "BCDF-BCDF").await.status,
-        400
-    );
-    assert_eq!(
-        enter_code(&app.base, &person, "BCDF-BCDG").await.status,
-        429
-    );
-    // Counted in the store: another browser is refused too.
-    assert_eq!(
-        enter_code(&app.base, &browser_client(), "BCDF-BCDH")
-            .await
-            .status,
-        429
-    );
-}
-
 /// A wrong code sent through a proxy that says the client is `client`.
-async fn wrong_code_via_proxy(app: &TestApp, client: &str) -> u16 {
+pub async fn wrong_code_via_proxy(app: &TestApp, client: &str) -> u16 {
     let b = browser_client();
     let entry = b
         .get(app.url("/device"))
@@ -604,5 +577,4 @@ crate::both_stores!(
     device_authorization_endpoint_errors,
     verification_pages,
     user_code_guessing_is_throttled,
-    guessing_is_throttled_across_all_addresses,
 );

@@ -155,3 +155,94 @@ async fn device_polling_rules_hold_across_nodes() {
     advance(20);
     assert_eq!(poll(&b, device_code).await.1["error"], "invalid_grant");
 }
+
+/// Parallel password guesses spread over two nodes: the count is in the store, so both
+/// together check no more than the limit (3 in the test config).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guessing_limit_holds_across_nodes() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    // Checked guesses answer "wrong" until the third, which locks.
+    let mut checked = 0;
+    for _ in 0..50 {
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let node = if i % 2 == 0 { &a } else { &b };
+                let (http, url) = (node.http.clone(), node.url("/token"));
+                tokio::spawn(async move {
+                    let body: serde_json::Value = http
+                        .post(url)
+                        .basic_auth("legacy", Some(crate::common::LEGACY_SECRET))
+                        .form(&[
+                            ("grant_type", "password"),
+                            ("username", "alice"),
+                            ("password", "wrong guess"),
+                        ])
+                        .send()
+                        .await
+                        .expect("request")
+                        .json()
+                        .await
+                        .expect("json");
+                    body["error_description"] == "wrong username or password"
+                })
+            })
+            .collect();
+        for t in tasks {
+            if t.await.expect("join") {
+                checked += 1;
+            }
+        }
+        if checked >= 2 {
+            break;
+        }
+    }
+    // Let the last checks end, then one more guess locks or is locked.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut tail = 0;
+    for node in [&a, &b] {
+        let body = json(
+            node.token_basic(
+                "legacy",
+                crate::common::LEGACY_SECRET,
+                &[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", "wrong guess"),
+                ],
+            )
+            .await,
+        )
+        .await;
+        if body["error_description"] == "wrong username or password" {
+            tail += 1;
+        }
+    }
+    assert_eq!(
+        checked + tail,
+        2,
+        "exactly max_failures (3) guesses were checked"
+    );
+    for node in [&a, &b] {
+        let r = node
+            .token_basic(
+                "legacy",
+                crate::common::LEGACY_SECRET,
+                &[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", crate::common::PASSWORD),
+                ],
+            )
+            .await;
+        let body = json(r).await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("too many failed attempts"),
+            "{body}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ use latchkey::oauth::types::ScopeSet;
 use latchkey::store::Store;
 use latchkey::store::grants::{NewGrant, NewRefresh};
 use latchkey::store::model::{CodeData, CodeRedemption, GrantData};
+use latchkey::store::throttle::{Admission, Outcome};
 use latchkey::store::throttle_policy;
 
 use crate::common::{Backend, TestApp};
@@ -174,46 +175,124 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
     assert!(store.get_refresh(&hash).await.expect("get").is_none());
 }
 
-async fn throttles_count_across_calls(b: Backend) {
+async fn throttles_admit_exactly_the_limit(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
     let store = &app.state.store;
-    let p = throttle_policy(&app.state.config.login, 2);
+    let p = throttle_policy(&app.state.config.login, 3, 1);
+    let lockout = app.state.config.login.lockout_seconds;
     let now = 5_000;
+    let failed = |attempt, strikes| Outcome::Failed { attempt, strikes };
+    let first = store.throttle_begin("k", now, &p, 30).await.expect("1");
     assert_eq!(
-        store
-            .throttle_fail("k", now, p)
-            .await
-            .expect("1")
-            .locked_until,
-        0
+        first,
+        Admission::Admitted {
+            attempt: 1,
+            strikes: 0
+        }
     );
-    let s = store.throttle_fail("k", now, p).await.expect("2");
-    assert!(s.locked_until > now);
+    // One in flight per key: a second attempt is refused while the first is checked, and
+    // is not counted.
     assert_eq!(
-        store
-            .throttle_locked_until_any(&["k"], now)
-            .await
-            .expect("check"),
-        Some(s.locked_until)
+        store.throttle_begin("k", now, &p, 30).await.expect("busy"),
+        Admission::Busy
     );
-    // Any of several keys, in one query; an unknown key changes nothing.
     assert_eq!(
         store
-            .throttle_locked_until_any(&["unknown", "k"], now)
+            .throttle_end("k", now, &p, failed(1, 0))
             .await
-            .expect("check"),
-        Some(s.locked_until)
-    );
-    store.throttle_clear("k").await.expect("clear");
-    assert_eq!(
-        store
-            .throttle_locked_until_any(&["k"], now)
-            .await
-            .expect("check"),
+            .expect("end"),
         None
     );
+    for n in 2..=3 {
+        let a = store.throttle_begin("k", now, &p, 30).await.expect("begin");
+        assert_eq!(
+            a,
+            Admission::Admitted {
+                attempt: n,
+                strikes: 0
+            }
+        );
+        let lock = store
+            .throttle_end("k", now, &p, failed(n, 0))
+            .await
+            .expect("end");
+        assert_eq!(lock, (n == 3).then_some(now + lockout));
+    }
+    let until = now + lockout;
+    assert_eq!(
+        store
+            .throttle_begin("k", now, &p, 30)
+            .await
+            .expect("locked"),
+        Admission::Locked { until }
+    );
+    // When the lockout ends, one more attempt; its failure locks for twice as long.
+    let a = store
+        .throttle_begin("k", until, &p, 30)
+        .await
+        .expect("after");
+    assert_eq!(
+        a,
+        Admission::Admitted {
+            attempt: 3,
+            strikes: 1
+        }
+    );
+    assert_eq!(
+        store
+            .throttle_end("k", until, &p, failed(3, 1))
+            .await
+            .expect("end"),
+        Some(until + 2 * lockout)
+    );
+    // A success clears the key.
+    let later = until + 2 * lockout;
+    assert!(matches!(
+        store
+            .throttle_begin("k", later, &p, 30)
+            .await
+            .expect("begin"),
+        Admission::Admitted { .. }
+    ));
+    store
+        .throttle_end("k", later, &p, Outcome::Clear)
+        .await
+        .expect("clear");
+    assert_eq!(
+        store
+            .throttle_begin("k", later, &p, 30)
+            .await
+            .expect("fresh"),
+        Admission::Admitted {
+            attempt: 1,
+            strikes: 0
+        }
+    );
+
+    // 100 attempts at once, with room for all of them in flight: exactly the limit is
+    // admitted, on any backend.
+    let wide = latchkey::store::ThrottlePolicy {
+        max_in_flight: 1000,
+        ..throttle_policy(&app.state.config.login, 5, 1)
+    };
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.throttle_begin("wide", now, &wide, 30).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        if matches!(
+            t.await.expect("join").expect("begin"),
+            Admission::Admitted { .. }
+        ) {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 5);
 }
 
 /// Introspection and userinfo read revocation and the user in one query.
@@ -253,5 +332,5 @@ crate::both_stores!(
     access_token_state_reads_revocation_and_user_together,
     codes_are_single_use_and_expire,
     grant_revocation_reaches_refresh_and_access_tokens,
-    throttles_count_across_calls
+    throttles_admit_exactly_the_limit
 );

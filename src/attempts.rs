@@ -1,0 +1,196 @@
+//! Guessing limits for everything a caller can guess: passwords, client secrets, device user
+//! codes. An attempt is admitted by every key that guards it (an address, an account, a
+//! client) before anything is verified, and ended once with its outcome.
+//!
+//! A caller that goes away mid-check drops its `Attempt`: the drop counts it as a failure,
+//! so abandoning guesses does not get an attacker extra ones.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::store::throttle::{Admission, Outcome};
+use crate::store::{DbResult, Store, ThrottlePolicy};
+
+/// Why an attempt was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Locked {
+        until: i64,
+    },
+    /// Other attempts on the same key are being verified right now.
+    Busy,
+}
+
+/// How a key treats a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSuccess {
+    /// The failures were the owner's own: forget them.
+    Clear,
+    /// Shared by many (an address): take back only this attempt.
+    Credit,
+}
+
+/// One key that guards an attempt.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub key: String,
+    pub policy: ThrottlePolicy,
+    pub on_success: OnSuccess,
+}
+
+struct Held {
+    guard: Guard,
+    attempt: i64,
+    strikes: i64,
+}
+
+/// An admitted attempt: end it with `succeeded`, `failed` or `withdraw`.
+#[must_use]
+pub struct Attempt {
+    store: Store,
+    now: i64,
+    held: Vec<Held>,
+}
+
+impl Attempt {
+    /// Ask every guard in order; the first refusal withdraws what the earlier ones admitted.
+    /// `lease`: how long the attempt may stay in flight if this node dies before ending it.
+    pub async fn begin(
+        store: &Store,
+        now: i64,
+        guards: Vec<Guard>,
+        lease: i64,
+    ) -> DbResult<Result<Attempt, Refusal>> {
+        let mut attempt = Attempt {
+            store: store.clone(),
+            now,
+            held: Vec::with_capacity(guards.len()),
+        };
+        for guard in guards {
+            match store
+                .throttle_begin(&guard.key, now, &guard.policy, lease)
+                .await?
+            {
+                Admission::Admitted {
+                    attempt: n,
+                    strikes,
+                } => attempt.held.push(Held {
+                    guard,
+                    attempt: n,
+                    strikes,
+                }),
+                refused => {
+                    attempt.withdraw().await?;
+                    return Ok(Err(match refused {
+                        Admission::Locked { until } => Refusal::Locked { until },
+                        _ => Refusal::Busy,
+                    }));
+                }
+            }
+        }
+        Ok(Ok(attempt))
+    }
+
+    pub async fn succeeded(mut self) -> DbResult<()> {
+        let held = std::mem::take(&mut self.held);
+        for h in &held {
+            let outcome = match h.guard.on_success {
+                OnSuccess::Clear => Outcome::Clear,
+                OnSuccess::Credit => Outcome::Credit,
+            };
+            self.store
+                .throttle_end(&h.guard.key, self.now, &h.guard.policy, outcome)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Count the failure on every key; the latest lockout it started, if any.
+    pub async fn failed(mut self) -> DbResult<Option<i64>> {
+        let held = std::mem::take(&mut self.held);
+        fail_all(&self.store, self.now, &held).await
+    }
+
+    /// Nothing was verified: the attempt does not count.
+    pub async fn withdraw(mut self) -> DbResult<()> {
+        let held = std::mem::take(&mut self.held);
+        for h in &held {
+            self.store
+                .throttle_end(&h.guard.key, self.now, &h.guard.policy, Outcome::Withdraw)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn fail_all(store: &Store, now: i64, held: &[Held]) -> DbResult<Option<i64>> {
+    let mut locked = None;
+    for h in held {
+        let outcome = Outcome::Failed {
+            attempt: h.attempt,
+            strikes: h.strikes,
+        };
+        if let Some(until) = store
+            .throttle_end(&h.guard.key, now, &h.guard.policy, outcome)
+            .await?
+        {
+            locked = locked.max(Some(until));
+        }
+    }
+    Ok(locked)
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        // The caller went away before the attempt was ended: it counts as a failure.
+        let held = std::mem::take(&mut self.held);
+        let (store, now) = (self.store.clone(), self.now);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = fail_all(&store, now, &held).await {
+                    tracing::warn!(error = %e, "could not count an abandoned attempt; its lease expires it");
+                }
+            });
+        }
+    }
+}
+
+/// The address a per-address limit counts: an IPv4 address, or the /64 an IPv6 address is
+/// in (one subscriber or host usually holds a whole /64, and can pick any address in it).
+pub fn address_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        assert_eq!(address_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(
+            address_key("2001:db8:1:3::1"),
+            address_key("2001:db8:1:2::1")
+        );
+        assert_eq!(address_key("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_key("not an address"), "not an address");
+    }
+}
