@@ -140,7 +140,7 @@ pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Resu
         tracing::warn!(client_id = %id, "client removed from config: disabled");
     }
     for u in &config.users {
-        store
+        let evicted = store
             .upsert_config_user(
                 NewUser {
                     username: &u.username,
@@ -152,6 +152,13 @@ pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Resu
                 now,
             )
             .await?;
+        if evicted {
+            tracing::warn!(username = %u.username, "config changed the password or disabled the user: signed out everywhere, tokens revoked");
+        }
+    }
+    let keep: Vec<String> = config.users.iter().map(|u| u.username.clone()).collect();
+    for name in store.disable_config_users_except(&keep, now).await? {
+        tracing::warn!(username = %name, "user removed from config: disabled, signed out everywhere, tokens revoked");
     }
     Ok(())
 }

@@ -225,6 +225,16 @@ fn check(
         ));
     }
     let scope = crate::grants::requested_scope(client, p.get("scope"))?;
+    // RFC 6749 section 3.3: without `scope` the server uses the client's registered default
+    // or fails. An empty grant would go past the consent page (nothing new to ask about)
+    // and still issue a token bound to the user, so only a client that skips consent by
+    // registration may have one.
+    if scope.is_empty() && !client.settings.skip_consent {
+        return Err(OAuthError::invalid_scope(format!(
+            "no scope was requested and client `{}` has no default_scopes; send the scope parameter (RFC 6749 section 3.3)",
+            client.id
+        )));
+    }
     let nonce = p.get("nonce").map(str::to_owned);
     if response_type != ResponseType::Code {
         if !scope.contains("openid") {

@@ -538,6 +538,21 @@ impl Config {
             .collect()
     }
 
+    /// The DEMO clients and user of the example config that this config still has.
+    pub fn demo_entries(&self) -> Vec<String> {
+        let clients = self
+            .clients
+            .iter()
+            .filter(|c| c.client_id.starts_with("demo-"))
+            .map(|c| format!("client {}", c.client_id));
+        let users = self
+            .users
+            .iter()
+            .filter(|u| u.username.eq_ignore_ascii_case("demo"))
+            .map(|u| format!("user {}", u.username));
+        clients.chain(users).collect()
+    }
+
     pub fn validate(&self, env: &[(String, String)]) -> Vec<Problem> {
         let mut out = Vec::new();
         match Url::parse(&self.issuer) {
@@ -550,6 +565,17 @@ impl Config {
                     out.push(error(
                         "issuer",
                         "must be https unless it is a loopback address (http://127.0.0.1, http://localhost)".into(),
+                    ));
+                }
+                // The DEMO secrets and password are published in the example config: on a
+                // server others can reach they are a way in for anyone who read it.
+                if !is_loopback(&u) && !self.demo_entries().is_empty() {
+                    out.push(error(
+                        "issuer",
+                        format!(
+                            "is not a loopback address, but the DEMO entries of the example config are still here ({}); their secrets and password are published, so remove them before serving anyone else",
+                            self.demo_entries().join(", ")
+                        ),
                     ));
                 }
             }

@@ -97,6 +97,11 @@ async fn run(
         ));
     }
     let user = match user {
+        Some(u) if !u.disabled && !u.honours_token_issued_at(claims.iat) => {
+            return Err(OAuthError::invalid_token(
+                "the access token has been revoked (the user signed out everywhere, changed password or was disabled)",
+            ));
+        }
         Some(u) if !u.disabled => u,
         _ => {
             return Err(OAuthError::invalid_token(
@@ -109,7 +114,7 @@ async fn run(
         .iter()
         .map(|c| (c.clone(), Value::Null))
         .collect();
-    let mut out = user_claims(&user, Some(&scope), Some(&requested));
+    let mut out = user_claims(&user, &scope, true, Some(&requested));
     out.insert("sub".into(), json!(user.id));
     Ok(Value::Object(out))
 }
