@@ -13,6 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::crypto::secret::SecretHash;
+use crate::oauth::params::{DEFAULT_MAX_PARAMS, DEFAULT_MAX_VALUE_BYTES, ParamLimits};
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg, TokenEndpointAuthMethod};
 
 /// Environment variables with the `LATCHKEY_` prefix that are not config overrides.
@@ -269,6 +270,19 @@ impl Default for DeviceSettings {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout_seconds: u64,
+    /// Parameters per request (form body or query string); more is `invalid_request`.
+    pub max_params: usize,
+    /// Bytes of one parameter name or value; longer is `invalid_request`.
+    pub max_param_bytes: usize,
+}
+
+impl Limits {
+    pub fn params(&self) -> ParamLimits {
+        ParamLimits {
+            max_params: self.max_params,
+            max_value_bytes: self.max_param_bytes,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -276,6 +290,8 @@ impl Default for Limits {
         Self {
             max_body_bytes: 64 * 1024,
             request_timeout_seconds: 30,
+            max_params: DEFAULT_MAX_PARAMS,
+            max_param_bytes: DEFAULT_MAX_VALUE_BYTES,
         }
     }
 }
@@ -551,6 +567,16 @@ impl Config {
         ] {
             if v <= 0 {
                 out.push(error(name, "must be a positive number of seconds".into()));
+            }
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("limits.max_params", l.max_params as u64),
+            ("limits.max_param_bytes", l.max_param_bytes as u64),
+            ("janitor.batch_size", self.janitor.batch_size.max(0) as u64),
+        ] {
+            if v == 0 {
+                out.push(error(name, "must be positive".into()));
             }
         }
         if t.code_ttl > 600 {
@@ -1039,6 +1065,18 @@ grant_types = ["authorization_code", "refresh_token"]
                 .any(|p| p.severity == Severity::Error && p.message.contains("confidential")),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let text = format!("{MINIMAL}\n[limits]\nmax_params = 0\n");
+        let all = problems(&text)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("limits.max_params"), "{all}");
+        assert!(problems(MINIMAL).is_empty());
     }
 
     #[test]

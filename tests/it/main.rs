@@ -1,6 +1,7 @@
 //! One integration test binary: every module starts real servers on random ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod attack;
 mod browser;
 mod code_flow;
 mod common;
