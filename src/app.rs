@@ -404,21 +404,30 @@ pub fn spawn_background(state: &AppState) {
         ));
         loop {
             tick.tick().await;
-            match s
-                .store
-                .purge_expired(s.now(), s.config.janitor.batch_size, 3600)
-                .await
-            {
-                Ok(c) => {
-                    let total: u64 = c.deleted.iter().map(|(_, n)| n).sum();
-                    if total > 0 {
-                        tracing::info!(deleted = total, "janitor purged expired rows");
-                    }
+            match janitor_pass(&s).await {
+                Ok(total) if total > 0 => {
+                    tracing::info!(deleted = total, "janitor purged expired rows");
                 }
+                Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "janitor failed"),
             }
         }
     });
+}
+
+/// How long expired codes, refresh tokens and device codes are kept, so that presenting one
+/// again is still recognised as reuse (RFC 6749 section 4.1.2, RFC 9700 section 4.14.2).
+pub const REUSE_GRACE_SECONDS: i64 = 3600;
+
+/// One janitor run: rows past expiry (`Store::purge_expired`). Returns how many rows went.
+pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
+    let now = state.now();
+    let batch = state.config.janitor.batch_size;
+    let c = state
+        .store
+        .purge_expired(now, batch, REUSE_GRACE_SECONDS)
+        .await?;
+    Ok(c.deleted.iter().map(|(_, n)| n).sum())
 }
 
 /// Serve until `shutdown` resolves; in-flight requests finish first.
