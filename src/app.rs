@@ -419,7 +419,8 @@ pub fn spawn_background(state: &AppState) {
 /// again is still recognised as reuse (RFC 6749 section 4.1.2, RFC 9700 section 4.14.2).
 pub const REUSE_GRACE_SECONDS: i64 = 3600;
 
-/// One janitor run: rows past expiry (`Store::purge_expired`). Returns how many rows went.
+/// One janitor run: rows past expiry (`Store::purge_expired`), and audit events past
+/// `[janitor] audit_retention_days`. Returns how many rows went.
 pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
     let now = state.now();
     let batch = state.config.janitor.batch_size;
@@ -427,7 +428,11 @@ pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
         .store
         .purge_expired(now, batch, REUSE_GRACE_SECONDS)
         .await?;
-    Ok(c.deleted.iter().map(|(_, n)| n).sum())
+    let mut total: u64 = c.deleted.iter().map(|(_, n)| n).sum();
+    if let Some(keep) = state.config.janitor.audit_retention() {
+        total += state.store.purge_audit(now - keep, batch).await?;
+    }
+    Ok(total)
 }
 
 /// Serve until `shutdown` resolves; in-flight requests finish first.

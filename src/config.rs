@@ -317,6 +317,15 @@ pub struct JanitorSettings {
     pub interval_seconds: u64,
     /// Rows deleted per statement, so a purge never holds long locks.
     pub batch_size: i64,
+    /// Audit events older than this many days are deleted (0 = kept forever).
+    pub audit_retention_days: i64,
+}
+
+impl JanitorSettings {
+    /// Seconds an audit event is kept, or None to keep it forever.
+    pub fn audit_retention(&self) -> Option<i64> {
+        (self.audit_retention_days > 0).then(|| self.audit_retention_days * 86_400)
+    }
 }
 
 impl Default for JanitorSettings {
@@ -324,6 +333,7 @@ impl Default for JanitorSettings {
         Self {
             interval_seconds: 60,
             batch_size: 1000,
+            audit_retention_days: 90,
         }
     }
 }
@@ -578,6 +588,12 @@ impl Config {
             if v == 0 {
                 out.push(error(name, "must be positive".into()));
             }
+        }
+        if self.janitor.audit_retention_days < 0 {
+            out.push(error(
+                "janitor.audit_retention_days",
+                "must be 0 (keep forever) or a number of days".into(),
+            ));
         }
         if t.code_ttl > 600 {
             out.push(warning(
@@ -1069,13 +1085,15 @@ grant_types = ["authorization_code", "refresh_token"]
 
     #[test]
     fn limits_are_checked() {
-        let text = format!("{MINIMAL}\n[limits]\nmax_params = 0\n");
+        let text =
+            format!("{MINIMAL}\n[limits]\nmax_params = 0\n[janitor]\naudit_retention_days = -1\n");
         let all = problems(&text)
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("\n");
         assert!(all.contains("limits.max_params"), "{all}");
+        assert!(all.contains("janitor.audit_retention_days"), "{all}");
         assert!(problems(MINIMAL).is_empty());
     }
 

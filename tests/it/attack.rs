@@ -1,5 +1,5 @@
 //! Holding up under attack, over HTTP against the real server: parameter floods, and
-//! oversized authorization requests kept in the store.
+//! oversized authorization requests kept in the store; and the audit log's retention.
 
 use std::time::{Duration, Instant};
 
@@ -262,7 +262,47 @@ async fn hostile_authorize_requests_are_bounded(b: Backend) {
     assert_eq!(interactions(&app, b).await, (0, 0));
 }
 
+/// The audit log is purged by the janitor past `[janitor] audit_retention_days`, in batches.
+async fn audit_events_expire(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| c.janitor.batch_size = 2).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let event = |kind: &'static str| latchkey::store::model::AuditEvent {
+        kind,
+        user_id: None,
+        client_id: Some("web"),
+        ip: Some("192.0.2.1"),
+        detail: serde_json::json!({}),
+    };
+    for _ in 0..5 {
+        store
+            .audit(&event("old"), app.clock.now())
+            .await
+            .expect("audit");
+    }
+    app.clock.advance(89 * 86_400);
+    store
+        .audit(&event("recent"), app.clock.now())
+        .await
+        .expect("audit");
+    app::janitor_pass(&app.state).await.expect("janitor");
+    assert_eq!(store.audit_kinds(10).await.expect("kinds").len(), 6);
+    // 90 days and a second after the old ones: they go, five in batches of two.
+    app.clock.advance(86_400 + 1);
+    app::janitor_pass(&app.state).await.expect("janitor");
+    assert_eq!(store.audit_kinds(10).await.expect("kinds"), ["recent"]);
+    assert_eq!(
+        store
+            .purge_audit(app.clock.now() + 1, 2)
+            .await
+            .expect("purge"),
+        1
+    );
+}
+
 crate::both_stores!(
     parameter_floods_are_refused,
     hostile_authorize_requests_are_bounded,
+    audit_events_expire,
 );
