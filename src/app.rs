@@ -2,12 +2,10 @@
 //! signing keys exist, start the background tasks, and serve.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use url::Url;
 
 use crate::client_cache::ClientCache;
@@ -435,29 +433,7 @@ pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
     Ok(total)
 }
 
-/// Serve until `shutdown` resolves; in-flight requests finish first.
-pub async fn serve(
-    state: AppState,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
-    let app = crate::http::router(state);
-    // Every answer is small and written at once: waiting to coalesce it (Nagle) could only
-    // add latency, never save a packet.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
-    Ok(())
-}
+pub use crate::server::serve;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -274,6 +274,16 @@ pub struct Limits {
     pub max_params: usize,
     /// Bytes of one parameter name or value; longer is `invalid_request`.
     pub max_param_bytes: usize,
+    /// The request line and headers must arrive within this long of the connection opening
+    /// or of the previous response, or the connection is closed (slowloris).
+    pub header_read_timeout_seconds: u64,
+    /// A connection on which no byte moves either way for this long is closed, e.g. a
+    /// client that stops reading its responses. Must exceed `request_timeout_seconds`.
+    pub idle_timeout_seconds: u64,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// The request line and headers together, and so the read buffer of each connection.
+    pub max_header_bytes: usize,
 }
 
 impl Limits {
@@ -292,6 +302,10 @@ impl Default for Limits {
             request_timeout_seconds: 30,
             max_params: DEFAULT_MAX_PARAMS,
             max_param_bytes: DEFAULT_MAX_VALUE_BYTES,
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -583,11 +597,30 @@ impl Config {
         for (name, v) in [
             ("limits.max_params", l.max_params as u64),
             ("limits.max_param_bytes", l.max_param_bytes as u64),
+            ("limits.request_timeout_seconds", l.request_timeout_seconds),
+            (
+                "limits.header_read_timeout_seconds",
+                l.header_read_timeout_seconds,
+            ),
+            ("limits.max_connections", l.max_connections as u64),
             ("janitor.batch_size", self.janitor.batch_size.max(0) as u64),
         ] {
             if v == 0 {
                 out.push(error(name, "must be positive".into()));
             }
+        }
+        if l.idle_timeout_seconds <= l.request_timeout_seconds {
+            out.push(error(
+                "limits.idle_timeout_seconds",
+                "must exceed limits.request_timeout_seconds, or a slow but legitimate request is cut off".into(),
+            ));
+        }
+        // hyper's smallest read buffer.
+        if l.max_header_bytes < 8192 {
+            out.push(error(
+                "limits.max_header_bytes",
+                "must be at least 8192".into(),
+            ));
         }
         if self.janitor.audit_retention_days < 0 {
             out.push(error(
@@ -1085,14 +1118,17 @@ grant_types = ["authorization_code", "refresh_token"]
 
     #[test]
     fn limits_are_checked() {
-        let text =
-            format!("{MINIMAL}\n[limits]\nmax_params = 0\n[janitor]\naudit_retention_days = -1\n");
+        let text = format!(
+            "{MINIMAL}\n[limits]\nmax_params = 0\nrequest_timeout_seconds = 60\nmax_header_bytes = 1024\n[janitor]\naudit_retention_days = -1\n"
+        );
         let all = problems(&text)
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("\n");
         assert!(all.contains("limits.max_params"), "{all}");
+        assert!(all.contains("limits.idle_timeout_seconds"), "{all}");
+        assert!(all.contains("limits.max_header_bytes"), "{all}");
         assert!(all.contains("janitor.audit_retention_days"), "{all}");
         assert!(problems(MINIMAL).is_empty());
     }

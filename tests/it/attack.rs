@@ -1,13 +1,20 @@
-//! Holding up under attack, over HTTP against the real server: parameter floods, and
-//! oversized authorization requests kept in the store; and the audit log's retention.
+//! Holding up under attack, over HTTP against the real server: parameter floods, oversized
+//! authorization requests kept in the store, the audit log's retention, and connections
+//! that send half a request (slowloris) or stop reading.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use latchkey::app;
+use latchkey::clock::Clock;
+use latchkey::config::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::code_flow::CHALLENGE;
 use crate::common::{
-    Backend, SERVICE_SECRET, TestApp, WEB_REDIRECT, http_client, json, location_params, param,
+    Backend, SERVICE_SECRET, TestApp, WEB_REDIRECT, config_toml, database_for, http_client, json,
+    location_params, param,
 };
 
 /// RFC 6749 section 5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
@@ -301,8 +308,216 @@ async fn audit_events_expire(b: Backend) {
     );
 }
 
+fn addr(app: &TestApp) -> SocketAddr {
+    app.base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address")
+}
+
+/// Read until the server closes the connection (end of file or reset).
+async fn until_closed(s: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// 300 connections with half a request held the server's descriptors for over 240 s and
+/// starved /healthz. With a cap of 64 and a 1 s header timeout, they are cut off in turns
+/// and /healthz answers once the stalled connections ahead of it have been.
+async fn slowloris_does_not_starve_healthz(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        c.limits.max_connections = 64;
+        c.limits.header_read_timeout_seconds = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let start = Instant::now();
+    let mut stalled = Vec::new();
+    // Past the cap and the listen backlog (128), connects wait for SYN retries.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        for _ in 0..300 {
+            let mut s = TcpStream::connect(addr(&app)).await.expect("connect");
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .expect("half a request");
+            stalled.push(s);
+        }
+    })
+    .await
+    .expect("300 connections opened");
+    assert!(app.state.metrics.connections.get() <= 64);
+    let asked = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        http_client().get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("/healthz answered")
+    .expect("/healthz");
+    assert_eq!(r.status(), 200);
+    let healthz = asked.elapsed();
+    // 300 stalled connections ahead of it, 64 at a time, 1 s each: about 5 s.
+    assert!(healthz < Duration::from_secs(10), "{healthz:?}");
+    // Every stalled connection is closed by the server, not left open.
+    let all = tokio::time::timeout(Duration::from_secs(20), async {
+        for s in &mut stalled {
+            until_closed(s).await;
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "stalled connections left open");
+    eprintln!(
+        "{b:?}: 300 stalled connections opened in {:?}; /healthz answered in {healthz:?} (cap 64, header timeout 1 s); all closed {:?} after the first",
+        asked - start,
+        start.elapsed()
+    );
+}
+
+/// The request timeout still bounds a request whose body stalls.
+async fn stalled_body_times_out(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| c.limits.request_timeout_seconds = 1).await else {
+        return;
+    };
+    let mut s = TcpStream::connect(addr(&app)).await.expect("connect");
+    s.write_all(
+        b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=",
+    )
+    .await
+    .expect("half a body");
+    let t = Instant::now();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut head))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert_eq!(&head, b"HTTP/1.1 408");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+/// A client that pipelines requests and never reads the answers fills the socket buffers;
+/// the server is then stuck writing, where no header timeout runs. The idle timeout closes
+/// the connection.
+async fn clients_that_stop_reading_are_dropped(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        c.limits.request_timeout_seconds = 1;
+        c.limits.idle_timeout_seconds = 2;
+        c.limits.header_read_timeout_seconds = 60;
+    })
+    .await
+    else {
+        return;
+    };
+    let open = || app.state.metrics.connections.get();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let mut s = socket.connect(addr(&app)).await.expect("connect");
+    let requests =
+        b"GET /.well-known/openid-configuration HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4000);
+    let t = Instant::now();
+    let writer = tokio::spawn(async move {
+        let _ = s.write_all(&requests).await;
+        // Keep the socket open, unread.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut seen = false;
+        loop {
+            match open() {
+                0 if seen => return,
+                0 => {}
+                _ => seen = true,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    writer.abort();
+    assert!(
+        closed.is_ok(),
+        "a client that stopped reading kept its connection"
+    );
+    eprintln!("{b:?}: non-reading client dropped after {:?}", t.elapsed());
+}
+
+/// Shutdown stops accepting at once, and a request in flight still gets its answer.
+async fn shutdown_finishes_requests_in_flight(b: Backend) {
+    let Some((url, dir, pg_db)) = database_for(b).await else {
+        return;
+    };
+    let text = config_toml(&url, &dir.path().display().to_string());
+    let (config, _) = Config::from_toml(&text, &[]).expect("config");
+    let state = app::build_state(config, Clock::manual(Clock::System.now()))
+        .await
+        .expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app::serve(state, listener, async {
+        let _ = stopped.await;
+    }));
+    let body = "grant_type=client_credentials";
+    let mut s = TcpStream::connect(at).await.expect("connect");
+    let basic = base64_basic("service", SERVICE_SECRET);
+    s.write_all(
+        format!(
+            "POST /token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("head");
+    // `100 Continue` comes when the handler reads the body: the request is in flight.
+    let mut cont = [0u8; 25];
+    s.read_exact(&mut cont).await.expect("100 Continue");
+    assert!(cont.starts_with(b"HTTP/1.1 100 Continue"), "{cont:?}");
+    stop.send(()).expect("stop");
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        while TcpStream::connect(at).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "still accepting after shutdown");
+    s.write_all(body.as_bytes()).await.expect("body");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut answer))
+        .await
+        .expect("answered and closed")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("access_token"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stopped")
+        .expect("join")
+        .expect("serve");
+    drop(dir);
+    if let Some(db) = pg_db {
+        crate::common::drop_pg_database(db);
+    }
+}
+
+fn base64_basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+}
+
 crate::both_stores!(
     parameter_floods_are_refused,
     hostile_authorize_requests_are_bounded,
     audit_events_expire,
+    slowloris_does_not_starve_healthz,
+    stalled_body_times_out,
+    clients_that_stop_reading_are_dropped,
+    shutdown_finishes_requests_in_flight,
 );
