@@ -13,7 +13,7 @@ use crate::crypto::secret::hash_token;
 use crate::grants::{self, TokenContext};
 use crate::oauth::client_auth;
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
-use crate::oauth::params::Params;
+use crate::oauth::params::{ParamLimits, Params};
 use crate::state::AppState;
 use crate::store::model::Client;
 use crate::tokens::AccessClaims;
@@ -22,7 +22,7 @@ use super::client_ip::ClientIp;
 use super::respond::json_no_store;
 
 /// Read a form body: RFC 6749 §3.2 requires application/x-www-form-urlencoded.
-pub fn form(headers: &HeaderMap, body: &[u8]) -> OAuthResult<Params> {
+pub fn form(headers: &HeaderMap, body: &[u8], limits: ParamLimits) -> OAuthResult<Params> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -32,10 +32,10 @@ pub fn form(headers: &HeaderMap, body: &[u8]) -> OAuthResult<Params> {
         .starts_with("application/x-www-form-urlencoded")
     {
         return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded (RFC 6749 §3.2)",
+            "the body must be application/x-www-form-urlencoded (RFC 6749 section 3.2)",
         ));
     }
-    Params::parse(body)
+    Params::parse(body, limits)
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {
@@ -52,7 +52,7 @@ pub async fn authenticated_form(
     body: &[u8],
     ip: &str,
 ) -> OAuthResult<(Params, Arc<Client>)> {
-    let params = form(headers, body)?;
+    let params = form(headers, body, state.config.limits.params())?;
     let client = client_auth::authenticate(state, authorization(headers), &params, ip).await?;
     Ok((params, client))
 }
