@@ -1158,6 +1158,39 @@ grant_types = ["authorization_code", "refresh_token"]
         }
     }
 
+    /// The shipped example config (the Docker image's too) starts on its loopback issuer,
+    /// and refuses to with a public one while its DEMO entries are in it.
+    #[test]
+    fn demo_entries_are_refused_on_a_public_issuer() {
+        let example = include_str!("../config/latchkey.toml");
+        let (c, _) = Config::from_toml(example, &[]).expect("the example loads as shipped");
+        assert!(!c.demo_entries().is_empty());
+        let env = vec![(
+            "LATCHKEY_ISSUER".to_owned(),
+            "https://id.example.com".to_owned(),
+        )];
+        let err = Config::from_toml(example, &env).expect_err("DEMO on a public issuer");
+        let all: Vec<&str> = err.iter().map(|p| p.message.as_str()).collect();
+        assert!(
+            all.iter().any(|m| m.contains("DEMO")
+                && m.contains("client demo-web")
+                && m.contains("user demo")),
+            "{all:?}"
+        );
+        // Without them the public issuer is fine.
+        let (mut c, _) = Config::from_toml(example, &[]).expect("loads");
+        c.clients.retain(|c| !c.client_id.starts_with("demo-"));
+        c.users.clear();
+        c.issuer = "https://id.example.com".into();
+        assert!(
+            c.validate(&[])
+                .iter()
+                .all(|p| p.severity != Severity::Error),
+            "{:?}",
+            c.validate(&[])
+        );
+    }
+
     #[test]
     fn minimal_config_loads() {
         let (c, warnings) = Config::from_toml(MINIMAL, &[]).expect("valid");

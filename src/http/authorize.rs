@@ -10,7 +10,7 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::crypto::secret::hash_token;
-use crate::login::check_password;
+use crate::login::{LoginFailure, check_password};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -68,23 +68,23 @@ async fn continue_request(
     session: Option<(Session, User)>,
     interaction: Option<String>,
     fresh_login: bool,
-    login_error: Option<(String, String)>,
+    login_error: Option<LoginProblem>,
 ) -> Response {
     let username = session.as_ref().map(|(_, u)| u.username.clone());
     match authorize::proceed(state, req, client, session, interaction, fresh_login).await {
         Ok(Next::Deliver(d)) => (jar, deliver(state, d)).into_response(),
         Ok(Next::Login { interaction }) => {
             let (jar, csrf) = session::csrf(state, jar);
-            let (error, typed) = match login_error {
-                Some((msg, typed)) => (Some(msg), typed),
-                None => (None, req.login_hint.clone().unwrap_or_default()),
+            let (status, error, typed, retry) = match login_error {
+                Some(p) => (p.status, Some(p.message), p.username, p.retry_after),
+                None => (
+                    StatusCode::OK,
+                    None,
+                    req.login_hint.clone().unwrap_or_default(),
+                    None,
+                ),
             };
-            let status = if error.is_some() {
-                StatusCode::UNAUTHORIZED
-            } else {
-                StatusCode::OK
-            };
-            let body = page(
+            let mut body = page(
                 status,
                 &LoginPage {
                     theme: Theme::from(state),
@@ -96,6 +96,7 @@ async fn continue_request(
                     error,
                 },
             );
+            set_retry_after(&mut body, retry);
             (jar, body).into_response()
         }
         Ok(Next::Consent {
@@ -283,7 +284,26 @@ pub enum SignIn {
     /// A new session (a new cookie in the jar).
     Done(CookieJar, Session, User),
     /// The message for the login page, and the username to show again.
-    Failed(CookieJar, (String, String)),
+    Failed(CookieJar, LoginProblem),
+}
+
+/// Why the login page is shown again, and how.
+pub struct LoginProblem {
+    pub message: String,
+    /// What the person typed, shown again.
+    pub username: String,
+    /// 401 for a refused sign-in; 503 when the server is too busy to check it.
+    pub status: StatusCode,
+    /// Seconds for `Retry-After` (RFC 9110 section 10.2.3), when retrying later will help.
+    pub retry_after: Option<u64>,
+}
+
+/// `Retry-After` on a page, when there is one to give.
+pub fn set_retry_after(r: &mut Response, seconds: Option<u64>) {
+    if let Some(s) = seconds {
+        r.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, s.into());
+    }
 }
 
 /// Check the `username` and `password` of a login form (throttled), audit the outcome and
@@ -301,8 +321,20 @@ pub async fn sign_in(
         Ok(user) => user,
         Err(failed) => {
             audit(state, "login.failure", None, Some(client_id), ip).await;
-            let message = failed.page_message(state.now());
-            return Ok(SignIn::Failed(jar, (message, username)));
+            let busy = matches!(failed, LoginFailure::Busy);
+            return Ok(SignIn::Failed(
+                jar,
+                LoginProblem {
+                    message: failed.page_message(state.now()),
+                    username,
+                    status: if busy {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::UNAUTHORIZED
+                    },
+                    retry_after: busy.then_some(crate::crypto::password::BUSY_RETRY_SECONDS),
+                },
+            ));
         }
     };
     audit(state, "login.success", Some(&user.id), Some(client_id), ip).await;

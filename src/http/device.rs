@@ -13,7 +13,7 @@ use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::store::model::{DeviceRow, GrantData, Session, User};
 
-use super::authorize::{SignIn, audit, csrf_failed, sign_in};
+use super::authorize::{LoginProblem, SignIn, audit, csrf_failed, set_retry_after, sign_in};
 use super::client_ip::ClientIp;
 use super::respond::{error_page, json_no_store, page};
 use super::session;
@@ -158,7 +158,7 @@ async fn next_step(
     jar: CookieJar,
     row: &DeviceRow,
     session: Option<(Session, User)>,
-    login_error: Option<(String, String)>,
+    login_error: Option<LoginProblem>,
 ) -> Response {
     let client = match state.client(&row.client_id).await {
         Ok(Some(c)) if c.enabled => c,
@@ -177,11 +177,11 @@ async fn next_step(
     let shown = display_user_code(&row.user_code);
     let body = match session {
         None => {
-            let (status, error, typed) = match login_error {
-                Some((msg, typed)) => (StatusCode::UNAUTHORIZED, Some(msg), typed),
-                None => (StatusCode::OK, None, String::new()),
+            let (status, error, typed, retry) = match login_error {
+                Some(p) => (p.status, Some(p.message), p.username, p.retry_after),
+                None => (StatusCode::OK, None, String::new(), None),
             };
-            page(
+            let mut r = page(
                 status,
                 &LoginPage {
                     theme: Theme::from(state),
@@ -192,7 +192,9 @@ async fn next_step(
                     username: &typed,
                     error,
                 },
-            )
+            );
+            set_retry_after(&mut r, retry);
+            r
         }
         Some((_, user)) => page(
             StatusCode::OK,

@@ -20,6 +20,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -82,6 +83,17 @@ pub fn router(state: AppState) -> Router {
             // Only the path: query strings carry codes and states, which never get logged.
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }).on_failure(|class: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span| {
+            match class {
+                // Busy answers (a full hashing queue, a saturated pool) are load, not faults,
+                // and a flood must not be able to fill the log with them; /metrics counts them.
+                ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+                    tracing::debug!(latency_ms = latency.as_millis() as u64, "answered busy (503)");
+                }
+                other => {
+                    tracing::error!(classification = %other, latency_ms = latency.as_millis() as u64, "request failed");
+                }
+            }
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)

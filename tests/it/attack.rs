@@ -546,7 +546,82 @@ async fn enter_code_from(app: &TestApp, b: &reqwest::Client, code: &str, ip: &st
         .as_u16()
 }
 
+/// With every hashing slot taken, the login page answers 503 with Retry-After and says to
+/// retry in a few seconds; the token endpoint answers 503 temporarily_unavailable.
+async fn a_full_hashing_queue_answers_busy(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+        c.login.max_concurrent_hashes = 1;
+        c.login.max_queued_hashes = 1;
+        // Slow hashes (unknown users verify against a dummy hash with these parameters),
+        // so the one thread and the one queue slot stay taken while the test looks.
+        c.login.argon2_iterations = 400;
+        c.login.hash_priority = latchkey::config::HashPriority::Normal;
+    })
+    .await
+    else {
+        return;
+    };
+    let fillers: Vec<_> = (0..2)
+        .map(|i| {
+            let (http, url) = (http_client(), app.url("/token"));
+            tokio::spawn(async move {
+                let _ = guess_request(&http, url, &format!("nobody{i}"), "x")
+                    .header("x-forwarded-for", format!("198.51.100.{i}"))
+                    .send()
+                    .await;
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !app.state.passwords.is_full() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(app.state.passwords.is_full());
+    assert_eq!(guess(&app, "alice", PASSWORD).await, Guess::Busy);
+
+    let page = app
+        .http
+        .get(app.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", crate::common::WEB_REDIRECT),
+            ("scope", "openid"),
+            ("code_challenge", crate::code_flow::CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .expect("authorize")
+        .text()
+        .await
+        .expect("page");
+    let r = app
+        .post_form(
+            "/login",
+            &[
+                ("csrf", &crate::common::hidden(&page, "csrf")),
+                ("interaction", &crate::common::hidden(&page, "interaction")),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("very busy") && body.contains("few seconds"),
+        "{body}"
+    );
+    for f in fillers {
+        f.abort();
+    }
+}
+
 crate::both_stores!(
+    a_full_hashing_queue_answers_busy,
     parallel_guesses_get_no_more_checks_than_the_limit,
     right_password_in_the_middle_of_a_burst_is_refused,
     every_name_of_an_account_shares_one_counter,
