@@ -438,6 +438,17 @@ pub async fn proceed(
         let id = interaction_id(state, req, interaction, now).await?;
         return Ok(Next::Login { interaction: id });
     };
+    // OIDC Core section 3.1.2.2: id_token_hint names the user the client expects. Someone
+    // else who signs in must not silently get tokens in that user's place.
+    if req.hint_sub.as_ref().is_some_and(|h| *h != user.id) {
+        if let Some(id) = interaction {
+            state.store.take_interaction(&hash_token(&id), now).await?;
+        }
+        return Ok(Next::Deliver(ret.error(&OAuthError::new(
+            ErrorCode::LoginRequired,
+            "the user who signed in is not the one named by id_token_hint; sign in as that user",
+        ))));
+    }
     if !client.settings.skip_consent {
         let granted = state.store.get_consent(&user.id, &client.id).await?;
         let new_scopes = ScopeSet::from_scopes(req.scope.difference(&granted).map(str::to_owned));

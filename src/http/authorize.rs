@@ -74,7 +74,7 @@ async fn continue_request(
     match authorize::proceed(state, req, client, session, interaction, fresh_login).await {
         Ok(Next::Deliver(d)) => (jar, deliver(state, d)).into_response(),
         Ok(Next::Login { interaction }) => {
-            let (jar, csrf) = session::csrf(state, jar);
+            let (jar, csrf) = session::csrf(state, jar, &interaction);
             let (status, error, typed, retry) = match login_error {
                 Some(p) => (p.status, Some(p.message), p.username, p.retry_after),
                 None => (
@@ -103,7 +103,7 @@ async fn continue_request(
             interaction,
             new_scopes,
         }) => {
-            let (jar, csrf) = session::csrf(state, jar);
+            let (jar, csrf) = session::csrf(state, jar, &interaction);
             let scopes = scope_lines(new_scopes.iter());
             let body = page(
                 StatusCode::OK,
@@ -174,7 +174,12 @@ pub async fn login(
         return expired_page(&state);
     };
     // CSRF first, before anything else is looked at.
-    if !session::csrf_ok(&state, &jar, form.get("csrf")) {
+    if !session::csrf_ok(
+        &state,
+        &jar,
+        form.get("interaction").unwrap_or_default(),
+        form.get("csrf"),
+    ) {
         return csrf_failed(&state);
     }
     let (id, req, client) = match load_interaction(&state, &form).await {
@@ -221,7 +226,12 @@ pub async fn consent(
     let Ok(form) = Params::parse(&body, state.config.limits.params()) else {
         return expired_page(&state);
     };
-    if !session::csrf_ok(&state, &jar, form.get("csrf")) {
+    if !session::csrf_ok(
+        &state,
+        &jar,
+        form.get("interaction").unwrap_or_default(),
+        form.get("csrf"),
+    ) {
         return csrf_failed(&state);
     }
     let (id, req, client) = match load_interaction(&state, &form).await {

@@ -61,7 +61,7 @@ fn entry_page(
     typed: &str,
     problem: Option<CodeProblem>,
 ) -> Response {
-    let (jar, csrf) = session::csrf(state, jar);
+    let (jar, csrf) = session::csrf(state, jar, "");
     let now = state.now();
     let (status, error) = match problem {
         None => (StatusCode::OK, None),
@@ -120,7 +120,7 @@ async fn pending_form(
 ) -> Result<DeviceForm, Box<Response>> {
     let form = Params::parse(body, state.config.limits.params())
         .map_err(|e| Box::new(error_page(state, StatusCode::BAD_REQUEST, &e)))?;
-    if !session::csrf_ok(state, &jar, form.get("csrf")) {
+    if !session::csrf_ok(state, &jar, "", form.get("csrf")) {
         return Err(Box::new(csrf_failed(state)));
     }
     let typed = form.get("user_code").unwrap_or_default();
@@ -173,7 +173,7 @@ async fn next_step(
         }
         Err(e) => return error_page(state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
     };
-    let (jar, csrf) = session::csrf(state, jar);
+    let (jar, csrf) = session::csrf(state, jar, "");
     let shown = display_user_code(&row.user_code);
     let body = match session {
         None => {

@@ -3,14 +3,17 @@
 //! The session cookie holds 256 random bits; the store keeps only its SHA-256, so every node
 //! can resolve it and a database leak reveals no usable cookie. On https issuers the cookies
 //! get the `__Host-` prefix and `Secure`. CSRF uses a signed double-submit: a random cookie,
-//! and a form field that is an HMAC-like hash of it under a key derived from the master key,
-//! so a cookie planted by a sibling subdomain is useless without the server's key.
+//! and a form field that is an HMAC-SHA256, under a key derived from the master key, of that
+//! cookie bound to the browser's session cookie and the pending interaction. Someone who
+//! plants a CSRF cookie of their choosing, and asks the server for the matching form value,
+//! gets a value bound to their own session and interaction: useless in the victim's browser
+//! (OWASP CSRF Prevention Cheat Sheet, "Signed Double-Submit Cookie").
 
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::crypto::secret::{ct_eq, hash_token, new_token, sha256};
+use crate::crypto::secret::{ct_eq, hash_token, new_token};
 use crate::oauth::error::OAuthResult;
 use crate::state::AppState;
 use crate::store::model::{Session, User};
@@ -98,28 +101,46 @@ fn time_duration(secs: i64) -> cookie::time::Duration {
     cookie::time::Duration::seconds(secs)
 }
 
-fn form_token(state: &AppState, cookie_value: &str) -> String {
-    let mut data = state.csrf_key.to_vec();
-    data.extend_from_slice(cookie_value.as_bytes());
-    URL_SAFE_NO_PAD.encode(sha256(&data))
+/// HMAC(csrf key, csrf cookie, session cookie, interaction), each length-prefixed so no
+/// two different triples hash alike.
+fn form_token(state: &AppState, jar: &CookieJar, cookie_value: &str, bound_to: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&state.csrf_key[..]) else {
+        // Any key length is valid for HMAC; unreachable, and failing closed if not.
+        return new_token();
+    };
+    let session = jar
+        .get(&name(state, "session"))
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    for part in [cookie_value, session.as_str(), bound_to] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
-/// The CSRF form value for this browser, setting the cookie when it has none.
-pub fn csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
+/// The CSRF form value for this browser, its session and `bound_to` (the interaction the
+/// form belongs to, or ""), setting the CSRF cookie when it has none.
+pub fn csrf(state: &AppState, jar: CookieJar, bound_to: &str) -> (CookieJar, String) {
     let n = name(state, "csrf");
     if let Some(c) = jar.get(&n) {
-        let t = form_token(state, c.value());
+        let t = form_token(state, &jar, c.value(), bound_to);
         return (jar, t);
     }
     let v = new_token();
-    let t = form_token(state, &v);
+    let t = form_token(state, &jar, &v, bound_to);
     (jar.add(cookie(state, "csrf", v)), t)
 }
 
-/// Check a submitted CSRF value against the cookie, in constant time.
-pub fn csrf_ok(state: &AppState, jar: &CookieJar, submitted: Option<&str>) -> bool {
+/// Check a submitted CSRF value against the cookie, the session and `bound_to`, in
+/// constant time.
+pub fn csrf_ok(state: &AppState, jar: &CookieJar, bound_to: &str, submitted: Option<&str>) -> bool {
     match (jar.get(&name(state, "csrf")), submitted) {
-        (Some(c), Some(s)) => ct_eq(form_token(state, c.value()).as_bytes(), s.as_bytes()),
+        (Some(c), Some(s)) => ct_eq(
+            form_token(state, jar, c.value(), bound_to).as_bytes(),
+            s.as_bytes(),
+        ),
         _ => false,
     }
 }

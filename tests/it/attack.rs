@@ -562,7 +562,7 @@ async fn a_full_hashing_queue_answers_busy(b: Backend) {
     else {
         return;
     };
-    let fillers: Vec<_> = (0..2)
+    let fillers: Vec<_> = (0..4)
         .map(|i| {
             let (http, url) = (http_client(), app.url("/token"));
             tokio::spawn(async move {
@@ -573,7 +573,8 @@ async fn a_full_hashing_queue_answers_busy(b: Backend) {
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Generous: on a loaded machine the fillers take a while to reach the queue.
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !app.state.passwords.is_full() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -620,7 +621,174 @@ async fn a_full_hashing_queue_answers_busy(b: Backend) {
     }
 }
 
+/// A CSRF cookie planted in the victim's browser, with the form value the server hands out
+/// for it on any page, cannot forge a form for the victim: the value is bound to the session.
+async fn a_planted_csrf_cookie_cannot_sign_the_victim_out(b: Backend) {
+    use std::sync::Arc;
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    // The victim signs in in their own browser.
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let victim = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .expect("client");
+    let query = [
+        ("response_type", "code"),
+        ("client_id", "web"),
+        ("redirect_uri", crate::common::WEB_REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", crate::code_flow::CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    let page = victim
+        .get(app.url("/authorize"))
+        .query(&query)
+        .send()
+        .await
+        .expect("authorize")
+        .text()
+        .await
+        .expect("page");
+    let r = victim
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", crate::common::hidden(&page, "csrf").as_str()),
+            (
+                "interaction",
+                crate::common::hidden(&page, "interaction").as_str(),
+            ),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 200, "signed in, now at the consent page");
+    let url: reqwest::Url = app.base.parse().expect("url");
+    let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &url).expect("cookies");
+    let session = cookies
+        .to_str()
+        .expect("ascii")
+        .split("; ")
+        .find_map(|c| c.strip_prefix("latchkey_session="))
+        .expect("session cookie")
+        .to_owned();
+
+    // The attacker gets a CSRF cookie and its form value from a page anyone can load ...
+    let r = http_client()
+        .get(app.url("/device"))
+        .send()
+        .await
+        .expect("page");
+    let planted = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("latchkey_csrf="))
+        .and_then(|c| c.split(';').next())
+        .expect("csrf cookie")
+        .to_owned();
+    let token = crate::common::hidden(&r.text().await.expect("page"), "csrf");
+    // ... plants the cookie beside the victim's session and submits the logout form.
+    let forged = http_client()
+        .post(app.url("/logout/confirm"))
+        .header(
+            "cookie",
+            format!("latchkey_csrf={planted}; latchkey_session={session}"),
+        )
+        .form(&[("csrf", token.as_str()), ("client_id", "")])
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), 403);
+    // The victim is still signed in.
+    let r = http_client()
+        .get(app.url("/authorize"))
+        .header("cookie", format!("latchkey_session={session}"))
+        .query(&query)
+        .send()
+        .await
+        .expect("authorize");
+    let body = r.text().await.expect("page");
+    assert!(body.contains("action=\"/consent\""), "{body}");
+}
+
+/// id_token_hint names alice; carol signs in instead: the client gets login_required, never
+/// carol's code in alice's place (OIDC Core section 3.1.2.2).
+async fn signing_in_as_someone_else_than_the_hint_is_refused(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let hash = latchkey::crypto::password::hash_default(PASSWORD).expect("hash");
+    app.state
+        .store
+        .insert_user(
+            latchkey::store::users::NewUser {
+                username: "carol",
+                password_hash: &hash,
+                claims: &Default::default(),
+                source: "cli",
+            },
+            app.clock.now(),
+        )
+        .await
+        .expect("insert")
+        .expect("carol");
+    let issued = crate::code_flow::get_code(&app, "openid").await;
+    let t = json(crate::code_flow::exchange(&app, &issued).await).await;
+    let hint = t["id_token"].as_str().expect("id_token").to_owned();
+
+    let browser = browser_client();
+    let page = browser
+        .get(app.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", crate::common::WEB_REDIRECT),
+            ("scope", "openid"),
+            ("state", "s1"),
+            ("id_token_hint", hint.as_str()),
+            ("code_challenge", crate::code_flow::CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .expect("authorize")
+        .text()
+        .await
+        .expect("page");
+    let r = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", crate::common::hidden(&page, "csrf").as_str()),
+            (
+                "interaction",
+                crate::common::hidden(&page, "interaction").as_str(),
+            ),
+            ("username", "carol"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303);
+    let (loc, params) = crate::common::location_params(&r);
+    assert_eq!(
+        crate::common::param(&params, "error"),
+        Some("login_required"),
+        "{loc}"
+    );
+    assert_eq!(crate::common::param(&params, "code"), None);
+    assert_eq!(crate::common::param(&params, "state"), Some("s1"));
+}
+
 crate::both_stores!(
+    signing_in_as_someone_else_than_the_hint_is_refused,
+    a_planted_csrf_cookie_cannot_sign_the_victim_out,
     a_full_hashing_queue_answers_busy,
     parallel_guesses_get_no_more_checks_than_the_limit,
     right_password_in_the_middle_of_a_burst_is_refused,
