@@ -124,7 +124,7 @@ impl OAuthError {
         };
         OAuthError {
             code,
-            description: description.into(),
+            description: wire_description(description.into()),
             challenge,
             retry: None,
         }
@@ -194,6 +194,22 @@ pub fn is_wire_safe(s: &str) -> bool {
     s.chars().all(wire_char)
 }
 
+/// Every description goes through here (`OAuthError::new`), so no message, present or
+/// future, can put a character on the wire that RFC 6749 section 5.2 forbids: a section
+/// sign becomes the word, anything else not allowed becomes `?`.
+fn wire_description(d: Cow<'static, str>) -> Cow<'static, str> {
+    if is_wire_safe(&d) {
+        return d;
+    }
+    Cow::Owned(
+        d.replace('\u{a7}', "section ")
+            .replace("section  ", "section ")
+            .chars()
+            .map(|c| if wire_char(c) { c } else { '?' })
+            .collect(),
+    )
+}
+
 /// Untrusted text (a parameter name, a value) made fit to quote in an error_description:
 /// characters RFC 6749 section 5.2 does not allow become `?`, and it is cut to `max` chars.
 pub fn wire_safe(s: &str, max: usize) -> String {
@@ -239,6 +255,28 @@ impl From<anyhow::Error> for OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever text a code path builds a description from, the wire gets only what RFC 6749
+    /// section 5.2 allows, and the teaching text survives.
+    #[test]
+    fn every_description_is_wire_safe() {
+        let e = OAuthError::invalid_request("see RFC 6749 \u{a7}3.1 and \u{a7} 5.2, \"quoted\" \\ caf\u{e9}\n");
+        assert!(is_wire_safe(&e.description), "{:?}", e.description);
+        assert_eq!(
+            e.description,
+            "see RFC 6749 section 3.1 and section 5.2, ?quoted? ? caf??"
+        );
+        let fine = OAuthError::invalid_grant("already fine");
+        assert!(matches!(fine.description, Cow::Borrowed("already fine")));
+        for e in [
+            OAuthError::busy("busy \u{a7}1", 2),
+            OAuthError::throttled("slow \u{a7}1", 2),
+            OAuthError::internal("x \u{a7}"),
+            OAuthError::from(sqlx::Error::PoolTimedOut),
+        ] {
+            assert!(is_wire_safe(&e.description), "{:?}", e.description);
+        }
+    }
 
     #[test]
     fn untrusted_text_is_made_wire_safe() {
