@@ -173,14 +173,22 @@ async fn client_active(state: &AppState, client_id: &str) -> OAuthResult<bool> {
     Ok(state.client(client_id).await?.is_some_and(|c| c.enabled))
 }
 
-fn allowed_to_introspect(client: &Client) -> OAuthResult<()> {
+/// Which tokens a caller may learn about. A resource server registered with
+/// `introspection = true` may introspect any token; any other confidential client only the
+/// tokens issued to it (as Keycloak and node-oidc-provider do): for the rest it is told
+/// `active: false`, the same answer as for an unknown token, so it learns nothing of other
+/// clients' tokens (RFC 7662 section 4). A public client cannot authenticate, which the
+/// endpoint requires (section 2.1).
+fn introspection_scope(client: &Client) -> OAuthResult<Option<&str>> {
     if client.settings.introspection {
-        Ok(())
-    } else {
+        Ok(None)
+    } else if client.auth_method() == crate::oauth::types::TokenEndpointAuthMethod::None {
         Err(OAuthError::unauthorized_client(format!(
-            "client `{}` is not allowed to introspect tokens; register it with introspection = true",
+            "client `{}` is a public client; introspection needs a client that authenticates (RFC 7662 section 2.1)",
             client.id
         )))
+    } else {
+        Ok(Some(client.id.as_str()))
     }
 }
 
@@ -193,12 +201,14 @@ pub async fn introspect(
     let result = async {
         // RFC 7662 §2.1: the endpoint requires authorization.
         let (params, client) = authenticated_form(&state, &headers, &body, &ip).await?;
-        allowed_to_introspect(&client)?;
+        let only_of = introspection_scope(&client)?;
         let token = params.require("token")?;
         let now = state.now();
         let inactive = json!({"active": false});
+        let foreign = |issued_to: &str| only_of.is_some_and(|me| me != issued_to);
         let v: Value = match find(&state, token, params.get("token_type_hint")).await? {
-            Found::Access(c) if c.exp <= now => inactive,
+            Found::Access(c) if c.exp <= now || foreign(&c.client_id) => inactive,
+            Found::Refresh(r) if foreign(&r.client_id) => inactive,
             Found::Access(c) => {
                 let user_id = c.is_user_token().then_some(c.sub.as_str());
                 let (revoked, user) = state

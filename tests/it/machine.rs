@@ -174,18 +174,49 @@ async fn client_credentials_errors(b: Backend) {
         .token_basic("human", "not it", &[("grant_type", "client_credentials")])
         .await;
     assert_eq!(r.status(), 401);
-    // Introspection needs an authenticated client that is allowed to introspect.
+    // Introspection needs an authenticated client (RFC 7662 section 2.1).
     let r = app.post_form("/introspect", &[("token", "x")]).await;
     assert_eq!(r.status(), 401);
     let r = app
-        .http
-        .post(app.url("/introspect"))
-        .basic_auth("service", Some(SERVICE_SECRET))
-        .form(&[("token", "x")])
-        .send()
-        .await
-        .expect("req");
+        .post_form("/introspect", &[("token", "x"), ("client_id", "spa")])
+        .await;
     assert_eq!(json(r).await["error"], "unauthorized_client");
+    // A confidential client without `introspection` may introspect the tokens issued to it,
+    // and learns nothing of other clients' tokens.
+    let introspect_as = |id: &'static str, secret: &'static str, token: String| {
+        let app = &app;
+        async move {
+            json(
+                app.http
+                    .post(app.url("/introspect"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("token", token.as_str())])
+                    .send()
+                    .await
+                    .expect("req"),
+            )
+            .await
+        }
+    };
+    let own = json(
+        app.token_basic("service", SERVICE_SECRET, &[("grant_type", "client_credentials")])
+            .await,
+    )
+    .await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned();
+    let v = introspect_as("service", SERVICE_SECRET, own.clone()).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["client_id"], "service");
+    let v = introspect_as("service-es", SERVICE_SECRET, own.clone()).await;
+    assert_eq!(v, serde_json::json!({"active": false}));
+    assert_eq!(
+        introspect_as("service", SERVICE_SECRET, "x".into()).await,
+        serde_json::json!({"active": false})
+    );
+    // A resource server registered with `introspection = true` sees every token.
+    assert_eq!(introspect_as("rs", crate::common::RS_SECRET, own).await["active"], true);
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
