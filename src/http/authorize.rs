@@ -12,7 +12,7 @@ use crate::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::crypto::secret::hash_token;
 use crate::login::{LoginFailure, check_password};
 use crate::oauth::error::{OAuthError, OAuthResult};
-use crate::oauth::params::Params;
+use crate::oauth::params::{self, Params};
 use crate::state::AppState;
 use crate::store::model::{AuditEvent, Client, Session, User};
 
@@ -26,12 +26,7 @@ pub async fn get(
     jar: CookieJar,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let raw = raw.unwrap_or_default();
-    let params = match Params::parse(raw.as_bytes(), state.config.limits.params()) {
-        Ok(p) => p,
-        Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
-    };
-    run(state, jar, params).await
+    run(state, jar, raw.unwrap_or_default().as_bytes()).await
 }
 
 pub async fn post(
@@ -39,14 +34,28 @@ pub async fn post(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    match Params::parse(&body, state.config.limits.params()) {
-        Ok(p) => run(state, jar, p).await,
-        Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
-    }
+    run(state, jar, &body).await
 }
 
-async fn run(state: AppState, jar: CookieJar, params: Params) -> Response {
+async fn run(state: AppState, jar: CookieJar, raw: &[u8]) -> Response {
+    let (params, repeated) = match Params::parse_authorization(raw, state.config.limits.params()) {
+        Ok(p) => p,
+        Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
+    };
+    // RFC 6749 section 4.1.2.1: only a missing, invalid or repeated client_id or
+    // redirect_uri is shown to the person; any other repeated parameter goes back to the
+    // client as invalid_request, once the redirect URI is known to be the client's.
+    if let Some(name) = repeated
+        .as_deref()
+        .filter(|n| ["client_id", "redirect_uri"].contains(n))
+    {
+        return error_page(&state, StatusCode::BAD_REQUEST, &params::repeated(name));
+    }
     let (req, client) = match authorize::validate(&state, &params).await {
+        Ok(Validated::Ok(r, _)) if repeated.is_some() => {
+            let e = params::repeated(repeated.as_deref().unwrap_or_default());
+            return deliver(&state, r.return_to(&state).error(&e));
+        }
         Ok(Validated::Ok(r, c)) => (r, c),
         Ok(Validated::RedirectError(d)) => return deliver(&state, d),
         Err(authorize::PageError(e)) => return error_page(&state, StatusCode::BAD_REQUEST, &e),

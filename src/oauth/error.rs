@@ -260,7 +260,9 @@ mod tests {
     /// section 5.2 allows, and the teaching text survives.
     #[test]
     fn every_description_is_wire_safe() {
-        let e = OAuthError::invalid_request("see RFC 6749 \u{a7}3.1 and \u{a7} 5.2, \"quoted\" \\ caf\u{e9}\n");
+        let e = OAuthError::invalid_request(
+            "see RFC 6749 \u{a7}3.1 and \u{a7} 5.2, \"quoted\" \\ caf\u{e9}\n",
+        );
         assert!(is_wire_safe(&e.description), "{:?}", e.description);
         assert_eq!(
             e.description,

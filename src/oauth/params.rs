@@ -37,6 +37,14 @@ impl Default for ParamLimits {
 #[derive(Debug, Clone, Default)]
 pub struct Params(Vec<(String, String)>);
 
+/// RFC 6749 section 3.1: request parameters must not be included more than once.
+pub fn repeated(name: &str) -> OAuthError {
+    OAuthError::invalid_request(format!(
+        "parameter `{}` is included more than once (RFC 6749 section 3.1)",
+        wire_safe(name, 40)
+    ))
+}
+
 impl Params {
     /// Parse `application/x-www-form-urlencoded` text (a body or a raw query string).
     /// Stops at the first parameter over `limits`, so the work is linear in the input.
@@ -51,8 +59,31 @@ impl Params {
         V: AsRef<str> + Into<String>,
         I: IntoIterator<Item = (K, V)>,
     {
+        match Self::collect(it, limits)? {
+            (params, None) => Ok(params),
+            (_, Some(name)) => Err(repeated(&name)),
+        }
+    }
+
+    /// `parse` for an authorization request, where a repeated parameter is an error for the
+    /// client (RFC 6749 section 4.1.2.1) unless it is `client_id` or `redirect_uri`: the
+    /// parameters with each name's first value, and the first name that was repeated.
+    pub fn parse_authorization(
+        raw: &[u8],
+        limits: ParamLimits,
+    ) -> OAuthResult<(Self, Option<String>)> {
+        Self::collect(url::form_urlencoded::parse(raw), limits)
+    }
+
+    fn collect<K, V, I>(it: I, limits: ParamLimits) -> OAuthResult<(Self, Option<String>)>
+    where
+        K: AsRef<str> + Into<String>,
+        V: AsRef<str> + Into<String>,
+        I: IntoIterator<Item = (K, V)>,
+    {
         let mut out: Vec<(String, String)> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
+        let mut first_repeated = None;
         for (i, (k, v)) in it.into_iter().enumerate() {
             if i >= limits.max_params {
                 return Err(OAuthError::invalid_request(format!(
@@ -72,14 +103,12 @@ impl Params {
                 continue;
             }
             if !seen.insert(name.to_owned()) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter `{}` is included more than once (RFC 6749 section 3.1)",
-                    wire_safe(name, 40)
-                )));
+                first_repeated.get_or_insert_with(|| name.to_owned());
+                continue;
             }
             out.push((k.into(), v.into()));
         }
-        Ok(Params(out))
+        Ok((Params(out), first_repeated))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

@@ -472,6 +472,19 @@ async fn authorize_errors(b: Backend) {
         ],
         vec![("response_type", "code"), ("client_id", "web")],
         vec![("response_type", "code")],
+        // A repeated client_id or redirect_uri leaves no trusted place to send an error.
+        vec![
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("client_id", "web"),
+            ("redirect_uri", WEB_REDIRECT),
+        ],
+        vec![
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", WEB_REDIRECT),
+            ("redirect_uri", WEB_REDIRECT),
+        ],
     ] {
         let r = get(q).await;
         assert_eq!(r.status(), 400);
@@ -488,6 +501,15 @@ async fn authorize_errors(b: Backend) {
         (
             vec![("response_type", "code"), ("scope", "openid admin")],
             "invalid_scope",
+        ),
+        // Any other repeated parameter goes back to the client (RFC 6749 section 4.1.2.1).
+        (
+            vec![
+                ("response_type", "code"),
+                ("response_type", "code"),
+                ("scope", "openid"),
+            ],
+            "invalid_request",
         ),
         // No scope, and the client registered no default: RFC 6749 section 3.3 says fail,
         // rather than go past the consent page with nothing to ask and issue a user token.

@@ -199,8 +199,12 @@ async fn client_credentials_errors(b: Backend) {
         }
     };
     let own = json(
-        app.token_basic("service", SERVICE_SECRET, &[("grant_type", "client_credentials")])
-            .await,
+        app.token_basic(
+            "service",
+            SERVICE_SECRET,
+            &[("grant_type", "client_credentials")],
+        )
+        .await,
     )
     .await["access_token"]
         .as_str()
@@ -216,7 +220,10 @@ async fn client_credentials_errors(b: Backend) {
         serde_json::json!({"active": false})
     );
     // A resource server registered with `introspection = true` sees every token.
-    assert_eq!(introspect_as("rs", crate::common::RS_SECRET, own).await["active"], true);
+    assert_eq!(
+        introspect_as("rs", crate::common::RS_SECRET, own).await["active"],
+        true
+    );
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
