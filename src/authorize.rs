@@ -111,6 +111,12 @@ fn redirect_uri_matches(registered: &str, given: &str) -> bool {
         && g.fragment().is_none()
 }
 
+/// `prompt` values this server acts on (OIDC Core section 3.1.2.1); discovery lists these.
+pub const PROMPT_VALUES: &[&str] = &["none", "login", "consent", "select_account"];
+/// `display` values accepted (section 3.1.2.1): the pages are responsive, so all four are
+/// one page.
+pub const DISPLAY_VALUES: &[&str] = &["page", "popup", "touch", "wap"];
+
 pub async fn validate(state: &AppState, p: &Params) -> Result<Validated, PageError> {
     let page = |d: String| PageError(OAuthError::invalid_request(d));
     let client_id = p.get("client_id").ok_or_else(|| {
@@ -314,7 +320,7 @@ fn check(
         if v.is_empty() || prompt.iter().any(|x| x == v) {
             continue;
         }
-        if !["none", "login", "consent", "select_account"].contains(&v) {
+        if !PROMPT_VALUES.contains(&v) {
             return Err(OAuthError::invalid_request(format!(
                 "unknown prompt value `{}`",
                 wire_safe(v, 40)
@@ -351,7 +357,7 @@ fn check(
         None => None,
     };
     if let Some(d) = p.get("display")
-        && !["page", "popup", "touch", "wap"].contains(&d)
+        && !DISPLAY_VALUES.contains(&d)
     {
         return Err(OAuthError::invalid_request(
             "display must be page, popup, touch or wap",

@@ -30,6 +30,13 @@ impl ClientCache {
         self.map.read().ok()?.get(id).cloned()
     }
 
+    /// Whether any enabled client in this copy satisfies `f` (what discovery advertises).
+    pub fn any_enabled(&self, f: impl Fn(&Client) -> bool) -> bool {
+        self.map
+            .read()
+            .is_ok_and(|m| m.values().any(|c| c.enabled && f(c)))
+    }
+
     /// Swap in a fresh copy of the whole table.
     pub fn replace(&self, clients: impl IntoIterator<Item = Client>) {
         let fresh: HashMap<_, _> = clients

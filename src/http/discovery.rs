@@ -40,6 +40,12 @@ pub fn document(state: &AppState) -> Value {
     for s in ["profile", "email", "address", "phone"] {
         claims.extend_from_slice(crate::tokens::scope_claims(s));
     }
+    // RFC 7636 section 4.2: plain is refused unless a client allows it (RFC 9700 section
+    // 2.1.1), so it is advertised only then.
+    let mut pkce_methods = vec![crate::oauth::pkce::Method::S256.as_str()];
+    if state.clients.any_enabled(|c| c.settings.allow_plain_pkce) {
+        pkce_methods.push(crate::oauth::pkce::Method::Plain.as_str());
+    }
     json!({
         "issuer": state.config.issuer,
         "authorization_endpoint": state.url("/authorize"),
@@ -61,13 +67,13 @@ pub fn document(state: &AppState) -> Value {
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": secret_methods.iter().chain(["none"].iter()).collect::<Vec<_>>(),
         "introspection_endpoint_auth_methods_supported": secret_methods,
-        "code_challenge_methods_supported": ["S256", "plain"],
+        "code_challenge_methods_supported": pkce_methods,
         "claims_supported": claims,
         "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "display_values_supported": ["page", "popup", "touch", "wap"],
+        "prompt_values_supported": crate::authorize::PROMPT_VALUES,
+        "display_values_supported": crate::authorize::DISPLAY_VALUES,
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en"],

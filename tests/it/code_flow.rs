@@ -879,9 +879,25 @@ async fn discovery_and_jwks(b: Backend) {
     let d = app.discovery().await;
     assert_eq!(d["issuer"], app.base);
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+    // plain is refused unless a client allows it, so it is advertised only then.
     assert_eq!(
         d["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    let plain = TestApp::spawn_with(b, |c| {
+        for client in c.clients.iter_mut().filter(|c| c.client_id == "web") {
+            client.allow_plain_pkce = true;
+        }
+    })
+    .await
+    .expect("second server");
+    assert_eq!(
+        plain.discovery().await["code_challenge_methods_supported"],
         serde_json::json!(["S256", "plain"])
+    );
+    assert_eq!(
+        d["prompt_values_supported"],
+        serde_json::json!(["none", "login", "consent", "select_account"])
     );
     let d2 = json(
         app.http
