@@ -106,6 +106,7 @@ pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
             allow_plain_pkce: c.allow_plain_pkce,
             skip_consent: c.skip_consent,
             always_issue_refresh_token: c.always_issue_refresh_token,
+            id_token_scope_claims: c.id_token_scope_claims,
             introspection: c.introspection,
             access_token_ttl: c.access_token_ttl,
             refresh_token_ttl: c.refresh_token_ttl,

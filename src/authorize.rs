@@ -592,7 +592,11 @@ pub async fn issue(
                     access_token: access.as_deref(),
                     code: None,
                     // OIDC Core §5.4: with no access token, the claims go in the id_token.
-                    include_scope_claims: access.is_none(),
+                    include_scope_claims: crate::tokens::id_token_has_scope_claims(
+                        state,
+                        client,
+                        access.is_some(),
+                    ),
                 },
                 now,
             )?;

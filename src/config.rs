@@ -97,6 +97,9 @@ pub struct TokenSettings {
     pub refresh_grace_period: i64,
     /// Always issue a refresh token for code-flow grants, even without `offline_access`.
     pub issue_refresh_without_offline_access: bool,
+    /// Put the granted scopes' claims in every ID token, not only when no access token is
+    /// issued (OIDC Core section 5.4 allows both).
+    pub id_token_scope_claims: bool,
 }
 
 impl Default for TokenSettings {
@@ -109,6 +112,7 @@ impl Default for TokenSettings {
             refresh_token_idle_ttl: 14 * 86_400,
             refresh_grace_period: 5,
             issue_refresh_without_offline_access: false,
+            id_token_scope_claims: true,
         }
     }
 }
@@ -461,6 +465,9 @@ pub struct ClientConfig {
     pub skip_consent: bool,
     #[serde(default)]
     pub always_issue_refresh_token: bool,
+    /// Overrides `tokens.id_token_scope_claims` for this client.
+    #[serde(default)]
+    pub id_token_scope_claims: Option<bool>,
     /// May call `/introspect` (a resource server).
     #[serde(default)]
     pub introspection: bool,

@@ -273,6 +273,21 @@ fn user_claim_map(c: &UserClaims, updated_at: i64) -> Map<String, Value> {
     m
 }
 
+/// Whether the ID token carries the granted scopes' claims. Always when no access token is
+/// issued (nothing to call userinfo with, OIDC Core section 5.4); otherwise as the client or
+/// the server default says.
+pub fn id_token_has_scope_claims(
+    state: &AppState,
+    client: &Client,
+    with_access_token: bool,
+) -> bool {
+    !with_access_token
+        || client
+            .settings
+            .id_token_scope_claims
+            .unwrap_or(state.config.tokens.id_token_scope_claims)
+}
+
 /// Whether a refresh token goes with this grant (RFC 6749 §6, OIDC Core §11).
 pub fn wants_refresh(state: &AppState, client: &Client, scope: &ScopeSet) -> bool {
     client.allows_grant(crate::oauth::types::GrantType::RefreshToken)

@@ -130,7 +130,7 @@ pub fn mint_user_tokens(
                 nonce: i.nonce,
                 access_token: Some(&access_token),
                 code: None,
-                include_scope_claims: false,
+                include_scope_claims: tokens::id_token_has_scope_claims(state, i.client, true),
             },
             now,
         )?)

@@ -33,6 +33,9 @@ pub struct ClientSettings {
     pub allow_plain_pkce: bool,
     pub skip_consent: bool,
     pub always_issue_refresh_token: bool,
+    /// Put the granted scopes' claims in the ID token even when an access token is issued;
+    /// None: the server default (`tokens.id_token_scope_claims`).
+    pub id_token_scope_claims: Option<bool>,
     pub introspection: bool,
     pub access_token_ttl: Option<i64>,
     pub refresh_token_ttl: Option<i64>,

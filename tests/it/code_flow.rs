@@ -1026,6 +1026,28 @@ async fn claims_released(
     (id, info)
 }
 
+/// The granted scopes' claims go in the ID token by default (SDKs such as Auth0's
+/// express-openid-connect read the user from it), and a client can turn that off.
+async fn scope_claims_in_the_id_token(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let (id, _) = claims_released(&app, "openid email", "{}", None).await;
+    assert_eq!(id["email"], "alice@example.com", "{id}");
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        for client in c.clients.iter_mut().filter(|c| c.client_id == "web") {
+            client.id_token_scope_claims = Some(false);
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let (id, info) = claims_released(&app, "openid email", "{}", None).await;
+    assert!(id.get("email").is_none(), "{id}");
+    assert_eq!(info["email"], "alice@example.com");
+}
+
 async fn claims_request_parameter(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
@@ -1135,6 +1157,7 @@ async fn key_rotation_is_prepublished(b: Backend) {
 }
 
 crate::both_stores!(
+    scope_claims_in_the_id_token,
     key_rotation_is_prepublished,
     claims_request_parameter,
     code_flow_with_openidconnect_crate,
