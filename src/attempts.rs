@@ -35,6 +35,11 @@ pub struct Guard {
     pub key: String,
     pub policy: ThrottlePolicy,
     pub on_success: OnSuccess,
+    /// Whether an attempt whose caller went away before it was answered counts as a
+    /// failure. Yes for an address, so a flood of abandoned requests from it locks it; no
+    /// for an account or a client, which a flood (or a user whose request timed out on a
+    /// starved server) must not be able to lock: an unanswered guess told nobody anything.
+    pub counts_abandoned: bool,
 }
 
 struct Held {
@@ -90,9 +95,10 @@ impl Attempt {
         Ok(Ok(attempt))
     }
 
+    /// Each key is released only once its end is recorded: if this future is dropped
+    /// midway, `Drop` still ends the rest.
     pub async fn succeeded(mut self) -> DbResult<()> {
-        let held = std::mem::take(&mut self.held);
-        for h in &held {
+        while let Some(h) = self.held.first() {
             let outcome = match h.guard.on_success {
                 OnSuccess::Clear => Outcome::Clear,
                 OnSuccess::Credit => Outcome::Credit,
@@ -100,43 +106,42 @@ impl Attempt {
             self.store
                 .throttle_end(&h.guard.key, self.now, &h.guard.policy, outcome)
                 .await?;
+            self.held.remove(0);
         }
         Ok(())
     }
 
-    /// Count the failure on every key; the latest lockout it started, if any.
-    pub async fn failed(mut self) -> DbResult<Option<i64>> {
-        let held = std::mem::take(&mut self.held);
-        fail_all(&self.store, self.now, &held).await
+    /// Count the failure on every key, with lockouts from `now` (the attempt may have
+    /// waited); the latest lockout it started, if any.
+    pub async fn failed(mut self, now: i64) -> DbResult<Option<i64>> {
+        let mut locked = None;
+        while let Some(h) = self.held.first() {
+            locked = locked.max(end_failed(&self.store, now, h).await?);
+            self.held.remove(0);
+        }
+        Ok(locked)
     }
 
     /// Nothing was verified: the attempt does not count.
     pub async fn withdraw(mut self) -> DbResult<()> {
-        let held = std::mem::take(&mut self.held);
-        for h in &held {
+        while let Some(h) = self.held.first() {
             self.store
                 .throttle_end(&h.guard.key, self.now, &h.guard.policy, Outcome::Withdraw)
                 .await?;
+            self.held.remove(0);
         }
         Ok(())
     }
 }
 
-async fn fail_all(store: &Store, now: i64, held: &[Held]) -> DbResult<Option<i64>> {
-    let mut locked = None;
-    for h in held {
-        let outcome = Outcome::Failed {
-            attempt: h.attempt,
-            strikes: h.strikes,
-        };
-        if let Some(until) = store
-            .throttle_end(&h.guard.key, now, &h.guard.policy, outcome)
-            .await?
-        {
-            locked = locked.max(Some(until));
-        }
-    }
-    Ok(locked)
+async fn end_failed(store: &Store, now: i64, h: &Held) -> DbResult<Option<i64>> {
+    let outcome = Outcome::Failed {
+        attempt: h.attempt,
+        strikes: h.strikes,
+    };
+    store
+        .throttle_end(&h.guard.key, now, &h.guard.policy, outcome)
+        .await
 }
 
 impl Drop for Attempt {
@@ -144,13 +149,23 @@ impl Drop for Attempt {
         if self.held.is_empty() {
             return;
         }
-        // The caller went away before the attempt was ended: it counts as a failure.
+        // The caller went away before the attempt was ended.
         let held = std::mem::take(&mut self.held);
         let (store, now) = (self.store.clone(), self.now);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                if let Err(e) = fail_all(&store, now, &held).await {
-                    tracing::warn!(error = %e, "could not count an abandoned attempt; its lease expires it");
+                for h in &held {
+                    let ended = if h.guard.counts_abandoned {
+                        end_failed(&store, now, h).await.map(|_| ())
+                    } else {
+                        store
+                            .throttle_end(&h.guard.key, now, &h.guard.policy, Outcome::Withdraw)
+                            .await
+                            .map(|_| ())
+                    };
+                    if let Err(e) = ended {
+                        tracing::warn!(error = %e, "could not end an abandoned attempt; its lease expires it");
+                    }
                 }
             });
         }

@@ -755,6 +755,31 @@ impl Config {
                 "must be 0 (keep forever) or a number of days".into(),
             ));
         }
+        // The janitor forgets throttle rows a day after their window began.
+        for (name, v) in [
+            (
+                "login.failure_window_seconds",
+                self.login.failure_window_seconds,
+            ),
+            (
+                "client_auth.failure_window_seconds",
+                self.client_auth.failure_window_seconds,
+            ),
+            (
+                "device.attempt_window_seconds",
+                self.device.attempt_window_seconds,
+            ),
+        ] {
+            if v > 86_400 {
+                out.push(error(name, "must be at most 86400 (one day)".into()));
+            }
+        }
+        if self.device.global_slowdown_seconds >= self.limits.request_timeout_seconds {
+            out.push(error(
+                "device.global_slowdown_seconds",
+                "must be shorter than limits.request_timeout_seconds, or every code check would time out".into(),
+            ));
+        }
         if t.code_ttl > 600 {
             out.push(warning(
                 "tokens.code_ttl",

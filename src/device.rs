@@ -166,6 +166,7 @@ pub async fn find_pending(
             max_in_flight: s.max_attempts_per_ip,
         },
         on_success: OnSuccess::Credit,
+        counts_abandoned: true,
     };
     let lease = state.config.limits.request_timeout_seconds as i64 + 5;
     let attempt = match Attempt::begin(&state.store, now, vec![guard], lease).await? {
@@ -187,7 +188,7 @@ pub async fn find_pending(
     };
     let Some(row) = row else {
         state.store.throttle_count(GLOBAL_KEY, now, window).await?;
-        return Ok(Err(match attempt.failed().await? {
+        return Ok(Err(match attempt.failed(state.now()).await? {
             Some(until) => {
                 tracing::warn!(ip, "device user-code attempts throttled");
                 CodeProblem::Throttled { until }

@@ -64,6 +64,7 @@ fn guards(state: &AppState, login: &str, user: Option<&User>, ip: Option<&str>) 
             key: format!("login:ip:{}", address_key(ip)),
             policy: throttle_policy(s, s.max_failures_per_ip, s.max_in_flight_per_ip),
             on_success: OnSuccess::Credit,
+            counts_abandoned: true,
         });
     }
     guards.push(Guard {
@@ -74,8 +75,18 @@ fn guards(state: &AppState, login: &str, user: Option<&User>, ip: Option<&str>) 
         // One check at a time per account: parallel guesses cannot outrun the count.
         policy: throttle_policy(s, s.max_failures, 1),
         on_success: OnSuccess::Clear,
+        counts_abandoned: false,
     });
     guards
+}
+
+/// A user whose password was just checked, and when the check began: the time the user
+/// authenticated, for sessions and grants (`auth_time`). A revocation at or after it ends
+/// what this check creates, even if the check was still running when the admin acted.
+#[derive(Debug)]
+pub struct Verified {
+    pub user: User,
+    pub at: i64,
 }
 
 /// Verify a username (or email) and password. An unknown user costs the same argon2 work as
@@ -85,7 +96,7 @@ pub async fn check_password(
     login: &str,
     password: &str,
     ip: Option<&str>,
-) -> OAuthResult<Result<User, LoginFailure>> {
+) -> OAuthResult<Result<Verified, LoginFailure>> {
     // A flood is turned away before it costs a store round trip; nothing is checked, so
     // nothing is counted.
     if state.passwords.is_full() {
@@ -127,10 +138,10 @@ pub async fn check_password(
             Ok(if u.disabled {
                 Err(LoginFailure::Disabled)
             } else {
-                Ok(u)
+                Ok(Verified { user: u, at: now })
             })
         }
-        _ => Ok(Err(match attempt.failed().await? {
+        _ => Ok(Err(match attempt.failed(state.now()).await? {
             Some(until) => LoginFailure::Locked { until },
             None => LoginFailure::Invalid,
         })),

@@ -147,5 +147,5 @@ async fn check(
         }
         (None, None) => {}
     }
-    active_user(state, &row.user_id).await
+    active_user(state, &row.user_id, row.data.grant.auth_time).await
 }

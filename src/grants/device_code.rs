@@ -72,7 +72,7 @@ pub async fn handle(
                     "approved device row without its grant",
                 ));
             };
-            let user = active_user(state, user_id).await?;
+            let user = active_user(state, user_id, grant.auth_time).await?;
             let grant_id = uuid::Uuid::new_v4().to_string();
             let issue = UserIssue {
                 client,

@@ -216,9 +216,22 @@ pub async fn record_fresh_grant(
     Ok(())
 }
 
-/// Load the grant's user, refusing disabled or deleted ones.
-pub async fn active_user(state: &AppState, user_id: &str) -> OAuthResult<User> {
-    usable(state.store.get_user(user_id).await?)
+/// Load the grant's user, refusing disabled or deleted ones, and grants authenticated at or
+/// before the user's tokens were revoked (a password change, a disable, a sign-out
+/// everywhere). Checked when the grant is used, not only swept when revoked: a login still
+/// being checked when the admin acted creates its grant after the sweep.
+pub async fn active_user(
+    state: &AppState,
+    user_id: &str,
+    auth_time: Option<i64>,
+) -> OAuthResult<User> {
+    let user = usable(state.store.get_user(user_id).await?)?;
+    if auth_time.is_some_and(|t| t <= user.tokens_revoked_at) {
+        return Err(OAuthError::invalid_grant(
+            "this grant was revoked: the user signed out everywhere, changed password or was disabled since",
+        ));
+    }
+    Ok(user)
 }
 
 fn usable(user: Option<User>) -> OAuthResult<User> {

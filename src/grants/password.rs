@@ -20,8 +20,9 @@ pub async fn handle(
     let username = params.require("username")?;
     let password = params.require("password")?;
     let scope = requested_scope(client, params.get("scope"))?;
-    let user = match check_password(state, username, password, ctx.client_ip.as_deref()).await? {
-        Ok(u) => u,
+    let verified = match check_password(state, username, password, ctx.client_ip.as_deref()).await?
+    {
+        Ok(v) => v,
         Err(LoginFailure::Invalid) => {
             return Err(OAuthError::invalid_grant("wrong username or password"));
         }
@@ -34,19 +35,22 @@ pub async fn handle(
                 (until - state.now()).max(1)
             )));
         }
+        // Not a wrong password: 429 with Retry-After (RFC 6585 section 4), so a client does
+        // not take it for one.
         Err(LoginFailure::InFlight) => {
-            return Err(OAuthError::invalid_grant(
+            return Err(OAuthError::throttled(
                 "too many attempts at once: attempts for one account are checked one at a time; try again in a few seconds",
+                crate::crypto::password::BUSY_RETRY_SECONDS,
             ));
         }
         Err(LoginFailure::Busy) => {
             return Err(crate::crypto::password::HashError::Busy.into());
         }
     };
-    let now = state.now();
+    let (user, now) = (verified.user, state.now());
     let grant = GrantData {
         scope,
-        auth_time: Some(now),
+        auth_time: Some(verified.at),
         amr: vec!["pwd".into()],
         ..GrantData::default()
     };

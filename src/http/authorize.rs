@@ -18,7 +18,7 @@ use crate::store::model::{AuditEvent, Client, Session, User};
 
 use super::client_ip::ClientIp;
 use super::respond::{deliver, error_page, page};
-use super::session;
+use super::session::{self, Bind};
 use super::views::{ConsentPage, LoginPage, Theme, scope_lines};
 
 pub async fn get(
@@ -83,7 +83,7 @@ async fn continue_request(
     match authorize::proceed(state, req, client, session, interaction, fresh_login).await {
         Ok(Next::Deliver(d)) => (jar, deliver(state, d)).into_response(),
         Ok(Next::Login { interaction }) => {
-            let (jar, csrf) = session::csrf(state, jar, &interaction);
+            let (jar, csrf) = session::csrf(state, jar, Bind::Interaction(&interaction));
             let (status, error, typed, retry) = match login_error {
                 Some(p) => (p.status, Some(p.message), p.username, p.retry_after),
                 None => (
@@ -112,7 +112,7 @@ async fn continue_request(
             interaction,
             new_scopes,
         }) => {
-            let (jar, csrf) = session::csrf(state, jar, &interaction);
+            let (jar, csrf) = session::csrf(state, jar, Bind::SessionAndInteraction(&interaction));
             let scopes = scope_lines(new_scopes.iter());
             let body = page(
                 StatusCode::OK,
@@ -183,10 +183,11 @@ pub async fn login(
         return expired_page(&state);
     };
     // CSRF first, before anything else is looked at.
+    let interaction = form.get("interaction").unwrap_or_default();
     if !session::csrf_ok(
         &state,
         &jar,
-        form.get("interaction").unwrap_or_default(),
+        Bind::Interaction(interaction),
         form.get("csrf"),
     ) {
         return csrf_failed(&state);
@@ -235,10 +236,11 @@ pub async fn consent(
     let Ok(form) = Params::parse(&body, state.config.limits.params()) else {
         return expired_page(&state);
     };
+    let interaction = form.get("interaction").unwrap_or_default();
     if !session::csrf_ok(
         &state,
         &jar,
-        form.get("interaction").unwrap_or_default(),
+        Bind::SessionAndInteraction(interaction),
         form.get("csrf"),
     ) {
         return csrf_failed(&state);
@@ -336,8 +338,8 @@ pub async fn sign_in(
 ) -> OAuthResult<SignIn> {
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
-    let user = match check_password(state, &username, password, Some(ip)).await? {
-        Ok(user) => user,
+    let verified = match check_password(state, &username, password, Some(ip)).await? {
+        Ok(v) => v,
         Err(failed) => {
             audit(state, "login.failure", None, Some(client_id), ip).await;
             let busy = matches!(failed, LoginFailure::Busy);
@@ -356,8 +358,9 @@ pub async fn sign_in(
             ));
         }
     };
+    let user = verified.user;
     audit(state, "login.success", Some(&user.id), Some(client_id), ip).await;
-    let (jar, s) = session::start(state, jar, &user).await?;
+    let (jar, s) = session::start(state, jar, &user, verified.at).await?;
     Ok(SignIn::Done(jar, s, user))
 }
 

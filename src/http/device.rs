@@ -16,7 +16,7 @@ use crate::store::model::{DeviceRow, GrantData, Session, User};
 use super::authorize::{LoginProblem, SignIn, audit, csrf_failed, set_retry_after, sign_in};
 use super::client_ip::ClientIp;
 use super::respond::{error_page, json_no_store, page};
-use super::session;
+use super::session::{self, Bind};
 use super::token::authenticated_form;
 use super::views::{
     DeviceConfirmPage, DeviceEntryPage, LoginPage, MessagePage, Theme, scope_lines,
@@ -61,7 +61,7 @@ fn entry_page(
     typed: &str,
     problem: Option<CodeProblem>,
 ) -> Response {
-    let (jar, csrf) = session::csrf(state, jar, "");
+    let (jar, csrf) = session::csrf(state, jar, Bind::Nothing);
     let now = state.now();
     let (status, error) = match problem {
         None => (StatusCode::OK, None),
@@ -117,10 +117,11 @@ async fn pending_form(
     jar: CookieJar,
     ip: String,
     body: &[u8],
+    bind: Bind<'_>,
 ) -> Result<DeviceForm, Box<Response>> {
     let form = Params::parse(body, state.config.limits.params())
         .map_err(|e| Box::new(error_page(state, StatusCode::BAD_REQUEST, &e)))?;
-    if !session::csrf_ok(state, &jar, "", form.get("csrf")) {
+    if !session::csrf_ok(state, &jar, bind, form.get("csrf")) {
         return Err(Box::new(csrf_failed(state)));
     }
     let typed = form.get("user_code").unwrap_or_default();
@@ -142,10 +143,11 @@ pub async fn submit(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let DeviceForm { jar, row, .. } = match pending_form(&state, jar, ip, &body).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+    let DeviceForm { jar, row, .. } =
+        match pending_form(&state, jar, ip, &body, Bind::Nothing).await {
+            Ok(f) => f,
+            Err(r) => return *r,
+        };
     match session::current(&state, &jar).await {
         Ok(session) => next_step(&state, jar, &row, session, None).await,
         Err(e) => error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -173,7 +175,14 @@ async fn next_step(
         }
         Err(e) => return error_page(state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
     };
-    let (jar, csrf) = session::csrf(state, jar, "");
+    // The login form is bound to nothing (nobody is signed in yet), the confirmation to
+    // the session that confirms.
+    let bind = if session.is_some() {
+        Bind::Session
+    } else {
+        Bind::Nothing
+    };
+    let (jar, csrf) = session::csrf(state, jar, bind);
     let shown = display_user_code(&row.user_code);
     let body = match session {
         None => {
@@ -218,10 +227,11 @@ pub async fn login(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let DeviceForm { form, ip, jar, row } = match pending_form(&state, jar, ip, &body).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+    let DeviceForm { form, ip, jar, row } =
+        match pending_form(&state, jar, ip, &body, Bind::Nothing).await {
+            Ok(f) => f,
+            Err(r) => return *r,
+        };
     match sign_in(&state, jar, &form, &row.client_id, &ip).await {
         Ok(SignIn::Done(jar, s, user)) => next_step(&state, jar, &row, Some((s, user)), None).await,
         Ok(SignIn::Failed(jar, failure)) => next_step(&state, jar, &row, None, Some(failure)).await,
@@ -236,10 +246,11 @@ pub async fn confirm(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let DeviceForm { form, ip, jar, row } = match pending_form(&state, jar, ip, &body).await {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+    let DeviceForm { form, ip, jar, row } =
+        match pending_form(&state, jar, ip, &body, Bind::Session).await {
+            Ok(f) => f,
+            Err(r) => return *r,
+        };
     let (s, user) = match session::current(&state, &jar).await {
         Ok(Some(x)) => x,
         // The session ended between the pages: sign in again, then confirm.

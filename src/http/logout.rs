@@ -172,7 +172,7 @@ async fn check(state: &AppState, params: &Params) -> OAuthResult<Request> {
 }
 
 fn confirm_page(state: &AppState, jar: CookieJar, req: &Request, user: &User) -> Response {
-    let (jar, csrf) = session::csrf(state, jar, "");
+    let (jar, csrf) = session::csrf(state, jar, session::Bind::Session);
     let client_id = req.client.as_ref().map(|c| c.id.as_str()).unwrap_or("");
     let mut hidden: Vec<(&str, &str)> = vec![("client_id", client_id)];
     if let Some(r) = &req.redirect {
@@ -204,7 +204,7 @@ pub async fn confirm(
     let Ok(form) = Params::parse(&body, state.config.limits.params()) else {
         return csrf_failed(&state);
     };
-    if !session::csrf_ok(&state, &jar, "", form.get("csrf")) {
+    if !session::csrf_ok(&state, &jar, session::Bind::Session, form.get("csrf")) {
         return csrf_failed(&state);
     }
     // The carried redirect is checked again: the form is the browser's to change.

@@ -4,10 +4,11 @@
 //! can resolve it and a database leak reveals no usable cookie. On https issuers the cookies
 //! get the `__Host-` prefix and `Secure`. CSRF uses a signed double-submit: a random cookie,
 //! and a form field that is an HMAC-SHA256, under a key derived from the master key, of that
-//! cookie bound to the browser's session cookie and the pending interaction. Someone who
-//! plants a CSRF cookie of their choosing, and asks the server for the matching form value,
-//! gets a value bound to their own session and interaction: useless in the victim's browser
-//! (OWASP CSRF Prevention Cheat Sheet, "Signed Double-Submit Cookie").
+//! cookie bound to what the form acts on (`Bind`): the browser's session, the pending
+//! interaction. Someone who plants a CSRF cookie of their choosing, and asks the server for
+//! the matching form value, gets a value bound to their own session or interaction: useless
+//! in the victim's browser (OWASP CSRF Prevention Cheat Sheet, "Signed Double-Submit
+//! Cookie").
 
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
@@ -51,12 +52,13 @@ pub async fn current(state: &AppState, jar: &CookieJar) -> OAuthResult<Option<(S
     }
 }
 
-/// Start a session after a successful login. Always a new id (no session fixation); an
-/// earlier session in this browser is ended.
+/// Start a session after a successful login that began at `authenticated_at`. Always a
+/// new id (no session fixation); an earlier session in this browser is ended.
 pub async fn start(
     state: &AppState,
     jar: CookieJar,
     user: &User,
+    authenticated_at: i64,
 ) -> OAuthResult<(CookieJar, Session)> {
     let now = state.now();
     if let Some(old) = jar.get(&name(state, "session")) {
@@ -70,7 +72,7 @@ pub async fn start(
         id_hash: hash_token(&id),
         sid: uuid::Uuid::new_v4().to_string(),
         user_id: user.id.clone(),
-        auth_time: now,
+        auth_time: authenticated_at,
         amr: vec!["pwd".into()],
         created_at: now,
         last_seen_at: now,
@@ -101,44 +103,65 @@ fn time_duration(secs: i64) -> cookie::time::Duration {
     cookie::time::Duration::seconds(secs)
 }
 
-/// HMAC(csrf key, csrf cookie, session cookie, interaction), each length-prefixed so no
-/// two different triples hash alike.
-fn form_token(state: &AppState, jar: &CookieJar, cookie_value: &str, bound_to: &str) -> String {
+/// What a form's CSRF value is bound to besides the CSRF cookie. Each handler checks with
+/// the binding of the one form it accepts, so a form cannot pick a weaker one.
+#[derive(Debug, Clone, Copy)]
+pub enum Bind<'a> {
+    /// Forms shown before anyone signs in (the device code entry and its login form).
+    Nothing,
+    /// The login form of an authorization request: its interaction, and not the session,
+    /// so signing in from another tab meanwhile does not break it.
+    Interaction(&'a str),
+    /// Forms that act on the signed-in session (logout, device confirmation).
+    Session,
+    /// The consent form: the request it answers, for the session that answers it.
+    SessionAndInteraction(&'a str),
+}
+
+/// HMAC(csrf key, csrf cookie, session cookie or "", interaction or ""), each part
+/// length-prefixed so no two different triples hash alike.
+fn form_token(state: &AppState, jar: &CookieJar, cookie_value: &str, bind: Bind<'_>) -> String {
     use hmac::{KeyInit, Mac};
     let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&state.csrf_key[..]) else {
         // Any key length is valid for HMAC; unreachable, and failing closed if not.
         return new_token();
     };
-    let session = jar
-        .get(&name(state, "session"))
-        .map(|c| c.value().to_owned())
-        .unwrap_or_default();
-    for part in [cookie_value, session.as_str(), bound_to] {
+    let session = || {
+        jar.get(&name(state, "session"))
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default()
+    };
+    let (session, interaction) = match bind {
+        Bind::Nothing => (String::new(), ""),
+        Bind::Interaction(i) => (String::new(), i),
+        Bind::Session => (session(), ""),
+        Bind::SessionAndInteraction(i) => (session(), i),
+    };
+    for part in [cookie_value, session.as_str(), interaction] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part.as_bytes());
     }
     URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
-/// The CSRF form value for this browser, its session and `bound_to` (the interaction the
-/// form belongs to, or ""), setting the CSRF cookie when it has none.
-pub fn csrf(state: &AppState, jar: CookieJar, bound_to: &str) -> (CookieJar, String) {
+/// The CSRF form value for this browser and `bind`, setting the CSRF cookie when it has
+/// none.
+pub fn csrf(state: &AppState, jar: CookieJar, bind: Bind<'_>) -> (CookieJar, String) {
     let n = name(state, "csrf");
     if let Some(c) = jar.get(&n) {
-        let t = form_token(state, &jar, c.value(), bound_to);
+        let t = form_token(state, &jar, c.value(), bind);
         return (jar, t);
     }
     let v = new_token();
-    let t = form_token(state, &jar, &v, bound_to);
+    let t = form_token(state, &jar, &v, bind);
     (jar.add(cookie(state, "csrf", v)), t)
 }
 
-/// Check a submitted CSRF value against the cookie, the session and `bound_to`, in
-/// constant time.
-pub fn csrf_ok(state: &AppState, jar: &CookieJar, bound_to: &str, submitted: Option<&str>) -> bool {
+/// Check a submitted CSRF value against the cookie and `bind`, in constant time.
+pub fn csrf_ok(state: &AppState, jar: &CookieJar, bind: Bind<'_>, submitted: Option<&str>) -> bool {
     match (jar.get(&name(state, "csrf")), submitted) {
         (Some(c), Some(s)) => ct_eq(
-            form_token(state, jar, c.value(), bound_to).as_bytes(),
+            form_token(state, jar, c.value(), bind).as_bytes(),
             s.as_bytes(),
         ),
         _ => false,

@@ -219,7 +219,7 @@ pub async fn introspect(
                 // removed user, nor from before the user's tokens were revoked, nor for a
                 // disabled client (RFC 7662 section 2.2: active means usable right now).
                 let user_ok = match (&user, user_id) {
-                    (Some(u), Some(_)) => u.honours_token_issued_at(c.iat),
+                    (Some(u), Some(_)) => u.honours_authentication_at(c.auth_time.unwrap_or(c.iat)),
                     (None, Some(_)) => false,
                     (_, None) => true,
                 };

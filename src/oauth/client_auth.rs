@@ -258,7 +258,7 @@ async fn verify(
                     state.secret_cache.remember(k, now);
                     return Ok(client);
                 }
-                if let Some(until) = attempt.failed().await? {
+                if let Some(until) = attempt.failed(state.now()).await? {
                     return Err(throttled(state, &client.id, ip, until));
                 }
                 false
@@ -277,8 +277,11 @@ async fn verify(
     }
 }
 
-/// The guards of a client authentication: the caller's address, then the client (when it
-/// exists: unknown ids are counted per address only).
+/// The guards of a client authentication: the caller's address, then the client as seen
+/// from that address. A lock is per address and per (client, address): guessing from many
+/// addresses is bounded per address, and nobody can lock a client out for its owner by
+/// guessing from elsewhere. Per client only the argon2 checks in flight are bounded, which
+/// bounds the hashing work one client's name can cost without ever locking it.
 fn guards(state: &AppState, client: Option<&str>, ip: &str) -> Vec<Guard> {
     let s = &state.config.client_auth;
     let policy = |max_failures| ThrottlePolicy {
@@ -286,26 +289,40 @@ fn guards(state: &AppState, client: Option<&str>, ip: &str) -> Vec<Guard> {
         window: s.failure_window_seconds,
         lockout: s.lockout_seconds,
         max_lockout: s.max_lockout_seconds,
-        // Two argon2 runs at a time per client or address: a legitimate client rarely has
-        // more secrets in flight, and one caller cannot take the whole hashing pool.
+        // Two argon2 runs at a time: a legitimate client rarely has more secrets in flight
+        // before one is verified and cached, and one caller cannot take the hashing pool.
         max_in_flight: 2,
     };
+    let address = address_key(ip);
     let mut guards = vec![Guard {
-        key: format!("client_auth:ip:{}", address_key(ip)),
+        key: format!("client_auth:ip:{address}"),
         policy: policy(s.max_failures_per_ip),
         on_success: OnSuccess::Credit,
+        counts_abandoned: true,
     }];
     if let Some(id) = client {
         guards.push(Guard {
-            key: format!("client_auth:client:{id}"),
+            key: format!("client_auth:client:{id}:{address}"),
             policy: policy(s.max_failures_per_client),
             on_success: OnSuccess::Credit,
+            counts_abandoned: true,
+        });
+        guards.push(Guard {
+            key: format!("client_auth:client:{id}"),
+            policy: ThrottlePolicy {
+                // Never locks: only the checks in flight are bounded.
+                max_failures: i64::MAX / 4,
+                ..policy(0)
+            },
+            on_success: OnSuccess::Credit,
+            counts_abandoned: false,
         });
     }
     guards
 }
 
-/// Admit a client authentication attempt before any argon2 runs, or refuse it with 429.
+/// Admit a client authentication attempt before any argon2 runs: refused with 429 when
+/// locked, 503 when as many checks as allowed are already running.
 async fn begin(
     state: &AppState,
     client_id: &str,
@@ -317,11 +334,9 @@ async fn begin(
     match Attempt::begin(&state.store, now, guards(state, client, ip), lease).await? {
         Ok(a) => Ok(a),
         Err(Refusal::Locked { until }) => Err(throttled(state, client_id, ip, until)),
-        Err(Refusal::Busy) => Err(throttled(
-            state,
-            client_id,
-            ip,
-            now + crate::crypto::password::BUSY_RETRY_SECONDS as i64,
+        Err(Refusal::Busy) => Err(OAuthError::busy(
+            "other secrets for this client or from this address are being checked right now; retry in a few seconds",
+            crate::crypto::password::BUSY_RETRY_SECONDS,
         )),
     }
 }
@@ -334,7 +349,8 @@ async fn count_failure(
     client: Option<&str>,
     ip: &str,
 ) -> OAuthResult<()> {
-    if let Some(until) = begin(state, client_id, client, ip).await?.failed().await? {
+    let attempt = begin(state, client_id, client, ip).await?;
+    if let Some(until) = attempt.failed(state.now()).await? {
         return Err(throttled(state, client_id, ip, until));
     }
     Ok(())
@@ -349,7 +365,7 @@ fn throttled(state: &AppState, client_id: &str, ip: &str, until: i64) -> OAuthEr
     let wait = (until - state.now()).max(1);
     OAuthError::throttled(
         format!(
-            "too many failed client authentications for this client or from this address; retry after {wait} seconds"
+            "too many failed client authentications from this address; retry after {wait} seconds"
         ),
         wait as u64,
     )

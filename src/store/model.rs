@@ -148,10 +148,12 @@ pub struct User {
 }
 
 impl User {
-    /// Whether an access token issued to this user at `iat` still stands: not after a
-    /// password change, a disable or a sign-out everywhere, and never for a disabled user.
-    pub fn honours_token_issued_at(&self, iat: i64) -> bool {
-        !self.disabled && iat > self.tokens_revoked_at
+    /// Whether a token whose user authenticated at `authenticated_at` still stands: not
+    /// after a password change, a disable or a sign-out everywhere since, and never for a
+    /// disabled user. The time of authentication, not of issue, so that a token minted from
+    /// a login that was being checked when the admin acted is revoked too.
+    pub fn honours_authentication_at(&self, authenticated_at: i64) -> bool {
+        !self.disabled && authenticated_at > self.tokens_revoked_at
     }
 }
 

@@ -41,7 +41,7 @@ impl Store {
             user_columns!(),
             " FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2
-               AND s.last_seen_at > $3"
+               AND s.last_seen_at > $3 AND s.auth_time > u.tokens_revoked_at"
         ))
         .bind(id_hash)
         .bind(now)

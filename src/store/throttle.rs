@@ -77,8 +77,12 @@ impl Store {
         // $2 now, $3 now - window, $4 max_failures, $5 max_in_flight, $6 busy_until, $7 ticket.
         // `fresh`: the window has passed and no lockout runs, so counting starts again.
         let fresh = "(throttles.window_start <= $3 AND throttles.locked_until <= $2)";
+        // Admitted: not locked; under the limit, or the window has passed, or nothing is in
+        // flight (an attempt that reached the limit never ended: its node died, so its lock
+        // was never set; admitting one more lets its failure set it); and a free slot.
         let admit = format!(
-            "(throttles.locked_until <= $2 AND ({fresh} OR throttles.failures < $4) \
+            "(throttles.locked_until <= $2 \
+             AND ({fresh} OR throttles.failures < $4 OR throttles.busy_until <= $2) \
              AND (throttles.busy_until <= $2 OR throttles.in_flight < $5))"
         );
         let sql = format!(
@@ -141,12 +145,15 @@ impl Store {
                 sqlx::AssertSqlSafe(format!("UPDATE throttles SET {RELEASE} WHERE key = $1")),
             ),
             // The attempt that reaches the limit starts a lockout and leaves one attempt for
-            // when it ends: the next failure then locks for twice as long.
+            // when it ends: the next failure then locks for twice as long. The window starts
+            // again when the lockout ends, so lockouts keep doubling up to `max_lockout`
+            // until a whole quiet window has passed.
             Outcome::Failed { strikes, .. } => {
                 let until = now + p.lock_for(strikes);
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE throttles SET {RELEASE}, failures = $3, strikes = $4,
-                       locked_until = CASE WHEN locked_until < $2 THEN $2 ELSE locked_until END
+                       locked_until = CASE WHEN locked_until < $2 THEN $2 ELSE locked_until END,
+                       window_start = CASE WHEN window_start < $2 THEN $2 ELSE window_start END
                      WHERE key = $1"
                 )))
                 .bind(key)

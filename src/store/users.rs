@@ -228,16 +228,25 @@ impl Store {
     }
 }
 
-/// Everything user `id` holds ends at `now`: browser sessions, grant families (so refresh
-/// tokens), unredeemed codes, approved device codes not yet collected, and (through
-/// `tokens_revoked_at`) self-contained access tokens issued until now.
+/// Everything user `id` holds ends at `now`: unredeemed codes, approved device codes not
+/// yet collected, grant families (so refresh tokens), browser sessions, and (through
+/// `tokens_revoked_at`, which every use checks against the time the user authenticated)
+/// self-contained access tokens and anything a login still being checked creates.
+///
+/// Codes and device codes go first: on Postgres each statement sees what committed before
+/// it started, so a code being exchanged right now either is deleted here, or has committed
+/// its grant by the time the grants are revoked below.
 async fn revoke_user_in(conn: &mut AnyConnection, id: &str, now: i64) -> DbResult<()> {
     for sql in [
-        "UPDATE users SET tokens_revoked_at = $2 WHERE id = $1",
-        "UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL",
+        "DELETE FROM authorization_codes WHERE user_id = $1 AND consumed_at IS NULL",
+        "UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND status = 'approved'",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+    }
+    for sql in [
         "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        "DELETE FROM authorization_codes WHERE user_id = $1 AND consumed_at IS NULL AND created_at <= $2",
-        "UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND status = 'approved' AND created_at <= $2",
+        "UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL",
+        "UPDATE users SET tokens_revoked_at = $2 WHERE id = $1",
     ] {
         sqlx::query(sql)
             .bind(id)

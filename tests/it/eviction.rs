@@ -330,7 +330,46 @@ async fn tokens_of_a_disabled_client_are_inactive(b: Backend) {
     }
 }
 
+/// A login that was still being checked when the admin acted creates its session after the
+/// sweep: it is refused when used, because it authenticated before the revocation.
+async fn a_login_racing_a_revocation_does_not_survive_it(b: Backend) {
+    use latchkey::store::model::Session;
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let alice = store
+        .find_user_by_login("alice")
+        .await
+        .expect("lookup")
+        .expect("alice");
+    let began = app.clock.now();
+    store.revoke_user(&alice.id, began).await.expect("revoke");
+    let session = |id: &str, auth_time: i64| Session {
+        id_hash: id.into(),
+        sid: format!("sid-{id}"),
+        user_id: alice.id.clone(),
+        auth_time,
+        amr: vec!["pwd".into()],
+        created_at: began + 1,
+        last_seen_at: began + 1,
+        expires_at: began + 3600,
+    };
+    store
+        .insert_session(&session("raced", began))
+        .await
+        .expect("insert");
+    store
+        .insert_session(&session("after", began + 1))
+        .await
+        .expect("insert");
+    let get = |id: &'static str| store.get_session(id, began + 1, 3600);
+    assert!(get("raced").await.expect("get").is_none());
+    assert!(get("after").await.expect("get").is_some());
+}
+
 crate::both_stores!(
+    a_login_racing_a_revocation_does_not_survive_it,
     a_password_change_signs_the_user_out_everywhere,
     disabling_revokes_and_enabling_revives_nothing,
     revoke_sessions_and_remove,

@@ -109,8 +109,9 @@ async fn implicit_form_post_end_to_end(b: Backend) {
     .claims;
     assert_eq!(claims["nonce"], "n-123");
     assert_eq!(claims["at_hash"], latchkey::crypto::jwt::half_hash(&at));
-    // With an access token, profile claims are left to userinfo.
-    assert!(claims.get("name").is_none());
+    // With an access token the scope's claims are in userinfo, and by default
+    // (tokens.id_token_scope_claims) in the ID token too.
+    assert_eq!(claims["name"], "Alice Example");
     assert!(param(&fields, "refresh_token").is_none());
 }
 
