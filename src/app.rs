@@ -58,8 +58,9 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolve a config client into the stored form.
-pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
+/// Resolve a validated client entry (from the config file, or built by `latchkey client add`,
+/// named by `source`) into the stored form.
+pub fn client_from_config(c: &ClientConfig, source: &str) -> anyhow::Result<Client> {
     let secret_hash = match (&c.client_secret_hash, &c.secret_env) {
         (Some(h), _) => Some(
             SecretHash::parse(h)
@@ -77,7 +78,7 @@ pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
     let parse_alg = |a: &Option<String>| a.as_deref().and_then(|s| s.parse::<SigningAlg>().ok());
     Ok(Client {
         id: c.client_id.clone(),
-        source: "config".into(),
+        source: source.into(),
         enabled: true,
         secret_hash,
         settings: ClientSettings {
@@ -119,7 +120,7 @@ pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
 pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Result<()> {
     let mut keep = Vec::new();
     for c in &config.clients {
-        let mut client = client_from_config(c)?;
+        let mut client = client_from_config(c, "config")?;
         // secret_env secrets are re-hashed with a new salt on every start; keep the stored
         // hash when it still verifies, so a restart changes nothing.
         if let (Some(var), Some(SecretHash::Argon2(_))) = (&c.secret_env, &client.secret_hash)

@@ -806,7 +806,14 @@ fn parse_net(s: &str) -> Option<ipnet::IpNet> {
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
-fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &mut Vec<Problem>) {
+/// Every problem with one client, named under `at`. The one validator of a client's shape:
+/// `[[clients]]` entries and `latchkey client add` both come through here.
+pub fn validate_client(
+    c: &ClientConfig,
+    at: &str,
+    env: &[(String, String)],
+    out: &mut Vec<Problem>,
+) {
     let field = |f: &str| format!("{at}.{f}");
     if c.client_id.is_empty()
         || c.client_id.len() > 255

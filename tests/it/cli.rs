@@ -1,0 +1,157 @@
+//! The command line, run as the built binary against a test server's store.
+
+use std::process::Output;
+
+use crate::common::{Backend, TestApp, config_toml, json};
+
+/// Run `latchkey --config <the app's config> args...`.
+pub async fn latchkey(app: &TestApp, args: &[&str]) -> Output {
+    let config = app.state.config.data_dir.join("cli.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            &app.state.config.database_url,
+            &app.state.config.data_dir.display().to_string(),
+        ),
+    )
+    .expect("write config");
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .env("LATCHKEY_LOG", "warn")
+            .output()
+            .expect("run latchkey")
+    })
+    .await
+    .expect("join")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `client add` runs the config file's client validator: what a [[clients]] entry may not be,
+/// the CLI does not register either, and says why.
+async fn client_add_refuses_what_the_config_refuses(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "js",
+            &["--redirect-uri", "javascript:alert(document.cookie)"],
+            &["client js.redirect_uris[0]", "can run script"],
+        ),
+        (
+            "frag",
+            &["--redirect-uri", "http://evil.example/cb#frag"],
+            &["fragment", "loopback"],
+        ),
+        (
+            "noredirect",
+            &[],
+            &["client noredirect.redirect_uris", "needs at least one"],
+        ),
+        (
+            "public-cc",
+            &[
+                "--public",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "api.read",
+            ],
+            &["client public-cc.grant_types", "confidential"],
+        ),
+    ];
+    for (id, flags, says) in cases {
+        let mut args = vec!["client", "add", id];
+        args.extend_from_slice(flags);
+        let out = latchkey(&app, &args).await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{id}: {err}");
+        for s in says {
+            assert!(err.contains(s), "{id}: expected {s:?} in:\n{err}");
+        }
+        assert!(!text(&out.stdout).contains("client_secret"), "{id}");
+        assert!(
+            app.state
+                .store
+                .get_client(id)
+                .await
+                .expect("store")
+                .is_none(),
+            "{id} was registered"
+        );
+        // Nothing was registered, so the server knows no such client.
+        let r = app
+            .http
+            .get(app.url("/authorize"))
+            .query(&[("response_type", "code"), ("client_id", id)])
+            .send()
+            .await
+            .expect("authorize");
+        assert_eq!(r.status(), 400, "{id}");
+        assert!(r.headers().get("location").is_none(), "{id}");
+        assert!(
+            r.text()
+                .await
+                .expect("html")
+                .contains("No app is registered"),
+            "{id}"
+        );
+    }
+    let r = app
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "public-cc"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+
+    // What the validator accepts is registered, and works.
+    let out = latchkey(
+        &app,
+        &[
+            "client",
+            "add",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "api.read",
+        ],
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("the secret is printed once");
+    let r = app
+        .token_basic(
+            "svc",
+            secret,
+            &[("grant_type", "client_credentials"), ("scope", "api.read")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["scope"], "api.read");
+    let stored = app
+        .state
+        .store
+        .get_client("svc")
+        .await
+        .expect("store")
+        .expect("registered");
+    assert_eq!(stored.source, "cli");
+}
+
+crate::both_stores!(client_add_refuses_what_the_config_refuses);
