@@ -2,7 +2,6 @@
 //! signing keys exist, start the background tasks, and serve.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use crate::config::{ClientConfig, Config};
 use crate::crypto::keys::{self, KeyRing, MasterKey};
 use crate::crypto::password::PasswordHasherPool;
 use crate::crypto::secret::SecretHash;
+use crate::files;
 use crate::metrics::Metrics;
 use crate::oauth::client_auth::SecretCache;
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg};
@@ -35,27 +35,15 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
     }
     let path = config.data_dir.join("master.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
+        files::warn_if_shared(&path);
         return MasterKey::from_base64(&text)
             .map_err(|()| anyhow::anyhow!("{} is corrupt", path.display()));
     }
-    std::fs::create_dir_all(&config.data_dir)?;
+    files::create_private_dir(&config.data_dir)?;
     let k = MasterKey::generate();
-    write_private(&path, &k.to_base64())?;
+    files::write_private(&path, &k.to_base64())?;
     tracing::info!(path = %path.display(), "generated a master key for the embedded store");
     Ok(k)
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 /// Resolve a validated client entry (from the config file, or built by `latchkey client add`,

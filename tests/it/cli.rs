@@ -2,7 +2,7 @@
 
 use std::process::Output;
 
-use crate::common::{Backend, TestApp, config_toml, json};
+use crate::common::{Backend, TestApp, config_toml, database_for, json};
 
 /// Run `latchkey --config <the app's config> args...`.
 pub async fn latchkey(app: &TestApp, args: &[&str]) -> Output {
@@ -154,4 +154,75 @@ async fn client_add_refuses_what_the_config_refuses(b: Backend) {
     assert_eq!(stored.source, "cli");
 }
 
-crate::both_stores!(client_add_refuses_what_the_config_refuses);
+/// Files the CLI creates are the owner's alone even under `umask 000`: the modes are given
+/// to each open and mkdir, not left to the umask.
+async fn state_files_are_owner_only_whatever_the_umask(b: Backend) {
+    let Some((url, dir, pg_db)) = database_for(b).await else {
+        return;
+    };
+    let root = dir.path();
+    let (database_url, master_key) = match b {
+        Backend::Sqlite => (
+            format!("sqlite://{}/store/latchkey.db", root.display()),
+            String::new(),
+        ),
+        Backend::Postgres => (
+            url,
+            "master_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"".to_owned(),
+        ),
+    };
+    let config = root.join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:8080\"\ndatabase_url = \"{database_url}\"\ndata_dir = \"{}/state\"\n{master_key}\n",
+            root.display()
+        ),
+    )
+    .expect("config");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 000 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("--config")
+            .arg(&config)
+            .args(["keys", "list"])
+            .env("LATCHKEY_LOG", "warn")
+            .output()
+            .expect("run latchkey")
+    })
+    .await
+    .expect("join");
+    if let Some(db) = pg_db {
+        crate::common::drop_pg_database(db);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut created = Vec::new();
+    for (p, m) in crate::ops::modes_under(root) {
+        let name = p
+            .strip_prefix(root)
+            .expect("under root")
+            .display()
+            .to_string();
+        if name == "cli.toml" {
+            continue;
+        }
+        let want = if p.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(m, want, "{name} is {m:o}");
+        created.push(name);
+    }
+    match b {
+        Backend::Sqlite => {
+            for f in ["state", "state/master.key", "store", "store/latchkey.db"] {
+                assert!(created.iter().any(|c| c == f), "no {f} in {created:?}");
+            }
+        }
+        Backend::Postgres => assert!(created.is_empty(), "{created:?}"),
+    }
+}
+
+crate::both_stores!(
+    client_add_refuses_what_the_config_refuses,
+    state_files_are_owner_only_whatever_the_umask
+);
