@@ -429,7 +429,7 @@ pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
     Ok(total)
 }
 
-pub use crate::server::serve;
+pub use crate::server::{serve, serve_metrics};
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

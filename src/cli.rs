@@ -315,8 +315,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             app::spawn_background(&state);
             let listener = tokio::net::TcpListener::bind(&bind).await?;
+            let metrics_listener = match &state.config.metrics.bind {
+                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+                None => None,
+            };
+            // One signal stops both listeners: the metrics one when `stop` is dropped.
+            let (stop, mut stopped) = tokio::sync::watch::channel(());
+            let metrics = match metrics_listener {
+                Some(l) => {
+                    tracing::info!(listen = %l.local_addr()?, "serving /metrics on its own listener");
+                    Some(tokio::spawn(app::serve_metrics(
+                        state.clone(),
+                        l,
+                        async move {
+                            let _ = stopped.changed().await;
+                        },
+                    )))
+                }
+                None if state.config.metrics_on_main_listener() => None,
+                None => {
+                    tracing::info!(
+                        "/metrics is not served: bind is not a loopback address; set [metrics] bind to serve it on a listener of its own"
+                    );
+                    None
+                }
+            };
             tracing::info!(issuer = %state.config.issuer, listen = %listener.local_addr()?, store = ?state.store.backend(), "latchkey is serving");
-            app::serve(state, listener, app::shutdown_signal()).await?;
+            app::serve(state, listener, async move {
+                app::shutdown_signal().await;
+                drop(stop);
+            })
+            .await?;
+            if let Some(m) = metrics {
+                m.await??;
+            }
             Ok(0)
         }
         #[cfg(feature = "bench")]

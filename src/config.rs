@@ -66,6 +66,8 @@ pub struct Config {
     #[serde(default)]
     pub theme: Theme,
     #[serde(default)]
+    pub metrics: MetricsSettings,
+    #[serde(default)]
     pub clients: Vec<ClientConfig>,
     #[serde(default)]
     pub users: Vec<UserConfig>,
@@ -420,6 +422,15 @@ impl Default for Theme {
     }
 }
 
+/// Where the Prometheus metrics are served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// A listener of its own for `/metrics` (e.g. 127.0.0.1:9090); when set, the main
+    /// listener never serves it.
+    pub bind: Option<String>,
+}
+
 /// One `[[clients]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -627,6 +638,21 @@ impl Config {
                 format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
             ));
         }
+        if let Some(m) = &self.metrics.bind {
+            match m.parse::<std::net::SocketAddr>() {
+                Err(_) => out.push(error(
+                    "metrics.bind",
+                    format!("`{m}` is not an address like 127.0.0.1:9090"),
+                )),
+                Ok(m) if self.bind.parse().is_ok_and(|b| same_socket(b, m)) => {
+                    out.push(error(
+                        "metrics.bind",
+                        "is the address of bind: give the metrics listener another port".into(),
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
         for (i, p) in self.trusted_proxies.iter().enumerate() {
             if parse_net(p).is_none() {
                 out.push(error(
@@ -785,6 +811,18 @@ impl Config {
         out
     }
 
+    /// Whether the main listener serves `/metrics`. Metrics tell anyone who can read them
+    /// how busy the server is, which routes fail and how many users, clients and tokens the
+    /// store holds: only where nobody but this machine can reach them, unless
+    /// `[metrics] bind` gives them a listener of their own.
+    pub fn metrics_on_main_listener(&self) -> bool {
+        self.metrics.bind.is_none()
+            && self
+                .bind
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback())
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
@@ -797,6 +835,13 @@ impl Config {
     pub fn base_url(&self) -> &str {
         self.issuer.trim_end_matches('/')
     }
+}
+
+/// Would listeners on `a` and `b` fight over one socket?
+fn same_socket(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// `10.0.0.0/8` or a single address (`10.0.0.1` as a /32).
@@ -1258,6 +1303,34 @@ grant_types = ["authorization_code", "refresh_token"]
         assert!(all.contains("limits.max_header_bytes"), "{all}");
         assert!(all.contains("janitor.audit_retention_days"), "{all}");
         assert!(problems(MINIMAL).is_empty());
+    }
+
+    #[test]
+    fn metrics_stay_off_a_public_main_listener() {
+        let (c, _) = Config::from_toml(MINIMAL, &[]).expect("valid");
+        assert!(
+            c.metrics_on_main_listener(),
+            "loopback bind keeps serving it"
+        );
+        let public = format!("bind = \"0.0.0.0:8080\"\n{MINIMAL}");
+        let (c, _) = Config::from_toml(&public, &[]).expect("valid");
+        assert!(!c.metrics_on_main_listener());
+        let env = vec![(
+            "LATCHKEY_METRICS__BIND".to_owned(),
+            "127.0.0.1:9090".to_owned(),
+        )];
+        let (c, _) = Config::from_toml(MINIMAL, &env).expect("valid");
+        assert_eq!(c.metrics.bind.as_deref(), Some("127.0.0.1:9090"));
+        assert!(!c.metrics_on_main_listener(), "its own listener only");
+        for bad in ["nowhere", "0.0.0.0:8080"] {
+            let text = format!("{MINIMAL}\n[metrics]\nbind = \"{bad}\"\n");
+            let all = problems(&text)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(all.contains("metrics.bind"), "{bad}: {all}");
+        }
     }
 
     #[test]

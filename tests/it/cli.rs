@@ -222,7 +222,100 @@ async fn state_files_are_owner_only_whatever_the_umask(b: Backend) {
     }
 }
 
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `latchkey serve` on an address others can reach keeps `/metrics` off it and serves it on
+/// `[metrics] bind`; SIGTERM stops both listeners and the process exits cleanly.
+async fn serve_puts_metrics_on_their_own_listener(b: Backend) {
+    use std::io::BufRead;
+
+    let Some((url, dir, pg_db)) = database_for(b).await else {
+        return;
+    };
+    let (main, metrics) = (free_port("0.0.0.0"), free_port("127.0.0.1"));
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:{main}\"\nbind = \"0.0.0.0:{main}\"\ndatabase_url = \"{url}\"\ndata_dir = \"{}\"\nmaster_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n[metrics]\nbind = \"127.0.0.1:{metrics}\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("LATCHKEY_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start latchkey serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (ready, serving) = std::sync::mpsc::channel();
+    // Drains the log so the child never blocks on a full pipe; the text is kept for failures.
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("latchkey is serving") {
+                let _ = ready.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let up = tokio::task::spawn_blocking(move || {
+        serving.recv_timeout(std::time::Duration::from_secs(60))
+    })
+    .await
+    .expect("join");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    let result = if up.is_ok() {
+        let http = crate::common::http_client();
+        let get = |port: u16, path: &str| http.get(format!("http://127.0.0.1:{port}{path}")).send();
+        let health = get(main, "/healthz").await.expect("healthz").status();
+        let on_main = get(main, "/metrics").await.expect("metrics").status();
+        let own = get(metrics, "/metrics").await.expect("metrics");
+        Some((
+            health,
+            on_main,
+            own.status(),
+            own.text().await.expect("body"),
+        ))
+    } else {
+        None
+    };
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    let log = log.join().expect("log");
+    if let Some(db) = pg_db {
+        crate::common::drop_pg_database(db);
+    }
+    let (health, on_main, own, body) = result.unwrap_or_else(|| panic!("never served:\n{log}"));
+    assert_eq!(health, 200, "{log}");
+    assert_eq!(on_main, 404, "{log}");
+    assert_eq!(own, 200, "{log}");
+    assert!(body.contains("latchkey_http_requests_total"), "{body}");
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert!(
+        log.contains("serving /metrics on its own listener"),
+        "{log}"
+    );
+}
+
 crate::both_stores!(
     client_add_refuses_what_the_config_refuses,
-    state_files_are_owner_only_whatever_the_umask
+    state_files_are_owner_only_whatever_the_umask,
+    serve_puts_metrics_on_their_own_listener,
 );

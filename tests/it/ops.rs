@@ -94,6 +94,61 @@ async fn csrf_is_checked_first(b: Backend) {
     assert_eq!(r.status(), 403);
 }
 
+async fn status(url: String) -> u16 {
+    crate::common::http_client()
+        .get(url)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// `/metrics` is served by the main listener only when its `bind` is a loopback address and
+/// no `[metrics] bind` is set; the metrics listener serves it and nothing else.
+async fn metrics_only_on_loopback_or_their_own_listener(b: Backend) {
+    let Some(public) = TestApp::spawn_with(b, |c| c.bind = "0.0.0.0:8080".into()).await else {
+        return;
+    };
+    assert_eq!(status(public.url("/healthz")).await, 200);
+    assert_eq!(status(public.url("/metrics")).await, 404);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let metrics = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(latchkey::app::serve_metrics(
+        public.state.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    let m = crate::common::http_client()
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(m.status(), 200);
+    let m = m.text().await.expect("body");
+    assert!(
+        m.contains("latchkey_http_requests_total{route=\"/healthz\",status=\"200\"} 1"),
+        "{m}"
+    );
+    for path in ["/healthz", "/token", "/.well-known/openid-configuration"] {
+        assert_eq!(status(format!("{metrics}{path}")).await, 404, "{path}");
+    }
+
+    // On loopback it stays where it was, unless it has a listener of its own.
+    let Some(local) = TestApp::spawn(b).await else {
+        return;
+    };
+    assert_eq!(status(local.url("/metrics")).await, 200);
+    let Some(moved) =
+        TestApp::spawn_with(b, |c| c.metrics.bind = Some("127.0.0.1:9090".into())).await
+    else {
+        return;
+    };
+    assert_eq!(status(moved.url("/metrics")).await, 404);
+}
+
 /// Mode bits of every file and folder under `root`, the root excluded.
 pub fn modes_under(root: &Path) -> Vec<(PathBuf, u32)> {
     let mut out = Vec::new();
@@ -169,5 +224,6 @@ async fn state_files_are_owner_only(b: Backend) {
 crate::both_stores!(
     health_ready_metrics_and_headers,
     csrf_is_checked_first,
-    state_files_are_owner_only
+    state_files_are_owner_only,
+    metrics_only_on_loopback_or_their_own_listener,
 );
