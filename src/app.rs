@@ -2,7 +2,6 @@
 //! signing keys exist, start the background tasks, and serve.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use crate::config::{ClientConfig, Config};
 use crate::crypto::keys::{self, KeyRing, MasterKey};
 use crate::crypto::password::PasswordHasherPool;
 use crate::crypto::secret::SecretHash;
+use crate::files;
 use crate::metrics::Metrics;
 use crate::oauth::client_auth::SecretCache;
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg};
@@ -35,31 +35,20 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
     }
     let path = config.data_dir.join("master.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
+        files::warn_if_shared(&path);
         return MasterKey::from_base64(&text)
             .map_err(|()| anyhow::anyhow!("{} is corrupt", path.display()));
     }
-    std::fs::create_dir_all(&config.data_dir)?;
+    files::create_private_dir(&config.data_dir)?;
     let k = MasterKey::generate();
-    write_private(&path, &k.to_base64())?;
+    files::write_private(&path, &k.to_base64())?;
     tracing::info!(path = %path.display(), "generated a master key for the embedded store");
     Ok(k)
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-/// Resolve a config client into the stored form.
-pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
+/// Resolve a validated client entry (from the config file, or built by `latchkey client add`,
+/// named by `source`) into the stored form.
+pub fn client_from_config(c: &ClientConfig, source: &str) -> anyhow::Result<Client> {
     let secret_hash = match (&c.client_secret_hash, &c.secret_env) {
         (Some(h), _) => Some(
             SecretHash::parse(h)
@@ -77,7 +66,7 @@ pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
     let parse_alg = |a: &Option<String>| a.as_deref().and_then(|s| s.parse::<SigningAlg>().ok());
     Ok(Client {
         id: c.client_id.clone(),
-        source: "config".into(),
+        source: source.into(),
         enabled: true,
         secret_hash,
         settings: ClientSettings {
@@ -120,7 +109,7 @@ pub fn client_from_config(c: &ClientConfig) -> anyhow::Result<Client> {
 pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Result<()> {
     let mut keep = Vec::new();
     for c in &config.clients {
-        let mut client = client_from_config(c)?;
+        let mut client = client_from_config(c, "config")?;
         // secret_env secrets are re-hashed with a new salt on every start; keep the stored
         // hash when it still verifies, so a restart changes nothing.
         if let (Some(var), Some(SecretHash::Argon2(_))) = (&c.secret_env, &client.secret_hash)
@@ -441,7 +430,7 @@ pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
     Ok(total)
 }
 
-pub use crate::server::serve;
+pub use crate::server::{serve, serve_metrics};
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -89,11 +89,19 @@ pub enum Validated {
     RedirectError(Delivery),
 }
 
-/// RFC 8252 §7.3: a loopback redirect URI may use any port; everything else must match
-/// exactly (RFC 9700 §4.1.3: no pattern matching).
-fn redirect_uri_matches(registered: &str, given: &str) -> bool {
+/// Redirect URIs match exactly (RFC 9700 §4.1.3: no pattern matching), except that a native
+/// app's loopback IP redirect may use any port (RFC 8252 §7.3), because it listens on
+/// whatever port the OS gives it.
+///
+/// Only public clients get the any-port rule: native apps are public clients (RFC 8252
+/// §8.4), and a confidential web app registered at a loopback port must not have its codes
+/// sent to another local process listening on some other port.
+fn redirect_uri_matches(any_loopback_port: bool, registered: &str, given: &str) -> bool {
     if registered == given {
         return true;
+    }
+    if !any_loopback_port {
+        return false;
     }
     let (Ok(r), Ok(g)) = (Url::parse(registered), Url::parse(given)) else {
         return false;
@@ -138,8 +146,13 @@ pub async fn validate(state: &AppState, p: &Params) -> Result<Validated, PageErr
         }
     };
     let uris = &client.settings.redirect_uris;
+    let any_loopback_port = client.is_public();
     let (redirect_uri, redirect_uri_sent) = match p.get("redirect_uri") {
-        Some(given) if uris.iter().any(|r| redirect_uri_matches(r, given)) => {
+        Some(given)
+            if uris
+                .iter()
+                .any(|r| redirect_uri_matches(any_loopback_port, r, given)) =>
+        {
             (given.to_owned(), true)
         }
         Some(given) => {
@@ -613,24 +626,43 @@ mod tests {
     #[test]
     fn loopback_ip_redirects_may_change_port_only() {
         assert!(redirect_uri_matches(
+            true,
             "http://127.0.0.1/cb",
             "http://127.0.0.1:51000/cb"
         ));
         assert!(redirect_uri_matches(
+            true,
             "http://[::1]:80/cb",
             "http://[::1]:5000/cb"
         ));
         assert!(!redirect_uri_matches(
+            true,
             "http://127.0.0.1/cb",
             "http://127.0.0.1:51000/other"
         ));
         assert!(!redirect_uri_matches(
+            true,
             "https://app.example/cb",
             "https://app.example:444/cb"
         ));
         assert!(!redirect_uri_matches(
+            true,
             "https://app.example/cb",
             "https://app.example/cb/"
+        ));
+    }
+
+    #[test]
+    fn only_public_clients_may_change_the_loopback_port() {
+        assert!(!redirect_uri_matches(
+            false,
+            "http://127.0.0.1:3000/cb",
+            "http://127.0.0.1:4444/cb"
+        ));
+        assert!(redirect_uri_matches(
+            false,
+            "http://127.0.0.1:3000/cb",
+            "http://127.0.0.1:3000/cb"
         ));
     }
 }

@@ -7,12 +7,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app;
 use crate::clock::Clock;
-use crate::config::{Config, Severity};
+use crate::config::{ClientConfig, Config, Severity, validate_client};
 use crate::crypto::keys;
 use crate::crypto::password::hash_default;
 use crate::crypto::secret::{MIN_FAST_SECRET_LEN, SecretHash, new_token};
-use crate::oauth::types::{GrantType, SigningAlg, TokenEndpointAuthMethod};
-use crate::store::model::{Address, Client, ClientSettings, UserClaims};
+use crate::oauth::types::{SigningAlg, TokenEndpointAuthMethod};
+use crate::store::model::{Address, UserClaims};
 use crate::store::users::NewUser;
 use crate::store::{Backend, Store};
 
@@ -315,8 +315,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             app::spawn_background(&state);
             let listener = tokio::net::TcpListener::bind(&bind).await?;
+            let metrics_listener = match &state.config.metrics.bind {
+                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+                None => None,
+            };
+            // One signal stops both listeners: the metrics one when `stop` is dropped.
+            let (stop, mut stopped) = tokio::sync::watch::channel(());
+            let metrics = match metrics_listener {
+                Some(l) => {
+                    tracing::info!(listen = %l.local_addr()?, "serving /metrics on its own listener");
+                    Some(tokio::spawn(app::serve_metrics(
+                        state.clone(),
+                        l,
+                        async move {
+                            let _ = stopped.changed().await;
+                        },
+                    )))
+                }
+                None if state.config.metrics_on_main_listener() => None,
+                None => {
+                    tracing::info!(
+                        "/metrics is not served: bind is not a loopback address; set [metrics] bind to serve it on a listener of its own"
+                    );
+                    None
+                }
+            };
             tracing::info!(issuer = %state.config.issuer, listen = %listener.local_addr()?, store = ?state.store.backend(), "latchkey is serving");
-            app::serve(state, listener, app::shutdown_signal()).await?;
+            app::serve(state, listener, async move {
+                app::shutdown_signal().await;
+                drop(stop);
+            })
+            .await?;
+            if let Some(m) = metrics {
+                m.await??;
+            }
             Ok(0)
         }
         #[cfg(feature = "bench")]
@@ -414,43 +446,57 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
             skip_consent,
             introspection,
         } => {
+            let secret = (!public).then(new_token);
+            let method = if public {
+                TokenEndpointAuthMethod::None
+            } else {
+                TokenEndpointAuthMethod::ClientSecretBasic
+            };
+            // The shape a [[clients]] entry has, so the config's validator judges it: the
+            // CLI must not register what the config file would refuse.
+            let entry = ClientConfig {
+                name: name.unwrap_or_else(|| client_id.clone()),
+                client_id: client_id.clone(),
+                client_secret_hash: secret.as_deref().map(|s| SecretHash::fast(s).encode()),
+                secret_env: None,
+                client_secret: None,
+                redirect_uris,
+                post_logout_redirect_uris: Vec::new(),
+                grant_types: if grant_types.is_empty() {
+                    vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
+                } else {
+                    grant_types
+                },
+                response_types: Vec::new(),
+                scopes,
+                default_scopes: Vec::new(),
+                audiences: Vec::new(),
+                allowed_origins: Vec::new(),
+                token_endpoint_auth_method: Some(method.as_str().to_owned()),
+                require_pkce: true,
+                allow_plain_pkce: false,
+                skip_consent,
+                always_issue_refresh_token: false,
+                id_token_scope_claims: None,
+                introspection,
+                access_token_ttl: None,
+                refresh_token_ttl: None,
+                id_token_signed_response_alg: None,
+                access_token_signed_response_alg: None,
+            };
+            let mut problems = Vec::new();
+            validate_client(&entry, &format!("client {client_id}"), &[], &mut problems);
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if problems.iter().any(|p| p.severity == Severity::Error) {
+                eprintln!("client {client_id} not registered");
+                return Ok(1);
+            }
             if store.get_client(&client_id).await?.is_some() {
                 anyhow::bail!("client {client_id} already exists");
             }
-            let grants = if grant_types.is_empty() {
-                vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
-            } else {
-                grant_types
-            };
-            let grants: Vec<GrantType> = grants
-                .iter()
-                .map(|g| {
-                    g.parse()
-                        .map_err(|()| anyhow::anyhow!("unknown grant type {g}"))
-                })
-                .collect::<Result<_, _>>()?;
-            let secret = (!public).then(new_token);
-            let client = Client {
-                id: client_id.clone(),
-                source: "cli".into(),
-                enabled: true,
-                secret_hash: secret.as_deref().map(SecretHash::fast),
-                settings: ClientSettings {
-                    name: name.unwrap_or_else(|| client_id.clone()),
-                    redirect_uris,
-                    grant_types: grants,
-                    scopes,
-                    auth_method: Some(if public {
-                        TokenEndpointAuthMethod::None
-                    } else {
-                        TokenEndpointAuthMethod::ClientSecretBasic
-                    }),
-                    require_pkce: true,
-                    skip_consent,
-                    introspection,
-                    ..ClientSettings::default()
-                },
-            };
+            let client = app::client_from_config(&entry, "cli")?;
             store.upsert_client(&client, now()).await?;
             println!("client {client_id} registered");
             if let Some(s) = secret {

@@ -66,6 +66,8 @@ pub struct Config {
     #[serde(default)]
     pub theme: Theme,
     #[serde(default)]
+    pub metrics: MetricsSettings,
+    #[serde(default)]
     pub clients: Vec<ClientConfig>,
     #[serde(default)]
     pub users: Vec<UserConfig>,
@@ -182,7 +184,7 @@ pub struct LoginSettings {
     /// this process may use (see `hash_threads`).
     pub max_concurrent_hashes: usize,
     /// Password checks waiting for a hashing thread before new ones are turned away as
-    /// busy; 0 = four per hashing thread.
+    /// busy; 0 = eight per hashing thread.
     pub max_queued_hashes: usize,
     /// Password checks from one client address (an IPv6 /64) verified at the same time;
     /// one account is always checked one attempt at a time.
@@ -221,7 +223,7 @@ impl LoginSettings {
     /// The bound of the hashing queue (`crypto::password`).
     pub fn hash_queue(&self) -> usize {
         match self.max_queued_hashes {
-            0 => 4 * self.hash_threads(),
+            0 => 8 * self.hash_threads(),
             n => n,
         }
     }
@@ -237,7 +239,7 @@ impl Default for LoginSettings {
             failure_window_seconds: 3600,
             max_concurrent_hashes: 0,
             max_queued_hashes: 0,
-            max_in_flight_per_ip: 4,
+            max_in_flight_per_ip: 2,
             hash_priority: HashPriority::Idle,
             // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
             argon2_memory_kib: 19_456,
@@ -296,7 +298,8 @@ impl Default for DeviceSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientAuthSettings {
-    /// Failed authentications of one client, from anywhere, per window before lockouts.
+    /// Failed authentications of one client from one address per window before that
+    /// address is locked out for that client.
     pub max_failures_per_client: i64,
     /// Failed client authentications from one address (an IPv6 /64) per window.
     pub max_failures_per_ip: i64,
@@ -422,6 +425,15 @@ impl Default for Theme {
             accent_color: "#2f5bd3".into(),
         }
     }
+}
+
+/// Where the Prometheus metrics are served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// A listener of its own for `/metrics` (e.g. 127.0.0.1:9090); when set, the main
+    /// listener never serves it.
+    pub bind: Option<String>,
 }
 
 /// One `[[clients]]` entry.
@@ -634,6 +646,21 @@ impl Config {
                 format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
             ));
         }
+        if let Some(m) = &self.metrics.bind {
+            match m.parse::<std::net::SocketAddr>() {
+                Err(_) => out.push(error(
+                    "metrics.bind",
+                    format!("`{m}` is not an address like 127.0.0.1:9090"),
+                )),
+                Ok(m) if self.bind.parse().is_ok_and(|b| same_socket(b, m)) => {
+                    out.push(error(
+                        "metrics.bind",
+                        "is the address of bind: give the metrics listener another port".into(),
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
         for (i, p) in self.trusted_proxies.iter().enumerate() {
             if parse_net(p).is_none() {
                 out.push(error(
@@ -817,6 +844,18 @@ impl Config {
         out
     }
 
+    /// Whether the main listener serves `/metrics`. Metrics tell anyone who can read them
+    /// how busy the server is, which routes fail and how many users, clients and tokens the
+    /// store holds: only where nobody but this machine can reach them, unless
+    /// `[metrics] bind` gives them a listener of their own.
+    pub fn metrics_on_main_listener(&self) -> bool {
+        self.metrics.bind.is_none()
+            && self
+                .bind
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback())
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
@@ -831,6 +870,13 @@ impl Config {
     }
 }
 
+/// Would listeners on `a` and `b` fight over one socket?
+fn same_socket(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// `10.0.0.0/8` or a single address (`10.0.0.1` as a /32).
 fn parse_net(s: &str) -> Option<ipnet::IpNet> {
     s.parse::<ipnet::IpNet>()
@@ -838,7 +884,14 @@ fn parse_net(s: &str) -> Option<ipnet::IpNet> {
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
-fn validate_client(c: &ClientConfig, at: &str, env: &[(String, String)], out: &mut Vec<Problem>) {
+/// Every problem with one client, named under `at`. The one validator of a client's shape:
+/// `[[clients]]` entries and `latchkey client add` both come through here.
+pub fn validate_client(
+    c: &ClientConfig,
+    at: &str,
+    env: &[(String, String)],
+    out: &mut Vec<Problem>,
+) {
     let field = |f: &str| format!("{at}.{f}");
     if c.client_id.is_empty()
         || c.client_id.len() > 255
@@ -1316,6 +1369,34 @@ grant_types = ["authorization_code", "refresh_token"]
         assert!(all.contains("limits.max_header_bytes"), "{all}");
         assert!(all.contains("janitor.audit_retention_days"), "{all}");
         assert!(problems(MINIMAL).is_empty());
+    }
+
+    #[test]
+    fn metrics_stay_off_a_public_main_listener() {
+        let (c, _) = Config::from_toml(MINIMAL, &[]).expect("valid");
+        assert!(
+            c.metrics_on_main_listener(),
+            "loopback bind keeps serving it"
+        );
+        let public = format!("bind = \"0.0.0.0:8080\"\n{MINIMAL}");
+        let (c, _) = Config::from_toml(&public, &[]).expect("valid");
+        assert!(!c.metrics_on_main_listener());
+        let env = vec![(
+            "LATCHKEY_METRICS__BIND".to_owned(),
+            "127.0.0.1:9090".to_owned(),
+        )];
+        let (c, _) = Config::from_toml(MINIMAL, &env).expect("valid");
+        assert_eq!(c.metrics.bind.as_deref(), Some("127.0.0.1:9090"));
+        assert!(!c.metrics_on_main_listener(), "its own listener only");
+        for bad in ["nowhere", "0.0.0.0:8080"] {
+            let text = format!("{MINIMAL}\n[metrics]\nbind = \"{bad}\"\n");
+            let all = problems(&text)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(all.contains("metrics.bind"), "{bad}: {all}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod device;
+pub mod files;
 pub mod grants;
 pub mod http;
 pub mod login;

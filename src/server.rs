@@ -34,9 +34,34 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let max_connections = state.config.limits.max_connections;
+    let app = crate::http::router(state.clone());
+    serve_app(&state, app, max_connections, listener, shutdown).await
+}
+
+/// Connections served at once by the metrics listener: a scraper or two, and a bound should
+/// the port be reachable by more than it ought to be.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
+/// Serve `/metrics` alone on the `[metrics] bind` listener, within the same `[limits]`.
+pub async fn serve_metrics(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = crate::http::metrics_router(state.clone());
+    serve_app(&state, app, METRICS_MAX_CONNECTIONS, listener, shutdown).await
+}
+
+async fn serve_app(
+    state: &AppState,
+    app: axum::Router,
+    max_connections: usize,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let limits = state.config.limits.clone();
     let metrics = state.metrics.clone();
-    let app = crate::http::router(state);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_read_timeout_seconds))
@@ -48,7 +73,7 @@ pub async fn serve(
         idle: Duration::from_secs(limits.idle_timeout_seconds),
         metrics,
     });
-    let slots = Arc::new(Semaphore::new(fd_budget(limits.max_connections)));
+    let slots = Arc::new(Semaphore::new(fd_budget(max_connections)));
     // Connections start a graceful shutdown when `stop` is dropped; each holds a `done`
     // receiver, so `done.closed()` resolves when the last one has finished.
     let (stop, stop_rx) = watch::channel(());

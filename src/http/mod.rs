@@ -64,12 +64,15 @@ pub fn router(state: AppState) -> Router {
         .route("/logout/confirm", post(logout::confirm))
         .route("/theme.css", get(theme_css))
         .route("/static/latchkey.css", get(stylesheet));
-    Router::new()
+    let mut router = Router::new()
         .merge(api)
         .merge(pages)
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/readyz", get(health::readyz));
+    if state.config.metrics_on_main_listener() {
+        router = router.route("/metrics", get(health::metrics));
+    }
+    router
         .fallback(not_found)
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
@@ -96,6 +99,19 @@ pub fn router(state: AppState) -> Router {
             }
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The `[metrics] bind` listener: `/metrics` and nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.limits.request_timeout_seconds);
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .with_state(state)
 }
 

@@ -88,7 +88,7 @@ struct Presented {
 fn parse_basic(header: &str) -> OAuthResult<(String, String)> {
     let bad = || {
         OAuthError::invalid_client(
-            "the Authorization header is not valid HTTP Basic credentials (RFC 6749 §2.3.1)",
+            "the Authorization header is not valid HTTP Basic credentials (RFC 6749 section 2.3.1)",
         )
     };
     let b64 = header
@@ -179,6 +179,14 @@ pub async fn authenticate(
     }
 }
 
+/// The one `error_description` of a failed client authentication. An unknown client, a wrong
+/// secret and a wrong method all read the same, so a caller who is not the client cannot
+/// learn which client ids exist or how each one authenticates. RFC 6749 section 5.2 names
+/// them all as one error: "Client authentication failed (e.g., unknown client, no client
+/// authentication included, or unsupported authentication method)". The reason is logged.
+pub const AUTH_FAILED: &str =
+    "client authentication failed: unknown client, wrong secret or wrong authentication method";
+
 /// Do the presented credentials authenticate `client`?
 async fn verify(
     state: &AppState,
@@ -186,8 +194,16 @@ async fn verify(
     client: Option<Arc<Client>>,
     ip: &str,
 ) -> OAuthResult<Arc<Client>> {
-    let fail = |msg: &'static str| {
-        let mut e = OAuthError::invalid_client(msg);
+    let fail = |reason: &str| {
+        // The ids and method are what the caller sent; the secret never appears.
+        tracing::info!(
+            client_id = p.client_id.as_str(),
+            presented_method = p.method.as_str(),
+            ip,
+            reason,
+            "client authentication failed"
+        );
+        let mut e = OAuthError::invalid_client(AUTH_FAILED);
         if p.method != TokenEndpointAuthMethod::ClientSecretBasic {
             // RFC 6749 §5.2 only requires the Basic challenge when Basic was attempted, but a
             // 401 must carry some challenge (RFC 9110 §15.5.2), so we always send it.
@@ -199,33 +215,19 @@ async fn verify(
         Some(c) if c.enabled => c,
         _ => {
             count_failure(state, &p.client_id, None, ip).await?;
-            return Err(fail(
-                "unknown or disabled client, or wrong client credentials",
-            ));
+            return Err(fail("unknown or disabled client"));
         }
     };
     let registered = client.auth_method();
     if registered != p.method {
-        let msg: &'static str = match registered {
-            TokenEndpointAuthMethod::ClientSecretBasic => {
-                "this client must authenticate with HTTP Basic (client_secret_basic)"
-            }
-            TokenEndpointAuthMethod::ClientSecretPost => {
-                "this client must send client_id and client_secret in the form body (client_secret_post)"
-            }
-            TokenEndpointAuthMethod::None => {
-                "this is a public client: send only client_id, without a secret"
-            }
-        };
-        return Err(fail(msg));
+        let reason = format!("the client is registered for {}", registered.as_str());
+        return Err(fail(&reason));
     }
     if registered == TokenEndpointAuthMethod::None {
         return Ok(client);
     }
     let (Some(secret), Some(stored)) = (p.secret.as_deref(), client.secret_hash.as_ref()) else {
-        return Err(fail(
-            "unknown or disabled client, or wrong client credentials",
-        ));
+        return Err(fail("no secret presented, or none stored for the client"));
     };
     let ok = match stored {
         // A generated secret cannot be guessed, and checking it costs one SHA-256: nothing
@@ -271,9 +273,7 @@ async fn verify(
         if matches!(stored, SecretHash::Sha256(_)) {
             count_failure(state, &client.id, Some(&client.id), ip).await?;
         }
-        Err(fail(
-            "unknown or disabled client, or wrong client credentials",
-        ))
+        Err(fail("wrong secret"))
     }
 }
 

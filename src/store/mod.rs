@@ -30,6 +30,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
 
+use crate::files;
+
 pub use clients::CLIENTS_CHANNEL;
 pub use janitor::PurgeCounts;
 pub use throttle::{ThrottlePolicy, throttle_policy};
@@ -103,7 +105,7 @@ pub(crate) fn flag(b: bool) -> i64 {
 
 impl Store {
     /// Connect to `postgres://…` or `sqlite://path` (the SQLite file and its folder are
-    /// created when missing).
+    /// created when missing, readable by the owner only: see `files`).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -116,11 +118,21 @@ impl Store {
                 let path = url
                     .trim_start_matches("sqlite://")
                     .trim_start_matches("sqlite:");
-                let path = path.split('?').next().unwrap_or(path);
-                if let Some(dir) = std::path::Path::new(path).parent()
-                    && !dir.as_os_str().is_empty()
-                {
-                    std::fs::create_dir_all(dir)?;
+                let (path, query) = path.split_once('?').unwrap_or((path, ""));
+                let on_disk = path != ":memory:"
+                    && !path.is_empty()
+                    && !query.contains("mode=memory")
+                    && !query.contains("mode=ro");
+                if on_disk {
+                    let path = std::path::Path::new(path);
+                    if let Some(dir) = path.parent()
+                        && !dir.as_os_str().is_empty()
+                    {
+                        files::create_private_dir(dir)?;
+                    }
+                    // Created here so it starts as 0600: sqlx would create it 0644 (less the
+                    // umask). SQLite gives the -wal and -shm files the database's own mode.
+                    files::create_private_file(path)?;
                 }
                 if url.contains('?') {
                     url.to_owned()

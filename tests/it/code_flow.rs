@@ -681,6 +681,60 @@ async fn sso_consent_and_prompts(b: Backend) {
     }
 }
 
+/// RFC 8252 section 7.3's any-port rule is for native apps, which are public clients
+/// (section 8.4): a confidential client's loopback redirect URI matches exactly, port
+/// included, and a code never goes to another local port.
+async fn confidential_client_loopback_port_is_exact(b: Backend) {
+    let registered = "http://127.0.0.1:3000/cb";
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        let web = c
+            .clients
+            .iter_mut()
+            .find(|c| c.client_id == "web")
+            .expect("web");
+        web.redirect_uris.push(registered.into());
+    })
+    .await
+    else {
+        return;
+    };
+    let query = |redirect_uri| {
+        vec![
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid"),
+            ("state", "st"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]
+    };
+    let r = app
+        .http
+        .get(app.url("/authorize"))
+        .query(&query("http://127.0.0.1:4444/cb"))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    let html = r.text().await.expect("html");
+    assert!(html.contains("invalid_request"), "{html}");
+    // Signed in, the other port is still refused before anything is issued.
+    let done = authorize(&app, &query(registered), "alice").await;
+    assert!(done.location.starts_with(registered), "{}", done.location);
+    assert!(param(&done.params, "code").is_some());
+    let r = app
+        .http
+        .get(app.url("/authorize"))
+        .query(&query("http://127.0.0.1:4444/cb"))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+}
+
 async fn public_client_loopback_port_and_refresh_reuse(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
@@ -1167,6 +1221,7 @@ crate::both_stores!(
     authorize_errors,
     sso_consent_and_prompts,
     public_client_loopback_port_and_refresh_reuse,
+    confidential_client_loopback_port_is_exact,
     concurrent_refreshes_never_fail,
     racing_redemptions_of_one_code_issue_once,
     userinfo_errors,

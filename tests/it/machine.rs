@@ -11,7 +11,8 @@ use latchkey::crypto::secret::SecretHash;
 use latchkey::store::model::Client;
 
 use crate::common::{
-    Backend, LEGACY_SECRET, PASSWORD, RS_SECRET, SERVICE_SECRET, TestApp, http_client, json,
+    Backend, LEGACY_SECRET, PASSWORD, POST_SECRET, RS_SECRET, SERVICE_SECRET, TestApp, http_client,
+    json,
 };
 
 async fn client_credentials_revoke_introspect_with_oauth2_crate(b: Backend) {
@@ -522,12 +523,92 @@ async fn client_cache_off_means_every_change_bites_at_once(b: Backend) {
     assert_eq!(cc_status(&app, "service", SERVICE_SECRET).await, 401);
 }
 
+/// An unknown client, a wrong secret (generated or chosen) and a wrong authentication method
+/// get byte-identical answers: nothing tells a caller which client ids exist or how each
+/// authenticates. The 401 and its Basic challenge stay.
+async fn invalid_client_reveals_nothing(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    enum Cred {
+        Basic(&'static str, &'static str),
+        Body(&'static str, Option<&'static str>),
+    }
+    let cases = [
+        ("unknown client, Basic", Cred::Basic("nobody", "whatever")),
+        ("unknown client, id only", Cred::Body("nobody", None)),
+        (
+            "unknown client, post",
+            Cred::Body("nobody", Some("whatever")),
+        ),
+        (
+            "wrong generated secret",
+            Cred::Basic("service", "wrong-secret"),
+        ),
+        (
+            "wrong chosen secret",
+            Cred::Basic("human", "not the secret"),
+        ),
+        (
+            "right secret, Basic client in the body",
+            Cred::Body("service", Some(SERVICE_SECRET)),
+        ),
+        (
+            "right secret, post client with Basic",
+            Cred::Basic("first-party", POST_SECRET),
+        ),
+        ("public client with Basic", Cred::Basic("spa", "anything")),
+        (
+            "confidential client without a secret",
+            Cred::Body("service", None),
+        ),
+    ];
+    for path in ["/token", "/introspect"] {
+        let mut seen: Option<(String, String)> = None;
+        for (what, cred) in &cases {
+            let mut form = vec![("grant_type", "client_credentials"), ("token", "x")];
+            let req = app.http.post(app.url(path));
+            let req = match cred {
+                Cred::Basic(id, secret) => req.basic_auth(id, Some(secret)),
+                Cred::Body(id, secret) => {
+                    form.push(("client_id", id));
+                    if let Some(s) = secret {
+                        form.push(("client_secret", s));
+                    }
+                    req
+                }
+            };
+            let r = req.form(&form).send().await.expect("request");
+            assert_eq!(r.status(), 401, "{path} {what}");
+            let challenge = r
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .expect("a 401 carries a challenge");
+            assert_eq!(challenge, "Basic realm=\"latchkey\"", "{path} {what}");
+            let body = r.text().await.expect("body");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(v["error"], "invalid_client", "{path} {what}");
+            assert_eq!(
+                v["error_description"],
+                latchkey::oauth::client_auth::AUTH_FAILED,
+                "{path} {what}"
+            );
+            match &seen {
+                None => seen = Some((what.to_string(), body)),
+                Some((first, b)) => assert_eq!(&body, b, "{path}: {what} differs from {first}"),
+            }
+        }
+    }
+}
+
 crate::both_stores!(
     client_cache_lets_changes_in_at_once_and_shuts_out_on_reload,
     client_cache_off_means_every_change_bites_at_once,
     refresh_under_more_concurrency_than_pooled_connections,
     client_credentials_revoke_introspect_with_oauth2_crate,
     client_credentials_errors,
+    invalid_client_reveals_nothing,
     password_grant_and_refresh_revocation,
     password_grant_errors_and_lockout,
 );

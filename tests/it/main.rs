@@ -3,6 +3,7 @@
 
 mod attack;
 mod browser;
+mod cli;
 mod code_flow;
 mod common;
 mod device;

@@ -1,0 +1,321 @@
+//! The command line, run as the built binary against a test server's store.
+
+use std::process::Output;
+
+use crate::common::{Backend, TestApp, config_toml, database_for, json};
+
+/// Run `latchkey --config <the app's config> args...`.
+pub async fn latchkey(app: &TestApp, args: &[&str]) -> Output {
+    let config = app.state.config.data_dir.join("cli.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            &app.state.config.database_url,
+            &app.state.config.data_dir.display().to_string(),
+        ),
+    )
+    .expect("write config");
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .env("LATCHKEY_LOG", "warn")
+            .output()
+            .expect("run latchkey")
+    })
+    .await
+    .expect("join")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `client add` runs the config file's client validator: what a [[clients]] entry may not be,
+/// the CLI does not register either, and says why.
+async fn client_add_refuses_what_the_config_refuses(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "js",
+            &["--redirect-uri", "javascript:alert(document.cookie)"],
+            &["client js.redirect_uris[0]", "can run script"],
+        ),
+        (
+            "frag",
+            &["--redirect-uri", "http://evil.example/cb#frag"],
+            &["fragment", "loopback"],
+        ),
+        (
+            "noredirect",
+            &[],
+            &["client noredirect.redirect_uris", "needs at least one"],
+        ),
+        (
+            "public-cc",
+            &[
+                "--public",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "api.read",
+            ],
+            &["client public-cc.grant_types", "confidential"],
+        ),
+    ];
+    for (id, flags, says) in cases {
+        let mut args = vec!["client", "add", id];
+        args.extend_from_slice(flags);
+        let out = latchkey(&app, &args).await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{id}: {err}");
+        for s in says {
+            assert!(err.contains(s), "{id}: expected {s:?} in:\n{err}");
+        }
+        assert!(!text(&out.stdout).contains("client_secret"), "{id}");
+        assert!(
+            app.state
+                .store
+                .get_client(id)
+                .await
+                .expect("store")
+                .is_none(),
+            "{id} was registered"
+        );
+        // Nothing was registered, so the server knows no such client.
+        let r = app
+            .http
+            .get(app.url("/authorize"))
+            .query(&[("response_type", "code"), ("client_id", id)])
+            .send()
+            .await
+            .expect("authorize");
+        assert_eq!(r.status(), 400, "{id}");
+        assert!(r.headers().get("location").is_none(), "{id}");
+        assert!(
+            r.text()
+                .await
+                .expect("html")
+                .contains("No app is registered"),
+            "{id}"
+        );
+    }
+    let r = app
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "public-cc"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+
+    // What the validator accepts is registered, and works.
+    let out = latchkey(
+        &app,
+        &[
+            "client",
+            "add",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "api.read",
+        ],
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("the secret is printed once");
+    let r = app
+        .token_basic(
+            "svc",
+            secret,
+            &[("grant_type", "client_credentials"), ("scope", "api.read")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["scope"], "api.read");
+    let stored = app
+        .state
+        .store
+        .get_client("svc")
+        .await
+        .expect("store")
+        .expect("registered");
+    assert_eq!(stored.source, "cli");
+}
+
+/// Files the CLI creates are the owner's alone even under `umask 000`: the modes are given
+/// to each open and mkdir, not left to the umask.
+async fn state_files_are_owner_only_whatever_the_umask(b: Backend) {
+    let Some((url, dir, pg_db)) = database_for(b).await else {
+        return;
+    };
+    let root = dir.path();
+    let (database_url, master_key) = match b {
+        Backend::Sqlite => (
+            format!("sqlite://{}/store/latchkey.db", root.display()),
+            String::new(),
+        ),
+        Backend::Postgres => (
+            url,
+            "master_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"".to_owned(),
+        ),
+    };
+    let config = root.join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:8080\"\ndatabase_url = \"{database_url}\"\ndata_dir = \"{}/state\"\n{master_key}\n",
+            root.display()
+        ),
+    )
+    .expect("config");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 000 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("--config")
+            .arg(&config)
+            .args(["keys", "list"])
+            .env("LATCHKEY_LOG", "warn")
+            .output()
+            .expect("run latchkey")
+    })
+    .await
+    .expect("join");
+    if let Some(db) = pg_db {
+        crate::common::drop_pg_database(db);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut created = Vec::new();
+    for (p, m) in crate::ops::modes_under(root) {
+        let name = p
+            .strip_prefix(root)
+            .expect("under root")
+            .display()
+            .to_string();
+        if name == "cli.toml" {
+            continue;
+        }
+        let want = if p.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(m, want, "{name} is {m:o}");
+        created.push(name);
+    }
+    match b {
+        Backend::Sqlite => {
+            for f in ["state", "state/master.key", "store", "store/latchkey.db"] {
+                assert!(created.iter().any(|c| c == f), "no {f} in {created:?}");
+            }
+        }
+        Backend::Postgres => assert!(created.is_empty(), "{created:?}"),
+    }
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `latchkey serve` on an address others can reach keeps `/metrics` off it and serves it on
+/// `[metrics] bind`; SIGTERM stops both listeners and the process exits cleanly.
+async fn serve_puts_metrics_on_their_own_listener(b: Backend) {
+    use std::io::BufRead;
+
+    let Some((url, dir, pg_db)) = database_for(b).await else {
+        return;
+    };
+    let (main, metrics) = (free_port("0.0.0.0"), free_port("127.0.0.1"));
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:{main}\"\nbind = \"0.0.0.0:{main}\"\ndatabase_url = \"{url}\"\ndata_dir = \"{}\"\nmaster_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n[metrics]\nbind = \"127.0.0.1:{metrics}\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("LATCHKEY_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start latchkey serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (ready, serving) = std::sync::mpsc::channel();
+    // Drains the log so the child never blocks on a full pipe; the text is kept for failures.
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("latchkey is serving") {
+                let _ = ready.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let up = tokio::task::spawn_blocking(move || {
+        serving.recv_timeout(std::time::Duration::from_secs(60))
+    })
+    .await
+    .expect("join");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    let result = if up.is_ok() {
+        let http = crate::common::http_client();
+        let get = |port: u16, path: &str| http.get(format!("http://127.0.0.1:{port}{path}")).send();
+        let health = get(main, "/healthz").await.expect("healthz").status();
+        let on_main = get(main, "/metrics").await.expect("metrics").status();
+        let own = get(metrics, "/metrics").await.expect("metrics");
+        Some((
+            health,
+            on_main,
+            own.status(),
+            own.text().await.expect("body"),
+        ))
+    } else {
+        None
+    };
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    let log = log.join().expect("log");
+    if let Some(db) = pg_db {
+        crate::common::drop_pg_database(db);
+    }
+    let (health, on_main, own, body) = result.unwrap_or_else(|| panic!("never served:\n{log}"));
+    assert_eq!(health, 200, "{log}");
+    assert_eq!(on_main, 404, "{log}");
+    assert_eq!(own, 200, "{log}");
+    assert!(body.contains("latchkey_http_requests_total"), "{body}");
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert!(
+        log.contains("serving /metrics on its own listener"),
+        "{log}"
+    );
+}
+
+crate::both_stores!(
+    client_add_refuses_what_the_config_refuses,
+    state_files_are_owner_only_whatever_the_umask,
+    serve_puts_metrics_on_their_own_listener,
+);
