@@ -10,6 +10,12 @@
            (redirects to) the login page -> POST the form with username and password -> follow
            redirects until the one to the client, which carries a code. One op = one password
            check (argon2) plus the requests around it; a fresh cookie jar per op.
+  flood    (Latchkey only) --guesses password-grant guesses (client bench-legacy, unknown
+           usernames, each from its own address in 127.18.0.0/16, a new connection each) arrive
+           evenly over --duration seconds and are abandoned after --abandon seconds without an
+           answer; meanwhile one user logs in through the login page, again and again, from
+           127.0.0.2, resubmitting after --retry-delay when the page says the server is busy.
+           Reports each guess's fate and the user's login latency (retries included).
 
 N workers, one keep-alive HTTP/1.1 connection each, raw asyncio streams. Runs --warmup seconds
 unrecorded, then --duration seconds recorded; stops by itself. Prints one line
@@ -44,8 +50,10 @@ class HttpError(Exception):
 class Conn:
     """One HTTP/1.1 keep-alive connection to 127.0.0.1."""
 
-    def __init__(self, host: str, port: int, timeout: float):
+    def __init__(self, host: str, port: int, timeout: float, local: str | None = None):
         self.host, self.port, self.timeout = host, port, timeout
+        # The source address (any of 127.0.0.0/8 on Linux): the server sees it as the client's.
+        self.local = (local, 0) if local else None
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -63,7 +71,7 @@ class Conn:
 
     async def _request(self, raw: bytes):
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port, local_addr=self.local)
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
@@ -208,14 +216,17 @@ class Scenario:
         return new
 
 
-    async def login(self, c: Conn) -> int:
-        """One password login through the login page; returns the number of HTTP requests."""
+    async def login(self, c: Conn, busy_retry: float | None = None) -> tuple[int, int]:
+        """One password login through the login page; returns the number of HTTP requests and
+        of retries. With `busy_retry` (seconds), a login page that comes back saying the server
+        is busy is submitted again after that pause, as a user would (the flood scenario);
+        without it, that is an error."""
         jar = benchlib.CookieJar()
         _, challenge = pkce()
         url = (f"{self.prep['base']}{self.auth_path}?{self.login_query}&code_challenge={challenge}"
                f"&code_challenge_method=S256&state={secrets.token_urlsafe(6)}")
-        method, form, requests, submitted = "GET", None, 0, False
-        while requests < 8:
+        method, form, requests, submitted, retries = "GET", None, 0, False, 0
+        while requests < 8 + retries:
             u = urllib.parse.urlsplit(url)
             if (u.hostname, u.port or 80) != (self.host, self.port):
                 raise HttpError("login_redirect_elsewhere")
@@ -235,9 +246,12 @@ class Scenario:
                         raise HttpError("login_code_without_password")
                     if "code=" not in loc:
                         raise HttpError("login_no_code")
-                    return requests
+                    return requests, retries
                 url, method, form = loc, "GET", None
-            elif status == 200 and not submitted:
+            elif (status == 200 and not submitted) or (submitted and busy_retry is not None and BUSY in rb):
+                if submitted:  # the page again, saying the server is busy: wait and resubmit
+                    retries += 1
+                    await asyncio.sleep(busy_retry)
                 forms = [f for f in benchlib.parse_forms(rb)
                          if any(t == "password" for t, _ in f["inputs"].values())]
                 if not forms:
@@ -249,8 +263,15 @@ class Scenario:
                 form.update(self.login_fields)
                 submitted = True
             else:
-                raise HttpError(f"login_{status}")
+                raise HttpError(f"login_{status}" + next((f"_{k}" for k, m in REFUSALS if m in rb), ""))
         raise HttpError("login_too_many_steps")
+
+
+# What Latchkey's login page says when it turns a correct password away unchecked
+# (src/login.rs, LoginFailure::page_message).
+BUSY = b"The server is very busy right now"
+REFUSALS = [("busy", BUSY), ("in_flight", b"Too many sign-in attempts at once"),
+            ("locked", b"sign-in is paused"), ("wrong_password", b"Wrong username or password")]
 
 
 def initial_cookies(prep: dict) -> dict:
@@ -316,7 +337,7 @@ async def worker_login(sc: Scenario, stats: Stats, stop: asyncio.Event):
     while not stop.is_set():
         t0 = stats.busy[id(c)] = clock()
         try:
-            n = await sc.login(c)
+            n, _ = await sc.login(c)
             stats.op((clock() - t0) * 1000, {}, http_requests=n)
         except (HttpError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
             stats.error(str(e) if isinstance(e, HttpError) else type(e).__name__)
@@ -377,20 +398,165 @@ async def run(prep: dict, scenario: str, concurrency: int, duration: float, warm
     return out
 
 
+# --- flood: abandoned password guesses from many addresses, a user logging in meanwhile ------
+
+FLOOD_CLIENT = "bench-legacy"  # bench/latchkey-bench.toml: registered for the password grant
+LEGIT_ADDRESS = "127.0.0.2"
+
+
+def flood_address(i: int) -> str:
+    """Guess i's source address, 127.18.0.1 upwards. Linux answers for all of 127.0.0.0/8 on
+    loopback, so each guess really comes from its own TCP peer address: the per-address limits
+    (login.max_in_flight_per_ip, max_failures_per_ip) see 1,000 clients, with no
+    trusted_proxies or X-Forwarded-For needed."""
+    n = i + 1
+    if n >= 1 << 16:
+        raise SystemExit("at most 65535 guesses")
+    return f"127.18.{n >> 8}.{n & 255}"
+
+
+def classify_guess(status: int, body: bytes) -> str:
+    if status == 503:
+        return "busy"
+    if status == 400 and b"invalid_grant" in body:
+        if b"wrong username or password" in body:
+            return "checked"
+        if b"at once" in body:
+            return "in_flight"
+        if b"too many failed attempts" in body:
+            return "locked"
+    return f"http_{status}"
+
+
+async def guess(sc: Scenario, i: int, run_id: str, abandon: float, kinds: Counter, answered: list[float],
+                basic: str) -> None:
+    """One password-grant guess at an unknown username over a new connection, abandoned (the
+    connection closed) if no answer has come within `abandon` seconds."""
+    body = urllib.parse.urlencode({"grant_type": "password", "username": f"nobody-{run_id}-{i}",
+                                   "password": secrets.token_urlsafe(12)})
+    raw = build("POST", sc.token_path, sc.hosthdr, {
+        "Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"}, body)
+    clock = time.perf_counter
+    t0, writer, kind = clock(), None, "abandoned"
+    try:
+        async with asyncio.timeout(abandon):
+            reader, writer = await asyncio.open_connection(sc.host, sc.port, local_addr=(flood_address(i), 0))
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            length = next((int(v) for k, _, v in (ln.partition(":") for ln in lines[1:])
+                           if k.strip().lower() == "content-length"), 0)
+            rb = await reader.readexactly(length) if length else b""
+            kind = classify_guess(status, rb)
+            answered.append((clock() - t0) * 1000)
+    except TimeoutError:
+        pass  # abandoned: the attacker has moved on
+    except (OSError, ValueError, asyncio.IncompleteReadError) as e:
+        kind = f"error_{type(e).__name__}"
+    finally:
+        if writer is not None:
+            writer.close()
+    kinds[kind] += 1
+
+
+def login_summary(rows: list[tuple[float, int, float]], errors: Counter) -> dict:
+    ms = sorted(r[0] for r in rows)
+    return {"ops": len(ms), "p50_ms": pct(ms, 50), "p90_ms": pct(ms, 90),
+            "max_ms": round(ms[-1], 3) if ms else None,
+            "retries": sum(r[1] for r in rows), "ops_retried": sum(1 for r in rows if r[1]),
+            "errors": sum(errors.values()), "error_kinds": dict(errors),
+            # Each login: when it started (seconds from the flood's start), its time in ms and
+            # its retries.
+            "logins": [[round(r[2], 3), round(r[0], 1), r[1]] for r in rows]}
+
+
+async def run_flood(prep: dict, guesses: int, seconds: float, abandon: float, lead: float,
+                    retry_delay: float, timeout: float) -> dict:
+    """`lead` seconds of the user logging in alone, then `guesses` password guesses arriving at
+    an even rate over `seconds` (open loop: the attacker does not wait for the server), each
+    abandoned after `abandon` seconds, while the user keeps logging in, one login after the
+    other, retrying after `retry_delay` s whenever the page says the server is busy. Logins
+    that start before the last guess is over count as "during" and are waited for."""
+    sc = Scenario(prep, timeout)
+    basic = benchlib.basic_auth(FLOOD_CLIENT)
+    clock = time.perf_counter
+    phase = ["before"]
+    w0 = clock() + lead  # the flood's start, reset when it really starts
+    rows: dict[str, list] = {"before": [], "during": []}
+    errors: dict[str, Counter] = {"before": Counter(), "during": Counter()}
+    stop = asyncio.Event()
+
+    async def user() -> None:
+        c = Conn(sc.host, sc.port, timeout, local=LEGIT_ADDRESS)
+        while not stop.is_set():
+            ph, t0 = phase[0], clock()
+            try:
+                _, retries = await sc.login(c, busy_retry=retry_delay)
+                rows[ph].append(((clock() - t0) * 1000, retries, t0 - w0))
+            except (HttpError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                errors[ph][str(e) if isinstance(e, HttpError) else type(e).__name__] += 1
+                await c.close()
+                await asyncio.sleep(0.01)
+        await c.close()
+
+    legit = asyncio.create_task(user())
+    await asyncio.sleep(lead)
+    kinds: Counter = Counter()
+    answered: list[float] = []
+    run_id = secrets.token_hex(4)
+    ru0, w0, started = resource.getrusage(resource.RUSAGE_SELF), clock(), time.time()
+    phase[0] = "during"
+    interval, lag, tasks = seconds / guesses, 0.0, []
+    for i in range(guesses):
+        due = w0 + i * interval
+        if (wait := due - clock()) > 0:
+            await asyncio.sleep(wait)
+        lag = max(lag, clock() - due)
+        tasks.append(asyncio.create_task(guess(sc, i, run_id, abandon, kinds, answered, basic)))
+    sent = clock() - w0
+    await asyncio.gather(*tasks)
+    w1, ru1 = clock(), resource.getrusage(resource.RUSAGE_SELF)
+    stop.set()
+    await asyncio.wait([legit], timeout=timeout * 3)
+    if not legit.done():
+        legit.cancel()
+        errors["during"]["unfinished"] += 1
+    answered.sort()
+    return {
+        "name": "flood", "tool": "drive.py", "guesses": guesses, "abandon_after_s": abandon,
+        "sent_in_s": round(sent, 3), "rate": round(guesses / sent, 1) if sent else None,
+        "seconds": round(w1 - w0, 3), "max_send_lag_ms": round(lag * 1000, 1), "started_at": started,
+        "flood": dict(kinds), "answered_p50_ms": pct(answered, 50), "answered_max_ms": pct(answered, 100),
+        "legit_address": LEGIT_ADDRESS, "retry_delay_s": retry_delay,
+        "legit": login_summary(rows["during"], errors["during"]),
+        "legit_before": login_summary(rows["before"], errors["before"]),
+        "driver_cpu": round((ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime) / (w1 - w0), 2),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prep", required=True, help="JSON from bench/lib/prepare.py")
-    ap.add_argument("--scenario", required=True, choices=["code", "refresh", "login"])
+    ap.add_argument("--scenario", required=True, choices=["code", "refresh", "login", "flood"])
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
+    ap.add_argument("--guesses", type=int, default=1000, help="flood: password guesses in all")
+    ap.add_argument("--abandon", type=float, default=0.3, help="flood: seconds before a guess is given up")
+    ap.add_argument("--retry-delay", type=float, default=0.5,
+                    help="flood: seconds the user waits before submitting again when the server is busy")
     a = ap.parse_args()
     if not (0 < a.duration <= 600 and 0 <= a.warmup <= 120 and 0 < a.concurrency <= 1024):
         raise SystemExit("duration must be in (0, 600], warmup in [0, 120], concurrency in (0, 1024]")
     with open(a.prep) as f:
         prep = json.load(f)
-    res = asyncio.run(run(prep, a.scenario, a.concurrency, a.duration, a.warmup, a.timeout))
+    if a.scenario == "flood":
+        # --duration: the seconds over which the guesses arrive; --warmup: the user alone first.
+        res = asyncio.run(run_flood(prep, a.guesses, a.duration, a.abandon, a.warmup, a.retry_delay, a.timeout))
+    else:
+        res = asyncio.run(run(prep, a.scenario, a.concurrency, a.duration, a.warmup, a.timeout))
     print("BENCH_RESULT " + json.dumps(res), flush=True)
     return 0
 
