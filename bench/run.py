@@ -8,8 +8,8 @@ and a --duration run, the load generator pinned with `taskset -c LOAD_CPU`: wrk 
 bench/lua/request.lua for the fixed requests, bench/drive.py for code+PKCE, refresh and password
 logins. Then comes the "burst" measurement: client_credentials alone, then again while a login
 burst runs, to show whether logins starve the token endpoint; last the "flood" (Latchkey only):
-client_credentials and a user's logins while 1,000 abandoned password guesses arrive. Pin the server yourself
-(bench/run.sh does). Writes bench/results/<flavor>-<time>.json and prints a table.
+client_credentials and a user's logins while 1,000 abandoned password guesses arrive. Pin the
+server yourself (bench/run.sh does). Writes bench/results/<flavor>-<time>.json and prints a table.
 bench/suite.py imports this module (Target) to run the same thing for several servers.
 """
 
