@@ -2,12 +2,10 @@
 //! signing keys exist, start the background tasks, and serve.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use url::Url;
 
 use crate::client_cache::ClientCache;
@@ -140,7 +138,7 @@ pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Resu
         tracing::warn!(client_id = %id, "client removed from config: disabled");
     }
     for u in &config.users {
-        store
+        let evicted = store
             .upsert_config_user(
                 NewUser {
                     username: &u.username,
@@ -152,6 +150,13 @@ pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Resu
                 now,
             )
             .await?;
+        if evicted {
+            tracing::warn!(username = %u.username, "config changed the password or disabled the user: signed out everywhere, tokens revoked");
+        }
+    }
+    let keep: Vec<String> = config.users.iter().map(|u| u.username.clone()).collect();
+    for name in store.disable_config_users_except(&keep, now).await? {
+        tracing::warn!(username = %name, "user removed from config: disabled, signed out everywhere, tokens revoked");
     }
     Ok(())
 }
@@ -404,46 +409,38 @@ pub fn spawn_background(state: &AppState) {
         ));
         loop {
             tick.tick().await;
-            match s
-                .store
-                .purge_expired(s.now(), s.config.janitor.batch_size, 3600)
-                .await
-            {
-                Ok(c) => {
-                    let total: u64 = c.deleted.iter().map(|(_, n)| n).sum();
-                    if total > 0 {
-                        tracing::info!(deleted = total, "janitor purged expired rows");
-                    }
+            match janitor_pass(&s).await {
+                Ok(total) if total > 0 => {
+                    tracing::info!(deleted = total, "janitor purged expired rows");
                 }
+                Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "janitor failed"),
             }
         }
     });
 }
 
-/// Serve until `shutdown` resolves; in-flight requests finish first.
-pub async fn serve(
-    state: AppState,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
-    let app = crate::http::router(state);
-    // Every answer is small and written at once: waiting to coalesce it (Nagle) could only
-    // add latency, never save a packet.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
-    Ok(())
+/// How long expired codes, refresh tokens and device codes are kept, so that presenting one
+/// again is still recognised as reuse (RFC 6749 section 4.1.2, RFC 9700 section 4.14.2).
+pub const REUSE_GRACE_SECONDS: i64 = 3600;
+
+/// One janitor run: rows past expiry (`Store::purge_expired`), and audit events past
+/// `[janitor] audit_retention_days`. Returns how many rows went.
+pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
+    let now = state.now();
+    let batch = state.config.janitor.batch_size;
+    let c = state
+        .store
+        .purge_expired(now, batch, REUSE_GRACE_SECONDS)
+        .await?;
+    let mut total: u64 = c.deleted.iter().map(|(_, n)| n).sum();
+    if let Some(keep) = state.config.janitor.audit_retention() {
+        total += state.store.purge_audit(now - keep, batch).await?;
+    }
+    Ok(total)
 }
+
+pub use crate::server::serve;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -10,7 +10,7 @@ use url::Url;
 use crate::config::is_loopback;
 use crate::crypto::jwt::{self, TYP_ID_TOKEN};
 use crate::crypto::secret::{hash_token, new_token};
-use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult, wire_safe};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::oauth::redirect::{Delivery, ReturnTo};
@@ -37,7 +37,6 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     /// `sub` of a valid `id_token_hint`.
     pub hint_sub: Option<String>,
-    pub ui_locales: Option<String>,
     pub acr_values: Option<String>,
     pub claims: Option<serde_json::Value>,
 }
@@ -56,6 +55,28 @@ impl AuthorizationRequest {
         self.prompt.iter().any(|x| x == p)
     }
 }
+
+/// Longest accepted value, in bytes, of each free-form parameter kept with a pending
+/// interaction. An unauthenticated `GET /authorize` is stored for `interaction_ttl` while the
+/// user signs in, so these bound what a stranger can make the store keep; each is generous
+/// for real clients. Other stored parameters are checked against the client's registration
+/// (redirect_uri, scope) or a closed set (response_type, prompt), or have a fixed syntax
+/// (code_challenge, max_age); `id_token_hint` is kept only as the `sub` it names, and
+/// `ui_locales` and `display` are not kept at all.
+const STORED_PARAM_CAPS: &[(&str, usize)] = &[
+    // Opaque to us; SDKs send 32-64 characters, some pack a return URL or JSON in it.
+    ("state", 2048),
+    ("nonce", 512),
+    // An e-mail address is at most 254 bytes (RFC 5321 section 4.5.3.1.3).
+    ("login_hint", 512),
+    ("acr_values", 512),
+    // OIDC Core section 5.5: a few requested claims, each with a small object.
+    ("claims", 4096),
+];
+
+/// Bound on the whole stored request (JSON), the sum of the caps above with room for JSON
+/// escaping; checked before the interaction is written.
+const MAX_STORED_REQUEST_BYTES: usize = 12 * 1024;
 
 /// An error before the redirect URI is trusted: shown as a page, never redirected
 /// (RFC 6749 §4.1.2.1).
@@ -173,6 +194,15 @@ fn check(
     redirect_uri: String,
     redirect_uri_sent: bool,
 ) -> OAuthResult<AuthorizationRequest> {
+    // RFC 6749 section 4.1.2.1: a malformed (here: oversized) request is invalid_request,
+    // sent back to the verified redirect URI.
+    for (name, max) in STORED_PARAM_CAPS {
+        if p.get(name).is_some_and(|v| v.len() > *max) {
+            return Err(OAuthError::invalid_request(format!(
+                "the `{name}` parameter is longer than {max} bytes"
+            )));
+        }
+    }
     // OIDC Core §6: request objects are optional; say so with the specific codes.
     if p.get("request").is_some() {
         return Err(OAuthError::new(
@@ -225,6 +255,16 @@ fn check(
         ));
     }
     let scope = crate::grants::requested_scope(client, p.get("scope"))?;
+    // RFC 6749 section 3.3: without `scope` the server uses the client's registered default
+    // or fails. An empty grant would go past the consent page (nothing new to ask about)
+    // and still issue a token bound to the user, so only a client that skips consent by
+    // registration may have one.
+    if scope.is_empty() && !client.settings.skip_consent {
+        return Err(OAuthError::invalid_scope(format!(
+            "no scope was requested and client `{}` has no default_scopes; send the scope parameter (RFC 6749 section 3.3)",
+            client.id
+        )));
+    }
     let nonce = p.get("nonce").map(str::to_owned);
     if response_type != ResponseType::Code {
         if !scope.contains("openid") {
@@ -269,21 +309,18 @@ fn check(
             ));
         }
     }
-    let prompt: Vec<String> = p
-        .get("prompt")
-        .map(|s| {
-            s.split(' ')
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    for v in &prompt {
-        if !["none", "login", "consent", "select_account"].contains(&v.as_str()) {
+    let mut prompt: Vec<String> = Vec::new();
+    for v in p.get("prompt").unwrap_or_default().split(' ') {
+        if v.is_empty() || prompt.iter().any(|x| x == v) {
+            continue;
+        }
+        if !["none", "login", "consent", "select_account"].contains(&v) {
             return Err(OAuthError::invalid_request(format!(
-                "unknown prompt value `{v}`"
+                "unknown prompt value `{}`",
+                wire_safe(v, 40)
             )));
         }
+        prompt.push(v.to_owned());
     }
     // OIDC Core §3.1.2.1: none with any other value is an error.
     if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
@@ -352,7 +389,6 @@ fn check(
         max_age,
         login_hint: p.get("login_hint").map(str::to_owned),
         hint_sub,
-        ui_locales: p.get("ui_locales").map(str::to_owned),
         acr_values: p.get("acr_values").map(str::to_owned),
         claims,
     })
@@ -444,6 +480,11 @@ async fn interaction_id(
     }
     let id = new_token();
     let json = serde_json::to_string(req).map_err(OAuthError::internal)?;
+    if json.len() > MAX_STORED_REQUEST_BYTES {
+        return Err(OAuthError::invalid_request(
+            "the authorization request is too large to keep while the user signs in",
+        ));
+    }
     state
         .store
         .insert_interaction(

@@ -216,15 +216,30 @@ pub enum UserCmd {
         claims: ClaimArgs,
     },
     List,
+    /// Set a new password. This signs the user out everywhere and revokes every token they
+    /// hold (a changed password is how an account is taken back), unless --keep-sessions.
     SetPassword {
         username: String,
         #[arg(long)]
         password_stdin: bool,
+        /// Keep the user's browser sessions, refresh tokens and access tokens.
+        #[arg(long)]
+        keep_sessions: bool,
     },
+    /// Disable the account: it can no longer sign in, and every session and token it holds
+    /// is revoked now. Enabling it again brings none of them back.
     Disable {
         username: String,
     },
     Enable {
+        username: String,
+    },
+    /// Sign the user out everywhere and revoke every grant and token they hold.
+    RevokeSessions {
+        username: String,
+    },
+    /// Remove the account: revoke everything it holds, then delete it and its consents.
+    Remove {
         username: String,
     },
 }
@@ -290,15 +305,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve => {
             let config = load_config(&cli.config)?;
             let bind = config.bind.clone();
-            let demo = config
-                .clients
-                .iter()
-                .any(|c| c.client_id.starts_with("demo-"))
-                || config.users.iter().any(|u| u.username == "demo");
+            let demo = config.demo_entries();
             let state = app::build_state(config, Clock::System).await?;
-            if demo {
+            if !demo.is_empty() {
                 tracing::warn!(
-                    "DEMO clients or the DEMO user from the example config are registered: remove them before production"
+                    entries = %demo.join(", "),
+                    "DEMO clients or the DEMO user from the example config are registered: their secrets and password are published; remove them before production"
                 );
             }
             app::spawn_background(&state);
@@ -370,7 +382,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Client(cmd) => client_cmd(&load_config(&cli.config)?, cmd).await,
-        Command::User(cmd) => user_cmd(&load_config(&cli.config)?, cmd).await,
+        Command::User(cmd) => user_cmd(&load_config(&cli.config)?, &cli.config, cmd).await,
         Command::Keys(cmd) => keys_cmd(&load_config(&cli.config)?, cmd).await,
     }
 }
@@ -501,7 +513,11 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn user_cmd(config: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
+async fn user_cmd(
+    config: &Config,
+    config_path: &std::path::Path,
+    cmd: UserCmd,
+) -> anyhow::Result<i32> {
     let store = open_store(config).await?;
     match cmd {
         UserCmd::Add {
@@ -542,31 +558,65 @@ async fn user_cmd(config: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
         UserCmd::SetPassword {
             username,
             password_stdin,
+            keep_sessions,
         } => {
+            let user = existing_user(&store, &username, config_path, true).await?;
             let pw = read_password(password_stdin)?;
-            if !store
-                .set_user_password(&username, &hash_default(&pw)?, now())
-                .await?
-            {
-                anyhow::bail!("no user {username}");
+            store
+                .set_user_password(&user.id, &hash_default(&pw)?, !keep_sessions, now())
+                .await?;
+            if keep_sessions {
+                println!("password of {username} changed; sessions and tokens kept");
+            } else {
+                println!(
+                    "password of {username} changed; signed out everywhere and every token revoked"
+                );
             }
-            println!("password of {username} changed");
-        }
-        UserCmd::Disable { username } | UserCmd::Enable { username }
-            if store.find_user_by_login(&username).await?.is_none() =>
-        {
-            anyhow::bail!("no user {username}");
         }
         UserCmd::Disable { username } => {
-            store.set_user_disabled(&username, true, now()).await?;
-            println!("user {username} disabled");
+            let user = existing_user(&store, &username, config_path, true).await?;
+            store.set_user_disabled(&user.id, true, now()).await?;
+            println!("user {username} disabled; signed out everywhere and every token revoked");
         }
         UserCmd::Enable { username } => {
-            store.set_user_disabled(&username, false, now()).await?;
-            println!("user {username} enabled");
+            let user = existing_user(&store, &username, config_path, true).await?;
+            store.set_user_disabled(&user.id, false, now()).await?;
+            println!("user {username} enabled (sessions and tokens revoked earlier stay revoked)");
+        }
+        UserCmd::RevokeSessions { username } => {
+            let user = existing_user(&store, &username, config_path, false).await?;
+            store.revoke_user(&user.id, now()).await?;
+            println!("{username} signed out everywhere; every grant and token revoked");
+        }
+        UserCmd::Remove { username } => {
+            let user = existing_user(&store, &username, config_path, true).await?;
+            store.remove_user(&user.id, now()).await?;
+            println!("user {username} removed (sub {} is never reused)", user.id);
         }
     }
     Ok(0)
+}
+
+/// The user an admin named (by username or email). With `changes_account`, refuse one the
+/// config file owns: the file is applied at every start, so a change made here would be
+/// silently undone at the next one.
+async fn existing_user(
+    store: &Store,
+    name: &str,
+    config_path: &std::path::Path,
+    changes_account: bool,
+) -> anyhow::Result<crate::store::model::User> {
+    let Some(user) = store.find_user_by_login(name).await? else {
+        anyhow::bail!("no user {name}");
+    };
+    if changes_account && user.source == "config" {
+        anyhow::bail!(
+            "user {} is defined in {} ([[users]]), which is applied at every start: change or remove it there and restart",
+            user.username,
+            config_path.display()
+        );
+    }
+    Ok(user)
 }
 
 async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {

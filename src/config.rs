@@ -13,6 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::crypto::secret::SecretHash;
+use crate::oauth::params::{DEFAULT_MAX_PARAMS, DEFAULT_MAX_VALUE_BYTES, ParamLimits};
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg, TokenEndpointAuthMethod};
 
 /// Environment variables with the `LATCHKEY_` prefix that are not config overrides.
@@ -318,6 +319,29 @@ impl Default for ClientAuthSettings {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout_seconds: u64,
+    /// Parameters per request (form body or query string); more is `invalid_request`.
+    pub max_params: usize,
+    /// Bytes of one parameter name or value; longer is `invalid_request`.
+    pub max_param_bytes: usize,
+    /// The request line and headers must arrive within this long of the connection opening
+    /// or of the previous response, or the connection is closed (slowloris).
+    pub header_read_timeout_seconds: u64,
+    /// A connection on which no byte moves either way for this long is closed, e.g. a
+    /// client that stops reading its responses. Must exceed `request_timeout_seconds`.
+    pub idle_timeout_seconds: u64,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// The request line and headers together, and so the read buffer of each connection.
+    pub max_header_bytes: usize,
+}
+
+impl Limits {
+    pub fn params(&self) -> ParamLimits {
+        ParamLimits {
+            max_params: self.max_params,
+            max_value_bytes: self.max_param_bytes,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -325,6 +349,12 @@ impl Default for Limits {
         Self {
             max_body_bytes: 64 * 1024,
             request_timeout_seconds: 30,
+            max_params: DEFAULT_MAX_PARAMS,
+            max_param_bytes: DEFAULT_MAX_VALUE_BYTES,
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -350,6 +380,15 @@ pub struct JanitorSettings {
     pub interval_seconds: u64,
     /// Rows deleted per statement, so a purge never holds long locks.
     pub batch_size: i64,
+    /// Audit events older than this many days are deleted (0 = kept forever).
+    pub audit_retention_days: i64,
+}
+
+impl JanitorSettings {
+    /// Seconds an audit event is kept, or None to keep it forever.
+    pub fn audit_retention(&self) -> Option<i64> {
+        (self.audit_retention_days > 0).then(|| self.audit_retention_days * 86_400)
+    }
 }
 
 impl Default for JanitorSettings {
@@ -357,6 +396,7 @@ impl Default for JanitorSettings {
         Self {
             interval_seconds: 60,
             batch_size: 1000,
+            audit_retention_days: 90,
         }
     }
 }
@@ -538,6 +578,21 @@ impl Config {
             .collect()
     }
 
+    /// The DEMO clients and user of the example config that this config still has.
+    pub fn demo_entries(&self) -> Vec<String> {
+        let clients = self
+            .clients
+            .iter()
+            .filter(|c| c.client_id.starts_with("demo-"))
+            .map(|c| format!("client {}", c.client_id));
+        let users = self
+            .users
+            .iter()
+            .filter(|u| u.username.eq_ignore_ascii_case("demo"))
+            .map(|u| format!("user {}", u.username));
+        clients.chain(users).collect()
+    }
+
     pub fn validate(&self, env: &[(String, String)]) -> Vec<Problem> {
         let mut out = Vec::new();
         match Url::parse(&self.issuer) {
@@ -550,6 +605,17 @@ impl Config {
                     out.push(error(
                         "issuer",
                         "must be https unless it is a loopback address (http://127.0.0.1, http://localhost)".into(),
+                    ));
+                }
+                // The DEMO secrets and password are published in the example config: on a
+                // server others can reach they are a way in for anyone who read it.
+                if !is_loopback(&u) && !self.demo_entries().is_empty() {
+                    out.push(error(
+                        "issuer",
+                        format!(
+                            "is not a loopback address, but the DEMO entries of the example config are still here ({}); their secrets and password are published, so remove them before serving anyone else",
+                            self.demo_entries().join(", ")
+                        ),
                     ));
                 }
             }
@@ -646,6 +712,41 @@ impl Config {
             if v <= 0 {
                 out.push(error(name, "must be a positive count".into()));
             }
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("limits.max_params", l.max_params as u64),
+            ("limits.max_param_bytes", l.max_param_bytes as u64),
+            ("limits.request_timeout_seconds", l.request_timeout_seconds),
+            (
+                "limits.header_read_timeout_seconds",
+                l.header_read_timeout_seconds,
+            ),
+            ("limits.max_connections", l.max_connections as u64),
+            ("janitor.batch_size", self.janitor.batch_size.max(0) as u64),
+        ] {
+            if v == 0 {
+                out.push(error(name, "must be positive".into()));
+            }
+        }
+        if l.idle_timeout_seconds <= l.request_timeout_seconds {
+            out.push(error(
+                "limits.idle_timeout_seconds",
+                "must exceed limits.request_timeout_seconds, or a slow but legitimate request is cut off".into(),
+            ));
+        }
+        // hyper's smallest read buffer.
+        if l.max_header_bytes < 8192 {
+            out.push(error(
+                "limits.max_header_bytes",
+                "must be at least 8192".into(),
+            ));
+        }
+        if self.janitor.audit_retention_days < 0 {
+            out.push(error(
+                "janitor.audit_retention_days",
+                "must be 0 (keep forever) or a number of days".into(),
+            ));
         }
         if t.code_ttl > 600 {
             out.push(warning(
@@ -1133,6 +1234,23 @@ grant_types = ["authorization_code", "refresh_token"]
                 .any(|p| p.severity == Severity::Error && p.message.contains("confidential")),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let text = format!(
+            "{MINIMAL}\n[limits]\nmax_params = 0\nrequest_timeout_seconds = 60\nmax_header_bytes = 1024\n[janitor]\naudit_retention_days = -1\n"
+        );
+        let all = problems(&text)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("limits.max_params"), "{all}");
+        assert!(all.contains("limits.idle_timeout_seconds"), "{all}");
+        assert!(all.contains("limits.max_header_bytes"), "{all}");
+        assert!(all.contains("janitor.audit_retention_days"), "{all}");
+        assert!(problems(MINIMAL).is_empty());
     }
 
     #[test]

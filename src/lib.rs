@@ -25,6 +25,7 @@ pub mod http;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
+pub mod server;
 pub mod state;
 pub mod store;
 pub mod tokens;

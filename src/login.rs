@@ -86,6 +86,11 @@ pub async fn check_password(
     password: &str,
     ip: Option<&str>,
 ) -> OAuthResult<Result<User, LoginFailure>> {
+    // A flood is turned away before it costs a store round trip; nothing is checked, so
+    // nothing is counted.
+    if state.passwords.is_full() {
+        return Ok(Err(LoginFailure::Busy));
+    }
     let now = state.now();
     let user = state.store.find_user_by_login(login).await?;
     let lease = state.config.limits.request_timeout_seconds as i64 + 5;

@@ -1,7 +1,8 @@
 //! Prometheus metrics, one registry per server instance (tests run many in one process).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 #[derive(Clone)]
@@ -11,6 +12,8 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub tokens_issued: IntCounterVec,
     pub store_rows: IntGaugeVec,
+    /// Client connections open now (`server`), against `[limits] max_connections`.
+    pub connections: IntGauge,
 }
 
 impl Metrics {
@@ -47,7 +50,10 @@ impl Metrics {
             ),
             &["table"],
         )?;
+        let connections =
+            IntGauge::new("latchkey_http_connections", "Client connections open now")?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(tokens_issued.clone()))?;
         registry.register(Box::new(store_rows.clone()))?;
@@ -57,6 +63,7 @@ impl Metrics {
             latency,
             tokens_issued,
             store_rows,
+            connections,
         })
     }
 

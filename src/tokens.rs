@@ -192,12 +192,7 @@ pub fn id_token(state: &AppState, i: &IdTokenInput<'_>, now: i64) -> OAuthResult
         .as_ref()
         .and_then(|r| r.get("id_token"))
         .and_then(Value::as_object);
-    let scope = if i.include_scope_claims {
-        Some(&i.grant.scope)
-    } else {
-        None
-    };
-    for (k, v) in user_claims(i.user, scope, requested) {
+    for (k, v) in user_claims(i.user, &i.grant.scope, i.include_scope_claims, requested) {
         c.entry(k).or_insert(v);
     }
     let alg = i.client.settings.id_token_alg.unwrap_or(SigningAlg::Rs256);
@@ -231,21 +226,32 @@ pub fn scope_claims(scope: &str) -> &'static [&'static str] {
     }
 }
 
-/// Every claim the scopes release and every individually requested claim (OIDC Core §5.5)
-/// that the user has. `sub` is always handled by the caller.
+/// The user's claims that go out: every claim the granted scopes release (when
+/// `with_scope_claims`), and every individually requested claim (OIDC Core section 5.5)
+/// that a granted scope covers. A `claims` request never releases more than the scopes the
+/// user consented to (section 5.5: the request asks; consent decides). `sub` is always
+/// handled by the caller.
 pub fn user_claims(
     user: &User,
-    scope: Option<&ScopeSet>,
+    granted: &ScopeSet,
+    with_scope_claims: bool,
     requested: Option<&Map<String, Value>>,
 ) -> Map<String, Value> {
     let all = user_claim_map(&user.claims, user.updated_at);
-    let mut out = Map::new();
-    let mut wanted: Vec<&str> = scope
-        .map(|s| s.iter().flat_map(scope_claims).copied().collect())
-        .unwrap_or_default();
+    let consented: Vec<&str> = granted.iter().flat_map(scope_claims).copied().collect();
+    let mut wanted: Vec<&str> = if with_scope_claims {
+        consented.clone()
+    } else {
+        Vec::new()
+    };
     if let Some(r) = requested {
-        wanted.extend(r.keys().map(String::as_str));
+        wanted.extend(
+            r.keys()
+                .map(String::as_str)
+                .filter(|name| consented.contains(name)),
+        );
     }
+    let mut out = Map::new();
     for name in wanted {
         if let Some(v) = all.get(name) {
             out.insert(name.to_owned(), v.clone());

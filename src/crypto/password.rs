@@ -15,6 +15,7 @@
 //!   away as busy at once instead of growing memory and making every login wait behind it,
 //!   and a job whose caller has gone is dropped unhashed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +32,9 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 pub struct PasswordHasherPool {
     params: Params,
     jobs: SyncSender<Job>,
+    /// Jobs sent and not yet taken by a thread, and how many may wait.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     /// Verified against when the user does not exist, so that an unknown username costs
     /// the same time as a wrong password (no user enumeration by timing).
     dummy_hash: Arc<str>,
@@ -46,18 +50,23 @@ impl PasswordHasherPool {
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy = dummy_hash(&params);
-        let (jobs, rx) = sync_channel::<Job>(settings.hash_queue());
+        let capacity = settings.hash_queue();
+        let (jobs, rx) = sync_channel::<Job>(capacity);
+        let queued = Arc::new(AtomicUsize::new(0));
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..settings.hash_threads() {
             let rx = rx.clone();
+            let queued = queued.clone();
             let priority = settings.hash_priority;
             std::thread::Builder::new()
                 .name(format!("latchkey-argon2-{i}"))
-                .spawn(move || worker(&rx, priority))?;
+                .spawn(move || worker(&rx, &queued, priority))?;
         }
         Ok(Self {
             params,
             jobs,
+            queued,
+            capacity,
             dummy_hash: dummy.into(),
         })
     }
@@ -75,12 +84,21 @@ impl PasswordHasherPool {
             }
             let _ = tx.send(f(memory));
         });
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
-            Err(TrySendError::Disconnected(_)) => return Err(HashError::Stopped),
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = self.jobs.try_send(job) {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(match e {
+                TrySendError::Full(_) => HashError::Busy,
+                TrySendError::Disconnected(_) => HashError::Stopped,
+            });
         }
         rx.await.map_err(|_| HashError::Stopped)
+    }
+
+    /// Whether new work would be turned away right now: callers check this before doing
+    /// any other work for a request that needs a hash, so a flood is answered for nothing.
+    pub fn is_full(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) >= self.capacity
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
@@ -130,7 +148,7 @@ impl From<HashError> for crate::oauth::error::OAuthError {
 /// What a caller turned away as busy is told to wait.
 pub const BUSY_RETRY_SECONDS: u64 = 2;
 
-fn worker(rx: &Mutex<Receiver<Job>>, priority: HashPriority) {
+fn worker(rx: &Mutex<Receiver<Job>>, queued: &AtomicUsize, priority: HashPriority) {
     set_priority(priority);
     let mut memory = Vec::new();
     loop {
@@ -140,7 +158,10 @@ fn worker(rx: &Mutex<Receiver<Job>>, priority: HashPriority) {
             Err(_) => return,
         };
         match job {
-            Ok(job) => job(&mut memory),
+            Ok(job) => {
+                queued.fetch_sub(1, Ordering::SeqCst);
+                job(&mut memory)
+            }
             // The pool was dropped: no more work will come.
             Err(_) => return,
         }
@@ -314,6 +335,58 @@ mod tests {
                 .await
                 .expect("verify")
         );
+    }
+
+    /// A full queue turns new work away at once, and a job whose caller has gone is dropped
+    /// without running.
+    #[tokio::test]
+    async fn the_queue_is_bounded_and_abandoned_jobs_are_dropped() {
+        use std::sync::atomic::AtomicBool;
+        let settings = LoginSettings {
+            max_concurrent_hashes: 1,
+            max_queued_hashes: 1,
+            hash_priority: HashPriority::Normal,
+            ..LoginSettings::default()
+        };
+        let pool = PasswordHasherPool::new(&settings).expect("params");
+        // Occupy the one thread until told to go on.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel::<()>();
+        let blocker = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = wait.recv();
+                })
+                .await
+            }
+        });
+        started.await.expect("the thread took the first job");
+        // One job fits in the queue; its caller gives up while it waits.
+        let ran = Arc::new(AtomicBool::new(false));
+        let queued = tokio::spawn({
+            let (pool, ran) = (pool.clone(), ran.clone());
+            async move { pool.run(move |_| ran.store(true, Ordering::SeqCst)).await }
+        });
+        for _ in 0..500 {
+            if pool.is_full() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(
+            pool.is_full(),
+            "a queue of one with one job waiting is full"
+        );
+        assert_eq!(pool.run(|_| ()).await, Err(HashError::Busy));
+        queued.abort();
+        let _ = queued.await;
+        go.send(()).expect("release");
+        blocker.await.expect("join").expect("blocker ran");
+        // The queue drained: new work runs again, and the abandoned job never did.
+        pool.run(|_| ()).await.expect("runs");
+        assert!(!ran.load(Ordering::SeqCst), "an abandoned job was hashed");
     }
 
     /// Only the hashing threads are deprioritised, not the process (the token endpoint):

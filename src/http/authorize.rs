@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
@@ -24,9 +24,10 @@ use super::views::{ConsentPage, LoginPage, Theme, scope_lines};
 pub async fn get(
     State(state): State<AppState>,
     jar: CookieJar,
-    Query(raw): Query<Vec<(String, String)>>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let params = match Params::from_pairs(raw) {
+    let raw = raw.unwrap_or_default();
+    let params = match Params::parse(raw.as_bytes(), state.config.limits.params()) {
         Ok(p) => p,
         Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
     };
@@ -38,7 +39,7 @@ pub async fn post(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    match Params::parse(&body) {
+    match Params::parse(&body, state.config.limits.params()) {
         Ok(p) => run(state, jar, p).await,
         Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
     }
@@ -168,7 +169,7 @@ pub async fn login(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(form) = Params::parse(&body) else {
+    let Ok(form) = Params::parse(&body, state.config.limits.params()) else {
         return expired_page(&state);
     };
     // CSRF first, before anything else is looked at.
@@ -216,7 +217,7 @@ pub async fn consent(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(form) = Params::parse(&body) else {
+    let Ok(form) = Params::parse(&body, state.config.limits.params()) else {
         return expired_page(&state);
     };
     if !session::csrf_ok(&state, &jar, form.get("csrf")) {

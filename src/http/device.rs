@@ -118,7 +118,7 @@ async fn pending_form(
     ip: String,
     body: &[u8],
 ) -> Result<DeviceForm, Box<Response>> {
-    let form = Params::parse(body)
+    let form = Params::parse(body, state.config.limits.params())
         .map_err(|e| Box::new(error_page(state, StatusCode::BAD_REQUEST, &e)))?;
     if !session::csrf_ok(state, &jar, form.get("csrf")) {
         return Err(Box::new(csrf_failed(state)));

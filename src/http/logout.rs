@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
@@ -65,9 +65,10 @@ pub async fn get(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     jar: CookieJar,
-    Query(raw): Query<Vec<(String, String)>>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    match Params::from_pairs(raw) {
+    let raw = raw.unwrap_or_default();
+    match Params::parse(raw.as_bytes(), state.config.limits.params()) {
         Ok(p) => run(state, ip, jar, p).await,
         Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
     }
@@ -80,7 +81,7 @@ pub async fn post(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    match Params::parse(&body) {
+    match Params::parse(&body, state.config.limits.params()) {
         Ok(p) => run(state, ip, jar, p).await,
         Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
     }
@@ -200,7 +201,7 @@ pub async fn confirm(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(form) = Params::parse(&body) else {
+    let Ok(form) = Params::parse(&body, state.config.limits.params()) else {
         return csrf_failed(&state);
     };
     if !session::csrf_ok(&state, &jar, form.get("csrf")) {
@@ -215,7 +216,7 @@ pub async fn confirm(
                 .map(|v| (k.to_owned(), v.to_owned()))
         })
         .collect();
-    let req = match Params::from_pairs(pairs) {
+    let req = match Params::from_pairs(pairs, state.config.limits.params()) {
         Ok(p) => match check(&state, &p).await {
             Ok(r) => r,
             Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),

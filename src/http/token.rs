@@ -13,7 +13,7 @@ use crate::crypto::secret::hash_token;
 use crate::grants::{self, TokenContext};
 use crate::oauth::client_auth;
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
-use crate::oauth::params::Params;
+use crate::oauth::params::{ParamLimits, Params};
 use crate::state::AppState;
 use crate::store::model::Client;
 use crate::tokens::AccessClaims;
@@ -22,7 +22,7 @@ use super::client_ip::ClientIp;
 use super::respond::json_no_store;
 
 /// Read a form body: RFC 6749 §3.2 requires application/x-www-form-urlencoded.
-pub fn form(headers: &HeaderMap, body: &[u8]) -> OAuthResult<Params> {
+pub fn form(headers: &HeaderMap, body: &[u8], limits: ParamLimits) -> OAuthResult<Params> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -32,10 +32,10 @@ pub fn form(headers: &HeaderMap, body: &[u8]) -> OAuthResult<Params> {
         .starts_with("application/x-www-form-urlencoded")
     {
         return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded (RFC 6749 §3.2)",
+            "the body must be application/x-www-form-urlencoded (RFC 6749 section 3.2)",
         ));
     }
-    Params::parse(body)
+    Params::parse(body, limits)
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&str> {
@@ -52,7 +52,7 @@ pub async fn authenticated_form(
     body: &[u8],
     ip: &str,
 ) -> OAuthResult<(Params, Arc<Client>)> {
-    let params = form(headers, body)?;
+    let params = form(headers, body, state.config.limits.params())?;
     let client = client_auth::authenticate(state, authorization(headers), &params, ip).await?;
     Ok((params, client))
 }
@@ -168,6 +168,11 @@ pub async fn revoke(
     }
 }
 
+/// Whether the client a token was issued to is still registered and enabled.
+async fn client_active(state: &AppState, client_id: &str) -> OAuthResult<bool> {
+    Ok(state.client(client_id).await?.is_some_and(|c| c.enabled))
+}
+
 fn allowed_to_introspect(client: &Client) -> OAuthResult<()> {
     if client.settings.introspection {
         Ok(())
@@ -200,7 +205,15 @@ pub async fn introspect(
                     .store
                     .access_token_state(&c.jti, &c.grant_id, user_id)
                     .await?;
-                if revoked {
+                // A token stands only while its user and its client do: not for a disabled or
+                // removed user, nor from before the user's tokens were revoked, nor for a
+                // disabled client (RFC 7662 section 2.2: active means usable right now).
+                let user_ok = match (&user, user_id) {
+                    (Some(u), Some(_)) => u.honours_token_issued_at(c.iat),
+                    (None, Some(_)) => false,
+                    (_, None) => true,
+                };
+                if revoked || !user_ok || !client_active(&state, &c.client_id).await? {
                     inactive
                 } else {
                     let mut v = json!({
@@ -215,13 +228,22 @@ pub async fn introspect(
                 }
             }
             Found::Refresh(r) => {
-                if r.expires_at <= now || r.grant_revoked || r.rotated_at.is_some() {
+                let user = match &r.user_id {
+                    Some(id) => match state.store.get_user(id).await? {
+                        Some(u) if !u.disabled => Some(u),
+                        // The grant's user is disabled or gone: the token is not usable.
+                        _ => None,
+                    },
+                    None => None,
+                };
+                if r.expires_at <= now
+                    || r.grant_revoked
+                    || r.rotated_at.is_some()
+                    || (r.user_id.is_some() && user.is_none())
+                    || !client_active(&state, &r.client_id).await?
+                {
                     inactive
                 } else {
-                    let username = match &r.user_id {
-                        Some(id) => state.store.get_user(id).await?.map(|u| u.username),
-                        None => None,
-                    };
                     let mut v = json!({
                         "active": true, "scope": r.data.scope.to_wire(), "client_id": r.client_id,
                         "exp": r.expires_at, "iat": r.created_at, "iss": state.config.issuer,
@@ -231,8 +253,8 @@ pub async fn introspect(
                         if let Some(sub) = &r.user_id {
                             o.insert("sub".into(), json!(sub));
                         }
-                        if let Some(u) = username {
-                            o.insert("username".into(), json!(u));
+                        if let Some(u) = user {
+                            o.insert("username".into(), json!(u.username));
                         }
                     }
                     v

@@ -7,14 +7,19 @@ use serde_json::{Value, json};
 
 use crate::crypto::jwt::{self, TYP_ACCESS_TOKEN, VerifyError};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
-use crate::oauth::params::Params;
+use crate::oauth::params::{ParamLimits, Params};
 use crate::state::AppState;
 use crate::tokens::{AccessClaims, user_claims};
 
 use super::respond::no_store;
 
 /// RFC 6750 §2: the token from the header or (POST) the form body, never both.
-fn bearer(method: &Method, headers: &HeaderMap, body: &[u8]) -> OAuthResult<String> {
+fn bearer(
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    limits: ParamLimits,
+) -> OAuthResult<String> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -28,7 +33,9 @@ fn bearer(method: &Method, headers: &HeaderMap, body: &[u8]) -> OAuthResult<Stri
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     let from_body = if method == Method::POST && is_form {
-        Params::parse(body)?.get("access_token").map(str::to_owned)
+        Params::parse(body, limits)?
+            .get("access_token")
+            .map(str::to_owned)
     } else {
         None
     };
@@ -65,7 +72,7 @@ async fn run(
     headers: &HeaderMap,
     body: &[u8],
 ) -> OAuthResult<Value> {
-    let token = bearer(method, headers, body)?;
+    let token = bearer(method, headers, body, state.config.limits.params())?;
     let claims: AccessClaims = jwt::verify(
         &state.keys,
         &state.config.issuer,
@@ -97,6 +104,11 @@ async fn run(
         ));
     }
     let user = match user {
+        Some(u) if !u.disabled && !u.honours_token_issued_at(claims.iat) => {
+            return Err(OAuthError::invalid_token(
+                "the access token has been revoked (the user signed out everywhere, changed password or was disabled)",
+            ));
+        }
         Some(u) if !u.disabled => u,
         _ => {
             return Err(OAuthError::invalid_token(
@@ -109,7 +121,7 @@ async fn run(
         .iter()
         .map(|c| (c.clone(), Value::Null))
         .collect();
-    let mut out = user_claims(&user, Some(&scope), Some(&requested));
+    let mut out = user_claims(&user, &scope, true, Some(&requested));
     out.insert("sub".into(), json!(user.id));
     Ok(Value::Object(out))
 }

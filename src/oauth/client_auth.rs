@@ -238,6 +238,9 @@ async fn verify(
             if state.secret_cache.hit(&k, now) {
                 true
             } else {
+                if state.passwords.is_full() {
+                    return Err(crate::crypto::password::HashError::Busy.into());
+                }
                 let attempt = begin(state, &client.id, Some(&client.id), ip).await?;
                 let ok = match state
                     .passwords

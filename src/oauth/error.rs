@@ -184,6 +184,30 @@ impl OAuthError {
     }
 }
 
+/// RFC 6749 section 5.2: error_description uses only %x20-21 / %x23-5B / %x5D-7E (printable
+/// ASCII without `"` and `\`).
+fn wire_char(c: char) -> bool {
+    matches!(c, ' '..='!' | '#'..='[' | ']'..='~')
+}
+
+pub fn is_wire_safe(s: &str) -> bool {
+    s.chars().all(wire_char)
+}
+
+/// Untrusted text (a parameter name, a value) made fit to quote in an error_description:
+/// characters RFC 6749 section 5.2 does not allow become `?`, and it is cut to `max` chars.
+pub fn wire_safe(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if wire_char(c) { c } else { '?' })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.description)
@@ -215,6 +239,14 @@ impl From<anyhow::Error> for OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untrusted_text_is_made_wire_safe() {
+        assert_eq!(wire_safe("a\u{a7}\"\\\nb", 10), "a????b");
+        assert_eq!(wire_safe("abcdef", 3), "abc...");
+        assert!(is_wire_safe(&wire_safe("\u{a7}\u{7f}\0x", 10)));
+        assert!(!is_wire_safe("RFC 6749 \u{a7}3.1"));
+    }
 
     #[test]
     fn wire_strings_and_statuses_are_pinned() {

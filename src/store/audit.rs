@@ -17,6 +17,26 @@ impl Store {
         Ok(())
     }
 
+    /// Delete audit events recorded before `before`, `batch` rows per statement (so a purge
+    /// never holds long locks), until none are left. Returns how many went.
+    pub async fn purge_audit(&self, before: i64, batch: i64) -> DbResult<u64> {
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+            total += n;
+            if n < batch as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Most recent first, for tests and admins.
     pub async fn audit_kinds(&self, limit: i64) -> DbResult<Vec<String>> {
         use sqlx::Row;

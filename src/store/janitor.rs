@@ -4,17 +4,48 @@ use sqlx::Row;
 
 use super::{DbResult, Store};
 
+/// Whether expired rows of a table are kept for the reuse grace (`purge_expired`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AfterExpiry {
+    /// Kept a while: presenting a just-expired code, refresh token or device code again
+    /// is still recognised (reuse revokes the grant; a device is told `expired_token`).
+    KeepForReuse,
+    /// Deleted at expiry: nothing reads an expired interaction or session, and an
+    /// interaction is stored for anyone who opens `/authorize`.
+    Delete,
+}
+
 /// Tables the janitor keeps in check, with the column that says a row is dead.
 /// Refresh tokens and grants linger for the family lifetime; codes and interactions for
 /// minutes; revoked jtis only until the token would have expired anyway.
-const PURGEABLE: &[(&str, &str, &str)] = &[
-    ("authorization_codes", "code_hash", "expires_at"),
-    ("interactions", "id_hash", "expires_at"),
-    ("refresh_tokens", "token_hash", "expires_at"),
-    ("grants", "id", "expires_at"),
-    ("revoked_tokens", "jti", "expires_at"),
-    ("sessions", "id_hash", "expires_at"),
-    ("device_authorizations", "device_code_hash", "expires_at"),
+const PURGEABLE: &[(&str, &str, &str, AfterExpiry)] = &[
+    (
+        "authorization_codes",
+        "code_hash",
+        "expires_at",
+        AfterExpiry::KeepForReuse,
+    ),
+    ("interactions", "id_hash", "expires_at", AfterExpiry::Delete),
+    (
+        "refresh_tokens",
+        "token_hash",
+        "expires_at",
+        AfterExpiry::KeepForReuse,
+    ),
+    ("grants", "id", "expires_at", AfterExpiry::KeepForReuse),
+    (
+        "revoked_tokens",
+        "jti",
+        "expires_at",
+        AfterExpiry::KeepForReuse,
+    ),
+    ("sessions", "id_hash", "expires_at", AfterExpiry::Delete),
+    (
+        "device_authorizations",
+        "device_code_hash",
+        "expires_at",
+        AfterExpiry::KeepForReuse,
+    ),
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -24,11 +55,17 @@ pub struct PurgeCounts {
 
 impl Store {
     /// Delete up to `batch` dead rows per table per statement, looping until none are left.
-    /// Rows stay a little past expiry (`grace`) so that reuse of a just-expired code or
-    /// refresh token is still recognised as reuse.
+    /// Codes, tokens and device codes stay a little past expiry (`grace`) so that reuse of
+    /// a just-expired one is still recognised as reuse; interactions and sessions go at
+    /// expiry.
     pub async fn purge_expired(&self, now: i64, batch: i64, grace: i64) -> DbResult<PurgeCounts> {
         let mut out = PurgeCounts::default();
-        for (table, pk, col) in PURGEABLE {
+        for (table, pk, col, after) in PURGEABLE {
+            let before = match after {
+                AfterExpiry::KeepForReuse => now - grace,
+                // `expires_at > now` is what makes a row live, so `<=` is dead.
+                AfterExpiry::Delete => now + 1,
+            };
             let sql = format!(
                 "DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {col} < $1 LIMIT $2)"
             );
@@ -36,7 +73,7 @@ impl Store {
             loop {
                 // Table and column names come from the PURGEABLE constant, never from input.
                 let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(now - grace)
+                    .bind(before)
                     .bind(batch)
                     .execute(self.pool())
                     .await?
@@ -60,7 +97,7 @@ impl Store {
     /// Row counts of the tables that grow with traffic.
     pub async fn table_counts(&self) -> DbResult<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();
-        for (table, _, _) in PURGEABLE {
+        for (table, _, _, _) in PURGEABLE {
             let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT COUNT(*) AS n FROM {table}"
             )))

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "throttle attempts",
         include_str!("../../migrations/0002_throttle_attempts.sql"),
     ),
+    (
+        3,
+        "user revocation",
+        include_str!("../../migrations/0003_user_revocation.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

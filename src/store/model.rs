@@ -138,6 +138,18 @@ pub struct User {
     pub disabled: bool,
     pub claims: UserClaims,
     pub updated_at: i64,
+    /// 'config' (owned by the config file) or 'cli'.
+    pub source: String,
+    /// Tokens issued at or before this time are revoked (0: none).
+    pub tokens_revoked_at: i64,
+}
+
+impl User {
+    /// Whether an access token issued to this user at `iat` still stands: not after a
+    /// password change, a disable or a sign-out everywhere, and never for a disabled user.
+    pub fn honours_token_issued_at(&self, iat: i64) -> bool {
+        !self.disabled && iat > self.tokens_revoked_at
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,3 +1,4 @@
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -13,6 +14,8 @@ pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         claims: serde_json::from_str::<UserClaims>(&claims).map_err(json_err)?,
         updated_at: row.try_get("updated_at")?,
+        source: row.try_get("source")?,
+        tokens_revoked_at: row.try_get("tokens_revoked_at")?,
     })
 }
 
@@ -20,7 +23,8 @@ pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
 /// every query that returns users, including the joins in `sessions` and `grants`.
 macro_rules! user_columns {
     () => {
-        "u.id, u.username, u.password_hash, u.disabled, u.claims, u.updated_at"
+        "u.id, u.username, u.password_hash, u.disabled, u.claims, u.updated_at, u.source, \
+         u.tokens_revoked_at"
     };
 }
 pub(super) use user_columns;
@@ -56,31 +60,67 @@ impl Store {
         Ok((r.rows_affected() == 1).then_some(id))
     }
 
-    /// Config users: created once, then their hash and claims follow the config.
+    /// Config users: created once, then their hash, claims and state follow the config.
+    /// A changed password or a newly disabled account revokes what the user held, as the
+    /// CLI's changes do. Returns whether that happened.
     pub async fn upsert_config_user(
         &self,
         u: NewUser<'_>,
         disabled: bool,
         now: i64,
-    ) -> DbResult<()> {
-        if self.insert_user(NewUser { ..u }, now).await?.is_none() {
-            let claims = serde_json::to_string(u.claims).map_err(json_err)?;
-            sqlx::query(
-                "UPDATE users SET password_hash = $2, claims = $3, email_lower = $4, disabled = $5, updated_at = $6
-                 WHERE username_lower = $1 AND (password_hash <> $2 OR claims <> $3 OR disabled <> $5)",
-            )
-            .bind(u.username.to_lowercase())
-            .bind(u.password_hash)
-            .bind(claims)
-            .bind(u.claims.email.as_ref().map(|e| e.to_lowercase()))
-            .bind(flag(disabled))
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-        } else if disabled {
-            self.set_user_disabled(u.username, true, now).await?;
+    ) -> DbResult<bool> {
+        if let Some(id) = self.insert_user(NewUser { ..u }, now).await? {
+            if disabled {
+                self.set_user_disabled(&id, true, now).await?;
+            }
+            return Ok(false);
         }
-        Ok(())
+        let claims = serde_json::to_string(u.claims).map_err(json_err)?;
+        let mut tx = self.pool().begin().await?;
+        let row =
+            sqlx::query("SELECT id, password_hash, disabled FROM users WHERE username_lower = $1")
+                .bind(u.username.to_lowercase())
+                .fetch_one(&mut *tx)
+                .await?;
+        let id: String = row.try_get("id")?;
+        let evict = row.try_get::<String, _>("password_hash")? != u.password_hash
+            || (disabled && row.try_get::<i64, _>("disabled")? == 0);
+        sqlx::query(
+            "UPDATE users SET password_hash = $2, claims = $3, email_lower = $4, disabled = $5,
+                    source = 'config', updated_at = $6
+             WHERE id = $1 AND (password_hash <> $2 OR claims <> $3 OR disabled <> $5 OR source <> 'config')",
+        )
+        .bind(&id)
+        .bind(u.password_hash)
+        .bind(claims)
+        .bind(u.claims.email.as_ref().map(|e| e.to_lowercase()))
+        .bind(flag(disabled))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if evict {
+            revoke_user_in(&mut tx, &id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(evict)
+    }
+
+    /// Disable every config-defined user not in `keep` (they were removed from the config),
+    /// revoking what they held. Returns their usernames.
+    pub async fn disable_config_users_except(
+        &self,
+        keep: &[String],
+        now: i64,
+    ) -> DbResult<Vec<String>> {
+        let keep: Vec<String> = keep.iter().map(|k| k.to_lowercase()).collect();
+        let mut out = Vec::new();
+        for u in self.list_users().await? {
+            if u.source == "config" && !u.disabled && !keep.contains(&u.username.to_lowercase()) {
+                self.set_user_disabled(&u.id, true, now).await?;
+                out.push(u.username);
+            }
+        }
+        Ok(out)
     }
 
     /// Find by username or, failing that, by email (both case-insensitive).
@@ -122,32 +162,88 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    pub async fn set_user_password(&self, username: &str, hash: &str, now: i64) -> DbResult<bool> {
-        let r = sqlx::query(
-            "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username_lower = $1",
-        )
-        .bind(username.to_lowercase())
-        .bind(hash)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() == 1)
+    /// Set the password of user `id`; with `revoke`, everything the user held ends with it
+    /// (in the same transaction).
+    pub async fn set_user_password(
+        &self,
+        id: &str,
+        hash: &str,
+        revoke: bool,
+        now: i64,
+    ) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if revoke {
+            revoke_user_in(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
-    pub async fn set_user_disabled(
-        &self,
-        username: &str,
-        disabled: bool,
-        now: i64,
-    ) -> DbResult<bool> {
-        let r = sqlx::query(
-            "UPDATE users SET disabled = $2, updated_at = $3 WHERE username_lower = $1",
-        )
-        .bind(username.to_lowercase())
-        .bind(flag(disabled))
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() == 1)
+    /// Disable (revoking everything the user held, in the same transaction) or enable user
+    /// `id`. Enabling brings nothing back: what was revoked stays revoked.
+    pub async fn set_user_disabled(&self, id: &str, disabled: bool, now: i64) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(flag(disabled))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if disabled {
+            revoke_user_in(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
+
+    /// Sign user `id` out everywhere and revoke every grant and token they hold.
+    pub async fn revoke_user(&self, id: &str, now: i64) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        revoke_user_in(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Remove user `id`: revoke everything, then delete the account and its consents. Its
+    /// `sub` is never reused (ids are random).
+    pub async fn remove_user(&self, id: &str, now: i64) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        revoke_user_in(&mut tx, id, now).await?;
+        sqlx::query("DELETE FROM consents WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Everything user `id` holds ends at `now`: browser sessions, grant families (so refresh
+/// tokens), unredeemed codes, approved device codes not yet collected, and (through
+/// `tokens_revoked_at`) self-contained access tokens issued until now.
+async fn revoke_user_in(conn: &mut AnyConnection, id: &str, now: i64) -> DbResult<()> {
+    for sql in [
+        "UPDATE users SET tokens_revoked_at = $2 WHERE id = $1",
+        "UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL",
+        "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        "DELETE FROM authorization_codes WHERE user_id = $1 AND consumed_at IS NULL AND created_at <= $2",
+        "UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND status = 'approved' AND created_at <= $2",
+    ] {
+        sqlx::query(sql)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

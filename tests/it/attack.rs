@@ -345,13 +345,17 @@ async fn a_flood_of_abandoned_guesses_does_not_take_logins_down(b: Backend) {
     let took = started.elapsed();
     let mut busy = 0;
     for t in flood {
-        if t.await.expect("join") == Some(503) {
-            busy += 1;
+        // Answered in time: turned away busy, or checked and wrong; never a server error.
+        match t.await.expect("join") {
+            Some(503) => busy += 1,
+            Some(400) | None => {}
+            other => panic!("{other:?}"),
         }
     }
     assert!(signed_in, "the real login did not get through in {took:?}");
+    // How many were answered busy depends on the machine's load (the rest were abandoned
+    // first); the queue's bound itself is tested in crypto::password.
     eprintln!("real login during the flood took {took:?}; {busy} of 300 turned away busy");
-    assert!(busy > 0, "the flood was never turned away");
 }
 
 /// Wrong secrets for a client whose secret is argon2id: no more are checked than the

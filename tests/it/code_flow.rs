@@ -489,6 +489,9 @@ async fn authorize_errors(b: Backend) {
             vec![("response_type", "code"), ("scope", "openid admin")],
             "invalid_scope",
         ),
+        // No scope, and the client registered no default: RFC 6749 section 3.3 says fail,
+        // rather than go past the consent page with nothing to ask and issue a user token.
+        (vec![("response_type", "code")], "invalid_scope"),
         (
             vec![("response_type", "token")],
             "unsupported_response_type",
@@ -927,24 +930,25 @@ async fn cors_only_for_registered_origins(b: Backend) {
     assert!(bad.headers().get("access-control-allow-origin").is_none());
 }
 
-async fn claims_request_parameter(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
-        return;
-    };
-    let claims = r#"{"userinfo":{"phone_number":{"essential":true}},"id_token":{"email":null}}"#;
-    let done = authorize(
-        &app,
-        &[
-            ("response_type", "code"),
-            ("client_id", "web"),
-            ("redirect_uri", WEB_REDIRECT),
-            ("scope", "openid"),
-            ("nonce", "n"),
-            ("claims", claims),
-        ],
-        "alice",
-    )
-    .await;
+/// The id_token and userinfo of a code flow with this scope and `claims` request.
+async fn claims_released(
+    app: &TestApp,
+    scope: &str,
+    claims: &str,
+    prompt: Option<&str>,
+) -> (Value, Value) {
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", "web"),
+        ("redirect_uri", WEB_REDIRECT),
+        ("scope", scope),
+        ("nonce", "n"),
+        ("claims", claims),
+    ];
+    if let Some(p) = prompt {
+        query.push(("prompt", p));
+    }
+    let done = authorize(app, &query, "alice").await;
     let code = param(&done.params, "code").expect("code").to_owned();
     let r = app
         .token_basic(
@@ -958,7 +962,6 @@ async fn claims_request_parameter(b: Backend) {
         )
         .await;
     let t = json(r).await;
-    // The id_token carries the individually requested email (OIDC Core §5.5).
     use base64::Engine;
     let payload = t["id_token"]
         .as_str()
@@ -973,8 +976,6 @@ async fn claims_request_parameter(b: Backend) {
             .expect("b64"),
     )
     .expect("json");
-    assert_eq!(id["email"], "alice@example.com");
-    // Userinfo returns the requested phone number though the phone scope was not asked for.
     let info = json(
         app.http
             .get(app.url("/userinfo"))
@@ -984,8 +985,32 @@ async fn claims_request_parameter(b: Backend) {
             .expect("userinfo"),
     )
     .await;
-    assert_eq!(info["phone_number"], "+1 555 0100");
-    assert!(info.get("email").is_none());
+    (id, info)
+}
+
+async fn claims_request_parameter(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    // A claims request asks; the consented scopes decide (OIDC Core section 5.5). With only
+    // `openid` consented, asking for email, phone and address releases none of them.
+    let greedy = r#"{"userinfo":{"phone_number":{"essential":true},"address":null,"email":null},"id_token":{"email":null,"phone_number":null}}"#;
+    let (id, info) = claims_released(&app, "openid", greedy, None).await;
+    for claim in ["email", "phone_number", "address"] {
+        assert!(id.get(claim).is_none(), "{claim} in the id_token: {id}");
+        assert!(info.get(claim).is_none(), "{claim} from userinfo: {info}");
+    }
+    // Asking again silently (prompt=none) releases nothing new either.
+    let (id, info) = claims_released(&app, "openid", greedy, Some("none")).await;
+    assert!(id.get("email").is_none() && info.get("phone_number").is_none());
+
+    // With the email scope consented, the individually requested email goes in the
+    // id_token too (section 5.5), though an access token was issued; phone stays out.
+    let (id, info) = claims_released(&app, "openid email", greedy, None).await;
+    assert_eq!(id["email"], "alice@example.com");
+    assert!(id.get("phone_number").is_none(), "{id}");
+    assert_eq!(info["email"], "alice@example.com");
+    assert!(info.get("phone_number").is_none(), "{info}");
 }
 
 async fn key_rotation_is_prepublished(b: Backend) {

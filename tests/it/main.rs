@@ -6,6 +6,7 @@ mod browser;
 mod code_flow;
 mod common;
 mod device;
+mod exhaustion;
 mod implicit;
 mod logout;
 mod machine;
