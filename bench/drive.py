@@ -9,7 +9,19 @@
   login    a password login as a new browser would do it: GET /authorize with no cookies ->
            (redirects to) the login page -> POST the form with username and password -> follow
            redirects until the one to the client, which carries a code. One op = one password
-           check (argon2) plus the requests around it; a fresh cookie jar per op.
+           check (argon2) plus the requests around it; a fresh cookie jar per op. Each loop is
+           its own user (loop i logs in as bench<i>, loop 0 as bench) from its own address
+           (127.19.0.1 upwards), as concurrent logins are in real life: Latchkey checks one
+           password at a time per account and a few per address (login.max_in_flight_per_ip),
+           and refuses the rest, so loops sharing one account or address measure refusals.
+           A login page saying the server is busy (Latchkey's hashing queue is full: it holds
+           four checks per hashing thread, so at c=16 most submissions find it full) is
+           submitted again after --retry-delay, ±50% (0.05 s here: a load generator keeping the
+           queue full, not a user; the jitter keeps retries from coming in waves); the op's
+           time includes the waits, and the retries are reported ("busy_retries"). With a
+           user's pause of 0.5 s, the five loops just served would take every slot that frees
+           and the others would starve (measured: 5 of 16 loops made 59 logins each in 4 s,
+           11 made one, after 8-10 retries).
   flood    (Latchkey only) --guesses password-grant guesses (client bench-legacy, unknown
            usernames, each from its own address in 127.18.0.0/16, a new connection each) arrive
            evenly over --duration seconds and are abandoned after --abandon seconds without an
@@ -32,6 +44,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import resource
 import secrets
 import sys
@@ -127,6 +140,7 @@ class Stats:
         self.steps: dict[str, list[float]] = {}
         self.http_requests = 0
         self.errors: Counter = Counter()
+        self.retries = self.ops_retried = 0  # login: resubmissions after a "busy" page
         self.recording = False
         # Start time of each worker's op in progress. An op still running at the end that began
         # before the measured window ("unfinished": it took longer than the whole window) is
@@ -140,6 +154,11 @@ class Stats:
         self.http_requests += len(steps) if http_requests is None else http_requests
         for k, v in steps.items():
             self.steps.setdefault(k, []).append(v)
+
+    def retried(self, n: int):
+        if self.recording and n:
+            self.retries += n
+            self.ops_retried += 1
 
     def error(self, kind: str):
         if self.recording:
@@ -216,11 +235,11 @@ class Scenario:
         return new
 
 
-    async def login(self, c: Conn, busy_retry: float | None = None) -> tuple[int, int]:
+    async def login(self, c: Conn, busy_retry: float | None = None, username: str | None = None) -> tuple[int, int]:
         """One password login through the login page; returns the number of HTTP requests and
         of retries. With `busy_retry` (seconds), a login page that comes back saying the server
         is busy is submitted again after that pause, as a user would (the flood scenario);
-        without it, that is an error."""
+        without it, that is an error. `username`: instead of the prepared one (bench)."""
         jar = benchlib.CookieJar()
         _, challenge = pkce()
         url = (f"{self.prep['base']}{self.auth_path}?{self.login_query}&code_challenge={challenge}"
@@ -251,7 +270,7 @@ class Scenario:
             elif (status == 200 and not submitted) or (submitted and busy_retry is not None and BUSY in rb):
                 if submitted:  # the page again, saying the server is busy: wait and resubmit
                     retries += 1
-                    await asyncio.sleep(busy_retry)
+                    await asyncio.sleep(busy_retry * random.uniform(0.5, 1.5))
                 forms = [f for f in benchlib.parse_forms(rb)
                          if any(t == "password" for t, _ in f["inputs"].values())]
                 if not forms:
@@ -261,6 +280,8 @@ class Scenario:
                 method = f["method"].upper()
                 form = {k: v for k, (_, v) in f["inputs"].items()}
                 form.update(self.login_fields)
+                if username:
+                    form["username"] = username
                 submitted = True
             else:
                 raise HttpError(f"login_{status}" + next((f"_{k}" for k, m in REFUSALS if m in rb), ""))
@@ -331,14 +352,23 @@ async def worker_refresh(sc: Scenario, stats: Stats, stop: asyncio.Event, ready:
     await c.close()
 
 
-async def worker_login(sc: Scenario, stats: Stats, stop: asyncio.Event):
-    c = sc.conn()
+def login_address(i: int) -> str:
+    """Login loop i's source address, 127.19.0.1 upwards (any of 127.0.0.0/8 is local on
+    Linux): each loop is its own client to the per-address limits."""
+    n = i + 1
+    return f"127.19.{n >> 8}.{n & 255}"
+
+
+async def worker_login(sc: Scenario, stats: Stats, stop: asyncio.Event, i: int, retry_delay: float):
+    c = Conn(sc.host, sc.port, sc.timeout, local=login_address(i))
+    user = benchlib.login_user(i)
     clock = time.perf_counter
     while not stop.is_set():
         t0 = stats.busy[id(c)] = clock()
         try:
-            n, _ = await sc.login(c)
+            n, retries = await sc.login(c, busy_retry=retry_delay, username=user)
             stats.op((clock() - t0) * 1000, {}, http_requests=n)
+            stats.retried(retries)
         except (HttpError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
             stats.error(str(e) if isinstance(e, HttpError) else type(e).__name__)
             await c.close()
@@ -348,11 +378,12 @@ async def worker_login(sc: Scenario, stats: Stats, stop: asyncio.Event):
     await c.close()
 
 
-async def run(prep: dict, scenario: str, concurrency: int, duration: float, warmup: float, timeout: float) -> dict:
+async def run(prep: dict, scenario: str, concurrency: int, duration: float, warmup: float, timeout: float,
+              retry_delay: float) -> dict:
     sc = Scenario(prep, timeout)
     stats, stop, ready = Stats(), asyncio.Event(), asyncio.Event()
     if scenario == "login":
-        tasks = [asyncio.create_task(worker_login(sc, stats, stop)) for _ in range(concurrency)]
+        tasks = [asyncio.create_task(worker_login(sc, stats, stop, i, retry_delay)) for i in range(concurrency)]
     elif scenario == "code":
         tasks = [asyncio.create_task(worker_code(sc, stats, stop)) for _ in range(concurrency)]
         ready.set()
@@ -392,6 +423,8 @@ async def run(prep: dict, scenario: str, concurrency: int, duration: float, warm
         # Near 1.0 means the driver itself, not the server, may be the limit.
         "driver_cpu": round((ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime) / secs, 2),
     }
+    if scenario == "login":
+        out["busy_retries"], out["ops_retried"], out["retry_delay_s"] = stats.retries, stats.ops_retried, retry_delay
     if scenario == "code":
         out["steps"] = {k: {"p50_ms": pct(sorted(v), 50), "p99_ms": pct(sorted(v), 99)}
                         for k, v in stats.steps.items()}
@@ -545,18 +578,21 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     ap.add_argument("--guesses", type=int, default=1000, help="flood: password guesses in all")
     ap.add_argument("--abandon", type=float, default=0.3, help="flood: seconds before a guess is given up")
-    ap.add_argument("--retry-delay", type=float, default=0.5,
-                    help="flood: seconds the user waits before submitting again when the server is busy")
+    ap.add_argument("--retry-delay", type=float, default=None,
+                    help="seconds before submitting a login again when the server said it is busy: "
+                         "login 0.05 (load loops), flood 0.5 (the user)")
     a = ap.parse_args()
     if not (0 < a.duration <= 600 and 0 <= a.warmup <= 120 and 0 < a.concurrency <= 1024):
         raise SystemExit("duration must be in (0, 600], warmup in [0, 120], concurrency in (0, 1024]")
+    if a.retry_delay is None:
+        a.retry_delay = 0.5 if a.scenario == "flood" else 0.05
     with open(a.prep) as f:
         prep = json.load(f)
     if a.scenario == "flood":
         # --duration: the seconds over which the guesses arrive; --warmup: the user alone first.
         res = asyncio.run(run_flood(prep, a.guesses, a.duration, a.abandon, a.warmup, a.retry_delay, a.timeout))
     else:
-        res = asyncio.run(run(prep, a.scenario, a.concurrency, a.duration, a.warmup, a.timeout))
+        res = asyncio.run(run(prep, a.scenario, a.concurrency, a.duration, a.warmup, a.timeout, a.retry_delay))
     print("BENCH_RESULT " + json.dumps(res), flush=True)
     return 0
 

@@ -228,13 +228,15 @@ class Target:
         self.when = time.strftime("%Y%m%d-%H%M%S")
         self.prep_file = os.path.join(out_dir, f"{name}-{self.when}.prep.json")
         self.prep, self.prep_at = None, 0.0
+        self.users_ready = False  # the login loops' accounts have logged in once (consent)
         self.results: list[dict] = []
         self.burst: dict | None = None
         self.flood: dict | None = None
 
     def fresh_prep(self) -> dict:
         if self.prep is None or time.monotonic() - self.prep_at > PREP_MAX_AGE:
-            self.prep, self.prep_at = benchlib.prepare(self.base, self.flavor), time.monotonic()
+            self.prep = benchlib.prepare(self.base, self.flavor, login_users=not self.users_ready)
+            self.prep_at, self.users_ready = time.monotonic(), True
             with open(self.prep_file, "w") as f:
                 json.dump(self.prep, f, indent=2)
         return self.prep
@@ -263,8 +265,11 @@ class Target:
             if name == "burst":
                 self.burst = b = run_burst(prep, self.prep_file, self.duration, self.warmup, c, c, self.load_cpu,
                                            measure=self.steady)
+                lg = b["logins"]
                 log(f"  cc p99 idle {b['idle']['p99_ms']} ms, during logins {b['during']['p99_ms']} ms "
-                    f"({b['logins']['rps']} logins/s)")
+                    f"({lg['rps']} logins/s, p50 {lg['p50_ms']} ms, errors {lg['errors']}"
+                    + (f" {lg['error_kinds']}" if lg["errors"] else "")
+                    + f", {lg.get('busy_retries', 0)} retries after 'busy')")
                 continue
             if name not in DRIVE and self.scenario_warmup and c == self.concurrencies[0]:
                 # One warm-up per scenario is enough for wrk (JIT, caches, connection set-up are
@@ -289,6 +294,7 @@ class Target:
             attempts.append(r)
             log(f"  {r['rps']} /s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
                 + (f" {r['error_kinds']}" if r["errors"] else "")
+                + (f", {r['busy_retries']} retries after 'busy'" if r.get("busy_retries") else "")
                 + (f", server CPU {r['server_cpu']}" if "server_cpu" in r else "")
                 + (f", other CPU {r['foreign_cpu']}" if "foreign_cpu" in r else ""))
             if r.get("foreign_cpu", 0.0) <= self.foreign_max or self.retry_budget[0] <= 0:
