@@ -23,11 +23,14 @@
            and the others would starve (measured: 5 of 16 loops made 59 logins each in 4 s,
            11 made one, after 8-10 retries).
   flood    (Latchkey only) --guesses password-grant guesses (client bench-legacy, unknown
-           usernames, each from its own address in 127.18.0.0/16, a new connection each) arrive
-           evenly over --duration seconds and are abandoned after --abandon seconds without an
-           answer; meanwhile one user logs in through the login page, again and again, from
-           127.0.0.2, resubmitting after --retry-delay when the page says the server is busy.
-           Reports each guess's fate and the user's login latency (retries included).
+           usernames, a new connection each) from ONE address, 127.17.0.1 (the issue's
+           attack), arrive evenly over --duration seconds and are abandoned after --abandon
+           seconds without an answer; meanwhile one user logs in through the login page, again
+           and again, from 127.0.0.2, resubmitting after --retry-delay (±50%) when the page
+           says the server is busy. Reports each guess's fate and the user's login latency
+           (retries included).
+  flood_spread  the same, but each guess from its own address in 127.18.0.0/16: a
+           distributed flood, which per-address limits cannot slow down.
 
 N workers, one keep-alive HTTP/1.1 connection each, raw asyncio streams. Runs --warmup seconds
 unrecorded, then --duration seconds recorded; stops by itself. Prints one line
@@ -238,7 +241,7 @@ class Scenario:
     async def login(self, c: Conn, busy_retry: float | None = None, username: str | None = None) -> tuple[int, int]:
         """One password login through the login page; returns the number of HTTP requests and
         of retries. With `busy_retry` (seconds), a login page that comes back saying the server
-        is busy is submitted again after that pause, as a user would (the flood scenario);
+        is busy is submitted again after about that pause (±50%), as a user would;
         without it, that is an error. `username`: instead of the prepared one (bench)."""
         jar = benchlib.CookieJar()
         _, challenge = pkce()
@@ -431,17 +434,19 @@ async def run(prep: dict, scenario: str, concurrency: int, duration: float, warm
     return out
 
 
-# --- flood: abandoned password guesses from many addresses, a user logging in meanwhile ------
+# --- flood: abandoned password guesses, a user logging in meanwhile ---------------------------
+
+FLOOD_ADDRESS = "127.17.0.1"  # flood: the one attacker address
 
 FLOOD_CLIENT = "bench-legacy"  # bench/latchkey-bench.toml: registered for the password grant
 LEGIT_ADDRESS = "127.0.0.2"
 
 
 def flood_address(i: int) -> str:
-    """Guess i's source address, 127.18.0.1 upwards. Linux answers for all of 127.0.0.0/8 on
-    loopback, so each guess really comes from its own TCP peer address: the per-address limits
-    (login.max_in_flight_per_ip, max_failures_per_ip) see 1,000 clients, with no
-    trusted_proxies or X-Forwarded-For needed."""
+    """flood_spread: guess i's source address, 127.18.0.1 upwards. Linux answers for all of
+    127.0.0.0/8 on loopback, so each guess really comes from its own TCP peer address: the
+    per-address limits (login.max_in_flight_per_ip, max_failures_per_ip) see 1,000 clients,
+    with no trusted_proxies or X-Forwarded-For needed."""
     n = i + 1
     if n >= 1 << 16:
         raise SystemExit("at most 65535 guesses")
@@ -462,7 +467,7 @@ def classify_guess(status: int, body: bytes) -> str:
 
 
 async def guess(sc: Scenario, i: int, run_id: str, abandon: float, kinds: Counter, answered: list[float],
-                basic: str) -> None:
+                basic: str, address: str) -> None:
     """One password-grant guess at an unknown username over a new connection, abandoned (the
     connection closed) if no answer has come within `abandon` seconds."""
     body = urllib.parse.urlencode({"grant_type": "password", "username": f"nobody-{run_id}-{i}",
@@ -473,7 +478,7 @@ async def guess(sc: Scenario, i: int, run_id: str, abandon: float, kinds: Counte
     t0, writer, kind = clock(), None, "abandoned"
     try:
         async with asyncio.timeout(abandon):
-            reader, writer = await asyncio.open_connection(sc.host, sc.port, local_addr=(flood_address(i), 0))
+            reader, writer = await asyncio.open_connection(sc.host, sc.port, local_addr=(address, 0))
             writer.write(raw)
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -505,12 +510,13 @@ def login_summary(rows: list[tuple[float, int, float]], errors: Counter) -> dict
 
 
 async def run_flood(prep: dict, guesses: int, seconds: float, abandon: float, lead: float,
-                    retry_delay: float, timeout: float) -> dict:
+                    retry_delay: float, timeout: float, spread: bool = False) -> dict:
     """`lead` seconds of the user logging in alone, then `guesses` password guesses arriving at
     an even rate over `seconds` (open loop: the attacker does not wait for the server), each
     abandoned after `abandon` seconds, while the user keeps logging in, one login after the
-    other, retrying after `retry_delay` s whenever the page says the server is busy. Logins
-    that start before the last guess is over count as "during" and are waited for."""
+    other, retrying after about `retry_delay` s whenever the page says the server is busy.
+    Logins that start before the last guess is over count as "during" and are waited for.
+    The guesses come from FLOOD_ADDRESS, or with `spread` each from its own address."""
     sc = Scenario(prep, timeout)
     basic = benchlib.basic_auth(FLOOD_CLIENT)
     clock = time.perf_counter
@@ -546,7 +552,8 @@ async def run_flood(prep: dict, guesses: int, seconds: float, abandon: float, le
         if (wait := due - clock()) > 0:
             await asyncio.sleep(wait)
         lag = max(lag, clock() - due)
-        tasks.append(asyncio.create_task(guess(sc, i, run_id, abandon, kinds, answered, basic)))
+        address = flood_address(i) if spread else FLOOD_ADDRESS
+        tasks.append(asyncio.create_task(guess(sc, i, run_id, abandon, kinds, answered, basic, address)))
     sent = clock() - w0
     await asyncio.gather(*tasks)
     w1, ru1 = clock(), resource.getrusage(resource.RUSAGE_SELF)
@@ -557,7 +564,10 @@ async def run_flood(prep: dict, guesses: int, seconds: float, abandon: float, le
         errors["during"]["unfinished"] += 1
     answered.sort()
     return {
-        "name": "flood", "tool": "drive.py", "guesses": guesses, "abandon_after_s": abandon,
+        "name": "flood_spread" if spread else "flood", "tool": "drive.py", "guesses": guesses,
+        "attacker_addresses": guesses if spread else 1,
+        "attacker_address": f"{flood_address(0)} .. {flood_address(guesses - 1)}" if spread else FLOOD_ADDRESS,
+        "abandon_after_s": abandon,
         "sent_in_s": round(sent, 3), "rate": round(guesses / sent, 1) if sent else None,
         "seconds": round(w1 - w0, 3), "max_send_lag_ms": round(lag * 1000, 1), "started_at": started,
         "flood": dict(kinds), "answered_p50_ms": pct(answered, 50), "answered_max_ms": pct(answered, 100),
@@ -571,7 +581,7 @@ async def run_flood(prep: dict, guesses: int, seconds: float, abandon: float, le
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prep", required=True, help="JSON from bench/lib/prepare.py")
-    ap.add_argument("--scenario", required=True, choices=["code", "refresh", "login", "flood"])
+    ap.add_argument("--scenario", required=True, choices=["code", "refresh", "login", "flood", "flood_spread"])
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)
@@ -585,12 +595,13 @@ def main() -> int:
     if not (0 < a.duration <= 600 and 0 <= a.warmup <= 120 and 0 < a.concurrency <= 1024):
         raise SystemExit("duration must be in (0, 600], warmup in [0, 120], concurrency in (0, 1024]")
     if a.retry_delay is None:
-        a.retry_delay = 0.5 if a.scenario == "flood" else 0.05
+        a.retry_delay = 0.5 if a.scenario.startswith("flood") else 0.05
     with open(a.prep) as f:
         prep = json.load(f)
-    if a.scenario == "flood":
+    if a.scenario.startswith("flood"):
         # --duration: the seconds over which the guesses arrive; --warmup: the user alone first.
-        res = asyncio.run(run_flood(prep, a.guesses, a.duration, a.abandon, a.warmup, a.retry_delay, a.timeout))
+        res = asyncio.run(run_flood(prep, a.guesses, a.duration, a.abandon, a.warmup, a.retry_delay, a.timeout,
+                                    spread=a.scenario == "flood_spread"))
     else:
         res = asyncio.run(run(prep, a.scenario, a.concurrency, a.duration, a.warmup, a.timeout, a.retry_delay))
     print("BENCH_RESULT " + json.dumps(res), flush=True)
