@@ -7,8 +7,9 @@ Prepares the inputs (bench/lib), then per scenario and concurrency a --warmup ru
 and a --duration run, the load generator pinned with `taskset -c LOAD_CPU`: wrk +
 bench/lua/request.lua for the fixed requests, bench/drive.py for code+PKCE, refresh and password
 logins. Then comes the "burst" measurement: client_credentials alone, then again while a login
-burst runs, to show whether logins starve the token endpoint; last the "flood" (Latchkey only):
-client_credentials and a user's logins while 1,000 abandoned password guesses arrive. Pin the
+burst runs, to show whether logins starve the token endpoint; last the floods (Latchkey only):
+client_credentials and a user's logins while 1,000 abandoned password guesses arrive, from one
+address ("flood", the issue's attack) and then each from its own ("flood_spread"). Pin the
 server yourself (bench/run.sh does). Writes bench/results/<flavor>-<time>.json and prints a table.
 bench/suite.py imports this module (Target) to run the same thing for several servers.
 """
@@ -31,9 +32,10 @@ import benchlib  # noqa: E402
 WRK = ["cc_rs256", "cc_es256", "cc_eddsa", "introspect", "userinfo", "discovery", "jwks"]
 DRIVE = ["code", "refresh", "login"]
 # Order of the run: logins last (argon2 is slow and memory-hungry; keep it from disturbing the
-# rest), then the burst, which needs logins and client_credentials at once, then the flood,
-# which leaves a thousand throttle records behind.
-ALL = WRK + ["code", "refresh", "login", "burst", "flood"]
+# rest), then the burst, which needs logins and client_credentials at once, then the floods,
+# which leave throttle records behind (the one-address flood locks its address).
+FLOODS = ["flood", "flood_spread"]
+ALL = WRK + ["code", "refresh", "login", "burst", *FLOODS]
 PREP_MAX_AGE = 300  # seconds; user access tokens live 600 s on both servers
 BURST_CC = "cc_es256"  # the cheapest token: the most sensitive to losing CPU to argon2
 FLOOD_GUESSES = 1000  # the issue's flood: 1,000 password guesses ...
@@ -106,9 +108,11 @@ def token_statuses(base: str) -> dict[str, int]:
 
 
 def run_flood(prep: dict, prep_file: str, seconds: float, warmup: float, cc_concurrency: int, load_cpu: str,
-              measure=lambda f: f(), memory=None, hash_cpu_seconds=None, retry_delay: float = FLOOD_RETRY) -> dict:
+              measure=lambda f: f(), memory=None, hash_cpu_seconds=None, retry_delay: float = FLOOD_RETRY,
+              name: str = "flood") -> dict:
     """client_credentials p99 alone, then while FLOOD_GUESSES abandoned password guesses arrive
-    (drive.py --scenario flood, which also logs a user in over and over). The guesses arrive
+    (drive.py --scenario flood or flood_spread, `name`, which also logs a user in over and
+    over). The guesses arrive
     over max(4 s, the wrk run + 2.5 s), and wrk runs from 1 s into the flood, so it measures
     only the flood. Around the flood: the server's memory (`memory()`, VmRSS/VmHWM), the CPU
     time of its argon2 threads (`hash_cpu_seconds()`: how many passwords were really hashed)
@@ -125,7 +129,7 @@ def run_flood(prep: dict, prep_file: str, seconds: float, warmup: float, cc_conc
         mem0 = memory() if memory else None
         hash0 = hash_cpu_seconds() if hash_cpu_seconds else None
         st0 = token_statuses(prep["base"])
-        cmd = drive_cmd("flood", prep_file, window, lead, 1, load_cpu) + [
+        cmd = drive_cmd(name, prep_file, window, lead, 1, load_cpu) + [
             "--guesses", str(FLOOD_GUESSES), "--abandon", str(FLOOD_ABANDON), "--retry-delay", str(retry_delay)]
         flood = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -138,7 +142,7 @@ def run_flood(prep: dict, prep_file: str, seconds: float, warmup: float, cc_conc
             if flood.poll() is None:
                 flood.kill()
         if flood.returncode != 0:
-            raise RuntimeError(f"drive.py flood failed: {err[-2000:]}")
+            raise RuntimeError(f"drive.py {name} failed: {err[-2000:]}")
         f = result_line(out)
         # When wrk ran, in seconds from the flood's start (wrk's own start-up included).
         f["cc_window_s"] = [round(w0 - f["started_at"], 3), round(w1 - f["started_at"], 3)]
@@ -152,7 +156,7 @@ def run_flood(prep: dict, prep_file: str, seconds: float, warmup: float, cc_conc
         return r
 
     during = measure(during_flood)
-    return {"name": "flood", "cc": BURST_CC, "cc_concurrency": cc_concurrency, "idle": idle, "during": during,
+    return {"name": name, "cc": BURST_CC, "cc_concurrency": cc_concurrency, "idle": idle, "during": during,
             "flood": during.pop("flood"),
             "p99_ratio": round(during["p99_ms"] / idle["p99_ms"], 2) if idle["p99_ms"] else None,
             "rps_ratio": round(during["rps"] / idle["rps"], 3) if idle["rps"] else None}
@@ -231,7 +235,7 @@ class Target:
         self.users_ready = False  # the login loops' accounts have logged in once (consent)
         self.results: list[dict] = []
         self.burst: dict | None = None
-        self.flood: dict | None = None
+        self.floods: dict[str, dict] = {}  # "flood", "flood_spread"
 
     def fresh_prep(self) -> dict:
         if self.prep is None or time.monotonic() - self.prep_at > PREP_MAX_AGE:
@@ -242,16 +246,16 @@ class Target:
         return self.prep
 
     def run(self, name: str) -> None:
-        """One scenario at every concurrency (the burst and the flood at their own)."""
-        if name == "flood":
+        """One scenario at every concurrency (the burst and the floods at their own)."""
+        if name in FLOODS:
             if self.flavor != "latchkey":
-                log(f"{self.name} flood: skipped (Latchkey only: the peer has no password grant)")
+                log(f"{self.name} {name}: skipped (Latchkey only: the peer has no password grant)")
                 return
-            log(f"{self.name} flood c={self.burst_concurrency} ...")
-            self.flood = f = run_flood(self.fresh_prep(), self.prep_file, self.duration, self.warmup,
-                                       self.burst_concurrency, self.load_cpu, measure=self.steady,
-                                       memory=self.memory, hash_cpu_seconds=self.hash_cpu_seconds,
-                                       retry_delay=self.flood_retry_delay)
+            log(f"{self.name} {name} c={self.burst_concurrency} ...")
+            self.floods[name] = f = run_flood(self.fresh_prep(), self.prep_file, self.duration, self.warmup,
+                                              self.burst_concurrency, self.load_cpu, measure=self.steady,
+                                              memory=self.memory, hash_cpu_seconds=self.hash_cpu_seconds,
+                                              retry_delay=self.flood_retry_delay, name=name)
             g, u = f["flood"], f["flood"]["legit"]
             log(f"  cc p99 idle {f['idle']['p99_ms']} ms, during the flood {f['during']['p99_ms']} ms; "
                 f"{g['guesses']} guesses at {g['rate']}/s: {g['flood']}, token endpoint answered "
@@ -323,7 +327,7 @@ class Target:
         return {"flavor": self.flavor, "base": self.base, "when": self.when, "duration": self.duration,
                 "warmup": self.warmup, "concurrencies": self.concurrencies, "load_cpu": self.load_cpu,
                 "checks": self.prep.get("checks") if self.prep else None, "results": self.results,
-                "burst": self.burst, "flood": self.flood}
+                "burst": self.burst, **{n: self.floods.get(n) for n in FLOODS}}
 
 
 def run_all(base: str, flavor: str, scenarios: list[str], concurrencies: list[int], duration: float,
@@ -347,15 +351,17 @@ def table(doc: dict) -> str:
         note = "; ".join(f"{k.replace('_', ' ')} {r[k]}" for k in ("server_cpu", "driver_cpu") if k in r)
         rows.append(f"| {r['name']} | {r['concurrency']} | {r['rps']:.1f} | {fmt(r['p50_ms'])} | "
                     f"{fmt(r['p99_ms'])} | {r['errors']} | {note} |")
-    f = doc.get("flood")
-    if f:
+    for name in FLOODS:
+        f = doc.get(name)
+        if not f:
+            continue
         u = f["flood"]["legit"]
-        rows.append(f"| {f['cc']} idle (flood) | {f['cc_concurrency']} | {f['idle']['rps']:.1f} | "
+        rows.append(f"| {f['cc']} idle ({name}) | {f['cc_concurrency']} | {f['idle']['rps']:.1f} | "
                     f"{fmt(f['idle']['p50_ms'])} | {fmt(f['idle']['p99_ms'])} | {f['idle']['errors']} | |")
-        rows.append(f"| {f['cc']} during the flood | {f['cc_concurrency']} | {f['during']['rps']:.1f} | "
+        rows.append(f"| {f['cc']} during {name} | {f['cc_concurrency']} | {f['during']['rps']:.1f} | "
                     f"{fmt(f['during']['p50_ms'])} | {fmt(f['during']['p99_ms'])} | {f['during']['errors']} | "
                     f"guesses {f['flood']['flood']} |")
-        rows.append(f"| user login during the flood | 1 | - | {fmt(u['p50_ms'])} | max {fmt(u['max_ms'])} | "
+        rows.append(f"| user login during {name} | 1 | - | {fmt(u['p50_ms'])} | max {fmt(u['max_ms'])} | "
                     f"{u['errors']} | {u['retries']} retries |")
     b = doc.get("burst")
     if b:

@@ -10,8 +10,8 @@ load generators on --load-cpu (taskset), scenario by scenario: each scenario run
 server before the next one starts (in rotating order), so a burst of outside load on a shared
 machine hits all servers alike instead of skewing one server's figures. Memory: VmRSS/VmHWM
 from /proc/<pid>/status when all are idle after start-up, right before each server's login
-scenario, right before the flood, and at the end (VmHWM then is the peak of the whole run,
-logins and flood included).
+scenario, right before each flood, and at the end (VmHWM then is the peak of the whole run,
+logins and floods included).
 Writes bench/results/suite-<time>.json, then bench/report.py renders it.
 """
 
@@ -246,8 +246,8 @@ def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
                 try:
                     if scenario == "login":
                         memory[n]["before_login"] = servers[n].memory()
-                    if scenario == "flood":
-                        memory[n]["before_flood"] = servers[n].memory()
+                    if scenario in run.FLOODS:
+                        memory[n][f"before_{scenario}"] = servers[n].memory()
                     targets[n].run(scenario)
                 except Exception as e:  # noqa: BLE001 - one broken server must not lose the others' results
                     log(f"{n} failed: {e!r}; see {servers[n].log_path}")
