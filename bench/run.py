@@ -6,9 +6,11 @@
 Prepares the inputs (bench/lib), then per scenario and concurrency a --warmup run (discarded)
 and a --duration run, the load generator pinned with `taskset -c LOAD_CPU`: wrk +
 bench/lua/request.lua for the fixed requests, bench/drive.py for code+PKCE, refresh and password
-logins. Last comes the "burst" measurement: client_credentials alone, then again while a login
-burst runs, to show whether logins starve the token endpoint. Pin the server yourself
-(bench/run.sh does). Writes bench/results/<flavor>-<time>.json and prints a table.
+logins. Then comes the "burst" measurement: client_credentials alone, then again while a login
+burst runs, to show whether logins starve the token endpoint; last the floods (Latchkey only):
+client_credentials and a user's logins while 1,000 abandoned password guesses arrive, from one
+address ("flood", the issue's attack) and then each from its own ("flood_spread"). Pin the
+server yourself (bench/run.sh does). Writes bench/results/<flavor>-<time>.json and prints a table.
 bench/suite.py imports this module (Target) to run the same thing for several servers.
 """
 
@@ -30,10 +32,15 @@ import benchlib  # noqa: E402
 WRK = ["cc_rs256", "cc_es256", "cc_eddsa", "introspect", "userinfo", "discovery", "jwks"]
 DRIVE = ["code", "refresh", "login"]
 # Order of the run: logins last (argon2 is slow and memory-hungry; keep it from disturbing the
-# rest), then the burst, which needs logins and client_credentials at once.
-ALL = WRK + ["code", "refresh", "login", "burst"]
+# rest), then the burst, which needs logins and client_credentials at once, then the floods,
+# which leave throttle records behind (the one-address flood locks its address).
+FLOODS = ["flood", "flood_spread"]
+ALL = WRK + ["code", "refresh", "login", "burst", *FLOODS]
 PREP_MAX_AGE = 300  # seconds; user access tokens live 600 s on both servers
 BURST_CC = "cc_es256"  # the cheapest token: the most sensitive to losing CPU to argon2
+FLOOD_GUESSES = 1000  # the issue's flood: 1,000 password guesses ...
+FLOOD_ABANDON = 0.3  # ... each given up by the attacker after 0.3 s
+FLOOD_RETRY = 0.5  # a user told "busy" submits again after this long
 
 
 def login_seconds(duration: float, concurrency: int) -> float:
@@ -88,6 +95,73 @@ def run_drive(name: str, prep_file: str, seconds: float, warmup: float, concurre
     return result_line(p.stdout)
 
 
+def token_statuses(base: str) -> dict[str, int]:
+    """Latchkey's /metrics: responses of the token endpoint so far, by status. A request whose
+    caller hung up before the answer is not counted (its handler was dropped)."""
+    r = benchlib.Http(base).request("GET", "/metrics", cookies=False)
+    out = {}
+    for line in r.body.decode().splitlines():
+        if line.startswith("latchkey_http_requests_total{") and 'route="/token"' in line:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            out[status] = int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def run_flood(prep: dict, prep_file: str, seconds: float, warmup: float, cc_concurrency: int, load_cpu: str,
+              measure=lambda f: f(), memory=None, hash_cpu_seconds=None, retry_delay: float = FLOOD_RETRY,
+              name: str = "flood") -> dict:
+    """client_credentials p99 alone, then while FLOOD_GUESSES abandoned password guesses arrive
+    (drive.py --scenario flood or flood_spread, `name`, which also logs a user in over and
+    over). The guesses arrive
+    over max(4 s, the wrk run + 2.5 s), and wrk runs from 1 s into the flood, so it measures
+    only the flood. Around the flood: the server's memory (`memory()`, VmRSS/VmHWM), the CPU
+    time of its argon2 threads (`hash_cpu_seconds()`: how many passwords were really hashed)
+    and the token endpoint's answers by status from /metrics."""
+    s = next(x for x in prep["wrk"] if x["name"] == BURST_CC)
+    if warmup:
+        run_wrk(s, warmup, cc_concurrency, load_cpu)
+    idle = measure(lambda: run_wrk(s, seconds, cc_concurrency, load_cpu))
+    wrk_secs = max(1, round(seconds))
+    window = max(4.0, wrk_secs + 2.5)
+    lead = max(1.0, warmup)
+
+    def during_flood() -> dict:
+        mem0 = memory() if memory else None
+        hash0 = hash_cpu_seconds() if hash_cpu_seconds else None
+        st0 = token_statuses(prep["base"])
+        cmd = drive_cmd(name, prep_file, window, lead, 1, load_cpu) + [
+            "--guesses", str(FLOOD_GUESSES), "--abandon", str(FLOOD_ABANDON), "--retry-delay", str(retry_delay)]
+        flood = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(lead + 1.0)
+            w0 = time.time()
+            r = run_wrk(s, wrk_secs, cc_concurrency, load_cpu)
+            w1 = time.time()
+            out, err = flood.communicate(timeout=window + lead + 120)
+        finally:
+            if flood.poll() is None:
+                flood.kill()
+        if flood.returncode != 0:
+            raise RuntimeError(f"drive.py {name} failed: {err[-2000:]}")
+        f = result_line(out)
+        # When wrk ran, in seconds from the flood's start (wrk's own start-up included).
+        f["cc_window_s"] = [round(w0 - f["started_at"], 3), round(w1 - f["started_at"], 3)]
+        st1 = token_statuses(prep["base"])
+        f["token_answers"] = {k: v - st0.get(k, 0) for k, v in st1.items() if v - st0.get(k, 0)}
+        if memory:
+            f["memory_before"], f["memory_after"] = mem0, memory()
+        if hash_cpu_seconds:
+            f["hash_cpu_s"] = round(hash_cpu_seconds() - hash0, 3)
+        r["flood"] = f
+        return r
+
+    during = measure(during_flood)
+    return {"name": name, "cc": BURST_CC, "cc_concurrency": cc_concurrency, "idle": idle, "during": during,
+            "flood": during.pop("flood"),
+            "p99_ratio": round(during["p99_ms"] / idle["p99_ms"], 2) if idle["p99_ms"] else None,
+            "rps_ratio": round(during["rps"] / idle["rps"], 3) if idle["rps"] else None}
+
+
 def run_burst(prep: dict, prep_file: str, seconds: float, warmup: float, cc_concurrency: int,
               login_concurrency: int, load_cpu: str, measure=lambda f: f()) -> dict:
     """client_credentials p99 alone, then while logins run flat out. The login driver starts
@@ -134,8 +208,13 @@ class Target:
     def __init__(self, name: str, base: str, flavor: str, concurrencies: list[int], duration: float,
                  warmup: float, load_cpu: str, out_dir: str, burst_concurrency: int = 16,
                  server_cpu_seconds=None, core_times=None, retries: int = 0, retry_budget: list | None = None,
-                 foreign_max: float = 0.25, scenario_warmup: float | None = None):
+                 foreign_max: float = 0.25, scenario_warmup: float | None = None, memory=None,
+                 hash_cpu_seconds=None, flood_retry_delay: float = FLOOD_RETRY):
         self.name, self.base, self.flavor = name, base, flavor
+        # The flood reads these around itself when given: the server's VmRSS/VmHWM (MiB) and
+        # the CPU time of its argon2 threads.
+        self.memory, self.hash_cpu_seconds = memory, hash_cpu_seconds
+        self.flood_retry_delay = flood_retry_delay
         self.concurrencies, self.duration, self.warmup = concurrencies, duration, warmup
         # wrk scenarios get one longer warm-up before their first run: node's JIT needs several
         # seconds of a request type before the peer reaches its speed (a 1 s warm-up left it at
@@ -153,26 +232,48 @@ class Target:
         self.when = time.strftime("%Y%m%d-%H%M%S")
         self.prep_file = os.path.join(out_dir, f"{name}-{self.when}.prep.json")
         self.prep, self.prep_at = None, 0.0
+        self.users_ready = False  # the login loops' accounts have logged in once (consent)
         self.results: list[dict] = []
         self.burst: dict | None = None
+        self.floods: dict[str, dict] = {}  # "flood", "flood_spread"
 
     def fresh_prep(self) -> dict:
         if self.prep is None or time.monotonic() - self.prep_at > PREP_MAX_AGE:
-            self.prep, self.prep_at = benchlib.prepare(self.base, self.flavor), time.monotonic()
+            self.prep = benchlib.prepare(self.base, self.flavor, login_users=not self.users_ready)
+            self.prep_at, self.users_ready = time.monotonic(), True
             with open(self.prep_file, "w") as f:
                 json.dump(self.prep, f, indent=2)
         return self.prep
 
     def run(self, name: str) -> None:
-        """One scenario at every concurrency (the burst at its own)."""
+        """One scenario at every concurrency (the burst and the floods at their own)."""
+        if name in FLOODS:
+            if self.flavor != "latchkey":
+                log(f"{self.name} {name}: skipped (Latchkey only: the peer has no password grant)")
+                return
+            log(f"{self.name} {name} c={self.burst_concurrency} ...")
+            self.floods[name] = f = run_flood(self.fresh_prep(), self.prep_file, self.duration, self.warmup,
+                                              self.burst_concurrency, self.load_cpu, measure=self.steady,
+                                              memory=self.memory, hash_cpu_seconds=self.hash_cpu_seconds,
+                                              retry_delay=self.flood_retry_delay, name=name)
+            g, u = f["flood"], f["flood"]["legit"]
+            log(f"  cc p99 idle {f['idle']['p99_ms']} ms, during the flood {f['during']['p99_ms']} ms; "
+                f"{g['guesses']} guesses at {g['rate']}/s: {g['flood']}, token endpoint answered "
+                f"{g['token_answers']}, argon2 CPU {g.get('hash_cpu_s')} s; user logins p50 {u['p50_ms']} ms, "
+                f"max {u['max_ms']} ms, {u['ops']} logins, {u['retries']} retries, errors {u['errors']}"
+                + (f"; VmHWM {g['memory_after']['VmHWM']} MiB" if g.get("memory_after") else ""))
+            return
         for c in (self.concurrencies if name != "burst" else [self.burst_concurrency]):
             prep = self.fresh_prep()
             log(f"{self.name} {name} c={c} ...")
             if name == "burst":
                 self.burst = b = run_burst(prep, self.prep_file, self.duration, self.warmup, c, c, self.load_cpu,
                                            measure=self.steady)
+                lg = b["logins"]
                 log(f"  cc p99 idle {b['idle']['p99_ms']} ms, during logins {b['during']['p99_ms']} ms "
-                    f"({b['logins']['rps']} logins/s)")
+                    f"({lg['rps']} logins/s, p50 {lg['p50_ms']} ms, errors {lg['errors']}"
+                    + (f" {lg['error_kinds']}" if lg["errors"] else "")
+                    + f", {lg.get('busy_retries', 0)} retries after 'busy')")
                 continue
             if name not in DRIVE and self.scenario_warmup and c == self.concurrencies[0]:
                 # One warm-up per scenario is enough for wrk (JIT, caches, connection set-up are
@@ -197,6 +298,7 @@ class Target:
             attempts.append(r)
             log(f"  {r['rps']} /s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
                 + (f" {r['error_kinds']}" if r["errors"] else "")
+                + (f", {r['busy_retries']} retries after 'busy'" if r.get("busy_retries") else "")
                 + (f", server CPU {r['server_cpu']}" if "server_cpu" in r else "")
                 + (f", other CPU {r['foreign_cpu']}" if "foreign_cpu" in r else ""))
             if r.get("foreign_cpu", 0.0) <= self.foreign_max or self.retry_budget[0] <= 0:
@@ -225,7 +327,7 @@ class Target:
         return {"flavor": self.flavor, "base": self.base, "when": self.when, "duration": self.duration,
                 "warmup": self.warmup, "concurrencies": self.concurrencies, "load_cpu": self.load_cpu,
                 "checks": self.prep.get("checks") if self.prep else None, "results": self.results,
-                "burst": self.burst}
+                "burst": self.burst, **{n: self.floods.get(n) for n in FLOODS}}
 
 
 def run_all(base: str, flavor: str, scenarios: list[str], concurrencies: list[int], duration: float,
@@ -249,6 +351,18 @@ def table(doc: dict) -> str:
         note = "; ".join(f"{k.replace('_', ' ')} {r[k]}" for k in ("server_cpu", "driver_cpu") if k in r)
         rows.append(f"| {r['name']} | {r['concurrency']} | {r['rps']:.1f} | {fmt(r['p50_ms'])} | "
                     f"{fmt(r['p99_ms'])} | {r['errors']} | {note} |")
+    for name in FLOODS:
+        f = doc.get(name)
+        if not f:
+            continue
+        u = f["flood"]["legit"]
+        rows.append(f"| {f['cc']} idle ({name}) | {f['cc_concurrency']} | {f['idle']['rps']:.1f} | "
+                    f"{fmt(f['idle']['p50_ms'])} | {fmt(f['idle']['p99_ms'])} | {f['idle']['errors']} | |")
+        rows.append(f"| {f['cc']} during {name} | {f['cc_concurrency']} | {f['during']['rps']:.1f} | "
+                    f"{fmt(f['during']['p50_ms'])} | {fmt(f['during']['p99_ms'])} | {f['during']['errors']} | "
+                    f"guesses {f['flood']['flood']} |")
+        rows.append(f"| user login during {name} | 1 | - | {fmt(u['p50_ms'])} | max {fmt(u['max_ms'])} | "
+                    f"{u['errors']} | {u['retries']} retries |")
     b = doc.get("burst")
     if b:
         rows.append(f"| {b['cc']} idle | {b['cc_concurrency']} | {b['idle']['rps']:.1f} | "

@@ -8,7 +8,7 @@
 #    ceiling probe (`--features bench`: `latchkey ceilings`, src/ceilings.rs) into
 #    CARGO_TARGET_DIR (default /var/tmp/latchkey-bench-target);
 # 3. creates an empty Postgres database (BENCH_PG, default postgres://postgres@127.0.0.1:5432,
-#    database latchkey_bench; dropped again at the end);
+#    database BENCH_DB, default latchkey_bench; dropped again at the end);
 # 4. bench/suite.py: the one-core signing/argon2 ceilings, then every scenario against Latchkey
 #    on Postgres, Latchkey on SQLite and the peer, each server pinned to SERVER_CPU (default 0)
 #    and the load to LOAD_CPU (default 1), loopback only;
@@ -25,7 +25,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/latchkey-bench-target}"
 server_cpu="${SERVER_CPU:-0}"
 load_cpu="${LOAD_CPU:-1}"
 pg="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
-db="latchkey_bench"
+db="${BENCH_DB:-latchkey_bench}"  # another name when two benches share one Postgres
 start=$(date +%s)
 step() { printf '\n[%s +%ss] %s\n' "$(date +%H:%M:%S)" "$(( $(date +%s) - start ))" "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -10,7 +10,8 @@ load generators on --load-cpu (taskset), scenario by scenario: each scenario run
 server before the next one starts (in rotating order), so a burst of outside load on a shared
 machine hits all servers alike instead of skewing one server's figures. Memory: VmRSS/VmHWM
 from /proc/<pid>/status when all are idle after start-up, right before each server's login
-scenario, and at the end (VmHWM then is the peak of the whole run, logins included).
+scenario, right before each flood, and at the end (VmHWM then is the peak of the whole run,
+logins and floods included).
 Writes bench/results/suite-<time>.json, then bench/report.py renders it.
 """
 
@@ -63,6 +64,22 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int, prefix: str) -> float:
+    """utime + stime of the process's threads whose name starts with `prefix` (Latchkey's
+    password hashing threads are latchkey-argon2-N), from /proc/<pid>/task/*/stat."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, _, rest = f.read().rpartition(")")
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        if head.split("(", 1)[1].startswith(prefix):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def core_times(cpus: str) -> tuple[float, float]:
@@ -213,7 +230,10 @@ def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
                 # Postgres's own processes may also run on the server's core and count as
                 # "other"; measured, that is a few percent at most, so one threshold fits all.
                 foreign_max=a.foreign_max,
-                scenario_warmup=a.scenario_warmup if n == "peer" else min(1.0, a.scenario_warmup))
+                scenario_warmup=a.scenario_warmup if n == "peer" else min(1.0, a.scenario_warmup),
+                memory=srv.memory,
+                hash_cpu_seconds=lambda pid=srv.proc.pid: thread_cpu_seconds(pid, "latchkey-argon2"),
+                flood_retry_delay=a.flood_retry_delay)
         time.sleep(1.0)  # let start-up work (key generation, first-request warm-up) settle
         for n, srv in servers.items():
             memory[n] = {"idle": srv.memory()}
@@ -226,6 +246,8 @@ def bench_servers(names: list[str], a, scenarios: list[str], work: str) -> dict:
                 try:
                     if scenario == "login":
                         memory[n]["before_login"] = servers[n].memory()
+                    if scenario in run.FLOODS:
+                        memory[n][f"before_{scenario}"] = servers[n].memory()
                     targets[n].run(scenario)
                 except Exception as e:  # noqa: BLE001 - one broken server must not lose the others' results
                     log(f"{n} failed: {e!r}; see {servers[n].log_path}")
@@ -263,6 +285,9 @@ def main() -> int:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--burst-concurrency", type=int, default=16,
                     help="connections of both the client_credentials and the login load in the burst")
+    ap.add_argument("--flood-retry-delay", type=float, default=run.FLOOD_RETRY,
+                    help="flood: seconds the user waits before submitting the login form again after a "
+                         "'busy' page (the retries count in the login's time)")
     ap.add_argument("--sign-seconds", type=float, default=1.5)
     ap.add_argument("--retries", type=int, default=1,
                     help="repeat a run this often when other processes took more than --foreign-max of the "

@@ -12,6 +12,9 @@ gets live tokens and returns everything the load scripts need as one JSON-able d
                       drive.py walks through the login page with a fresh cookie jar per op
     wrk               the fixed-request scenarios, ready for bench/lua/request.lua
 
+It also logs each login loop's own account (bench1 .. bench63) in once, so that consent to the
+web app is remembered for all of them.
+
 Everything server-specific is in the Flavor classes at the bottom; the protocol part is plain
 OAuth 2.0 / OIDC.
 """
@@ -34,9 +37,19 @@ WEB_CLIENT = "bench-web"
 RS_CLIENT = "bench-rs"
 USERNAME = "bench"
 PASSWORD = "bench-password"
+# bench, bench1 .. bench63 (latchkey-bench.toml, peer/server.mjs): one account per concurrent
+# login loop, as Latchkey checks one password at a time per account.
+LOGIN_USERS = 64
 REDIRECT_URI = "http://127.0.0.1:9999/cb"
 WEB_SCOPE = "openid profile email offline_access"
 CC_SCOPE = "api.read"
+
+
+def login_user(i: int) -> str:
+    """The account of login loop i: bench, bench1, ..., bench63, then round again (loops
+    beyond 64 share accounts, and Latchkey then refuses some of their attempts as in flight)."""
+    n = i % LOGIN_USERS
+    return USERNAME if n == 0 else f"{USERNAME}{n}"
 
 
 # --- small protocol helpers ----------------------------------------------------------------
@@ -212,9 +225,10 @@ def authorize_url(endpoints: dict, query: dict, challenge: str, state: str) -> s
     return endpoints["authorization_endpoint"] + "?" + urllib.parse.urlencode(q)
 
 
-def run_authorize(h: Http, flavor: "Flavor", endpoints: dict, query: dict, max_steps: int = 10) -> tuple[str, str]:
-    """GET /authorize and follow it (answering login/consent pages) until the redirect to the
-    client. Returns (code, code_verifier)."""
+def run_authorize(h: Http, flavor: "Flavor", endpoints: dict, query: dict, max_steps: int = 10,
+                  username: str = USERNAME) -> tuple[str, str]:
+    """GET /authorize and follow it (answering login/consent pages as `username`) until the
+    redirect to the client. Returns (code, code_verifier)."""
     verifier, challenge = pkce_pair()
     url = authorize_url(endpoints, query, challenge, secrets.token_urlsafe(8))
     r = h.request("GET", url)
@@ -226,7 +240,7 @@ def run_authorize(h: Http, flavor: "Flavor", endpoints: dict, query: dict, max_s
             r = h.request("GET", loc)
             url = loc
         elif r.status == 200:
-            r = flavor.answer_page(h, url, r)
+            r = flavor.answer_page(h, url, r, username)
         else:
             raise BenchError(f"authorize flow: HTTP {r.status} at {url}: {r.body[:300]!r}")
     raise BenchError("authorize flow: too many steps")
@@ -265,7 +279,10 @@ def jwt_header(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
 
 
-def prepare(base: str, flavor_name: str, check: bool = True) -> dict:
+def prepare(base: str, flavor_name: str, check: bool = True, login_users: bool = True) -> dict:
+    """`login_users`: also log each of the login loops' accounts (bench1 .. bench63) in once,
+    which grants their consent to bench-web on Latchkey (remembered in its store, so once per
+    server is enough) and checks that both servers have all 64 accounts."""
     flavor = FLAVORS[flavor_name]()
     h = Http(base)
     disc = discover(h)
@@ -338,6 +355,10 @@ def prepare(base: str, flavor_name: str, check: bool = True) -> dict:
         bad = [k for k, v in checks.items() if v is False or (k.startswith("wrk:") and v != 200)]
         if bad:
             raise BenchError(f"sanity checks failed: {bad}: {checks}")
+    if login_users:
+        for i in range(1, LOGIN_USERS):
+            run_authorize(Http(base), flavor, endpoints, flavor.authorize_query("login"), username=login_user(i))
+        checks["login_users"] = LOGIN_USERS
     prep["checks"] = checks
     return prep
 
@@ -392,7 +413,7 @@ class Flavor:
         return {"client_id": WEB_CLIENT, "response_type": "code", "redirect_uri": REDIRECT_URI,
                 "scope": WEB_SCOPE}
 
-    def answer_page(self, h: Http, url: str, r: Response) -> Response:
+    def answer_page(self, h: Http, url: str, r: Response, username: str = USERNAME) -> Response:
         """A 200 page during /authorize: fill the login form, or approve consent."""
         forms = parse_forms(r.body)
         if not forms:
@@ -401,7 +422,7 @@ class Flavor:
         action = urllib.parse.urljoin(url, f["action"] or url)
         data = {k: v for k, (t, v) in f["inputs"].items()}
         if any(t == "password" for t, _ in f["inputs"].values()):
-            data.update(self.login_fields())
+            data.update(self.login_fields(), username=username)
         else:
             data.update(self.consent_fields(f))
         return h.request(f["method"].upper(), action, form=data)

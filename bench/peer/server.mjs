@@ -75,12 +75,17 @@ const keys = [
 
 // --- accounts ---------------------------------------------------------------------------
 const ARGON2 = { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 };
+const BENCH_HASH = await argon2.hash('bench-password', ARGON2);
 const users = new Map([
   ['bench', {
-    hash: await argon2.hash('bench-password', ARGON2),
+    hash: BENCH_HASH,
     claims: { sub: 'bench', name: 'Bench User', email: 'bench@example.test', email_verified: true },
   }],
 ]);
+// bench1..bench63: one account per concurrent login loop (bench/drive.py), with bench's
+// password and hash, as in latchkey-bench.toml (Latchkey checks one password at a time per
+// account; the peer has no such throttle, but both servers get the same logins).
+for (let i = 1; i < 64; i += 1) users.set(`bench${i}`, { hash: BENCH_HASH, claims: { sub: `bench${i}` } });
 const DUMMY_HASH = await argon2.hash(crypto.randomBytes(16).toString('hex'), ARGON2);
 
 async function checkPassword(username, password) {
