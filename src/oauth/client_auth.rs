@@ -91,10 +91,11 @@ fn parse_basic(header: &str) -> OAuthResult<(String, String)> {
             "the Authorization header is not valid HTTP Basic credentials (RFC 6749 section 2.3.1)",
         )
     };
-    let b64 = header
-        .strip_prefix("Basic ")
-        .or_else(|| header.strip_prefix("basic "))
-        .ok_or_else(bad)?;
+    // RFC 9110 section 11.1: the scheme is case-insensitive ("BASIC" is Basic too).
+    let (scheme, b64) = header.split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad());
+    }
     let raw = STANDARD.decode(b64.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
@@ -383,5 +384,10 @@ mod tests {
         assert_eq!(id, "my app");
         assert_eq!(secret, "p:ss w");
         assert!(parse_basic("Basic !!!").is_err());
+        for scheme in ["basic", "BASIC", "bAsIc"] {
+            let h = format!("{scheme} {}", STANDARD.encode("a:b"));
+            assert_eq!(parse_basic(&h).expect(scheme), ("a".into(), "b".into()));
+        }
+        assert!(parse_basic(&format!("Bearer {}", STANDARD.encode("a:b"))).is_err());
     }
 }
