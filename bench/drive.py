@@ -15,7 +15,7 @@
            password at a time per account and a few per address (login.max_in_flight_per_ip),
            and refuses the rest, so loops sharing one account or address measure refusals.
            A login page saying the server is busy (Latchkey's hashing queue is full: it holds
-           four checks per hashing thread, so at c=16 most submissions find it full) is
+           eight checks per hashing thread, so at c=16 most submissions find it full) is
            submitted again after --retry-delay, ±50% (0.05 s here: a load generator keeping the
            queue full, not a user; the jitter keeps retries from coming in waves); the op's
            time includes the waits, and the retries are reported ("busy_retries"). With a

@@ -447,7 +447,7 @@ def login_note(suite: dict) -> str:
         return ""
     delay = next(r["retry_delay_s"] for srv, _ in LATCHKEYS for r in runs(suite, srv, "login") if "retry_delay_s" in r)
     return (f" Each login loop is its own user from its own address. Latchkey turns a login away as busy when its "
-            f"hashing queue is full (four checks per hashing thread), and the loop submits it again about "
+            f"hashing queue is full (eight checks per hashing thread), and the loop submits it again about "
             f"{delay * 1000:.0f} ms later, within the login's time: " + "; ".join(parts) + " resubmissions.")
 
 

@@ -548,7 +548,7 @@ async fn parallel_user_code_guesses_are_bounded(b: Backend) {
     let d = start(&app, "openid").await;
     let person = browser_client();
     let started = Instant::now();
-    let p = enter_code_from(
+    let p = crate::device::code_via_proxy(
         &app,
         &person,
         d["user_code"].as_str().expect("uc"),
@@ -559,26 +559,46 @@ async fn parallel_user_code_guesses_are_bounded(b: Backend) {
     assert!(started.elapsed() >= Duration::from_secs(1), "slowed down");
 }
 
-async fn enter_code_from(app: &TestApp, b: &reqwest::Client, code: &str, ip: &str) -> u16 {
-    let entry = b
-        .get(app.url("/device"))
+/// The `web` client's authorization request with `extra` parameters, opened in `browser`,
+/// and its login form posted back as `user`: the answer to the form.
+async fn sign_in_through_login_page(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    extra: &[(&str, &str)],
+    user: &str,
+) -> reqwest::Response {
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", "web"),
+        ("redirect_uri", crate::common::WEB_REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", crate::code_flow::CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    query.extend_from_slice(extra);
+    let page = browser
+        .get(app.url("/authorize"))
+        .query(&query)
         .send()
         .await
-        .expect("GET")
+        .expect("authorize")
         .text()
         .await
-        .expect("body");
-    b.post(app.url("/device"))
-        .header("x-forwarded-for", ip)
+        .expect("page");
+    browser
+        .post(app.url("/login"))
         .form(&[
-            ("csrf", crate::common::hidden(&entry, "csrf").as_str()),
-            ("user_code", code),
+            ("csrf", crate::common::hidden(&page, "csrf").as_str()),
+            (
+                "interaction",
+                crate::common::hidden(&page, "interaction").as_str(),
+            ),
+            ("username", user),
+            ("password", PASSWORD),
         ])
         .send()
         .await
-        .expect("POST")
-        .status()
-        .as_u16()
+        .expect("login")
 }
 
 /// With every hashing slot taken, the login page answers 503 with Retry-After and says to
@@ -616,34 +636,7 @@ async fn a_full_hashing_queue_answers_busy(b: Backend) {
     assert!(app.state.passwords.is_full());
     assert_eq!(guess(&app, "alice", PASSWORD).await, Guess::Busy);
 
-    let page = app
-        .http
-        .get(app.url("/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "web"),
-            ("redirect_uri", crate::common::WEB_REDIRECT),
-            ("scope", "openid"),
-            ("code_challenge", crate::code_flow::CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await
-        .expect("authorize")
-        .text()
-        .await
-        .expect("page");
-    let r = app
-        .post_form(
-            "/login",
-            &[
-                ("csrf", &crate::common::hidden(&page, "csrf")),
-                ("interaction", &crate::common::hidden(&page, "interaction")),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let r = sign_in_through_login_page(&app, &app.http, &[], "alice").await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("retry-after").is_some());
     let body = r.text().await.expect("body");
@@ -670,37 +663,7 @@ async fn a_planted_csrf_cookie_cannot_sign_the_victim_out(b: Backend) {
         .cookie_provider(jar.clone())
         .build()
         .expect("client");
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", crate::common::WEB_REDIRECT),
-        ("scope", "openid"),
-        ("code_challenge", crate::code_flow::CHALLENGE),
-        ("code_challenge_method", "S256"),
-    ];
-    let page = victim
-        .get(app.url("/authorize"))
-        .query(&query)
-        .send()
-        .await
-        .expect("authorize")
-        .text()
-        .await
-        .expect("page");
-    let r = victim
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf", crate::common::hidden(&page, "csrf").as_str()),
-            (
-                "interaction",
-                crate::common::hidden(&page, "interaction").as_str(),
-            ),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let r = sign_in_through_login_page(&app, &victim, &[], "alice").await;
     assert_eq!(r.status(), 200, "signed in, now at the consent page");
     let url: reqwest::Url = app.base.parse().expect("url");
     let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &url).expect("cookies");
@@ -744,7 +707,14 @@ async fn a_planted_csrf_cookie_cannot_sign_the_victim_out(b: Backend) {
     let r = http_client()
         .get(app.url("/authorize"))
         .header("cookie", format!("latchkey_session={session}"))
-        .query(&query)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", crate::common::WEB_REDIRECT),
+            ("scope", "openid"),
+            ("code_challenge", crate::code_flow::CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
         .send()
         .await
         .expect("authorize");
@@ -778,38 +748,13 @@ async fn signing_in_as_someone_else_than_the_hint_is_refused(b: Backend) {
     let hint = t["id_token"].as_str().expect("id_token").to_owned();
 
     let browser = browser_client();
-    let page = browser
-        .get(app.url("/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "web"),
-            ("redirect_uri", crate::common::WEB_REDIRECT),
-            ("scope", "openid"),
-            ("state", "s1"),
-            ("id_token_hint", hint.as_str()),
-            ("code_challenge", crate::code_flow::CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await
-        .expect("authorize")
-        .text()
-        .await
-        .expect("page");
-    let r = browser
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf", crate::common::hidden(&page, "csrf").as_str()),
-            (
-                "interaction",
-                crate::common::hidden(&page, "interaction").as_str(),
-            ),
-            ("username", "carol"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let r = sign_in_through_login_page(
+        &app,
+        &browser,
+        &[("state", "s1"), ("id_token_hint", hint.as_str())],
+        "carol",
+    )
+    .await;
     assert_eq!(r.status(), 303);
     let (loc, params) = crate::common::location_params(&r);
     assert_eq!(

@@ -525,8 +525,24 @@ async fn user_code_guessing_is_throttled(b: Backend) {
 
 /// A wrong code sent through a proxy that says the client is `client`.
 pub async fn wrong_code_via_proxy(app: &TestApp, client: &str) -> u16 {
-    let b = browser_client();
-    let entry = b
+    code_via_proxy(
+        app,
+        &browser_client(),
+        "BCDF-BCDF",
+        &format!("198.51.100.1, {client}"),
+    )
+    .await
+}
+
+/// `code` typed on the entry page by `browser`, through a proxy that sends this
+/// X-Forwarded-For; the status of the answer.
+pub async fn code_via_proxy(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    code: &str,
+    forwarded_for: &str,
+) -> u16 {
+    let entry = browser
         .get(app.url("/device"))
         .send()
         .await
@@ -534,11 +550,12 @@ pub async fn wrong_code_via_proxy(app: &TestApp, client: &str) -> u16 {
         .text()
         .await
         .expect("body");
-    b.post(app.url("/device"))
-        .header("x-forwarded-for", format!("198.51.100.1, {client}"))
+    browser
+        .post(app.url("/device"))
+        .header("x-forwarded-for", forwarded_for)
         .form(&[
             ("csrf", hidden(&entry, "csrf").as_str()),
-            ("user_code", "BCDF-BCDF"),
+            ("user_code", code),
         ])
         .send()
         .await
