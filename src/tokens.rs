@@ -180,11 +180,12 @@ pub fn id_token(state: &AppState, i: &IdTokenInput<'_>, now: i64) -> OAuthResult
     if !i.grant.amr.is_empty() {
         c.insert("amr".into(), json!(i.grant.amr));
     }
+    let alg = i.client.settings.id_token_alg.unwrap_or(SigningAlg::Rs256);
     if let Some(at) = i.access_token {
-        c.insert("at_hash".into(), json!(jwt::half_hash(at)));
+        c.insert("at_hash".into(), json!(jwt::half_hash(alg, at)));
     }
     if let Some(code) = i.code {
-        c.insert("c_hash".into(), json!(jwt::half_hash(code)));
+        c.insert("c_hash".into(), json!(jwt::half_hash(alg, code)));
     }
     let requested = i
         .grant
@@ -195,7 +196,6 @@ pub fn id_token(state: &AppState, i: &IdTokenInput<'_>, now: i64) -> OAuthResult
     for (k, v) in user_claims(i.user, &i.grant.scope, i.include_scope_claims, requested) {
         c.entry(k).or_insert(v);
     }
-    let alg = i.client.settings.id_token_alg.unwrap_or(SigningAlg::Rs256);
     let key = signing_key(state, alg, now)?;
     Ok(jwt::encode(&key, TYP_ID_TOKEN, &Value::Object(c))?)
 }

@@ -89,11 +89,20 @@ pub fn verify<C: DeserializeOwned>(
     serde_json::from_value(claims).map_err(|_| VerifyError::Malformed)
 }
 
-/// OIDC Core §3.1.3.6 / §3.2.2.9: left half of SHA-256 of the ASCII token, base64url.
-/// All our algorithms (RS256, ES256, EdDSA with Ed25519) use SHA-256 here.
-pub fn half_hash(value: &str) -> String {
-    let h = super::secret::sha256(value.as_bytes());
-    URL_SAFE_NO_PAD.encode(&h[..16])
+/// `at_hash` / `c_hash` (OIDC Core section 3.3.2.11): the left half of the hash of the ASCII
+/// value, base64url, with the hash of the ID token's `alg`. EdDSA names no hash: for Ed25519
+/// it is SHA-512 (RFC 8032 section 5.1), as the OpenID Connect working group settled
+/// (openid/connect issue 1125) and relying parties such as the `openidconnect` crate check.
+pub fn half_hash(alg: SigningAlg, value: &str) -> String {
+    match alg {
+        SigningAlg::Rs256 | SigningAlg::Es256 => {
+            URL_SAFE_NO_PAD.encode(&super::secret::sha256(value.as_bytes())[..16])
+        }
+        SigningAlg::EdDsa => {
+            use sha2::Digest;
+            URL_SAFE_NO_PAD.encode(&sha2::Sha512::digest(value.as_bytes())[..32])
+        }
+    }
 }
 
 #[cfg(test)]
@@ -104,8 +113,24 @@ mod tests {
     fn at_hash_matches_oidc_example() {
         // OIDC Core Appendix A.3's access token and at_hash.
         assert_eq!(
-            half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            half_hash(
+                SigningAlg::Rs256,
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+            ),
             "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+
+    #[test]
+    fn eddsa_hashes_with_sha512() {
+        // Left 32 bytes of SHA-512("abc") (FIPS 180-2 Appendix C.1), base64url.
+        assert_eq!(
+            half_hash(SigningAlg::EdDsa, "abc"),
+            "3a81oZNherrMQXNJriBBMRLm-k6JqX6iCp7u5ktV05o"
+        );
+        assert_eq!(
+            half_hash(SigningAlg::Es256, "abc"),
+            half_hash(SigningAlg::Rs256, "abc")
         );
     }
 }

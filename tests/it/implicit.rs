@@ -108,7 +108,10 @@ async fn implicit_form_post_end_to_end(b: Backend) {
     .expect("valid id_token")
     .claims;
     assert_eq!(claims["nonce"], "n-123");
-    assert_eq!(claims["at_hash"], latchkey::crypto::jwt::half_hash(&at));
+    assert_eq!(
+        claims["at_hash"],
+        latchkey::crypto::jwt::half_hash(latchkey::oauth::types::SigningAlg::Rs256, &at)
+    );
     // With an access token the scope's claims are in userinfo, and by default
     // (tokens.id_token_scope_claims) in the ID token too.
     assert_eq!(claims["name"], "Alice Example");
