@@ -423,6 +423,9 @@ pub enum Next {
         interaction: String,
         new_scopes: ScopeSet,
     },
+    /// The interaction was finished by another request in the meantime (a login form posted
+    /// twice at once): that request delivered the answer.
+    AlreadyUsed,
 }
 
 /// Decide between issuing, the login page and the consent page.
@@ -490,8 +493,16 @@ pub async fn proceed(
             });
         }
     }
-    if let Some(id) = interaction {
-        state.store.take_interaction(&hash_token(&id), now).await?;
+    // Whoever takes the interaction issues, so a code or front-channel tokens go out once
+    // per request even when its login form is posted twice at once.
+    if let Some(id) = interaction
+        && state
+            .store
+            .take_interaction(&hash_token(&id), now)
+            .await?
+            .is_none()
+    {
+        return Ok(Next::AlreadyUsed);
     }
     Ok(Next::Deliver(
         issue(state, req, client, &session, &user, now).await?,

@@ -127,6 +127,7 @@ async fn continue_request(
             );
             (jar, body).into_response()
         }
+        Ok(Next::AlreadyUsed) => (jar, expired_page(state)).into_response(),
         Err(e) => (jar, deliver(state, req.return_to(state).error(&e))).into_response(),
     }
 }
