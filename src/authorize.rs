@@ -1,6 +1,6 @@
 //! The /authorize side: parsing and validating the request (RFC 6749 §4.1.1, §4.2.1, OIDC Core
-//! §3.1.2.1, §3.2.2.1, RFC 7636 §4.3), deciding whether a login or consent page is needed,
-//! and issuing the code or implicit tokens.
+//! §3.1.2.1, §3.2.2.1, §3.3.2.1, RFC 7636 §4.3), deciding whether a login or consent page is
+//! needed, and issuing the code, the implicit tokens or both (the hybrid flow, OIDC Core §3.3).
 
 use std::sync::Arc;
 
@@ -249,7 +249,13 @@ fn check(
                     .to_owned()
             } else {
                 format!(
-                    "response_type `{raw}` is not supported; use `code`, `id_token` or `id_token token`"
+                    "response_type `{}` is not supported; use one of: {}",
+                    wire_safe(raw, 40),
+                    ResponseType::ALL
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             };
             return Err(OAuthError::new(ErrorCode::UnsupportedResponseType, why));
@@ -267,8 +273,9 @@ fn check(
             "response_mode must be query, fragment or form_post",
         ));
     }
-    // OAuth 2.0 Multiple Response Types §2.1: tokens must never travel in the query.
-    if response_type != ResponseType::Code && response_mode == ResponseMode::Query {
+    // OAuth 2.0 Multiple Response Types sections 2.1 and 5: tokens must never travel in the
+    // query. The error goes back in the mode asked for: it carries no token.
+    if response_type.has_token() && response_mode == ResponseMode::Query {
         return Err(OAuthError::invalid_request(
             "response_mode=query cannot carry tokens (they would end up in logs and Referer headers); use form_post or fragment",
         ));
@@ -285,18 +292,27 @@ fn check(
         )));
     }
     let nonce = p.get("nonce").map(str::to_owned);
-    if response_type != ResponseType::Code {
-        if !scope.contains("openid") {
-            return Err(OAuthError::invalid_scope(
-                "response_type id_token needs the `openid` scope",
-            ));
-        }
-        // OIDC Core §3.2.2.1: nonce is REQUIRED for the implicit flow.
-        if nonce.is_none() {
-            return Err(OAuthError::invalid_request(
-                "nonce is required for the implicit flow (OIDC Core §3.2.2.1): it binds the id_token to this browser session",
-            ));
-        }
+    // Only OpenID Connect defines the implicit and hybrid response types (OIDC Core sections
+    // 3.2.2.1 and 3.3.2.1 rest on 3.1.2.1: scope MUST contain openid); without it `code
+    // token` would be the bare front-channel access token RFC 9700 section 2.1.2 retires.
+    if response_type.has_token() && !scope.contains("openid") {
+        return Err(OAuthError::invalid_scope(format!(
+            "response_type `{}` needs the `openid` scope",
+            response_type.as_str()
+        )));
+    }
+    // OIDC Core sections 3.2.2.1 and 3.3.2.1: nonce is REQUIRED when the authorization
+    // response carries an ID token, and OPTIONAL for `code token`.
+    if response_type.has_id_token() && nonce.is_none() {
+        return Err(OAuthError::invalid_request(format!(
+            "nonce is required for response_type `{}` (OIDC Core section {}): it binds the ID token to this browser session",
+            response_type.as_str(),
+            if response_type.has_code() {
+                "3.3.2.1"
+            } else {
+                "3.2.2.1"
+            }
+        )));
     }
     // PKCE (RFC 7636 §4.3), required for public clients (RFC 9700 §2.1.1).
     let challenge = p.get("code_challenge").map(str::to_owned);
@@ -314,7 +330,9 @@ fn check(
         })?),
         (None, None) => None,
     };
-    if response_type == ResponseType::Code {
+    // The hybrid flow's code is redeemed as in the code flow (OIDC Core section 3.3.3), so
+    // it is bound the same way.
+    if response_type.has_code() {
         if let (Some(c), Some(m)) = (&challenge, method) {
             if m == pkce::Method::Plain && !client.settings.allow_plain_pkce {
                 return Err(OAuthError::invalid_request(
@@ -539,7 +557,13 @@ async fn interaction_id(
     Ok(id)
 }
 
-/// Issue the code (RFC 6749 §4.1.2) or the implicit tokens (OIDC Core §3.2.2.5).
+/// Issue the code (RFC 6749 §4.1.2), the implicit tokens (OIDC Core §3.2.2.5), or both
+/// (the hybrid flow, OIDC Core §3.3.2.5).
+///
+/// The code, and any access token issued here, belong to one grant id: a reused code
+/// revokes that grant, and with it the front-channel access token too (RFC 6749 §4.1.2).
+/// As in the code flow, nothing else is recorded: the grant family is written when the
+/// code is redeemed for a refresh token.
 pub async fn issue(
     state: &AppState,
     req: &AuthorizationRequest,
@@ -549,6 +573,7 @@ pub async fn issue(
     now: i64,
 ) -> OAuthResult<Delivery> {
     let ret = req.return_to(state);
+    let rt = req.response_type;
     let grant = GrantData {
         scope: req.scope.clone(),
         auth_time: Some(session.auth_time),
@@ -560,74 +585,84 @@ pub async fn issue(
         requested_acr_values: req.acr_values.clone(),
     };
     let grant_id = uuid::Uuid::new_v4().to_string();
-    match req.response_type {
-        ResponseType::Code => {
-            let code = new_token();
-            let data = CodeData {
-                redirect_uri: req.redirect_uri.clone(),
-                redirect_uri_sent: req.redirect_uri_sent,
-                code_challenge: req.code_challenge.clone(),
-                code_challenge_method: req.code_challenge_method.clone(),
-                nonce: req.nonce.clone(),
-                grant,
-            };
-            state
-                .store
-                .insert_code(
-                    &hash_token(&code),
-                    &grant_id,
-                    &client.id,
-                    &user.id,
-                    &data,
-                    now,
-                    now + state.config.tokens.code_ttl,
-                )
-                .await?;
-            Ok(ret.success(vec![("code".into(), code)]))
-        }
-        ResponseType::IdToken | ResponseType::IdTokenToken => {
-            let mut out = Vec::new();
-            let access = if req.response_type == ResponseType::IdTokenToken {
-                let (at, expires_in) = tokens::access_token(
+    let mut out = Vec::new();
+    // Tokens are signed before the code is stored, so a signing failure leaves no code
+    // behind that nobody received.
+    let code = rt.has_code().then(new_token);
+    let access = if rt.has_access_token() {
+        let (at, expires_in) = tokens::access_token(
+            state,
+            &AccessSubject {
+                client,
+                user_id: Some(&user.id),
+                grant_id: &grant_id,
+                grant: &grant,
+            },
+            now,
+        )?;
+        Some((at, expires_in))
+    } else {
+        None
+    };
+    let id_token = if rt.has_id_token() {
+        Some(tokens::id_token(
+            state,
+            &IdTokenInput {
+                client,
+                user,
+                grant: &grant,
+                nonce: req.nonce.as_deref(),
+                // OIDC Core section 3.3.2.11: at_hash and c_hash bind what came with it.
+                access_token: access.as_ref().map(|(at, _)| at.as_str()),
+                code: code.as_deref(),
+                // OIDC Core §5.4: the scope's claims go in the ID token when no access
+                // token results from the request at all (`id_token`); otherwise they are
+                // at userinfo, and in the ID token as configured.
+                include_scope_claims: crate::tokens::id_token_has_scope_claims(
                     state,
-                    &AccessSubject {
-                        client,
-                        user_id: Some(&user.id),
-                        grant_id: &grant_id,
-                        grant: &grant,
-                    },
-                    now,
-                )?;
-                out.push(("access_token".to_owned(), at.clone()));
-                out.push(("token_type".to_owned(), "Bearer".to_owned()));
-                out.push(("expires_in".to_owned(), expires_in.to_string()));
-                out.push(("scope".to_owned(), req.scope.to_wire()));
-                Some(at)
-            } else {
-                None
-            };
-            let id_token = tokens::id_token(
-                state,
-                &IdTokenInput {
                     client,
-                    user,
-                    grant: &grant,
-                    nonce: req.nonce.as_deref(),
-                    access_token: access.as_deref(),
-                    code: None,
-                    // OIDC Core §5.4: with no access token, the claims go in the id_token.
-                    include_scope_claims: crate::tokens::id_token_has_scope_claims(
-                        state,
-                        client,
-                        access.is_some(),
-                    ),
-                },
+                    rt != ResponseType::IdToken,
+                ),
+            },
+            now,
+        )?)
+    } else {
+        None
+    };
+    if let Some(code) = code {
+        let data = CodeData {
+            redirect_uri: req.redirect_uri.clone(),
+            redirect_uri_sent: req.redirect_uri_sent,
+            code_challenge: req.code_challenge.clone(),
+            code_challenge_method: req.code_challenge_method.clone(),
+            // OIDC Core §3.3.3.6: the token endpoint's ID token carries the same nonce.
+            nonce: req.nonce.clone(),
+            grant: grant.clone(),
+        };
+        state
+            .store
+            .insert_code(
+                &hash_token(&code),
+                &grant_id,
+                &client.id,
+                &user.id,
+                &data,
                 now,
-            )?;
-            out.push(("id_token".to_owned(), id_token));
-            Ok(ret.success(out))
-        }
+                now + state.config.tokens.code_ttl,
+            )
+            .await?;
+        out.push(("code".to_owned(), code));
     }
+    if let Some((at, expires_in)) = access {
+        out.push(("access_token".to_owned(), at));
+        out.push(("token_type".to_owned(), "Bearer".to_owned()));
+        out.push(("expires_in".to_owned(), expires_in.to_string()));
+        out.push(("scope".to_owned(), req.scope.to_wire()));
+    }
+    if let Some(id) = id_token {
+        out.push(("id_token".to_owned(), id));
+    }
+    Ok(ret.success(out))
 }
 
 #[cfg(test)]

@@ -991,11 +991,33 @@ pub fn validate_client(
         ));
     }
     for r in &c.response_types {
-        if ResponseType::parse(r).is_err() {
+        let Ok(rt) = ResponseType::parse(r) else {
             out.push(error(
                 &field("response_types"),
                 format!(
-                    "unknown response type `{r}` (use \"code\", \"id_token\" or \"id_token token\")"
+                    "unknown response type `{r}` (known: {})",
+                    ResponseType::ALL
+                        .iter()
+                        .map(|t| format!("\"{}\"", t.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+            continue;
+        };
+        // Listed but unusable otherwise: /authorize also checks the grant types.
+        let missing: Vec<&str> = rt
+            .grant_types()
+            .iter()
+            .filter(|g| !grants.contains(g))
+            .map(|g| g.as_str())
+            .collect();
+        if !missing.is_empty() {
+            out.push(error(
+                &field("response_types"),
+                format!(
+                    "`{r}` needs grant_types to include {} (OpenID Connect Dynamic Client Registration section 2)",
+                    missing.join(" and ")
                 ),
             ));
         }
@@ -1397,6 +1419,45 @@ grant_types = ["authorization_code", "refresh_token"]
                 .join("\n");
             assert!(all.contains("metrics.bind"), "{bad}: {all}");
         }
+    }
+
+    #[test]
+    fn response_types_need_their_grant_types() {
+        let with = |types: &str, grants: &str| {
+            MINIMAL
+                .replace(
+                    "grant_types = [\"authorization_code\", \"refresh_token\"]",
+                    &format!("grant_types = [{grants}]\nresponse_types = [{types}]"),
+                )
+                .to_string()
+        };
+        let errors = |text: &str| {
+            problems(text)
+                .into_iter()
+                .filter(|p| p.severity == Severity::Error)
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+        };
+        let ok = with(
+            "\"code\", \"id_token token\", \"id_token code\", \"code token\", \"code id_token token\"",
+            "\"authorization_code\", \"implicit\"",
+        );
+        assert!(errors(&ok).is_empty(), "{:?}", errors(&ok));
+        let all = errors(&with("\"code id_token\"", "\"authorization_code\"")).join("\n");
+        assert!(
+            all.contains("`code id_token` needs grant_types to include implicit"),
+            "{all}"
+        );
+        let all = errors(&with("\"code token\"", "\"implicit\"")).join("\n");
+        assert!(
+            all.contains("`code token` needs grant_types to include authorization_code"),
+            "{all}"
+        );
+        let all = errors(&with("\"token\"", "\"implicit\"")).join("\n");
+        assert!(
+            all.contains("unknown response type `token`") && all.contains("\"code id_token\""),
+            "{all}"
+        );
     }
 
     #[test]

@@ -63,23 +63,30 @@ impl FromStr for GrantType {
     }
 }
 
-/// `response_type` values (OIDC Core §3; `token` alone is refused, RFC 9700 §2.1.2).
+/// `response_type` values: the code flow, the implicit flow and the hybrid flow (OIDC Core
+/// sections 3.1, 3.2, 3.3). `token` alone is refused (RFC 9700 section 2.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseType {
     Code,
     IdToken,
     IdTokenToken,
+    CodeIdToken,
+    CodeToken,
+    CodeIdTokenToken,
 }
 
 impl ResponseType {
-    pub const ALL: [ResponseType; 3] = [
+    pub const ALL: [ResponseType; 6] = [
         ResponseType::Code,
         ResponseType::IdToken,
         ResponseType::IdTokenToken,
+        ResponseType::CodeIdToken,
+        ResponseType::CodeToken,
+        ResponseType::CodeIdTokenToken,
     ];
 
     /// Order of the space-separated values does not matter (OAuth 2.0 Multiple Response
-    /// Type Encoding Practices §2).
+    /// Type Encoding Practices §2); each may appear once.
     pub fn parse(s: &str) -> Result<Self, ()> {
         let mut parts: Vec<&str> = s.split(' ').collect();
         parts.sort_unstable();
@@ -87,6 +94,9 @@ impl ResponseType {
             ["code"] => Ok(ResponseType::Code),
             ["id_token"] => Ok(ResponseType::IdToken),
             ["id_token", "token"] => Ok(ResponseType::IdTokenToken),
+            ["code", "id_token"] => Ok(ResponseType::CodeIdToken),
+            ["code", "token"] => Ok(ResponseType::CodeToken),
+            ["code", "id_token", "token"] => Ok(ResponseType::CodeIdTokenToken),
             _ => Err(()),
         }
     }
@@ -96,21 +106,68 @@ impl ResponseType {
             ResponseType::Code => "code",
             ResponseType::IdToken => "id_token",
             ResponseType::IdTokenToken => "id_token token",
+            ResponseType::CodeIdToken => "code id_token",
+            ResponseType::CodeToken => "code token",
+            ResponseType::CodeIdTokenToken => "code id_token token",
         }
     }
 
-    pub fn grant_type(self) -> GrantType {
-        match self {
-            ResponseType::Code => GrantType::AuthorizationCode,
-            _ => GrantType::Implicit,
+    /// The authorization response carries a code.
+    pub fn has_code(self) -> bool {
+        matches!(
+            self,
+            ResponseType::Code
+                | ResponseType::CodeIdToken
+                | ResponseType::CodeToken
+                | ResponseType::CodeIdTokenToken
+        )
+    }
+
+    /// The authorization response carries an ID token.
+    pub fn has_id_token(self) -> bool {
+        matches!(
+            self,
+            ResponseType::IdToken
+                | ResponseType::IdTokenToken
+                | ResponseType::CodeIdToken
+                | ResponseType::CodeIdTokenToken
+        )
+    }
+
+    /// The authorization response carries an access token.
+    pub fn has_access_token(self) -> bool {
+        matches!(
+            self,
+            ResponseType::IdTokenToken | ResponseType::CodeToken | ResponseType::CodeIdTokenToken
+        )
+    }
+
+    /// The authorization response carries a token (an ID token or an access token), so it
+    /// must not travel in the query (OAuth 2.0 Multiple Response Type Encoding Practices
+    /// sections 2.1 and 5).
+    pub fn has_token(self) -> bool {
+        self.has_id_token() || self.has_access_token()
+    }
+
+    /// The grant types a client must be registered for to use this response type: a code
+    /// needs `authorization_code`, a token from the authorization endpoint `implicit` (OIDC
+    /// Dynamic Client Registration section 2, the response_types / grant_types table).
+    pub fn grant_types(self) -> &'static [GrantType] {
+        match (self.has_code(), self.has_token()) {
+            (true, false) => &[GrantType::AuthorizationCode],
+            (false, _) => &[GrantType::Implicit],
+            (true, true) => &[GrantType::AuthorizationCode, GrantType::Implicit],
         }
     }
 
-    /// OAuth 2.0 Multiple Response Types §2.1: the default mode for each type.
+    /// The default mode for each type: query for `code`, fragment for any type returning a
+    /// token (OAuth 2.0 Multiple Response Type Encoding Practices sections 2.1 and 5; OIDC
+    /// Core section 3.3.2.5 for the hybrid types).
     pub fn default_mode(self) -> ResponseMode {
-        match self {
-            ResponseType::Code => ResponseMode::Query,
-            _ => ResponseMode::Fragment,
+        if self.has_token() {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
         }
     }
 }
@@ -320,8 +377,62 @@ mod tests {
             ResponseType::parse("token id_token"),
             Ok(ResponseType::IdTokenToken)
         );
-        assert!(ResponseType::parse("token").is_err());
-        assert!(ResponseType::parse("code id_token").is_err());
+        assert_eq!(
+            ResponseType::parse("id_token code"),
+            Ok(ResponseType::CodeIdToken)
+        );
+        assert_eq!(
+            ResponseType::parse("token code"),
+            Ok(ResponseType::CodeToken)
+        );
+        for s in [
+            "code id_token token",
+            "code token id_token",
+            "id_token code token",
+            "id_token token code",
+            "token code id_token",
+            "token id_token code",
+        ] {
+            assert_eq!(ResponseType::parse(s), Ok(ResponseType::CodeIdTokenToken));
+        }
+        for bad in [
+            "token",
+            "",
+            "code code",
+            "code  id_token",
+            "code id_token id_token",
+            "code none",
+            "CODE",
+        ] {
+            assert!(ResponseType::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn response_types_round_trip_and_map_to_grants() {
+        for rt in ResponseType::ALL {
+            assert_eq!(ResponseType::parse(rt.as_str()), Ok(rt));
+            // Tokens never default to the query.
+            assert_eq!(rt.default_mode() == ResponseMode::Query, !rt.has_token());
+        }
+        assert_eq!(
+            ResponseType::Code.grant_types(),
+            &[GrantType::AuthorizationCode]
+        );
+        assert_eq!(ResponseType::IdToken.grant_types(), &[GrantType::Implicit]);
+        for hybrid in [
+            ResponseType::CodeIdToken,
+            ResponseType::CodeToken,
+            ResponseType::CodeIdTokenToken,
+        ] {
+            assert!(hybrid.has_code() && hybrid.has_token());
+            assert_eq!(
+                hybrid.grant_types(),
+                &[GrantType::AuthorizationCode, GrantType::Implicit]
+            );
+        }
+        assert!(!ResponseType::CodeToken.has_id_token());
+        assert!(ResponseType::CodeIdTokenToken.has_access_token());
     }
 
     #[test]

@@ -73,13 +73,11 @@ impl Client {
         self.settings.grant_types.contains(&g)
     }
 
-    /// The response types a client may use: configured ones, else those its grants imply.
+    /// The response types a client may use: configured ones, else those its grants imply;
+    /// either way only with every grant type the response type needs.
     pub fn allows_response_type(&self, rt: ResponseType) -> bool {
-        if self.settings.response_types.is_empty() {
-            self.allows_grant(rt.grant_type())
-        } else {
-            self.settings.response_types.contains(&rt) && self.allows_grant(rt.grant_type())
-        }
+        (self.settings.response_types.is_empty() || self.settings.response_types.contains(&rt))
+            && rt.grant_types().iter().all(|g| self.allows_grant(*g))
     }
 
     /// Scopes this client may request: the standard OIDC ones plus its configured ones.
