@@ -102,3 +102,34 @@ pub async fn authorize(app: &TestApp, query: &[(&str, &str)], user: &str) -> Aut
         .collect();
     Authorized { location, params }
 }
+
+/// The hidden fields of a form_post page, in order.
+pub fn form_fields(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("type=\"hidden\" name=\"") {
+        rest = &rest[i + 20..];
+        let name = rest[..rest.find('"').expect("quote")].to_owned();
+        out.push((
+            name.clone(),
+            hidden(
+                &format!("name=\"{name}\"{}", &rest[rest.find('"').expect("q") + 1..]),
+                &name,
+            ),
+        ));
+    }
+    out
+}
+
+/// The parameters in the fragment of a redirect's Location.
+pub fn fragment_params(headers: &HeaderMap) -> Vec<(String, String)> {
+    let loc = headers
+        .get("location")
+        .expect("location")
+        .to_str()
+        .expect("ascii");
+    let frag = loc.split_once('#').map(|(_, f)| f).unwrap_or_default();
+    url::form_urlencoded::parse(frag.as_bytes())
+        .into_owned()
+        .collect()
+}

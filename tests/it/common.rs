@@ -19,6 +19,7 @@ pub const SERVICE_SECRET: &str = "service-secret-0123456789abcdefghijklmnopqrstu
 pub const RS_SECRET: &str = "rs-secret-0123456789abcdefghijklmnopqrstuvwxyzab";
 pub const LEGACY_SECRET: &str = "legacy-secret-0123456789abcdefghijklmnopqrstuvw";
 pub const POST_SECRET: &str = "post-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+pub const HYBRID_SECRET: &str = "hybrid-secret-0123456789abcdefghijklmnopqrstuv";
 pub const HUMAN_SECRET: &str = "a secret a person chose";
 pub const PASSWORD: &str = "correct horse battery";
 pub const WEB_REDIRECT: &str = "http://localhost:3000/callback";
@@ -128,6 +129,23 @@ response_types = ["id_token", "id_token token"]
 scopes = ["openid", "profile", "email"]
 
 [[clients]]
+client_id = "hybrid"
+name = "Hybrid App"
+client_secret_hash = "{hybrid}"
+redirect_uris = ["http://localhost:3000/hybrid"]
+grant_types = ["authorization_code", "implicit", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access"]
+
+[[clients]]
+client_id = "hybrid-public"
+name = "Hybrid Public App"
+redirect_uris = ["http://localhost:3000/hybrid-public"]
+grant_types = ["authorization_code", "implicit"]
+response_types = ["code id_token"]
+scopes = ["openid", "profile"]
+require_pkce = true
+
+[[clients]]
 client_id = "tv"
 name = "Living Room TV"
 token_endpoint_auth_method = "none"
@@ -167,6 +185,7 @@ disabled = true
         human = human_secret_hash(),
         rs = fast(RS_SECRET),
         legacy = fast(LEGACY_SECRET),
+        hybrid = fast(HYBRID_SECRET),
         pw = password_hash(),
     )
 }

@@ -2,25 +2,8 @@
 
 use serde_json::Value;
 
-use crate::browser::through_pages;
-use crate::common::{Backend, TestApp, hidden, param};
-
-fn form_fields(html: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = html;
-    while let Some(i) = rest.find("type=\"hidden\" name=\"") {
-        rest = &rest[i + 20..];
-        let name = rest[..rest.find('"').expect("quote")].to_owned();
-        out.push((
-            name.clone(),
-            hidden(
-                &format!("name=\"{name}\"{}", &rest[rest.find('"').expect("q") + 1..]),
-                &name,
-            ),
-        ));
-    }
-    out
-}
+use crate::browser::{form_fields, through_pages};
+use crate::common::{Backend, TestApp, param};
 
 fn decode_jwt(t: &str) -> (Value, Value) {
     use base64::Engine;

@@ -9,6 +9,7 @@ mod common;
 mod device;
 mod eviction;
 mod exhaustion;
+mod hybrid;
 mod implicit;
 mod logout;
 mod machine;
