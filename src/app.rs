@@ -101,6 +101,8 @@ pub fn client_from_config(c: &ClientConfig, source: &str) -> anyhow::Result<Clie
             refresh_token_ttl: c.refresh_token_ttl,
             id_token_alg: parse_alg(&c.id_token_signed_response_alg),
             access_token_alg: parse_alg(&c.access_token_signed_response_alg),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.backchannel_logout_session_required,
         },
     })
 }
