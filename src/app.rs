@@ -359,8 +359,10 @@ pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<
     }))
 }
 
-/// Background work: cache refresh and scheduled key rotation, and the janitor.
-pub fn spawn_background(state: &AppState) {
+/// Background work: cache refresh and scheduled key rotation, the janitor, and the
+/// back-channel logout worker.
+pub fn spawn_background(state: &AppState) -> anyhow::Result<()> {
+    crate::backchannel::spawn(state)?;
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick =
@@ -410,6 +412,7 @@ pub fn spawn_background(state: &AppState) {
             }
         }
     });
+    Ok(())
 }
 
 /// How long expired codes, refresh tokens and device codes are kept, so that presenting one

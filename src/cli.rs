@@ -320,7 +320,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     "DEMO clients or the DEMO user from the example config are registered: their secrets and password are published; remove them before production"
                 );
             }
-            app::spawn_background(&state);
+            app::spawn_background(&state)?;
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             let metrics_listener = match &state.config.metrics.bind {
                 Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
