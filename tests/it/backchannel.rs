@@ -88,12 +88,12 @@ impl Receiver {
     }
 }
 
-/// `web` (and `first-party`) send Logout Tokens to `uri`; the worker retries fast.
+/// `web`, `first-party` and `tv` get Logout Tokens at `uri`; the worker polls often.
 fn with_receiver(c: &mut Config, uri: &str) {
     for client in c
         .clients
         .iter_mut()
-        .filter(|c| c.client_id == "web" || c.client_id == "first-party")
+        .filter(|c| ["web", "first-party", "tv"].contains(&c.client_id.as_str()))
     {
         client.backchannel_logout_uri = Some(uri.to_owned());
         client.backchannel_logout_session_required = client.client_id == "web";
@@ -486,7 +486,37 @@ async fn disabling_the_user_sends_a_logout_token(b: Backend) {
     assert_eq!(c["sub"], sub);
 }
 
+/// A device approved in a browser session carries its sid; the session's end reaches the
+/// device's client too.
+async fn a_device_signed_in_through_a_session_is_logged_out(b: Backend) {
+    let mut rx = Receiver::start(&[], Duration::ZERO).await;
+    let Some(mut app) = TestApp::spawn_with(b, |c| with_receiver(c, &rx.url)).await else {
+        return;
+    };
+    app.start_logout_worker();
+    let d = crate::device::start(&app, "openid").await;
+    let page = crate::device::approve(
+        &app.base,
+        d["user_code"].as_str().expect("user_code"),
+        "allow",
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let (status, t) = crate::device::poll(&app, d["device_code"].as_str().expect("code")).await;
+    assert_eq!(status, 200, "{t}");
+    let id = claims(t["id_token"].as_str().expect("id_token"));
+    app.state
+        .store
+        .revoke_user(id["sub"].as_str().expect("sub"), app.clock.now())
+        .await
+        .expect("revoke");
+    let c = validate(&app, &rx.next().await, "tv").await;
+    assert_eq!(c["sid"], id["sid"]);
+    assert_eq!(c["sub"], id["sub"]);
+}
+
 crate::both_stores!(
+    a_device_signed_in_through_a_session_is_logged_out,
     logout_sends_a_logout_token_to_each_client_of_the_session,
     a_failing_client_is_retried_with_backoff,
     a_client_that_never_answers_200_is_given_up,
