@@ -101,6 +101,8 @@ pub fn client_from_config(c: &ClientConfig, source: &str) -> anyhow::Result<Clie
             refresh_token_ttl: c.refresh_token_ttl,
             id_token_alg: parse_alg(&c.id_token_signed_response_alg),
             access_token_alg: parse_alg(&c.access_token_signed_response_alg),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.backchannel_logout_session_required,
         },
     })
 }
@@ -357,8 +359,10 @@ pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<
     }))
 }
 
-/// Background work: cache refresh and scheduled key rotation, and the janitor.
-pub fn spawn_background(state: &AppState) {
+/// Background work: cache refresh and scheduled key rotation, the janitor, and the
+/// back-channel logout worker.
+pub fn spawn_background(state: &AppState) -> anyhow::Result<()> {
+    crate::backchannel::spawn(state)?;
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick =
@@ -408,6 +412,7 @@ pub fn spawn_background(state: &AppState) {
             }
         }
     });
+    Ok(())
 }
 
 /// How long expired codes, refresh tokens and device codes are kept, so that presenting one

@@ -573,6 +573,19 @@ pub async fn issue(
     now: i64,
 ) -> OAuthResult<Delivery> {
     let ret = req.return_to(state);
+    // Back-Channel Logout 1.0 section 2.3: the client is remembered before it gets anything
+    // from this session, so a session that ends at any moment after still reaches it.
+    if client.settings.backchannel_logout_uri.is_some()
+        && !state
+            .store
+            .remember_logged_in_client(&session.sid, &client.id, now)
+            .await?
+    {
+        return Ok(ret.error(&OAuthError::new(
+            ErrorCode::LoginRequired,
+            "the session ended while this request was being handled; sign in again",
+        )));
+    }
     let rt = req.response_type;
     let grant = GrantData {
         scope: req.scope.clone(),

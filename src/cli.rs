@@ -91,6 +91,13 @@ pub enum ClientCmd {
         skip_consent: bool,
         #[arg(long)]
         introspection: bool,
+        /// Where Logout Tokens are POSTed when a session the client was signed in to ends
+        /// (OpenID Connect Back-Channel Logout 1.0).
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// The client needs `sid` in its Logout Tokens.
+        #[arg(long)]
+        backchannel_logout_session_required: bool,
     },
     List,
     Show {
@@ -313,7 +320,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     "DEMO clients or the DEMO user from the example config are registered: their secrets and password are published; remove them before production"
                 );
             }
-            app::spawn_background(&state);
+            app::spawn_background(&state)?;
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             let metrics_listener = match &state.config.metrics.bind {
                 Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
@@ -445,6 +452,8 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
             public,
             skip_consent,
             introspection,
+            backchannel_logout_uri,
+            backchannel_logout_session_required,
         } => {
             let secret = (!public).then(new_token);
             let method = if public {
@@ -483,6 +492,8 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
                 refresh_token_ttl: None,
                 id_token_signed_response_alg: None,
                 access_token_signed_response_alg: None,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
             };
             let mut problems = Vec::new();
             validate_client(&entry, &format!("client {client_id}"), &[], &mut problems);

@@ -54,6 +54,8 @@ pub struct Config {
     #[serde(default)]
     pub logout: LogoutSettings,
     #[serde(default)]
+    pub backchannel_logout: BackchannelLogoutSettings,
+    #[serde(default)]
     pub device: DeviceSettings,
     #[serde(default)]
     pub client_auth: ClientAuthSettings,
@@ -260,6 +262,61 @@ impl Default for LogoutSettings {
         Self {
             revoke_session_tokens: true,
         }
+    }
+}
+
+/// Delivery of Logout Tokens to clients' `backchannel_logout_uri` (OpenID Connect Back-Channel
+/// Logout 1.0), by a worker on every node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackchannelLogoutSettings {
+    /// How often each node looks for deliveries queued by other nodes or the CLI; a session
+    /// ended on this node wakes its worker at once.
+    pub poll_interval_seconds: u64,
+    /// Time for one POST, from connecting to the response's status line.
+    pub timeout_seconds: u64,
+    /// POSTs at once per node; also how many deliveries a node claims at a time.
+    pub concurrency: usize,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: i64,
+    /// Wait before the first retry; each further retry waits twice as long, up to
+    /// `max_retry_delay_seconds`. 0 retries at once.
+    pub retry_delay_seconds: i64,
+    pub max_retry_delay_seconds: i64,
+    /// `exp` - `iat` of a Logout Token. Each attempt signs a new one with the same `jti`.
+    pub token_ttl: i64,
+    /// Finished deliveries stay in the store this long (to look into failures), then go.
+    pub retention_seconds: i64,
+}
+
+impl Default for BackchannelLogoutSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_seconds: 5,
+            timeout_seconds: 5,
+            concurrency: 8,
+            max_attempts: 10,
+            retry_delay_seconds: 10,
+            max_retry_delay_seconds: 3600,
+            token_ttl: 120,
+            retention_seconds: 7 * 86_400,
+        }
+    }
+}
+
+impl BackchannelLogoutSettings {
+    /// The wait before the attempt after attempt `attempt` (1-based).
+    pub fn retry_delay(&self, attempt: i64) -> i64 {
+        let doublings = (attempt - 1).clamp(0, 30) as u32;
+        self.retry_delay_seconds
+            .saturating_mul(1_i64 << doublings)
+            .min(self.max_retry_delay_seconds)
+    }
+
+    /// How long a node holds a claimed delivery before another may take it: longer than
+    /// one POST can last, so a live node always finishes first.
+    pub fn lease(&self) -> i64 {
+        self.timeout_seconds as i64 + 60
     }
 }
 
@@ -491,6 +548,13 @@ pub struct ClientConfig {
     pub id_token_signed_response_alg: Option<String>,
     #[serde(default)]
     pub access_token_signed_response_alg: Option<String>,
+    /// Where Logout Tokens are POSTed when a session this client was signed in to ends
+    /// (OpenID Connect Back-Channel Logout 1.0 section 2.2).
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in Logout Tokens (section 2.2). Latchkey always sends it.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 /// One `[[users]]` entry (demo or bootstrap accounts).
@@ -807,6 +871,53 @@ impl Config {
                 "must be shorter than limits.request_timeout_seconds, or every code check would time out".into(),
             ));
         }
+        let b = &self.backchannel_logout;
+        for (name, ok, rule) in [
+            (
+                "backchannel_logout.poll_interval_seconds",
+                b.poll_interval_seconds > 0,
+                "must be a positive number of seconds",
+            ),
+            (
+                "backchannel_logout.timeout_seconds",
+                (1..=60).contains(&b.timeout_seconds),
+                "must be 1 to 60 seconds",
+            ),
+            (
+                "backchannel_logout.concurrency",
+                (1..=256).contains(&b.concurrency),
+                "must be 1 to 256",
+            ),
+            (
+                "backchannel_logout.max_attempts",
+                (1..=100).contains(&b.max_attempts),
+                "must be 1 to 100",
+            ),
+            (
+                "backchannel_logout.retry_delay_seconds",
+                b.retry_delay_seconds >= 0,
+                "must be 0 or a number of seconds",
+            ),
+            (
+                "backchannel_logout.max_retry_delay_seconds",
+                b.max_retry_delay_seconds >= b.retry_delay_seconds,
+                "must be at least backchannel_logout.retry_delay_seconds",
+            ),
+            (
+                "backchannel_logout.token_ttl",
+                b.token_ttl > 0,
+                "must be a positive number of seconds",
+            ),
+            (
+                "backchannel_logout.retention_seconds",
+                b.retention_seconds >= 0,
+                "must be 0 or a number of seconds",
+            ),
+        ] {
+            if !ok {
+                out.push(error(name, rule.into()));
+            }
+        }
         if t.code_ttl > 600 {
             out.push(warning(
                 "tokens.code_ttl",
@@ -1061,6 +1172,15 @@ pub fn validate_client(
         };
         check_redirect_uri(uri, &f, out);
     }
+    match &c.backchannel_logout_uri {
+        Some(uri) => check_backchannel_logout_uri(uri, &field("backchannel_logout_uri"), out),
+        None if c.backchannel_logout_session_required => out.push(error(
+            &field("backchannel_logout_session_required"),
+            "needs backchannel_logout_uri (OpenID Connect Back-Channel Logout 1.0 section 2.2)"
+                .into(),
+        )),
+        None => {}
+    }
     if !confidential && grants.contains(&GrantType::ClientCredentials) {
         out.push(error(
             &field("grant_types"),
@@ -1143,6 +1263,34 @@ fn check_redirect_uri(uri: &str, field: &str, out: &mut Vec<Problem>) {
             }
         }
         Err(e) => out.push(error(field, format!("`{uri}` is not an absolute URI: {e}"))),
+    }
+}
+
+/// Back-Channel Logout 1.0 section 2.2: an absolute URL without a fragment. Latchkey POSTs
+/// Logout Tokens to it, so it must be https, or http to a loopback host (as redirect URIs).
+fn check_backchannel_logout_uri(uri: &str, field: &str, out: &mut Vec<Problem>) {
+    match Url::parse(uri) {
+        Ok(u) => {
+            if u.fragment().is_some() {
+                out.push(error(
+                    field,
+                    "must not contain a fragment (#...) (OpenID Connect Back-Channel Logout 1.0 section 2.2)".into(),
+                ));
+            }
+            match u.scheme() {
+                "https" if u.host().is_some() => {}
+                "http" if is_loopback(&u) => {}
+                "http" => out.push(error(
+                    field,
+                    "http: is only allowed for loopback hosts (localhost, 127.0.0.1, [::1]); use https".into(),
+                )),
+                _ => out.push(error(
+                    field,
+                    format!("`{uri}` is not an https URL"),
+                )),
+            }
+        }
+        Err(e) => out.push(error(field, format!("`{uri}` is not an absolute URL: {e}"))),
     }
 }
 
@@ -1458,6 +1606,75 @@ grant_types = ["authorization_code", "refresh_token"]
             all.contains("unknown response type `token`") && all.contains("\"code id_token\""),
             "{all}"
         );
+    }
+
+    #[test]
+    fn backchannel_logout_uri_is_an_https_url_without_fragment() {
+        let with = |uri: &str| {
+            MINIMAL.replace(
+                "grant_types = [",
+                &format!("backchannel_logout_uri = \"{uri}\"\ngrant_types = ["),
+            )
+        };
+        for ok in [
+            "https://rp.example.com/logout?tenant=1",
+            "http://127.0.0.1:9000/bcl",
+            "http://localhost/bcl",
+        ] {
+            assert!(problems(&with(ok)).is_empty(), "{ok}");
+        }
+        for (bad, why) in [
+            ("http://rp.example.com/bcl", "loopback"),
+            ("https://rp.example.com/bcl#top", "fragment"),
+            ("/bcl", "absolute"),
+            ("javascript:alert(1)", "https"),
+        ] {
+            let all = problems(&with(bad))
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                all.contains("clients[0] (web).backchannel_logout_uri") && all.contains(why),
+                "{bad}: {all}"
+            );
+        }
+        let text = MINIMAL.replace(
+            "grant_types = [",
+            "backchannel_logout_session_required = true\ngrant_types = [",
+        );
+        let all = problems(&text)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("needs backchannel_logout_uri"), "{all}");
+    }
+
+    #[test]
+    fn backchannel_logout_retries_double_up_to_the_cap() {
+        let b = BackchannelLogoutSettings {
+            retry_delay_seconds: 10,
+            max_retry_delay_seconds: 100,
+            ..Default::default()
+        };
+        let delays: Vec<i64> = (1..=6).map(|a| b.retry_delay(a)).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 100, 100]);
+        assert_eq!(b.retry_delay(1000), 100);
+        let text = format!(
+            "{MINIMAL}\n[backchannel_logout]\ntimeout_seconds = 0\nmax_attempts = 0\nretry_delay_seconds = 60\nmax_retry_delay_seconds = 30\n"
+        );
+        let all = problems(&text)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        for f in ["timeout_seconds", "max_attempts", "max_retry_delay_seconds"] {
+            assert!(
+                all.contains(&format!("backchannel_logout.{f}")),
+                "{f}: {all}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod app;
 pub mod attempts;
 pub mod authorize;
+pub mod backchannel;
 #[cfg(feature = "bench")]
 pub mod ceilings;
 pub mod cli;

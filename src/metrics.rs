@@ -14,6 +14,9 @@ pub struct Metrics {
     pub store_rows: IntGaugeVec,
     /// Client connections open now (`server`), against `[limits] max_connections`.
     pub connections: IntGauge,
+    /// Back-channel logout attempts by outcome: delivered, retried, failed (given up),
+    /// dropped (nothing to send to).
+    pub backchannel_logouts: IntCounterVec,
 }
 
 impl Metrics {
@@ -52,11 +55,19 @@ impl Metrics {
         )?;
         let connections =
             IntGauge::new("latchkey_http_connections", "Client connections open now")?;
+        let backchannel_logouts = IntCounterVec::new(
+            Opts::new(
+                "latchkey_backchannel_logouts_total",
+                "Back-channel logout attempts by outcome",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(tokens_issued.clone()))?;
         registry.register(Box::new(store_rows.clone()))?;
+        registry.register(Box::new(backchannel_logouts.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -64,6 +75,7 @@ impl Metrics {
             tokens_issued,
             store_rows,
             connections,
+            backchannel_logouts,
         })
     }
 

@@ -11,6 +11,9 @@ use crate::oauth::types::SigningAlg;
 /// `typ` of access tokens (RFC 9068 §2.1) and id_tokens.
 pub const TYP_ACCESS_TOKEN: &str = "at+jwt";
 pub const TYP_ID_TOKEN: &str = "JWT";
+/// OpenID Connect Back-Channel Logout 1.0 section 2.4: Logout Tokens are explicitly typed, so
+/// one can never pass for an ID token or an access token.
+pub const TYP_LOGOUT_TOKEN: &str = "logout+jwt";
 
 pub fn encode<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> anyhow::Result<String> {
     let header = serde_json::json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});

@@ -257,12 +257,33 @@ pub async fn confirm(
         Ok(None) => return next_step(&state, jar, &row, None, None).await,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let client_name = match state.client(&row.client_id).await {
-        Ok(Some(c)) => c.name().to_owned(),
-        Ok(None) => row.client_id.clone(),
+    let client = match state.client(&row.client_id).await {
+        Ok(c) => c,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
     };
+    let client_name = client
+        .as_ref()
+        .map_or_else(|| row.client_id.clone(), |c| c.name().to_owned());
     let allow = form.get("decision") == Some("allow");
+    let now = state.now();
+    // Back-Channel Logout 1.0 section 2.3: the device's tokens carry this session's sid, so
+    // the client is told when the session ends.
+    if allow
+        && client
+            .as_ref()
+            .is_some_and(|c| c.settings.backchannel_logout_uri.is_some())
+    {
+        match state
+            .store
+            .remember_logged_in_client(&s.sid, &row.client_id, now)
+            .await
+        {
+            Ok(true) => {}
+            // The session ended a moment ago: sign in again, then confirm.
+            Ok(false) => return next_step(&state, jar, &row, None, None).await,
+            Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
+        }
+    }
     let grant = allow.then(|| GrantData {
         scope: row.scope.clone(),
         auth_time: Some(s.auth_time),
@@ -273,7 +294,6 @@ pub async fn confirm(
         audiences: Vec::new(),
         requested_acr_values: None,
     });
-    let now = state.now();
     match state
         .store
         .decide_device(&row.user_code, &user.id, grant.as_ref(), now)

@@ -58,6 +58,9 @@ pub fn document(state: &AppState) -> Value {
         "introspection_endpoint": state.url("/introspect"),
         // OIDC RP-Initiated Logout 1.0 §2.1.
         "end_session_endpoint": state.url("/logout"),
+        // OIDC Back-Channel Logout 1.0 section 2.1: Logout Tokens carry `sid`, as ID tokens do.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "scopes_supported": STANDARD_SCOPES,
         "response_types_supported": ResponseType::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),

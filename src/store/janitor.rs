@@ -15,36 +15,55 @@ enum AfterExpiry {
     Delete,
 }
 
-/// Tables the janitor keeps in check, with the column that says a row is dead.
-/// Refresh tokens and grants linger for the family lifetime; codes and interactions for
-/// minutes; revoked jtis only until the token would have expired anyway.
-const PURGEABLE: &[(&str, &str, &str, AfterExpiry)] = &[
+/// Tables the janitor keeps in check: the column that says a row is dead, and a condition a
+/// row must also meet to go. Refresh tokens and grants linger for the family lifetime; codes
+/// and interactions for minutes; revoked jtis only until the token would have expired
+/// anyway. A back-channel logout goes when its session expires unended, or a while after
+/// it was finished; never while it is still being delivered.
+const PURGEABLE: &[(&str, &str, &str, AfterExpiry, &str)] = &[
     (
         "authorization_codes",
         "code_hash",
         "expires_at",
         AfterExpiry::KeepForReuse,
+        "",
     ),
-    ("interactions", "id_hash", "expires_at", AfterExpiry::Delete),
+    (
+        "interactions",
+        "id_hash",
+        "expires_at",
+        AfterExpiry::Delete,
+        "",
+    ),
     (
         "refresh_tokens",
         "token_hash",
         "expires_at",
         AfterExpiry::KeepForReuse,
+        "",
     ),
-    ("grants", "id", "expires_at", AfterExpiry::KeepForReuse),
+    ("grants", "id", "expires_at", AfterExpiry::KeepForReuse, ""),
     (
         "revoked_tokens",
         "jti",
         "expires_at",
         AfterExpiry::KeepForReuse,
+        "",
     ),
-    ("sessions", "id_hash", "expires_at", AfterExpiry::Delete),
+    ("sessions", "id_hash", "expires_at", AfterExpiry::Delete, ""),
     (
         "device_authorizations",
         "device_code_hash",
         "expires_at",
         AfterExpiry::KeepForReuse,
+        "",
+    ),
+    (
+        "backchannel_logouts",
+        "jti",
+        "expires_at",
+        AfterExpiry::Delete,
+        "AND next_attempt_at IS NULL",
     ),
 ];
 
@@ -60,18 +79,18 @@ impl Store {
     /// expiry.
     pub async fn purge_expired(&self, now: i64, batch: i64, grace: i64) -> DbResult<PurgeCounts> {
         let mut out = PurgeCounts::default();
-        for (table, pk, col, after) in PURGEABLE {
+        for (table, pk, col, after, only) in PURGEABLE {
             let before = match after {
                 AfterExpiry::KeepForReuse => now - grace,
                 // `expires_at > now` is what makes a row live, so `<=` is dead.
                 AfterExpiry::Delete => now + 1,
             };
             let sql = format!(
-                "DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {col} < $1 LIMIT $2)"
+                "DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {col} < $1 {only} LIMIT $2)"
             );
             let mut total = 0;
             loop {
-                // Table and column names come from the PURGEABLE constant, never from input.
+                // Table, column names and conditions come from the PURGEABLE constant, never from input.
                 let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(before)
                     .bind(batch)
@@ -97,7 +116,7 @@ impl Store {
     /// Row counts of the tables that grow with traffic.
     pub async fn table_counts(&self) -> DbResult<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();
-        for (table, _, _, _) in PURGEABLE {
+        for (table, _, _, _, _) in PURGEABLE {
             let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT COUNT(*) AS n FROM {table}"
             )))

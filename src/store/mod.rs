@@ -12,6 +12,7 @@
 //! - only hashes of codes, tokens, session ids and secrets are stored.
 
 mod audit;
+pub mod backchannel;
 mod clients;
 pub mod device;
 pub mod grants;
@@ -59,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "user revocation",
         include_str!("../../migrations/0003_user_revocation.sql"),
     ),
+    (
+        4,
+        "backchannel logout",
+        include_str!("../../migrations/0004_backchannel_logout.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {
@@ -89,6 +95,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    backchannel_queued: backchannel::Queued,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,7 +176,11 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            backchannel_queued: backchannel::Queued::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

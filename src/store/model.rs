@@ -41,6 +41,9 @@ pub struct ClientSettings {
     pub refresh_token_ttl: Option<i64>,
     pub id_token_alg: Option<SigningAlg>,
     pub access_token_alg: Option<SigningAlg>,
+    /// OpenID Connect Back-Channel Logout 1.0 section 2.2.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Client {

@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::model::{Session, User};
 use super::users::user_columns;
-use super::{DbResult, Store};
+use super::{DbResult, Store, backchannel};
 use crate::oauth::types::ScopeSet;
 
 impl Store {
@@ -74,14 +74,23 @@ impl Store {
         Ok(Some((s, super::users::user_from_row(&row)?)))
     }
 
-    /// End a session; returns its public `sid` when it was live.
+    /// End a session; returns its public `sid` when it was live. The back-channel logouts
+    /// of the clients it signed in to are queued in the same transaction.
     pub async fn end_session(&self, id_hash: &str, now: i64) -> DbResult<Option<String>> {
+        let mut tx = self.begin().await?;
         let row = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL RETURNING sid")
             .bind(id_hash)
             .bind(now)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
-        row.map(|r| r.try_get("sid")).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let sid: String = row.try_get("sid")?;
+        let queued = backchannel::queue_for_session(&mut tx, &sid, now).await?;
+        tx.commit().await?;
+        self.woken_for(queued);
+        Ok(Some(sid))
     }
 
     pub async fn insert_interaction(

@@ -3,7 +3,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::model::{User, UserClaims};
-use super::{DbResult, Store, flag, json_err};
+use super::{DbResult, Store, backchannel, flag, json_err};
 
 pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
     let claims: String = row.try_get("claims")?;
@@ -98,10 +98,13 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if evict {
-            revoke_user_in(&mut tx, &id, now).await?;
-        }
+        let queued = if evict {
+            revoke_user_in(&mut tx, &id, now).await?
+        } else {
+            0
+        };
         tx.commit().await?;
+        self.woken_for(queued);
         Ok(evict)
     }
 
@@ -178,10 +181,13 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        if revoke {
-            revoke_user_in(&mut tx, id, now).await?;
-        }
+        let queued = if revoke {
+            revoke_user_in(&mut tx, id, now).await?
+        } else {
+            0
+        };
         tx.commit().await?;
+        self.woken_for(queued);
         Ok(())
     }
 
@@ -195,18 +201,22 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        if disabled {
-            revoke_user_in(&mut tx, id, now).await?;
-        }
+        let queued = if disabled {
+            revoke_user_in(&mut tx, id, now).await?
+        } else {
+            0
+        };
         tx.commit().await?;
+        self.woken_for(queued);
         Ok(())
     }
 
     /// Sign user `id` out everywhere and revoke every grant and token they hold.
     pub async fn revoke_user(&self, id: &str, now: i64) -> DbResult<()> {
         let mut tx = self.pool().begin().await?;
-        revoke_user_in(&mut tx, id, now).await?;
+        let queued = revoke_user_in(&mut tx, id, now).await?;
         tx.commit().await?;
+        self.woken_for(queued);
         Ok(())
     }
 
@@ -214,7 +224,7 @@ impl Store {
     /// `sub` is never reused (ids are random).
     pub async fn remove_user(&self, id: &str, now: i64) -> DbResult<()> {
         let mut tx = self.pool().begin().await?;
-        revoke_user_in(&mut tx, id, now).await?;
+        let queued = revoke_user_in(&mut tx, id, now).await?;
         sqlx::query("DELETE FROM consents WHERE user_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -224,6 +234,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.woken_for(queued);
         Ok(())
     }
 }
@@ -236,7 +247,10 @@ impl Store {
 /// Codes and device codes go first: on Postgres each statement sees what committed before
 /// it started, so a code being exchanged right now either is deleted here, or has committed
 /// its grant by the time the grants are revoked below.
-async fn revoke_user_in(conn: &mut AnyConnection, id: &str, now: i64) -> DbResult<()> {
+///
+/// The back-channel logouts of every session ended here are queued in the same transaction;
+/// returns how many, for the caller to wake the worker after committing.
+async fn revoke_user_in(conn: &mut AnyConnection, id: &str, now: i64) -> DbResult<u64> {
     for sql in [
         "DELETE FROM authorization_codes WHERE user_id = $1 AND consumed_at IS NULL",
         "UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND status = 'approved'",
@@ -254,5 +268,5 @@ async fn revoke_user_in(conn: &mut AnyConnection, id: &str, now: i64) -> DbResul
             .execute(&mut *conn)
             .await?;
     }
-    Ok(())
+    backchannel::queue_for_user(conn, id, now).await
 }

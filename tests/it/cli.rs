@@ -39,7 +39,7 @@ async fn client_add_refuses_what_the_config_refuses(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let cases: [(&str, &[&str], &[&str]); 4] = [
+    let cases: [(&str, &[&str], &[&str]); 5] = [
         (
             "js",
             &["--redirect-uri", "javascript:alert(document.cookie)"],
@@ -65,6 +65,16 @@ async fn client_add_refuses_what_the_config_refuses(b: Backend) {
                 "api.read",
             ],
             &["client public-cc.grant_types", "confidential"],
+        ),
+        (
+            "bcl",
+            &[
+                "--redirect-uri",
+                "https://app.example/cb",
+                "--backchannel-logout-uri",
+                "http://app.example/bcl",
+            ],
+            &["client bcl.backchannel_logout_uri", "loopback"],
         ),
     ];
     for (id, flags, says) in cases {

@@ -196,6 +196,8 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Clock,
     _server: tokio::task::JoinHandle<()>,
+    /// Background tasks started by the test (`start_logout_worker`), stopped with the app.
+    workers: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
     pg_db: Option<String>,
 }
@@ -263,6 +265,9 @@ pub fn drop_pg_database(name: String) {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self._server.abort();
+        for w in &self.workers {
+            w.abort();
+        }
         if let Some(db) = self.pg_db.take() {
             drop_pg_database(db);
         }
@@ -327,9 +332,17 @@ impl TestApp {
             state,
             clock,
             _server: server,
+            workers: Vec::new(),
             _dir: dir,
             pg_db,
         }
+    }
+
+    /// Run this node's back-channel logout worker, as `latchkey serve` does; a test app
+    /// runs no background task unless asked.
+    pub fn start_logout_worker(&mut self) {
+        let w = latchkey::backchannel::spawn(&self.state).expect("worker");
+        self.workers.push(w);
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod attack;
+mod backchannel;
 mod browser;
 mod cli;
 mod code_flow;

@@ -4,8 +4,9 @@
 use latchkey::crypto::secret::{hash_token, new_token};
 use latchkey::oauth::types::ScopeSet;
 use latchkey::store::Store;
+use latchkey::store::backchannel::Finish;
 use latchkey::store::grants::{NewGrant, NewRefresh};
-use latchkey::store::model::{CodeData, CodeRedemption, GrantData};
+use latchkey::store::model::{CodeData, CodeRedemption, GrantData, Session};
 use latchkey::store::throttle::{Admission, Outcome};
 use latchkey::store::throttle_policy;
 
@@ -328,7 +329,135 @@ async fn access_token_state_reads_revocation_and_user_together(b: Backend) {
     assert!(!revoked && user.is_none());
 }
 
+/// Back-channel logouts: armed only in a live session, queued by the end of the session,
+/// claimed by exactly one of two concurrent claimers, finished only by the latest claim, and
+/// purged only once finished.
+async fn backchannel_logouts_are_claimed_once(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.store;
+    let now = app.clock.now();
+    let alice = store
+        .find_user_by_login("alice")
+        .await
+        .expect("user")
+        .expect("alice");
+    store
+        .insert_session(&Session {
+            id_hash: "h1".into(),
+            sid: "s1".into(),
+            user_id: alice.id.clone(),
+            auth_time: now,
+            amr: vec!["pwd".into()],
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + 3600,
+        })
+        .await
+        .expect("session");
+    for client in ["web", "web", "spa"] {
+        assert!(
+            store
+                .remember_logged_in_client("s1", client, now)
+                .await
+                .expect("arm")
+        );
+    }
+    let armed = store
+        .backchannel_logout_state("s1", "web")
+        .await
+        .expect("state")
+        .expect("armed once");
+    assert_eq!((armed.due_at, armed.next_attempt_at), (None, None));
+    // Nothing is due while the session lives.
+    assert!(
+        store
+            .claim_backchannel_logouts(now, 60, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+
+    assert_eq!(
+        store.end_session("h1", now).await.expect("end").as_deref(),
+        Some("s1")
+    );
+    assert!(
+        !store
+            .remember_logged_in_client("s1", "first-party", now)
+            .await
+            .expect("arm"),
+        "an ended session signs no one in"
+    );
+    let (x, y) = tokio::join!(
+        store.claim_backchannel_logouts(now, 60, 10),
+        store.claim_backchannel_logouts(now, 60, 10)
+    );
+    let (x, y) = (x.expect("x"), y.expect("y"));
+    assert_eq!(x.len() + y.len(), 2, "{x:?} {y:?}");
+    let mut all: Vec<_> = x.into_iter().chain(y).collect();
+    all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    assert_eq!(all[0].client_id, "spa");
+    assert_eq!(all[1].client_id, "web");
+    assert!(
+        all.iter()
+            .all(|d| d.attempt == 1 && d.user_id == alice.id && d.sid == "s1")
+    );
+    // Held for the lease; after it, claimed again, and the first holder can no longer
+    // finish it.
+    assert!(
+        store
+            .claim_backchannel_logouts(now + 59, 60, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let again = store
+        .claim_backchannel_logouts(now + 60, 60, 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 2);
+    let web = all.pop().expect("web");
+    assert!(
+        !store
+            .finish_backchannel_logout(&web, Finish::Delivered, now + 61, 100)
+            .await
+            .expect("finish")
+    );
+    let web2 = again.iter().find(|d| d.client_id == "web").expect("web");
+    assert_eq!(web2.attempt, 2);
+    assert!(
+        store
+            .finish_backchannel_logout(web2, Finish::Delivered, now + 61, 100)
+            .await
+            .expect("finish")
+    );
+    // Past the session's end and the retention, the janitor purges the finished delivery and
+    // keeps the one still pending.
+    app.state
+        .store
+        .purge_expired(now + 4000, 1000, 0)
+        .await
+        .expect("purge");
+    assert!(
+        store
+            .backchannel_logout_state("s1", "web")
+            .await
+            .expect("state")
+            .is_none()
+    );
+    assert!(
+        store
+            .backchannel_logout_state("s1", "spa")
+            .await
+            .expect("state")
+            .is_some_and(|s| s.next_attempt_at.is_some())
+    );
+}
+
 crate::both_stores!(
+    backchannel_logouts_are_claimed_once,
     access_token_state_reads_revocation_and_user_together,
     codes_are_single_use_and_expire,
     grant_revocation_reaches_refresh_and_access_tokens,
