@@ -280,7 +280,7 @@ pub struct BackchannelLogoutSettings {
     /// Attempts before a delivery is given up.
     pub max_attempts: i64,
     /// Wait before the first retry; each further retry waits twice as long, up to
-    /// `max_retry_delay_seconds`. 0 retries at once.
+    /// `max_retry_delay_seconds`.
     pub retry_delay_seconds: i64,
     pub max_retry_delay_seconds: i64,
     /// `exp` - `iat` of a Logout Token. Each attempt signs a new one with the same `jti`.
@@ -895,8 +895,9 @@ impl Config {
             ),
             (
                 "backchannel_logout.retry_delay_seconds",
-                b.retry_delay_seconds >= 0,
-                "must be 0 or a number of seconds",
+                b.retry_delay_seconds >= 1,
+                // 0 would retry a client that refuses at once in a tight loop.
+                "must be a positive number of seconds",
             ),
             (
                 "backchannel_logout.max_retry_delay_seconds",

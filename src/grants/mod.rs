@@ -234,6 +234,21 @@ pub async fn active_user(
     Ok(user)
 }
 
+/// A code or an approved device code is redeemed only while the browser session that
+/// authorized it is live: once it has ended (logout, a new sign-in, a revocation) its
+/// clients may already have been sent their Logout Tokens (Back-Channel Logout 1.0
+/// section 2.7), and tokens issued after that would outlive the logout.
+pub async fn session_still_live(state: &AppState, sid: Option<&str>) -> OAuthResult<()> {
+    if let Some(sid) = sid
+        && state.store.session_ended(sid).await?
+    {
+        return Err(OAuthError::invalid_grant(
+            "the browser session that authorized this grant has ended (the user signed out); start again",
+        ));
+    }
+    Ok(())
+}
+
 fn usable(user: Option<User>) -> OAuthResult<User> {
     match user {
         Some(u) if !u.disabled => Ok(u),

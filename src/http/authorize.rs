@@ -127,6 +127,13 @@ async fn continue_request(
             );
             (jar, body).into_response()
         }
+        // The same form was posted twice at once (a double click) and the other post
+        // answered it. A session this post just started would be a second live session
+        // that no code names: end it again.
+        Ok(Next::AlreadyUsed) if fresh_login => match session::end(state, jar).await {
+            Ok((jar, _)) => (jar, expired_page(state)).into_response(),
+            Err(e) => error_page(state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+        },
         Ok(Next::AlreadyUsed) => (jar, expired_page(state)).into_response(),
         Err(e) => (jar, deliver(state, req.return_to(state).error(&e))).into_response(),
     }

@@ -64,7 +64,11 @@ pub async fn start(
     if let Some(old) = jar.get(&name(state, "session")) {
         state
             .store
-            .end_session(&hash_token(old.value()), now)
+            .end_session(
+                &hash_token(old.value()),
+                now,
+                state.config.logout.revoke_session_tokens,
+            )
             .await?;
     }
     let id = new_token();
@@ -91,7 +95,11 @@ pub async fn end(state: &AppState, jar: CookieJar) -> OAuthResult<(CookieJar, Op
         Some(c) => {
             state
                 .store
-                .end_session(&hash_token(c.value()), state.now())
+                .end_session(
+                    &hash_token(c.value()),
+                    state.now(),
+                    state.config.logout.revoke_session_tokens,
+                )
                 .await?
         }
         None => None,

@@ -88,7 +88,7 @@ pub(crate) async fn queue_for_session(
 ) -> DbResult<u64> {
     let r = sqlx::query(
         "UPDATE backchannel_logouts SET due_at = $2, next_attempt_at = $2
-         WHERE sid = $1 AND due_at IS NULL",
+         WHERE sid = $1 AND due_at IS NULL AND expires_at > $2",
     )
     .bind(sid)
     .bind(now)

@@ -60,6 +60,20 @@ const REFRESH_SELECT: &str =
         r.expires_at, r.family_expires_at, r.rotated_at, r.successor, g.revoked_at
      FROM refresh_tokens r LEFT JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1";
 
+/// Revoke every grant started in a browser session, inside the transaction that ends it.
+pub(crate) async fn revoke_grants_of_session_in(
+    conn: &mut AnyConnection,
+    sid: &str,
+    now: i64,
+) -> DbResult<u64> {
+    let r = sqlx::query("UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
+        .bind(sid)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected())
+}
+
 pub(crate) async fn insert_grant(
     conn: &mut AnyConnection,
     g: &NewGrant<'_>,
@@ -259,15 +273,10 @@ impl Store {
         Ok(())
     }
 
-    /// Revoke every grant started in a browser session (logout).
+    /// Revoke every grant started in browser session `sid`.
     pub async fn revoke_grants_of_session(&self, sid: &str, now: i64) -> DbResult<u64> {
-        let r =
-            sqlx::query("UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
-                .bind(sid)
-                .bind(now)
-                .execute(self.pool())
-                .await?;
-        Ok(r.rows_affected())
+        let mut conn = self.pool().acquire().await?;
+        revoke_grants_of_session_in(&mut conn, sid, now).await
     }
 
     /// Revoke one access token by its `jti` until it would have expired anyway.

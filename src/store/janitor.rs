@@ -86,7 +86,10 @@ impl Store {
                 AfterExpiry::Delete => now + 1,
             };
             let sql = format!(
-                "DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {col} < $1 {only} LIMIT $2)"
+                // The condition is repeated outside the subquery: on Postgres a row that
+                // changed since the subquery read it is checked again only against the outer
+                // WHERE (a back-channel delivery queued meanwhile must not be deleted).
+                "DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {col} < $1 {only} LIMIT $2) AND {col} < $1 {only}"
             );
             let mut total = 0;
             loop {

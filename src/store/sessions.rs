@@ -74,9 +74,16 @@ impl Store {
         Ok(Some((s, super::users::user_from_row(&row)?)))
     }
 
-    /// End a session; returns its public `sid` when it was live. The back-channel logouts
-    /// of the clients it signed in to are queued in the same transaction.
-    pub async fn end_session(&self, id_hash: &str, now: i64) -> DbResult<Option<String>> {
+    /// End a session; returns its public `sid` when it was live. In the same transaction:
+    /// with `revoke_grants`, the grants issued in it are revoked (so a client is never told
+    /// of the logout while its refresh token still works), and the back-channel logouts of
+    /// the clients it signed in to are queued.
+    pub async fn end_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        revoke_grants: bool,
+    ) -> DbResult<Option<String>> {
         let mut tx = self.begin().await?;
         let row = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL RETURNING sid")
             .bind(id_hash)
@@ -87,10 +94,26 @@ impl Store {
             return Ok(None);
         };
         let sid: String = row.try_get("sid")?;
+        if revoke_grants {
+            super::grants::revoke_grants_of_session_in(&mut tx, &sid, now).await?;
+        }
         let queued = backchannel::queue_for_session(&mut tx, &sid, now).await?;
         tx.commit().await?;
         self.woken_for(queued);
         Ok(Some(sid))
+    }
+
+    /// Whether the session named by public id `sid` has ended (logged out, replaced, or
+    /// revoked). A code or device grant from an ended session must not be redeemed: its
+    /// client may already have been told of the logout.
+    pub async fn session_ended(&self, sid: &str) -> DbResult<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM sessions WHERE sid = $1 AND ended_at IS NOT NULL",
+        )
+        .bind(sid)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     pub async fn insert_interaction(

@@ -57,6 +57,33 @@ async fn logout(app: &TestApp, query: &[(&str, &str)]) -> reqwest::Response {
         .expect("logout")
 }
 
+/// A code issued before the user logged out cannot be redeemed after: its client may
+/// already have been told of the logout (Back-Channel Logout 1.0 section 2.7).
+async fn a_code_from_an_ended_session_is_refused(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let (id_token, _) = sign_in(&app).await;
+    let pending = crate::code_flow::get_code(&app, "openid").await;
+    let r = logout(&app, &[("id_token_hint", &id_token)]).await;
+    assert!(
+        r.status().is_redirection() || r.status() == 200,
+        "{}",
+        r.status()
+    );
+    let r = crate::code_flow::exchange(&app, &pending).await;
+    assert_eq!(r.status(), 400);
+    let body = json(r).await;
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("session that authorized this grant has ended"),
+        "{body}"
+    );
+}
+
 async fn valid_hint_logs_out_and_redirects(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
@@ -274,6 +301,7 @@ async fn bad_requests_get_an_error_page(b: Backend) {
 }
 
 crate::both_stores!(
+    a_code_from_an_ended_session_is_refused,
     valid_hint_logs_out_and_redirects,
     tokens_survive_logout_when_configured,
     without_a_hint_the_user_confirms,

@@ -380,7 +380,11 @@ async fn backchannel_logouts_are_claimed_once(b: Backend) {
     );
 
     assert_eq!(
-        store.end_session("h1", now).await.expect("end").as_deref(),
+        store
+            .end_session("h1", now, false)
+            .await
+            .expect("end")
+            .as_deref(),
         Some("s1")
     );
     assert!(
