@@ -18,3 +18,4 @@ mod multinode;
 mod ops;
 mod real_browser;
 mod store;
+mod wire;

@@ -536,14 +536,9 @@ async fn walk(mut w: Walk) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_consent_logout_and_device_in_chromium() {
     let Some(bin) = find_chromedriver() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "chromedriver is not on PATH and CI=true: apt-get install chromium chromium-driver"
-            );
-        }
-        eprintln!(
-            "\n!!! SKIPPED real_browser: chromedriver is not on PATH; \
-             apt-get install chromium chromium-driver !!!\n"
+        crate::common::skip(
+            "chromedriver is not on PATH",
+            "apt-get install chromium chromium-driver",
         );
         return;
     };
