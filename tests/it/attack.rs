@@ -610,7 +610,7 @@ async fn a_full_hashing_queue_answers_busy(b: Backend) {
         c.login.max_queued_hashes = 1;
         // Slow hashes (unknown users verify against a dummy hash with these parameters),
         // so the one thread and the one queue slot stay taken while the test looks.
-        c.login.argon2_iterations = 400;
+        c.login.argon2_iterations = 1000;
         c.login.hash_priority = latchkey::config::HashPriority::Normal;
     })
     .await
