@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::store::model::{AuditEvent, Client, Session, User};
 
 use super::client_ip::ClientIp;
-use super::respond::{deliver, error_page, page};
+use super::respond::{deliver, error_page, error_page_saying, page};
 use super::session::{self, Bind};
 use super::views::{ConsentPage, LoginPage, Theme, scope_lines};
 
@@ -162,22 +162,29 @@ async fn load_interaction(
 }
 
 fn expired_page(state: &AppState) -> Response {
-    error_page(
+    let minutes = (state.config.sessions.interaction_ttl / 60).max(1);
+    error_page_saying(
         state,
         StatusCode::BAD_REQUEST,
         &OAuthError::invalid_request(
-            "This sign-in page has expired or was already used. Go back to the app and start again.",
+            "The interaction named by the form has expired or was already used.",
+        ),
+        "This sign-in page has expired",
+        &format!(
+            "A sign-in page can be used once, within {minutes} minutes of opening it. Go back to the app and sign in again."
         ),
     )
 }
 
 pub fn csrf_failed(state: &AppState) -> Response {
-    error_page(
+    error_page_saying(
         state,
         StatusCode::FORBIDDEN,
         &OAuthError::access_denied(
-            "The form could not be verified (missing or wrong CSRF token). Reload the page from the app and try again; if you did not submit a form, someone may have tried to submit it for you.",
+            "The form could not be verified: its CSRF value does not match the cookie set with the page.",
         ),
+        "We could not check this form",
+        "Your browser did not send back the cookie this page set. That happens when cookies are blocked for this site, when the page was opened in another browser or a private window, or when it was open for a long time. Allow cookies for this site, then go back to the app and start again. If you did not submit a form just now, someone may have tried to submit one for you: you can close this page.",
     )
 }
 

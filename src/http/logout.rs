@@ -22,7 +22,7 @@ use crate::store::model::{Client, Session, User};
 
 use super::authorize::{audit, csrf_failed};
 use super::client_ip::ClientIp;
-use super::respond::{deliver, error_page, page};
+use super::respond::{deliver, error_page, error_page_saying, page};
 use super::session;
 use super::views::{LogoutPage, MessagePage, Theme};
 
@@ -70,7 +70,7 @@ pub async fn get(
     let raw = raw.unwrap_or_default();
     match Params::parse(raw.as_bytes(), state.config.limits.params()) {
         Ok(p) => run(state, ip, jar, p).await,
-        Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
+        Err(e) => bad_logout_request(&state, &e),
     }
 }
 
@@ -83,14 +83,14 @@ pub async fn post(
 ) -> Response {
     match Params::parse(&body, state.config.limits.params()) {
         Ok(p) => run(state, ip, jar, p).await,
-        Err(e) => error_page(&state, StatusCode::BAD_REQUEST, &e),
+        Err(e) => bad_logout_request(&state, &e),
     }
 }
 
 async fn run(state: AppState, ip: String, jar: CookieJar, params: Params) -> Response {
     let req = match check(&state, &params).await {
         Ok(r) => r,
-        Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
+        Err(e) => return bad_logout_request(&state, &e),
     };
     let session = match session::current(&state, &jar).await {
         Ok(s) => s,
@@ -219,9 +219,9 @@ pub async fn confirm(
     let req = match Params::from_pairs(pairs, state.config.limits.params()) {
         Ok(p) => match check(&state, &p).await {
             Ok(r) => r,
-            Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
+            Err(e) => return bad_logout_request(&state, &e),
         },
-        Err(e) => return error_page(&state, StatusCode::BAD_REQUEST, &e),
+        Err(e) => return bad_logout_request(&state, &e),
     };
     if form.get("decision") != Some("logout") {
         let body = page(
@@ -294,4 +294,15 @@ fn finish(state: &AppState, jar: CookieJar, req: &Request, ended: bool) -> Respo
         },
     );
     (jar, body).into_response()
+}
+
+/// A sign-out request we cannot act on: worded for signing out, not signing in.
+fn bad_logout_request(state: &AppState, e: &OAuthError) -> Response {
+    error_page_saying(
+        state,
+        StatusCode::BAD_REQUEST,
+        e,
+        "This sign-out link is not valid",
+        "The app that sent you here asked to sign you out in a way we cannot accept, so nothing was changed. Close this page, or go back to the app and sign out from there again.",
+    )
 }

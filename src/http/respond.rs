@@ -125,6 +125,21 @@ fn human(code: ErrorCode) -> (&'static str, &'static str) {
 /// An HTML error page for errors that must not be redirected (RFC 6749 §4.1.2.1).
 pub fn error_page(state: &AppState, status: StatusCode, e: &OAuthError) -> Response {
     let (title, message) = human(e.code);
+    error_page_saying(state, status, e, title, message)
+}
+
+/// An error page whose words for the person (`title`, `message`) say what happened where
+/// the error code alone cannot (an expired form, a form that failed its CSRF check, a
+/// sign-out link): the technical code and description stay below, for the developer.
+pub fn error_page_saying(
+    state: &AppState,
+    status: StatusCode,
+    e: &OAuthError,
+    title: &str,
+    message: &str,
+) -> Response {
+    // Descriptions quote names in backticks, which read as Markdown; a page shows quotes.
+    let description = e.description.replace('`', "\"");
     page(
         status,
         &ErrorPage {
@@ -132,7 +147,7 @@ pub fn error_page(state: &AppState, status: StatusCode, e: &OAuthError) -> Respo
             title,
             message,
             code: e.code.as_str(),
-            description: &e.description,
+            description: &description,
         },
     )
 }
