@@ -47,10 +47,10 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCmd),
-    /// Signing keys.
+    /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCmd),
-    /// Validate configuration.
+    /// Check a config file.
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Read a secret on stdin and print the hash to paste into the config.
@@ -74,21 +74,27 @@ pub enum Command {
 pub enum ClientCmd {
     /// Register a client; a confidential client's secret is printed once.
     Add {
+        /// The client_id to register.
         client_id: String,
+        /// Display name shown on the consent page; default the client_id.
         #[arg(long)]
         name: Option<String>,
+        /// Repeatable; an allowed redirect URI (exact match).
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// Repeatable; default authorization_code and refresh_token.
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
+        /// Repeatable; a scope the client may request.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A public client (no secret; PKCE required).
         #[arg(long)]
         public: bool,
+        /// Never ask users for consent (first-party clients only).
         #[arg(long)]
         skip_consent: bool,
+        /// Allow the client to call the introspection endpoint.
         #[arg(long)]
         introspection: bool,
         /// Where Logout Tokens are POSTed when a session the client was signed in to ends
@@ -99,63 +105,91 @@ pub enum ClientCmd {
         #[arg(long)]
         backchannel_logout_session_required: bool,
     },
+    /// List every client: id, source (config or cli), state and name.
     List,
+    /// Show one client's settings.
     Show {
+        /// The client's client_id.
         client_id: String,
     },
+    /// Remove a client registered with `client add`.
     Remove {
+        /// The client's client_id.
         client_id: String,
     },
     /// Generate a new secret (printed once); the old one stops working at once.
     RotateSecret {
+        /// The client's client_id.
         client_id: String,
     },
 }
 
 #[derive(Args)]
 pub struct ClaimArgs {
+    /// The email claim.
     #[arg(long)]
     email: Option<String>,
+    /// The email address has been verified.
     #[arg(long)]
     email_verified: bool,
+    /// Full name (the name claim).
     #[arg(long)]
     name: Option<String>,
+    /// Given (first) name.
     #[arg(long)]
     given_name: Option<String>,
+    /// Family (last) name.
     #[arg(long)]
     family_name: Option<String>,
+    /// Middle name.
     #[arg(long)]
     middle_name: Option<String>,
+    /// Casual name.
     #[arg(long)]
     nickname: Option<String>,
+    /// The name the user wants to be shown as.
     #[arg(long)]
     preferred_username: Option<String>,
+    /// URL of the profile page.
     #[arg(long)]
     profile: Option<String>,
+    /// URL of the profile picture.
     #[arg(long)]
     picture: Option<String>,
+    /// URL of the web site or blog.
     #[arg(long)]
     website: Option<String>,
+    /// Gender.
     #[arg(long)]
     gender: Option<String>,
+    /// Birthday, YYYY-MM-DD (or YYYY).
     #[arg(long)]
     birthdate: Option<String>,
+    /// Time zone, e.g. Europe/Paris.
     #[arg(long)]
     zoneinfo: Option<String>,
+    /// Locale, e.g. en-US.
     #[arg(long)]
     locale: Option<String>,
+    /// Phone number (phone_number claim), E.164 recommended.
     #[arg(long)]
     phone: Option<String>,
+    /// The phone number has been verified.
     #[arg(long)]
     phone_verified: bool,
+    /// Address: street (may be several lines).
     #[arg(long)]
     street_address: Option<String>,
+    /// Address: city or locality.
     #[arg(long)]
     locality: Option<String>,
+    /// Address: state, province or region.
     #[arg(long)]
     region: Option<String>,
+    /// Address: postal code.
     #[arg(long)]
     postal_code: Option<String>,
+    /// Address: country.
     #[arg(long)]
     country: Option<String>,
 }
@@ -216,17 +250,22 @@ impl ClaimArgs {
 pub enum UserCmd {
     /// Add a user; asks for the password without echo unless --password-stdin.
     Add {
+        /// The login name.
         username: String,
+        /// Read the password from stdin (one line) instead of prompting.
         #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
         claims: ClaimArgs,
     },
+    /// List every user: username, sub, state and email.
     List,
     /// Set a new password. This signs the user out everywhere and revokes every token they
     /// hold (a changed password is how an account is taken back), unless --keep-sessions.
     SetPassword {
+        /// The user's username or email.
         username: String,
+        /// Read the password from stdin (one line) instead of prompting.
         #[arg(long)]
         password_stdin: bool,
         /// Keep the user's browser sessions, refresh tokens and access tokens.
@@ -236,17 +275,22 @@ pub enum UserCmd {
     /// Disable the account: it can no longer sign in, and every session and token it holds
     /// is revoked now. Enabling it again brings none of them back.
     Disable {
+        /// The user's username or email.
         username: String,
     },
+    /// Enable a disabled account again.
     Enable {
+        /// The user's username or email.
         username: String,
     },
     /// Sign the user out everywhere and revoke every grant and token they hold.
     RevokeSessions {
+        /// The user's username or email.
         username: String,
     },
     /// Remove the account: revoke everything it holds, then delete it and its consents.
     Remove {
+        /// The user's username or email.
         username: String,
     },
 }
@@ -266,7 +310,10 @@ pub enum KeysCmd {
 #[derive(Subcommand)]
 pub enum ConfigCmd {
     /// Validate a config file: exit 0, or print every problem.
-    Check { path: Option<PathBuf> },
+    Check {
+        /// The file to check; default the --config file.
+        path: Option<PathBuf>,
+    },
 }
 
 fn now() -> i64 {

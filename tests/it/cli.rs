@@ -324,6 +324,96 @@ async fn serve_puts_metrics_on_their_own_listener(b: Backend) {
     );
 }
 
+/// `latchkey help <command...>` for the program and every subcommand, however deep.
+fn help(path: &[String]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("help")
+        .args(path)
+        .output()
+        .expect("run latchkey");
+    assert!(out.status.success(), "help {path:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The items (commands, arguments, options) a help page lists, each with its description:
+/// on the item's line after a gap, or on the more indented line below (clap's long layout).
+fn help_items(page: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = page.lines().collect();
+    let mut items = Vec::new();
+    let mut in_list = false;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with(' ') {
+            in_list = matches!(*line, "Commands:" | "Arguments:" | "Options:");
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        if !in_list || indent > 6 {
+            continue;
+        }
+        let item = line.trim();
+        // "--config <CONFIG>  Config file": the description follows the first gap of two spaces
+        // that is not inside the item ("-h, --help" has single spaces only).
+        let (name, same_line) = match item.find("  ") {
+            Some(at) => (item[..at].to_owned(), item[at..].trim().to_owned()),
+            None => (item.to_owned(), String::new()),
+        };
+        let below = lines
+            .get(i + 1)
+            .filter(|l| l.len() - l.trim_start().len() > 6)
+            .map(|l| l.trim().to_owned())
+            .unwrap_or_default();
+        let description = if same_line.is_empty() {
+            below
+        } else {
+            same_line
+        };
+        // Clap appends "[default: ...]" and "[env: ...]" even to an item with no help text.
+        let description = if description.starts_with('[') {
+            String::new()
+        } else {
+            description
+        };
+        items.push((name, description));
+    }
+    items
+}
+
+/// Every command and option has a description in `--help`: an operator never meets a bare
+/// `--email-verified` or `list` and has to read the source.
+#[test]
+fn every_command_and_option_has_help_text() {
+    let mut todo: Vec<Vec<String>> = vec![Vec::new()];
+    let mut pages = 0;
+    while let Some(path) = todo.pop() {
+        let page = help(&path);
+        pages += 1;
+        let mut in_commands = false;
+        for line in page.lines() {
+            if !line.starts_with(' ') {
+                in_commands = line == "Commands:";
+            } else if in_commands && line.len() - line.trim_start().len() == 2 {
+                let name = line.split_whitespace().next().expect("a command");
+                if name != "help" {
+                    let mut sub = path.clone();
+                    sub.push(name.to_owned());
+                    todo.push(sub);
+                }
+            }
+        }
+        let items = help_items(&page);
+        assert!(!items.is_empty(), "help {path:?} lists nothing:\n{page}");
+        for (name, description) in items {
+            assert!(
+                !description.is_empty(),
+                "`latchkey help {}`: {name} has no description:\n{page}",
+                path.join(" ")
+            );
+        }
+    }
+    // The program, its seven commands and their subcommands.
+    assert!(pages > 20, "only {pages} help pages");
+}
+
 crate::both_stores!(
     client_add_refuses_what_the_config_refuses,
     state_files_are_owner_only_whatever_the_umask,
