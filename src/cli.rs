@@ -1,6 +1,6 @@
 //! The `latchkey` command line.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -53,7 +53,7 @@ pub enum Command {
     /// Check a config file.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Read a secret on stdin and print the hash to paste into the config.
+    /// Hash a secret (asked for without echo, or read from a pipe) for the config file.
     HashSecret {
         /// SHA-256 instead of argon2id: only for generated secrets of 43+ random characters.
         #[arg(long)]
@@ -340,6 +340,11 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         std::io::stdin().read_to_string(&mut s)?;
         s.trim_end_matches(['\r', '\n']).to_owned()
     } else {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "no terminal to ask for the password on (stdin is not a terminal): pipe the password in and add --password-stdin"
+            );
+        }
         let a = rpassword::prompt_password("Password: ")?;
         let b = rpassword::prompt_password("Again: ")?;
         if a != b {
@@ -449,8 +454,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::HashSecret { fast } => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
+            // At a terminal: one line, not echoed. Piped: everything on stdin, as scripts do.
+            let s = if std::io::stdin().is_terminal() {
+                rpassword::prompt_password("Secret: ")?
+            } else {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            };
             let secret = s.trim_end_matches(['\r', '\n']);
             if secret.is_empty() {
                 anyhow::bail!("no secret on stdin");

@@ -414,7 +414,31 @@ fn every_command_and_option_has_help_text() {
     assert!(pages > 20, "only {pages} help pages");
 }
 
+/// `user add` with no terminal to prompt on (stdin is not one) and no --password-stdin says
+/// what to do instead of failing with the tty's "No such device or address".
+async fn user_add_without_a_terminal_says_to_use_password_stdin(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    // `output()` gives the child a null stdin.
+    let out = latchkey(&app, &["user", "add", "dave"]).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--password-stdin"), "{err}");
+    assert!(err.contains("not a terminal"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    assert!(
+        app.state
+            .store
+            .find_user_by_login("dave")
+            .await
+            .expect("store")
+            .is_none()
+    );
+}
+
 crate::both_stores!(
+    user_add_without_a_terminal_says_to_use_password_stdin,
     client_add_refuses_what_the_config_refuses,
     state_files_are_owner_only_whatever_the_umask,
     serve_puts_metrics_on_their_own_listener,
