@@ -437,7 +437,87 @@ async fn user_add_without_a_terminal_says_to_use_password_stdin(b: Backend) {
     );
 }
 
+/// `keys list` is a table: a header, columns that line up, each key's state, and times a
+/// person reads (`2026-11-26 01:55:00 UTC`), not Unix seconds.
+async fn keys_list_is_an_aligned_table_with_utc_times(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let out = latchkey(&app, &["keys", "rotate", "--alg", "ES256"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = latchkey(&app, &["keys", "list"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    let header = lines.next().expect("a header");
+    let columns = [
+        "KID",
+        "ALG",
+        "STATE",
+        "CREATED",
+        "SIGNS FROM",
+        "UNPUBLISHED",
+    ];
+    let starts: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            header
+                .find(c)
+                .unwrap_or_else(|| panic!("no {c} in {header:?}"))
+        })
+        .collect();
+    let rows: Vec<&str> = lines.collect();
+    let records = app.state.store.list_keys().await.expect("keys");
+    assert_eq!(rows.len(), records.len(), "{stdout}");
+    let mut states = Vec::new();
+    for row in &rows {
+        // Every cell starts under its column's header.
+        for (c, &at) in columns.iter().zip(&starts).skip(1) {
+            assert!(
+                at > 0
+                    && row.as_bytes().get(at - 1) == Some(&b' ')
+                    && row.as_bytes().get(at).is_some_and(|b| *b != b' '),
+                "{c} is not aligned in:\n{stdout}"
+            );
+        }
+        let cell = |i: usize| {
+            let end = starts
+                .get(i + 1)
+                .copied()
+                .unwrap_or(row.len())
+                .min(row.len());
+            row[starts[i]..end].trim()
+        };
+        for i in [3, 4] {
+            let t = cell(i);
+            assert_eq!(
+                t.len(),
+                "2026-11-26 01:55:00 UTC".len(),
+                "{t:?} in:\n{stdout}"
+            );
+            assert!(t.ends_with(" UTC") && t.as_bytes()[4] == b'-', "{t:?}");
+        }
+        states.push(cell(2).to_owned());
+    }
+    // The server's first keys sign now; the one just rotated in waits its prepublish time.
+    assert_eq!(
+        states.iter().filter(|s| *s == "next").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(states.iter().any(|s| s == "active"), "{stdout}");
+    assert!(
+        states
+            .iter()
+            .all(|s| ["next", "active", "retired"].contains(&s.as_str())),
+        "{stdout}"
+    );
+    let created = latchkey::cli::utc(records[0].created_at);
+    assert!(stdout.contains(&created), "{created} not in:\n{stdout}");
+}
+
 crate::both_stores!(
+    keys_list_is_an_aligned_table_with_utc_times,
     user_add_without_a_terminal_says_to_use_password_stdin,
     client_add_refuses_what_the_config_refuses,
     state_files_are_owner_only_whatever_the_umask,
