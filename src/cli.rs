@@ -366,7 +366,13 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
+/// The config for a command. Its warnings are logged by `serve` only (`config check` prints
+/// them): an admin running `user list` is not the one to act on them, every time.
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?.0)
+}
+
+fn load_config_warning(path: &std::path::Path) -> anyhow::Result<Config> {
     let (config, warnings) = Config::load(path)?;
     for w in warnings {
         tracing::warn!("{}: {w}", path.display());
@@ -408,7 +414,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => {
-            let config = load_config(&cli.config)?;
+            let config = load_config_warning(&cli.config)?;
             let bind = config.bind.clone();
             let demo = config.demo_entries();
             let state = app::build_state(config, Clock::System).await?;

@@ -516,7 +516,29 @@ async fn keys_list_is_an_aligned_table_with_utc_times(b: Backend) {
     assert!(stdout.contains(&created), "{created} not in:\n{stdout}");
 }
 
+/// The config's warnings (the test config's `legacy` client has the password grant, which
+/// RFC 9700 says MUST NOT be used) are for `config check` and `serve`, not every command.
+async fn only_config_check_shows_config_warnings(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let out = latchkey(&app, &["user", "list"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("RFC 9700"), "{all}");
+    assert!(!all.contains("warning"), "{all}");
+    assert!(all.contains("alice"), "{all}");
+    let out = latchkey(&app, &["config", "check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("RFC 9700 §2.4"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 crate::both_stores!(
+    only_config_check_shows_config_warnings,
     keys_list_is_an_aligned_table_with_utc_times,
     user_add_without_a_terminal_says_to_use_password_stdin,
     client_add_refuses_what_the_config_refuses,
