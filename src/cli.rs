@@ -122,6 +122,30 @@ pub enum ClientCmd {
         /// The client's client_id.
         client_id: String,
     },
+    /// Disable a client registered with `client add`: it is refused everywhere at once.
+    Disable {
+        /// The client's client_id.
+        client_id: String,
+    },
+    /// Enable a disabled client again.
+    Enable {
+        /// The client's client_id.
+        client_id: String,
+    },
+    /// Change a client registered with `client add`; options given replace what is stored.
+    Update {
+        /// The client's client_id.
+        client_id: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Repeatable; replaces every redirect URI.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Repeatable; replaces every scope the client may request.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -260,6 +284,11 @@ pub enum UserCmd {
     },
     /// List every user: username, sub, state and email.
     List,
+    /// Show one user: sub, state, source, claims and when it was created and last changed.
+    Show {
+        /// The user's username or email.
+        username: String,
+    },
     /// Set a new password. This signs the user out everywhere and revokes every token they
     /// hold (a changed password is how an account is taken back), unless --keep-sessions.
     SetPassword {
@@ -530,7 +559,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Client(cmd) => client_cmd(&load_config(&cli.config)?, cmd).await,
+        Command::Client(cmd) => client_cmd(&load_config(&cli.config)?, &cli.config, cmd).await,
         Command::User(cmd) => user_cmd(&load_config(&cli.config)?, &cli.config, cmd).await,
         Command::Keys(cmd) => keys_cmd(&load_config(&cli.config)?, cmd).await,
     }
@@ -550,7 +579,71 @@ fn lag_note(config: &Config, store: &Store) -> String {
     }
 }
 
-async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
+/// A client registered with the CLI that an admin named. One the config file owns is refused: the
+/// file is applied at every start, so a change made here would be undone at the next one.
+async fn existing_client(
+    store: &Store,
+    client_id: &str,
+    config_path: &std::path::Path,
+) -> anyhow::Result<crate::store::model::Client> {
+    let Some(c) = store.get_client(client_id).await? else {
+        anyhow::bail!("no client {client_id}");
+    };
+    if c.source == "config" {
+        anyhow::bail!(
+            "client {client_id} is defined in {} ([[clients]]), which is applied at every start: change or remove it there and restart",
+            config_path.display()
+        );
+    }
+    Ok(c)
+}
+
+/// A stored client in the shape of a [[clients]] entry, for the config's validator.
+fn client_entry(c: &crate::store::model::Client) -> ClientConfig {
+    let s = &c.settings;
+    ClientConfig {
+        client_id: c.id.clone(),
+        name: s.name.clone(),
+        client_secret_hash: c.secret_hash.as_ref().map(SecretHash::encode),
+        secret_env: None,
+        client_secret: None,
+        redirect_uris: s.redirect_uris.clone(),
+        post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
+        grant_types: s
+            .grant_types
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect(),
+        response_types: s
+            .response_types
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect(),
+        scopes: s.scopes.clone(),
+        default_scopes: s.default_scopes.clone(),
+        audiences: s.audiences.clone(),
+        allowed_origins: s.allowed_origins.clone(),
+        token_endpoint_auth_method: Some(c.auth_method().as_str().to_owned()),
+        require_pkce: s.require_pkce,
+        allow_plain_pkce: s.allow_plain_pkce,
+        skip_consent: s.skip_consent,
+        always_issue_refresh_token: s.always_issue_refresh_token,
+        id_token_scope_claims: s.id_token_scope_claims,
+        introspection: s.introspection,
+        access_token_ttl: s.access_token_ttl,
+        refresh_token_ttl: s.refresh_token_ttl,
+        id_token_signed_response_alg: s.id_token_alg.map(|a| a.as_str().to_owned()),
+        access_token_signed_response_alg: s.access_token_alg.map(|a| a.as_str().to_owned()),
+        backchannel_logout_uri: s.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: s.backchannel_logout_session_required,
+    }
+}
+
+async fn client_cmd(
+    config: &Config,
+    config_path: &std::path::Path,
+    cmd: ClientCmd,
+) -> anyhow::Result<i32> {
     let store = open_store(config).await?;
     match cmd {
         ClientCmd::Add {
@@ -676,6 +769,56 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
             println!("client_secret: {s}\n(shown once; only its hash is stored)");
             println!("{}", lag_note(config, &store));
         }
+        ClientCmd::Disable { client_id } => {
+            let mut c = existing_client(&store, &client_id, config_path).await?;
+            c.enabled = false;
+            store.upsert_client(&c, now()).await?;
+            println!("client {client_id} disabled");
+            println!("{}", lag_note(config, &store));
+        }
+        ClientCmd::Enable { client_id } => {
+            let mut c = existing_client(&store, &client_id, config_path).await?;
+            c.enabled = true;
+            store.upsert_client(&c, now()).await?;
+            println!("client {client_id} enabled");
+        }
+        ClientCmd::Update {
+            client_id,
+            name,
+            redirect_uris,
+            scopes,
+        } => {
+            let mut c = existing_client(&store, &client_id, config_path).await?;
+            if name.is_none() && redirect_uris.is_empty() && scopes.is_empty() {
+                anyhow::bail!("nothing to change: give --name, --redirect-uri or --scope");
+            }
+            if let Some(n) = name {
+                c.settings.name = n;
+            }
+            if !redirect_uris.is_empty() {
+                c.settings.redirect_uris = redirect_uris;
+            }
+            if !scopes.is_empty() {
+                c.settings.scopes = scopes;
+            }
+            let mut problems = Vec::new();
+            validate_client(
+                &client_entry(&c),
+                &format!("client {client_id}"),
+                &[],
+                &mut problems,
+            );
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if problems.iter().any(|p| p.severity == Severity::Error) {
+                eprintln!("client {client_id} not updated");
+                return Ok(1);
+            }
+            store.upsert_client(&c, now()).await?;
+            println!("client {client_id} updated");
+            println!("{}", lag_note(config, &store));
+        }
     }
     Ok(0)
 }
@@ -720,6 +863,35 @@ async fn user_cmd(
                     if u.disabled { "disabled" } else { "active" },
                     u.claims.email.unwrap_or_default()
                 );
+            }
+        }
+        UserCmd::Show { username } => {
+            let user = existing_user(&store, &username, config_path, false).await?;
+            let created = store.user_created_at(&user.id).await?.unwrap_or_default();
+            println!("username: {}", user.username);
+            println!("sub: {}", user.id);
+            println!(
+                "state: {}",
+                if user.disabled { "disabled" } else { "active" }
+            );
+            println!("source: {}", user.source);
+            println!("created: {}", utc(created));
+            println!("updated: {}", utc(user.updated_at));
+            if user.tokens_revoked_at > 0 {
+                println!("tokens revoked at: {}", utc(user.tokens_revoked_at));
+            }
+            println!("claims:");
+            let claims = serde_json::to_value(&user.claims)?;
+            for (k, v) in claims.as_object().into_iter().flatten() {
+                match v {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::Object(inner) => {
+                        for (k2, v2) in inner.iter().filter(|(_, v2)| !v2.is_null()) {
+                            println!("  {k}.{k2}: {v2}");
+                        }
+                    }
+                    v => println!("  {k}: {v}"),
+                }
             }
         }
         UserCmd::SetPassword {

@@ -537,7 +537,193 @@ async fn only_config_check_shows_config_warnings(b: Backend) {
     );
 }
 
+/// `user show` prints what an admin looks a user up for, claims without the empty ones.
+async fn user_show_prints_the_account(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let alice = app
+        .state
+        .store
+        .find_user_by_login("alice")
+        .await
+        .expect("store")
+        .expect("alice");
+    // By username or by email, as the other user commands.
+    for login in ["alice", "alice@example.com"] {
+        let out = latchkey(&app, &["user", "show", login]).await;
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        for line in [
+            "username: alice".to_owned(),
+            format!("sub: {}", alice.id),
+            "state: active".to_owned(),
+            "source: config".to_owned(),
+            format!("updated: {}", latchkey::cli::utc(alice.updated_at)),
+            "  email: \"alice@example.com\"".to_owned(),
+        ] {
+            assert!(
+                stdout.lines().any(|l| l == line),
+                "no {line:?} in:\n{stdout}"
+            );
+        }
+        assert!(stdout.contains("created: 20"), "{stdout}");
+        assert!(!stdout.contains("null"), "{stdout}");
+    }
+    let out = latchkey(&app, &["user", "show", "nobody"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no user nobody"));
+}
+
+/// `client disable` shuts a CLI-registered client out of running nodes (here through the
+/// Postgres notification, or the periodic reload on SQLite: an hour, so the test forces it),
+/// `client enable` lets it back in, `client update` changes it under the validator of
+/// `client add`, and none of them touches a client the config file owns.
+async fn client_disable_enable_update(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| c.cache.clients_seconds = 3600).await else {
+        return;
+    };
+    let watch = latchkey::app::watch_client_changes(&app.state);
+    let out = latchkey(
+        &app,
+        &[
+            "client",
+            "add",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "api.read",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("secret")
+        .to_owned();
+    let cc = || async {
+        app.token_basic("svc", &secret, &[("grant_type", "client_credentials")])
+            .await
+            .status()
+            .as_u16()
+    };
+    assert_eq!(cc().await, 200, "the node has svc cached");
+
+    let out = latchkey(&app, &["client", "disable", "svc"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("client svc disabled"));
+    if b == Backend::Sqlite {
+        latchkey::app::refresh_clients(&app.state)
+            .await
+            .expect("reload");
+    }
+    let mut status = 200;
+    for _ in 0..100 {
+        status = cc().await;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 401, "a disabled client is refused at /token");
+    let out = latchkey(&app, &["client", "list"]).await;
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("svc ") && l.contains("disabled")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = latchkey(&app, &["client", "enable", "svc"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(cc().await, 200, "re-enabled at once");
+
+    // Update: what the validator refuses changes nothing; what it accepts is stored.
+    let out = latchkey(
+        &app,
+        &[
+            "client",
+            "update",
+            "svc",
+            "--redirect-uri",
+            "javascript:alert(1)",
+        ],
+    )
+    .await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("client svc.redirect_uris[0]"), "{err}");
+    assert!(err.contains("client svc not updated"), "{err}");
+    let stored = app
+        .state
+        .store
+        .get_client("svc")
+        .await
+        .expect("store")
+        .expect("svc");
+    assert!(stored.settings.redirect_uris.is_empty());
+    let out = latchkey(
+        &app,
+        &[
+            "client",
+            "update",
+            "svc",
+            "--name",
+            "Service Two",
+            "--scope",
+            "api.read",
+            "--scope",
+            "api.write",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stored = app
+        .state
+        .store
+        .get_client("svc")
+        .await
+        .expect("store")
+        .expect("svc");
+    assert_eq!(stored.name(), "Service Two");
+    assert_eq!(stored.settings.scopes, ["api.read", "api.write"]);
+    assert!(stored.enabled);
+    assert_eq!(stored.source, "cli");
+    let out = latchkey(&app, &["client", "show", "svc"]).await;
+    assert!(text(&out.stdout).contains("Service Two"));
+
+    // The config file owns `web`: each command says where to change it.
+    for args in [
+        &["client", "disable", "web"][..],
+        &["client", "enable", "web"],
+        &["client", "update", "web", "--name", "x"],
+    ] {
+        let out = latchkey(&app, args).await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cli.toml ([[clients]])"), "{args:?}: {err}");
+    }
+    let web = app
+        .state
+        .store
+        .get_client("web")
+        .await
+        .expect("store")
+        .expect("web");
+    assert!(web.enabled);
+    assert_eq!(web.name(), "Test Web App");
+    if let Some(w) = watch {
+        w.abort();
+    }
+}
+
 crate::both_stores!(
+    user_show_prints_the_account,
+    client_disable_enable_update,
     only_config_check_shows_config_warnings,
     keys_list_is_an_aligned_table_with_utc_times,
     user_add_without_a_terminal_says_to_use_password_stdin,
