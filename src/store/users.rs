@@ -160,9 +160,7 @@ impl Store {
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| r.try_get::<i64, _>("created_at"))
-            .transpose()
-            .map_err(Into::into)
+        row.map(|r| r.try_get::<i64, _>("created_at")).transpose()
     }
 
     pub async fn list_users(&self) -> DbResult<Vec<User>> {
