@@ -1,6 +1,6 @@
 //! The `latchkey` command line.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -47,13 +47,13 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCmd),
-    /// Signing keys.
+    /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCmd),
-    /// Validate configuration.
+    /// Check a config file.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Read a secret on stdin and print the hash to paste into the config.
+    /// Hash a secret (asked for without echo, or read from a pipe) for the config file.
     HashSecret {
         /// SHA-256 instead of argon2id: only for generated secrets of 43+ random characters.
         #[arg(long)]
@@ -74,21 +74,27 @@ pub enum Command {
 pub enum ClientCmd {
     /// Register a client; a confidential client's secret is printed once.
     Add {
+        /// The client_id to register.
         client_id: String,
+        /// Display name shown on the consent page; default the client_id.
         #[arg(long)]
         name: Option<String>,
+        /// Repeatable; an allowed redirect URI (exact match).
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// Repeatable; default authorization_code and refresh_token.
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
+        /// Repeatable; a scope the client may request.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A public client (no secret; PKCE required).
         #[arg(long)]
         public: bool,
+        /// Never ask users for consent (first-party clients only).
         #[arg(long)]
         skip_consent: bool,
+        /// Allow the client to call the introspection endpoint.
         #[arg(long)]
         introspection: bool,
         /// Where Logout Tokens are POSTed when a session the client was signed in to ends
@@ -99,63 +105,115 @@ pub enum ClientCmd {
         #[arg(long)]
         backchannel_logout_session_required: bool,
     },
+    /// List every client: id, source (config or cli), state and name.
     List,
+    /// Show one client's settings.
     Show {
+        /// The client's client_id.
         client_id: String,
     },
+    /// Remove a client registered with `client add`.
     Remove {
+        /// The client's client_id.
         client_id: String,
     },
     /// Generate a new secret (printed once); the old one stops working at once.
     RotateSecret {
+        /// The client's client_id.
         client_id: String,
+    },
+    /// Disable a client registered with `client add`: it is refused everywhere at once.
+    Disable {
+        /// The client's client_id.
+        client_id: String,
+    },
+    /// Enable a disabled client again.
+    Enable {
+        /// The client's client_id.
+        client_id: String,
+    },
+    /// Change a client registered with `client add`; options given replace what is stored.
+    Update {
+        /// The client's client_id.
+        client_id: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Repeatable; replaces every redirect URI.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Repeatable; replaces every scope the client may request.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
     },
 }
 
 #[derive(Args)]
 pub struct ClaimArgs {
+    /// The email claim.
     #[arg(long)]
     email: Option<String>,
+    /// The email address has been verified.
     #[arg(long)]
     email_verified: bool,
+    /// Full name (the name claim).
     #[arg(long)]
     name: Option<String>,
+    /// Given (first) name.
     #[arg(long)]
     given_name: Option<String>,
+    /// Family (last) name.
     #[arg(long)]
     family_name: Option<String>,
+    /// Middle name.
     #[arg(long)]
     middle_name: Option<String>,
+    /// Casual name.
     #[arg(long)]
     nickname: Option<String>,
+    /// The name the user wants to be shown as.
     #[arg(long)]
     preferred_username: Option<String>,
+    /// URL of the profile page.
     #[arg(long)]
     profile: Option<String>,
+    /// URL of the profile picture.
     #[arg(long)]
     picture: Option<String>,
+    /// URL of the web site or blog.
     #[arg(long)]
     website: Option<String>,
+    /// Gender.
     #[arg(long)]
     gender: Option<String>,
+    /// Birthday, YYYY-MM-DD (or YYYY).
     #[arg(long)]
     birthdate: Option<String>,
+    /// Time zone, e.g. Europe/Paris.
     #[arg(long)]
     zoneinfo: Option<String>,
+    /// Locale, e.g. en-US.
     #[arg(long)]
     locale: Option<String>,
+    /// Phone number (phone_number claim), E.164 recommended.
     #[arg(long)]
     phone: Option<String>,
+    /// The phone number has been verified.
     #[arg(long)]
     phone_verified: bool,
+    /// Address: street (may be several lines).
     #[arg(long)]
     street_address: Option<String>,
+    /// Address: city or locality.
     #[arg(long)]
     locality: Option<String>,
+    /// Address: state, province or region.
     #[arg(long)]
     region: Option<String>,
+    /// Address: postal code.
     #[arg(long)]
     postal_code: Option<String>,
+    /// Address: country.
     #[arg(long)]
     country: Option<String>,
 }
@@ -216,17 +274,27 @@ impl ClaimArgs {
 pub enum UserCmd {
     /// Add a user; asks for the password without echo unless --password-stdin.
     Add {
+        /// The login name.
         username: String,
+        /// Read the password from stdin (one line) instead of prompting.
         #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
         claims: ClaimArgs,
     },
+    /// List every user: username, sub, state and email.
     List,
+    /// Show one user: sub, state, source, claims and when it was created and last changed.
+    Show {
+        /// The user's username or email.
+        username: String,
+    },
     /// Set a new password. This signs the user out everywhere and revokes every token they
     /// hold (a changed password is how an account is taken back), unless --keep-sessions.
     SetPassword {
+        /// The user's username or email.
         username: String,
+        /// Read the password from stdin (one line) instead of prompting.
         #[arg(long)]
         password_stdin: bool,
         /// Keep the user's browser sessions, refresh tokens and access tokens.
@@ -236,17 +304,22 @@ pub enum UserCmd {
     /// Disable the account: it can no longer sign in, and every session and token it holds
     /// is revoked now. Enabling it again brings none of them back.
     Disable {
+        /// The user's username or email.
         username: String,
     },
+    /// Enable a disabled account again.
     Enable {
+        /// The user's username or email.
         username: String,
     },
     /// Sign the user out everywhere and revoke every grant and token they hold.
     RevokeSessions {
+        /// The user's username or email.
         username: String,
     },
     /// Remove the account: revoke everything it holds, then delete it and its consents.
     Remove {
+        /// The user's username or email.
         username: String,
     },
 }
@@ -266,14 +339,69 @@ pub enum KeysCmd {
 #[derive(Subcommand)]
 pub enum ConfigCmd {
     /// Validate a config file: exit 0, or print every problem.
-    Check { path: Option<PathBuf> },
+    Check {
+        /// The file to check; default the --config file.
+        path: Option<PathBuf>,
+    },
 }
 
 fn now() -> i64 {
     Clock::System.now()
 }
 
+/// Unix seconds as `2026-11-26 01:55:00 UTC` (the proleptic Gregorian calendar; days to a
+/// civil date by Howard Hinnant's `civil_from_days`).
+pub fn utc(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+/// Print rows under a header, each column as wide as its widest cell.
+fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// The config for a command. Its warnings are logged by `serve` only (`config check` prints
+/// them): an admin running `user list` is not the one to act on them, every time.
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?.0)
+}
+
+fn load_config_warning(path: &std::path::Path) -> anyhow::Result<Config> {
     let (config, warnings) = Config::load(path)?;
     for w in warnings {
         tracing::warn!("{}: {w}", path.display());
@@ -293,6 +421,11 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         std::io::stdin().read_to_string(&mut s)?;
         s.trim_end_matches(['\r', '\n']).to_owned()
     } else {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "no terminal to ask for the password on (stdin is not a terminal): pipe the password in and add --password-stdin"
+            );
+        }
         let a = rpassword::prompt_password("Password: ")?;
         let b = rpassword::prompt_password("Again: ")?;
         if a != b {
@@ -310,7 +443,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => {
-            let config = load_config(&cli.config)?;
+            let config = load_config_warning(&cli.config)?;
             let bind = config.bind.clone();
             let demo = config.demo_entries();
             let state = app::build_state(config, Clock::System).await?;
@@ -402,8 +535,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::HashSecret { fast } => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
+            // At a terminal: one line, not echoed. Piped: everything on stdin, as scripts do.
+            let s = if std::io::stdin().is_terminal() {
+                rpassword::prompt_password("Secret: ")?
+            } else {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            };
             let secret = s.trim_end_matches(['\r', '\n']);
             if secret.is_empty() {
                 anyhow::bail!("no secret on stdin");
@@ -420,7 +559,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Client(cmd) => client_cmd(&load_config(&cli.config)?, cmd).await,
+        Command::Client(cmd) => client_cmd(&load_config(&cli.config)?, &cli.config, cmd).await,
         Command::User(cmd) => user_cmd(&load_config(&cli.config)?, &cli.config, cmd).await,
         Command::Keys(cmd) => keys_cmd(&load_config(&cli.config)?, cmd).await,
     }
@@ -440,7 +579,71 @@ fn lag_note(config: &Config, store: &Store) -> String {
     }
 }
 
-async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
+/// A client registered with the CLI that an admin named. One the config file owns is refused: the
+/// file is applied at every start, so a change made here would be undone at the next one.
+async fn existing_client(
+    store: &Store,
+    client_id: &str,
+    config_path: &std::path::Path,
+) -> anyhow::Result<crate::store::model::Client> {
+    let Some(c) = store.get_client(client_id).await? else {
+        anyhow::bail!("no client {client_id}");
+    };
+    if c.source == "config" {
+        anyhow::bail!(
+            "client {client_id} is defined in {} ([[clients]]), which is applied at every start: change or remove it there and restart",
+            config_path.display()
+        );
+    }
+    Ok(c)
+}
+
+/// A stored client in the shape of a [[clients]] entry, for the config's validator.
+fn client_entry(c: &crate::store::model::Client) -> ClientConfig {
+    let s = &c.settings;
+    ClientConfig {
+        client_id: c.id.clone(),
+        name: s.name.clone(),
+        client_secret_hash: c.secret_hash.as_ref().map(SecretHash::encode),
+        secret_env: None,
+        client_secret: None,
+        redirect_uris: s.redirect_uris.clone(),
+        post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
+        grant_types: s
+            .grant_types
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect(),
+        response_types: s
+            .response_types
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect(),
+        scopes: s.scopes.clone(),
+        default_scopes: s.default_scopes.clone(),
+        audiences: s.audiences.clone(),
+        allowed_origins: s.allowed_origins.clone(),
+        token_endpoint_auth_method: Some(c.auth_method().as_str().to_owned()),
+        require_pkce: s.require_pkce,
+        allow_plain_pkce: s.allow_plain_pkce,
+        skip_consent: s.skip_consent,
+        always_issue_refresh_token: s.always_issue_refresh_token,
+        id_token_scope_claims: s.id_token_scope_claims,
+        introspection: s.introspection,
+        access_token_ttl: s.access_token_ttl,
+        refresh_token_ttl: s.refresh_token_ttl,
+        id_token_signed_response_alg: s.id_token_alg.map(|a| a.as_str().to_owned()),
+        access_token_signed_response_alg: s.access_token_alg.map(|a| a.as_str().to_owned()),
+        backchannel_logout_uri: s.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: s.backchannel_logout_session_required,
+    }
+}
+
+async fn client_cmd(
+    config: &Config,
+    config_path: &std::path::Path,
+    cmd: ClientCmd,
+) -> anyhow::Result<i32> {
     let store = open_store(config).await?;
     match cmd {
         ClientCmd::Add {
@@ -566,6 +769,56 @@ async fn client_cmd(config: &Config, cmd: ClientCmd) -> anyhow::Result<i32> {
             println!("client_secret: {s}\n(shown once; only its hash is stored)");
             println!("{}", lag_note(config, &store));
         }
+        ClientCmd::Disable { client_id } => {
+            let mut c = existing_client(&store, &client_id, config_path).await?;
+            c.enabled = false;
+            store.upsert_client(&c, now()).await?;
+            println!("client {client_id} disabled");
+            println!("{}", lag_note(config, &store));
+        }
+        ClientCmd::Enable { client_id } => {
+            let mut c = existing_client(&store, &client_id, config_path).await?;
+            c.enabled = true;
+            store.upsert_client(&c, now()).await?;
+            println!("client {client_id} enabled");
+        }
+        ClientCmd::Update {
+            client_id,
+            name,
+            redirect_uris,
+            scopes,
+        } => {
+            let mut c = existing_client(&store, &client_id, config_path).await?;
+            if name.is_none() && redirect_uris.is_empty() && scopes.is_empty() {
+                anyhow::bail!("nothing to change: give --name, --redirect-uri or --scope");
+            }
+            if let Some(n) = name {
+                c.settings.name = n;
+            }
+            if !redirect_uris.is_empty() {
+                c.settings.redirect_uris = redirect_uris;
+            }
+            if !scopes.is_empty() {
+                c.settings.scopes = scopes;
+            }
+            let mut problems = Vec::new();
+            validate_client(
+                &client_entry(&c),
+                &format!("client {client_id}"),
+                &[],
+                &mut problems,
+            );
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if problems.iter().any(|p| p.severity == Severity::Error) {
+                eprintln!("client {client_id} not updated");
+                return Ok(1);
+            }
+            store.upsert_client(&c, now()).await?;
+            println!("client {client_id} updated");
+            println!("{}", lag_note(config, &store));
+        }
     }
     Ok(0)
 }
@@ -610,6 +863,35 @@ async fn user_cmd(
                     if u.disabled { "disabled" } else { "active" },
                     u.claims.email.unwrap_or_default()
                 );
+            }
+        }
+        UserCmd::Show { username } => {
+            let user = existing_user(&store, &username, config_path, false).await?;
+            let created = store.user_created_at(&user.id).await?.unwrap_or_default();
+            println!("username: {}", user.username);
+            println!("sub: {}", user.id);
+            println!(
+                "state: {}",
+                if user.disabled { "disabled" } else { "active" }
+            );
+            println!("source: {}", user.source);
+            println!("created: {}", utc(created));
+            println!("updated: {}", utc(user.updated_at));
+            if user.tokens_revoked_at > 0 {
+                println!("tokens revoked at: {}", utc(user.tokens_revoked_at));
+            }
+            println!("claims:");
+            let claims = serde_json::to_value(&user.claims)?;
+            for (k, v) in claims.as_object().into_iter().flatten() {
+                match v {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::Object(inner) => {
+                        for (k2, v2) in inner.iter().filter(|(_, v2)| !v2.is_null()) {
+                            println!("  {k}.{k2}: {v2}");
+                        }
+                    }
+                    v => println!("  {k}: {v}"),
+                }
             }
         }
         UserCmd::SetPassword {
@@ -684,21 +966,31 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
         KeysCmd::List => {
             let records = store.list_keys().await?;
             let states = keys::classify(&records, t, app::retire_after(config));
-            println!(
-                "{:<18} {:<6} {:<8} {:>12} {:>12} {:>12}",
-                "kid", "alg", "state", "created", "activates", "unpublished"
+            let rows = records
+                .iter()
+                .zip(states)
+                .map(|(r, (s, until))| {
+                    vec![
+                        r.kid.clone(),
+                        r.alg.clone(),
+                        s.as_str().to_owned(),
+                        utc(r.created_at),
+                        utc(r.activates_at),
+                        until.map(utc).unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "KID",
+                    "ALG",
+                    "STATE",
+                    "CREATED",
+                    "SIGNS FROM",
+                    "UNPUBLISHED",
+                ],
+                rows,
             );
-            for (r, (s, until)) in records.iter().zip(states) {
-                println!(
-                    "{:<18} {:<6} {:<8} {:>12} {:>12} {:>12}",
-                    r.kid,
-                    r.alg,
-                    s.as_str(),
-                    r.created_at,
-                    r.activates_at,
-                    until.map(|u| u.to_string()).unwrap_or_else(|| "-".into())
-                );
-            }
         }
         KeysCmd::Rotate { alg } => {
             let algs: Vec<SigningAlg> = match alg {
@@ -720,4 +1012,19 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_formats_unix_seconds_as_a_calendar_date() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_795_658_529), "2026-11-26 02:02:09 UTC");
+        assert_eq!(utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+        assert_eq!(utc(253_402_300_799), "9999-12-31 23:59:59 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+    }
 }

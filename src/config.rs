@@ -470,7 +470,7 @@ impl Default for JanitorSettings {
 pub struct Theme {
     pub product_name: String,
     pub logo_url: Option<String>,
-    /// A CSS colour for buttons and links, e.g. `#3b5bdb`.
+    /// A hex colour (`#rgb` or `#rrggbb`) for buttons and links, e.g. `#3b5bdb`.
     pub accent_color: String,
 }
 
@@ -704,6 +704,18 @@ impl Config {
             }
             Err(e) => out.push(error("issuer", format!("not a URL: {e}"))),
         }
+        // Every endpoint URL is the issuer plus a path, and tokens carry it byte for byte:
+        // `https://id.example.com/` would give `//token` and an `iss` no client expects.
+        if self.issuer.ends_with('/') {
+            out.push(error(
+                "issuer",
+                format!(
+                    "`{}` ends with a slash: remove the trailing slash (OIDC Discovery §4.3 compares the issuer exactly)",
+                    self.issuer
+                ),
+            ));
+        }
+        self.theme.validate(&mut out);
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
             out.push(error(
                 "bind",
@@ -1320,6 +1332,42 @@ fn warning(field: &str, message: String) -> Problem {
     }
 }
 
+impl Theme {
+    fn validate(&self, out: &mut Vec<Problem>) {
+        if let Some(logo) = &self.logo_url {
+            // The pages' CSP is `img-src 'self' https: data:`: any other image is blocked.
+            let ok = match Url::parse(logo) {
+                Ok(u) => {
+                    u.scheme() == "https"
+                        || (u.scheme() == "data" && u.path().starts_with("image/"))
+                }
+                Err(_) => logo.starts_with('/') && !logo.starts_with("//"),
+            };
+            if !ok {
+                out.push(error(
+                    "theme.logo_url",
+                    format!(
+                        "`{logo}` would be blocked by the pages' Content-Security-Policy (img-src 'self' https: data:): use an https:// URL, a data:image/ URL or a path on this server"
+                    ),
+                ));
+            }
+        }
+        // It is written into a style sheet: only a hex colour, nothing that could end the rule.
+        let c = self.accent_color.as_bytes();
+        let hex =
+            matches!(c.len(), 4 | 7) && c[0] == b'#' && c[1..].iter().all(u8::is_ascii_hexdigit);
+        if !hex {
+            out.push(error(
+                "theme.accent_color",
+                format!(
+                    "`{}` is not a hex colour: use #rgb or #rrggbb, e.g. \"#2f5bd3\"",
+                    self.accent_color
+                ),
+            ));
+        }
+    }
+}
+
 /// `LATCHKEY_*` variables that are config overrides (not our own knobs, not client secrets).
 fn env_overrides<'a>(env: &'a [(String, String)], doc: &toml::Table) -> Vec<(&'a str, &'a str)> {
     let secret_vars: BTreeSet<&str> = doc
@@ -1445,6 +1493,73 @@ grant_types = ["authorization_code", "refresh_token"]
             "{:?}",
             c.validate(&[])
         );
+    }
+
+    /// The messages of the errors `text` gives for `field`.
+    fn errors_for(text: &str, field: &str) -> Vec<String> {
+        problems(text)
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error && p.field == field)
+            .map(|p| p.message)
+            .collect()
+    }
+
+    #[test]
+    fn an_issuer_with_a_trailing_slash_is_refused() {
+        let text = MINIMAL.replace("127.0.0.1:8080\"", "127.0.0.1:8080/\"");
+        let e = errors_for(&text, "issuer");
+        assert!(
+            e.iter().any(|m| m.contains("remove the trailing slash")),
+            "{e:?}"
+        );
+        assert!(errors_for(MINIMAL, "issuer").is_empty());
+    }
+
+    #[test]
+    fn the_logo_must_be_an_image_the_pages_csp_allows() {
+        for bad in [
+            "http://cdn.example.com/logo.png",
+            "javascript:alert(1)",
+            "data:text/html,<b>x</b>",
+            "//cdn.example.com/logo.png",
+            "logo.png",
+        ] {
+            let text = format!("{MINIMAL}\n[theme]\nlogo_url = \"{bad}\"\n");
+            let e = errors_for(&text, "theme.logo_url");
+            assert!(
+                e.iter()
+                    .any(|m| m.contains("https://") && m.contains("img-src")),
+                "{bad}: {e:?}"
+            );
+        }
+        for good in [
+            "https://cdn.example.com/logo.svg",
+            "data:image/png;base64,iVBORw0KGgo=",
+            "/brand/logo.svg",
+        ] {
+            let text = format!("{MINIMAL}\n[theme]\nlogo_url = \"{good}\"\n");
+            assert!(errors_for(&text, "theme.logo_url").is_empty(), "{good}");
+        }
+    }
+
+    #[test]
+    fn the_accent_colour_is_a_hex_colour_only() {
+        for bad in [
+            "red",
+            "#abcd",
+            "#12345g",
+            "#fff; } body { display: none",
+            "rgb(1,2,3)",
+            "",
+        ] {
+            let text = format!("{MINIMAL}\n[theme]\naccent_color = \"{bad}\"\n");
+            let e = errors_for(&text, "theme.accent_color");
+            assert!(e.iter().any(|m| m.contains("#rrggbb")), "{bad}: {e:?}");
+        }
+        for good in ["#abc", "#2F5BD3", "#2f5bd3"] {
+            let text = format!("{MINIMAL}\n[theme]\naccent_color = \"{good}\"\n");
+            assert!(errors_for(&text, "theme.accent_color").is_empty(), "{good}");
+        }
     }
 
     #[test]

@@ -61,7 +61,9 @@ pub async fn handle(
         access_token,
         token_type: "Bearer".into(),
         expires_in,
-        scope: Some(grant.scope.to_wire()),
+        // RFC 6749 §5.1: the scope granted (the client's defaults when none was asked for),
+        // and no member at all rather than `""` when nothing was granted.
+        scope: (!grant.scope.is_empty()).then(|| grant.scope.to_wire()),
         id_token: None,
         refresh_token: None,
     })

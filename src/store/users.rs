@@ -154,6 +154,15 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// When user `id` was created (for `user show`).
+    pub async fn user_created_at(&self, id: &str) -> DbResult<Option<i64>> {
+        let row = sqlx::query("SELECT created_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get::<i64, _>("created_at")).transpose()
+    }
+
     pub async fn list_users(&self) -> DbResult<Vec<User>> {
         let rows = sqlx::query(concat!(
             "SELECT ",

@@ -324,7 +324,409 @@ async fn serve_puts_metrics_on_their_own_listener(b: Backend) {
     );
 }
 
+/// `latchkey help <command...>` for the program and every subcommand, however deep.
+fn help(path: &[String]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("help")
+        .args(path)
+        .output()
+        .expect("run latchkey");
+    assert!(out.status.success(), "help {path:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The items (commands, arguments, options) a help page lists, each with its description:
+/// on the item's line after a gap, or on the more indented line below (clap's long layout).
+fn help_items(page: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = page.lines().collect();
+    let mut items = Vec::new();
+    let mut in_list = false;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with(' ') {
+            in_list = matches!(*line, "Commands:" | "Arguments:" | "Options:");
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        if !in_list || indent > 6 {
+            continue;
+        }
+        let item = line.trim();
+        // "--config <CONFIG>  Config file": the description follows the first gap of two spaces
+        // that is not inside the item ("-h, --help" has single spaces only).
+        let (name, same_line) = match item.find("  ") {
+            Some(at) => (item[..at].to_owned(), item[at..].trim().to_owned()),
+            None => (item.to_owned(), String::new()),
+        };
+        let below = lines
+            .get(i + 1)
+            .filter(|l| l.len() - l.trim_start().len() > 6)
+            .map(|l| l.trim().to_owned())
+            .unwrap_or_default();
+        let description = if same_line.is_empty() {
+            below
+        } else {
+            same_line
+        };
+        // Clap appends "[default: ...]" and "[env: ...]" even to an item with no help text.
+        let description = if description.starts_with('[') {
+            String::new()
+        } else {
+            description
+        };
+        items.push((name, description));
+    }
+    items
+}
+
+/// Every command and option has a description in `--help`: an operator never meets a bare
+/// `--email-verified` or `list` and has to read the source.
+#[test]
+fn every_command_and_option_has_help_text() {
+    let mut todo: Vec<Vec<String>> = vec![Vec::new()];
+    let mut pages = 0;
+    while let Some(path) = todo.pop() {
+        let page = help(&path);
+        pages += 1;
+        let mut in_commands = false;
+        for line in page.lines() {
+            if !line.starts_with(' ') {
+                in_commands = line == "Commands:";
+            } else if in_commands && line.len() - line.trim_start().len() == 2 {
+                let name = line.split_whitespace().next().expect("a command");
+                if name != "help" {
+                    let mut sub = path.clone();
+                    sub.push(name.to_owned());
+                    todo.push(sub);
+                }
+            }
+        }
+        let items = help_items(&page);
+        assert!(!items.is_empty(), "help {path:?} lists nothing:\n{page}");
+        for (name, description) in items {
+            assert!(
+                !description.is_empty(),
+                "`latchkey help {}`: {name} has no description:\n{page}",
+                path.join(" ")
+            );
+        }
+    }
+    // The program, its seven commands and their subcommands.
+    assert!(pages > 20, "only {pages} help pages");
+}
+
+/// `user add` with no terminal to prompt on (stdin is not one) and no --password-stdin says
+/// what to do instead of failing with the tty's "No such device or address".
+async fn user_add_without_a_terminal_says_to_use_password_stdin(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    // `output()` gives the child a null stdin.
+    let out = latchkey(&app, &["user", "add", "dave"]).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--password-stdin"), "{err}");
+    assert!(err.contains("not a terminal"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    assert!(
+        app.state
+            .store
+            .find_user_by_login("dave")
+            .await
+            .expect("store")
+            .is_none()
+    );
+}
+
+/// `keys list` is a table: a header, columns that line up, each key's state, and times a
+/// person reads (`2026-11-26 01:55:00 UTC`), not Unix seconds.
+async fn keys_list_is_an_aligned_table_with_utc_times(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let out = latchkey(&app, &["keys", "rotate", "--alg", "ES256"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = latchkey(&app, &["keys", "list"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    let header = lines.next().expect("a header");
+    let columns = [
+        "KID",
+        "ALG",
+        "STATE",
+        "CREATED",
+        "SIGNS FROM",
+        "UNPUBLISHED",
+    ];
+    let starts: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            header
+                .find(c)
+                .unwrap_or_else(|| panic!("no {c} in {header:?}"))
+        })
+        .collect();
+    let rows: Vec<&str> = lines.collect();
+    let records = app.state.store.list_keys().await.expect("keys");
+    assert_eq!(rows.len(), records.len(), "{stdout}");
+    let mut states = Vec::new();
+    for row in &rows {
+        // Every cell starts under its column's header.
+        for (c, &at) in columns.iter().zip(&starts).skip(1) {
+            assert!(
+                at > 0
+                    && row.as_bytes().get(at - 1) == Some(&b' ')
+                    && row.as_bytes().get(at).is_some_and(|b| *b != b' '),
+                "{c} is not aligned in:\n{stdout}"
+            );
+        }
+        let cell = |i: usize| {
+            let end = starts
+                .get(i + 1)
+                .copied()
+                .unwrap_or(row.len())
+                .min(row.len());
+            row[starts[i]..end].trim()
+        };
+        for i in [3, 4] {
+            let t = cell(i);
+            assert_eq!(
+                t.len(),
+                "2026-11-26 01:55:00 UTC".len(),
+                "{t:?} in:\n{stdout}"
+            );
+            assert!(t.ends_with(" UTC") && t.as_bytes()[4] == b'-', "{t:?}");
+        }
+        states.push(cell(2).to_owned());
+    }
+    // The server's first keys sign now; the one just rotated in waits its prepublish time.
+    assert_eq!(
+        states.iter().filter(|s| *s == "next").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(states.iter().any(|s| s == "active"), "{stdout}");
+    assert!(
+        states
+            .iter()
+            .all(|s| ["next", "active", "retired"].contains(&s.as_str())),
+        "{stdout}"
+    );
+    let created = latchkey::cli::utc(records[0].created_at);
+    assert!(stdout.contains(&created), "{created} not in:\n{stdout}");
+}
+
+/// The config's warnings (the test config's `legacy` client has the password grant, which
+/// RFC 9700 says MUST NOT be used) are for `config check` and `serve`, not every command.
+async fn only_config_check_shows_config_warnings(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let out = latchkey(&app, &["user", "list"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("RFC 9700"), "{all}");
+    assert!(!all.contains("warning"), "{all}");
+    assert!(all.contains("alice"), "{all}");
+    let out = latchkey(&app, &["config", "check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("RFC 9700 §2.4"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// `user show` prints what an admin looks a user up for, claims without the empty ones.
+async fn user_show_prints_the_account(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let alice = app
+        .state
+        .store
+        .find_user_by_login("alice")
+        .await
+        .expect("store")
+        .expect("alice");
+    // By username or by email, as the other user commands.
+    for login in ["alice", "alice@example.com"] {
+        let out = latchkey(&app, &["user", "show", login]).await;
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        for line in [
+            "username: alice".to_owned(),
+            format!("sub: {}", alice.id),
+            "state: active".to_owned(),
+            "source: config".to_owned(),
+            format!("updated: {}", latchkey::cli::utc(alice.updated_at)),
+            "  email: \"alice@example.com\"".to_owned(),
+        ] {
+            assert!(
+                stdout.lines().any(|l| l == line),
+                "no {line:?} in:\n{stdout}"
+            );
+        }
+        assert!(stdout.contains("created: 20"), "{stdout}");
+        assert!(!stdout.contains("null"), "{stdout}");
+    }
+    let out = latchkey(&app, &["user", "show", "nobody"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no user nobody"));
+}
+
+/// `client disable` shuts a CLI-registered client out of running nodes (here through the
+/// Postgres notification, or the periodic reload on SQLite: an hour, so the test forces it),
+/// `client enable` lets it back in, `client update` changes it under the validator of
+/// `client add`, and none of them touches a client the config file owns.
+async fn client_disable_enable_update(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| c.cache.clients_seconds = 3600).await else {
+        return;
+    };
+    let watch = latchkey::app::watch_client_changes(&app.state);
+    let out = latchkey(
+        &app,
+        &[
+            "client",
+            "add",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "api.read",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("secret")
+        .to_owned();
+    let cc = || async {
+        app.token_basic("svc", &secret, &[("grant_type", "client_credentials")])
+            .await
+            .status()
+            .as_u16()
+    };
+    assert_eq!(cc().await, 200, "the node has svc cached");
+
+    let out = latchkey(&app, &["client", "disable", "svc"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("client svc disabled"));
+    if b == Backend::Sqlite {
+        latchkey::app::refresh_clients(&app.state)
+            .await
+            .expect("reload");
+    }
+    let mut status = 200;
+    for _ in 0..100 {
+        status = cc().await;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 401, "a disabled client is refused at /token");
+    let out = latchkey(&app, &["client", "list"]).await;
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("svc ") && l.contains("disabled")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = latchkey(&app, &["client", "enable", "svc"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(cc().await, 200, "re-enabled at once");
+
+    // Update: what the validator refuses changes nothing; what it accepts is stored.
+    let out = latchkey(
+        &app,
+        &[
+            "client",
+            "update",
+            "svc",
+            "--redirect-uri",
+            "javascript:alert(1)",
+        ],
+    )
+    .await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("client svc.redirect_uris[0]"), "{err}");
+    assert!(err.contains("client svc not updated"), "{err}");
+    let stored = app
+        .state
+        .store
+        .get_client("svc")
+        .await
+        .expect("store")
+        .expect("svc");
+    assert!(stored.settings.redirect_uris.is_empty());
+    let out = latchkey(
+        &app,
+        &[
+            "client",
+            "update",
+            "svc",
+            "--name",
+            "Service Two",
+            "--scope",
+            "api.read",
+            "--scope",
+            "api.write",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stored = app
+        .state
+        .store
+        .get_client("svc")
+        .await
+        .expect("store")
+        .expect("svc");
+    assert_eq!(stored.name(), "Service Two");
+    assert_eq!(stored.settings.scopes, ["api.read", "api.write"]);
+    assert!(stored.enabled);
+    assert_eq!(stored.source, "cli");
+    let out = latchkey(&app, &["client", "show", "svc"]).await;
+    assert!(text(&out.stdout).contains("Service Two"));
+
+    // The config file owns `web`: each command says where to change it.
+    for args in [
+        &["client", "disable", "web"][..],
+        &["client", "enable", "web"],
+        &["client", "update", "web", "--name", "x"],
+    ] {
+        let out = latchkey(&app, args).await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cli.toml ([[clients]])"), "{args:?}: {err}");
+    }
+    let web = app
+        .state
+        .store
+        .get_client("web")
+        .await
+        .expect("store")
+        .expect("web");
+    assert!(web.enabled);
+    assert_eq!(web.name(), "Test Web App");
+    if let Some(w) = watch {
+        w.abort();
+    }
+}
+
 crate::both_stores!(
+    user_show_prints_the_account,
+    client_disable_enable_update,
+    only_config_check_shows_config_warnings,
+    keys_list_is_an_aligned_table_with_utc_times,
+    user_add_without_a_terminal_says_to_use_password_stdin,
     client_add_refuses_what_the_config_refuses,
     state_files_are_owner_only_whatever_the_umask,
     serve_puts_metrics_on_their_own_listener,

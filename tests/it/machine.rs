@@ -602,7 +602,40 @@ async fn invalid_client_reveals_nothing(b: Backend) {
     }
 }
 
+/// RFC 6749 §5.1: the response names the scope granted. Without `scope` a client gets its
+/// default_scopes and is told so; a client with none is granted nothing, and the member is
+/// left out rather than sent as `""`.
+async fn client_credentials_answers_the_scope_granted(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let cases: [(&str, Option<&str>, Option<&str>); 4] = [
+        ("service", None, Some("api.read")),
+        ("service", Some("api.write"), Some("api.write")),
+        (
+            "service",
+            Some("api.read api.write"),
+            Some("api.read api.write"),
+        ),
+        ("service-es", None, None),
+    ];
+    for (client, asked, granted) in cases {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(s) = asked {
+            form.push(("scope", s));
+        }
+        let r = app.token_basic(client, SERVICE_SECRET, &form).await;
+        assert_eq!(r.status(), 200, "{client} {asked:?}");
+        let t = json(r).await;
+        match granted {
+            Some(g) => assert_eq!(t["scope"], g, "{client} {asked:?}: {t}"),
+            None => assert!(t.get("scope").is_none(), "{client} {asked:?}: {t}"),
+        }
+    }
+}
+
 crate::both_stores!(
+    client_credentials_answers_the_scope_granted,
     client_cache_lets_changes_in_at_once_and_shuts_out_on_reload,
     client_cache_off_means_every_change_bites_at_once,
     refresh_under_more_concurrency_than_pooled_connections,
