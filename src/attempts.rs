@@ -2,8 +2,9 @@
 //! codes. An attempt is admitted by every key that guards it (an address, an account, a
 //! client) before anything is verified, and ended once with its outcome.
 //!
-//! A caller that goes away mid-check drops its `Attempt`: the drop counts it as a failure,
-//! so abandoning guesses does not get an attacker extra ones.
+//! A caller that goes away mid-check drops its `Attempt`: the drop counts it as a failure
+//! on the keys that count abandoned attempts (an address), so a flood of abandoned guesses
+//! still locks its source, and withdraws it from the others.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -95,53 +96,55 @@ impl Attempt {
         Ok(Ok(attempt))
     }
 
-    /// Each key is released only once its end is recorded: if this future is dropped
-    /// midway, `Drop` still ends the rest.
-    pub async fn succeeded(mut self) -> DbResult<()> {
-        while let Some(h) = self.held.first() {
-            let outcome = match h.guard.on_success {
-                OnSuccess::Clear => Outcome::Clear,
-                OnSuccess::Credit => Outcome::Credit,
-            };
-            self.store
-                .throttle_end(&h.guard.key, self.now, &h.guard.policy, outcome)
-                .await?;
-            self.held.remove(0);
-        }
-        Ok(())
+    pub async fn succeeded(self) -> DbResult<()> {
+        let now = self.now;
+        self.end_each(now, |h| match h.guard.on_success {
+            OnSuccess::Clear => Outcome::Clear,
+            OnSuccess::Credit => Outcome::Credit,
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Count the failure on every key, with lockouts from `now` (the attempt may have
     /// waited); the latest lockout it started, if any.
-    pub async fn failed(mut self, now: i64) -> DbResult<Option<i64>> {
+    pub async fn failed(self, now: i64) -> DbResult<Option<i64>> {
+        self.end_each(now, Held::failure).await
+    }
+
+    /// Nothing was verified: the attempt does not count.
+    pub async fn withdraw(self) -> DbResult<()> {
+        let now = self.now;
+        self.end_each(now, |_| Outcome::Withdraw).await.map(|_| ())
+    }
+
+    /// End every key with its outcome. Each key is released only once its end is recorded:
+    /// if this future is dropped midway, `Drop` still ends the rest.
+    async fn end_each(
+        mut self,
+        now: i64,
+        outcome: impl Fn(&Held) -> Outcome,
+    ) -> DbResult<Option<i64>> {
         let mut locked = None;
         while let Some(h) = self.held.first() {
-            locked = locked.max(end_failed(&self.store, now, h).await?);
+            let lock = self
+                .store
+                .throttle_end(&h.guard.key, now, &h.guard.policy, outcome(h))
+                .await?;
+            locked = locked.max(lock);
             self.held.remove(0);
         }
         Ok(locked)
     }
-
-    /// Nothing was verified: the attempt does not count.
-    pub async fn withdraw(mut self) -> DbResult<()> {
-        while let Some(h) = self.held.first() {
-            self.store
-                .throttle_end(&h.guard.key, self.now, &h.guard.policy, Outcome::Withdraw)
-                .await?;
-            self.held.remove(0);
-        }
-        Ok(())
-    }
 }
 
-async fn end_failed(store: &Store, now: i64, h: &Held) -> DbResult<Option<i64>> {
-    let outcome = Outcome::Failed {
-        attempt: h.attempt,
-        strikes: h.strikes,
-    };
-    store
-        .throttle_end(&h.guard.key, now, &h.guard.policy, outcome)
-        .await
+impl Held {
+    fn failure(&self) -> Outcome {
+        Outcome::Failed {
+            attempt: self.attempt,
+            strikes: self.strikes,
+        }
+    }
 }
 
 impl Drop for Attempt {
@@ -155,15 +158,15 @@ impl Drop for Attempt {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 for h in &held {
-                    let ended = if h.guard.counts_abandoned {
-                        end_failed(&store, now, h).await.map(|_| ())
+                    let outcome = if h.guard.counts_abandoned {
+                        h.failure()
                     } else {
-                        store
-                            .throttle_end(&h.guard.key, now, &h.guard.policy, Outcome::Withdraw)
-                            .await
-                            .map(|_| ())
+                        Outcome::Withdraw
                     };
-                    if let Err(e) = ended {
+                    if let Err(e) = store
+                        .throttle_end(&h.guard.key, now, &h.guard.policy, outcome)
+                        .await
+                    {
                         tracing::warn!(error = %e, "could not end an abandoned attempt; its lease expires it");
                     }
                 }
