@@ -49,8 +49,11 @@ COPY --from=builder /usr/local/bin/latchkey /usr/local/bin/latchkey
 COPY --chown=root:root --chmod=0644 config/latchkey.toml /etc/latchkey/latchkey.toml
 
 # Config overrides (see the comments in latchkey.toml). Listen on all interfaces inside the
-# container. Keep SQLite and the generated master.key in the data volume.
-ENV LATCHKEY_BIND=0.0.0.0:8080 \
+# container. Keep SQLite and the generated master.key in the data volume. LATCHKEY_CONFIG
+# makes every command (`docker exec ... latchkey user add`) read the image's config, not
+# config/latchkey.toml under the working directory.
+ENV LATCHKEY_CONFIG=/etc/latchkey/latchkey.toml \
+    LATCHKEY_BIND=0.0.0.0:8080 \
     LATCHKEY_DATA_DIR=/var/lib/latchkey \
     LATCHKEY_DATABASE_URL=sqlite:///var/lib/latchkey/latchkey.db
 

@@ -398,15 +398,46 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
 /// The config for a command. Its warnings are logged by `serve` only (`config check` prints
 /// them): an admin running `user list` is not the one to act on them, every time.
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    Ok(Config::load(path)?.0)
+    Ok(load_with_hint(path)?.0)
 }
 
 fn load_config_warning(path: &std::path::Path) -> anyhow::Result<Config> {
-    let (config, warnings) = Config::load(path)?;
+    let (config, warnings) = load_with_hint(path)?;
     for w in warnings {
         tracing::warn!("{}: {w}", path.display());
     }
     Ok(config)
+}
+
+/// `Config::load`, with a file that cannot be read explained by `unreadable`.
+fn load_with_hint(path: &std::path::Path) -> anyhow::Result<(Config, Vec<crate::config::Problem>)> {
+    Config::load(path).map_err(|e| match unreadable(path, &e) {
+        Some(message) => anyhow::anyhow!(message),
+        None => e.into(),
+    })
+}
+
+/// When the config file itself could not be read: the path tried (also made absolute, since
+/// the default `config/latchkey.toml` is relative to the working directory, which is not the
+/// repository in a container or a service) and how to point at the right file.
+fn unreadable(path: &std::path::Path, e: &crate::config::ConfigError) -> Option<String> {
+    let p = e.problems.iter().find(|p| p.field == "(file)")?;
+    let reason = p
+        .message
+        .strip_prefix("cannot read: ")
+        .unwrap_or(&p.message);
+    let absolute = std::path::absolute(path)
+        .ok()
+        .filter(|a| a != path)
+        .map(|a| format!(" ({})", a.display()))
+        .unwrap_or_default();
+    Some(format!(
+        "cannot read the config file {}{absolute}: {reason}\n\
+         Point at your config with --config PATH or the LATCHKEY_CONFIG environment variable \
+         (without either, latchkey reads config/latchkey.toml relative to the working \
+         directory).",
+        path.display()
+    ))
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -523,6 +554,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     Ok(0)
                 }
                 Err(e) => {
+                    if let Some(message) = unreadable(&path, &e) {
+                        eprintln!("error: {message}");
+                        return Ok(1);
+                    }
                     eprint!("{e}");
                     let errors = e
                         .problems

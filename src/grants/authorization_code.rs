@@ -65,7 +65,16 @@ async fn refuse(
     now: i64,
 ) -> OAuthResult<TokenResponse> {
     match redemption {
-        CodeRedemption::Reused { grant_id } => {
+        CodeRedemption::Reused {
+            issued: false,
+            grant_id: _,
+        } => Err(OAuthError::invalid_grant(
+            "this authorization code was already used (or a failed attempt used it up); start the sign-in again",
+        )),
+        CodeRedemption::Reused {
+            issued: true,
+            grant_id,
+        } => {
             // RFC 6749 §4.1.2: on a second use the server "SHOULD revoke (when possible) all
             // tokens previously issued based on that authorization code".
             state

@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod client_ip;
+pub mod demo;
 pub mod device;
 pub mod discovery;
 pub mod health;
@@ -53,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jwks.json", get(discovery::jwks))
         .route("/device/code", post(device::device_authorization))
         .layer(cors(&state));
-    let pages = Router::new()
+    let mut pages = Router::new()
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/login", post(authorize::login))
         .route("/consent", post(authorize::consent))
@@ -64,6 +65,9 @@ pub fn router(state: AppState) -> Router {
         .route("/logout/confirm", post(logout::confirm))
         .route("/theme.css", get(theme_css))
         .route("/static/latchkey.css", get(stylesheet));
+    if demo::enabled(&state.config) {
+        pages = pages.route("/demo/callback", get(demo::callback));
+    }
     let mut router = Router::new()
         .merge(api)
         .merge(pages)

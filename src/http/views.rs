@@ -81,6 +81,18 @@ pub struct FormPostPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "demo_callback.html")]
+pub struct DemoCallbackPage<'a> {
+    pub theme: Theme,
+    pub code: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub error_description: Option<&'a str>,
+    pub code_ttl: i64,
+    pub curl: Option<&'a str>,
+}
+
+#[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage<'a> {
     pub theme: Theme,

@@ -148,7 +148,7 @@ impl Store {
     /// claims the code ([`Store::claim_code`]) in the transaction that records the grant.
     pub async fn peek_code(&self, code_hash: &str, now: i64) -> DbResult<CodeRedemption> {
         let row = sqlx::query(
-            "SELECT grant_id, client_id, user_id, data, expires_at, consumed_at
+            "SELECT grant_id, client_id, user_id, data, expires_at, consumed_at, failed_at
              FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
@@ -160,6 +160,7 @@ impl Store {
         Ok(if row.try_get::<Option<i64>, _>("consumed_at")?.is_some() {
             CodeRedemption::Reused {
                 grant_id: row.try_get("grant_id")?,
+                issued: row.try_get::<Option<i64>, _>("failed_at")?.is_none(),
             }
         } else if row.try_get::<i64, _>("expires_at")? <= now {
             CodeRedemption::Expired
@@ -169,10 +170,19 @@ impl Store {
     }
 
     /// Use a code up on a connection of its own, outside any transaction: for a code that
-    /// failed a check and is burnt without issuing anything. See [`Store::claim_code`].
+    /// failed a check and is burnt without issuing anything, which `failed_at` records (a
+    /// later attempt is then told so). Like [`Store::claim_code`], true only for the one
+    /// caller that used it up.
     pub async fn spend_code(&self, code_hash: &str, now: i64) -> DbResult<bool> {
-        let mut conn = self.pool().acquire().await?;
-        Self::claim_code(&mut conn, code_hash, now).await
+        let r = sqlx::query(
+            "UPDATE authorization_codes SET consumed_at = $2, failed_at = $2
+             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Use a code up inside `conn`'s transaction (`UPDATE … WHERE consumed_at IS NULL`):

@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "backchannel logout",
         include_str!("../../migrations/0004_backchannel_logout.sql"),
     ),
+    (
+        5,
+        "code failed at",
+        include_str!("../../migrations/0005_code_failed_at.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -221,9 +221,11 @@ pub struct CodeRow {
 #[derive(Debug)]
 pub enum CodeRedemption {
     Valid(CodeRow),
-    /// Used before: the grant it started must be revoked (RFC 6749 §4.1.2).
+    /// Used before: the grant it started must be revoked (RFC 6749 §4.1.2), if `issued`.
+    /// `issued` is false when a failed token request used it up, so nothing came of it.
     Reused {
         grant_id: String,
+        issued: bool,
     },
     Expired,
     Unknown,

@@ -414,6 +414,57 @@ fn every_command_and_option_has_help_text() {
     assert!(pages > 20, "only {pages} help pages");
 }
 
+/// A config file that is not there: every command (here `user list`, which loads it the way
+/// `user add` does, and `config check`) names the path it tried, absolute as well when it was
+/// relative, and says how to point at the right file. Both for the default path (what a
+/// `docker exec` in the data directory met) and for LATCHKEY_CONFIG.
+#[test]
+fn a_missing_config_names_the_path_and_the_fix() {
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |env: Option<&str>, args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        cmd.current_dir(dir.path())
+            .env_remove("LATCHKEY_CONFIG")
+            .env("LATCHKEY_LOG", "warn")
+            .args(args);
+        if let Some(v) = env {
+            cmd.env("LATCHKEY_CONFIG", v);
+        }
+        cmd.output().expect("run latchkey")
+    };
+    let missing = dir.path().join("etc/latchkey.toml");
+    let missing = missing.to_str().expect("utf-8 path");
+    let cases: [(Option<&str>, &[&str], String); 3] = [
+        (
+            None,
+            &["user", "list"],
+            dir.path()
+                .join("config/latchkey.toml")
+                .display()
+                .to_string(),
+        ),
+        (Some(missing), &["user", "list"], missing.to_owned()),
+        (Some(missing), &["config", "check"], missing.to_owned()),
+    ];
+    for (env, args, path) in cases {
+        let out = run(env, args);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {err}");
+        for want in [
+            "cannot read the config file",
+            path.as_str(),
+            "No such file or directory",
+            "--config PATH",
+            "LATCHKEY_CONFIG",
+        ] {
+            assert!(
+                err.contains(want),
+                "{env:?} {args:?}: no {want:?} in:\n{err}"
+            );
+        }
+    }
+}
+
 /// `user add` with no terminal to prompt on (stdin is not one) and no --password-stdin says
 /// what to do instead of failing with the tty's "No such device or address".
 async fn user_add_without_a_terminal_says_to_use_password_stdin(b: Backend) {

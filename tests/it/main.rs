@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod code_flow;
 mod common;
+mod demo;
 mod device;
 mod eviction;
 mod exhaustion;

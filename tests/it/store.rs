@@ -58,7 +58,7 @@ async fn codes_are_single_use_and_expire(b: Backend) {
         .count();
     assert_eq!(wins, 1);
     assert!(
-        matches!(store.peek_code(&hash_token(&code), now + 2).await.expect("c"), CodeRedemption::Reused { grant_id } if grant_id == "g1")
+        matches!(store.peek_code(&hash_token(&code), now + 2).await.expect("c"), CodeRedemption::Reused { grant_id, issued: false } if grant_id == "g1")
     );
     assert!(!store.spend_code(&h, now + 2).await.expect("again"));
     let code2 = new_token();
