@@ -731,3 +731,71 @@ crate::both_stores!(
     state_files_are_owner_only_whatever_the_umask,
     serve_puts_metrics_on_their_own_listener,
 );
+
+/// Run the binary with `--config <config> args...` and extra environment, no store needed.
+fn run_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    cmd.arg("--config").arg(config).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("LATCHKEY_LOG", "warn")
+        .output()
+        .expect("run latchkey")
+}
+
+/// `config check` reports every mistake of a file in one run, in file order, each with its
+/// line: a semantic one (line 63), an unknown key (line 90) and a wrong type (line 150).
+#[test]
+fn config_check_reports_every_mistake_in_file_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lines: Vec<String> = (0..200).map(|i| format!("# filler {i}")).collect();
+    lines[0] = "issuer = \"http://127.0.0.1:8080\"".into();
+    lines[59] = "[[clients]]".into();
+    lines[60] = "client_id = \"web\"".into();
+    lines[61] = "name = \"Web\"".into();
+    lines[62] = "redirect_uris = [\"http://app.example.com/cb\"]".into();
+    lines[63] = "grant_types = [\"authorization_code\"]".into();
+    lines[89] = "colour = \"red\"".into();
+    lines[139] = "[tokens]".into();
+    lines[149] = "code_ttl = \"sixty\"".into();
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(&config, lines.join("\n")).expect("config");
+    let out = run_with(&config, &["config", "check"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let at: Vec<usize> = [
+        "line 63: clients[0] (web).redirect_uris[0]",
+        "line 90: clients[0].colour",
+        "line 150: tokens.code_ttl",
+    ]
+    .iter()
+    .map(|s| err.find(s).unwrap_or_else(|| panic!("no {s:?} in:\n{err}")))
+    .collect();
+    assert!(at[0] < at[1] && at[1] < at[2], "{err}");
+    assert!(err.contains("3 error(s)"), "{err}");
+}
+
+/// A mistaken `LATCHKEY_*` override is blamed on the variable, with the likely spelling,
+/// not on the file.
+#[test]
+fn config_check_names_a_mistaken_environment_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(&config, "issuer = \"http://127.0.0.1:8080\"\n").expect("config");
+    let out = run_with(
+        &config,
+        &["config", "check"],
+        &[("LATCHKEY_TOKENS__CODE_TTLL", "30")],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "LATCHKEY_TOKENS__CODE_TTLL: tokens has no field code_ttll (did you mean code_ttl?)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("is not a valid Latchkey config"), "{err}");
+    assert!(err.contains("environment overrides"), "{err}");
+}
