@@ -799,3 +799,42 @@ fn config_check_names_a_mistaken_environment_variable() {
     assert!(!err.contains("is not a valid Latchkey config"), "{err}");
     assert!(err.contains("environment overrides"), "{err}");
 }
+
+/// A second server on a taken port stops at once, names the address and the setting, and
+/// touches nothing: the store it is configured with is never created.
+#[test]
+fn serve_on_a_taken_port_names_the_address_and_writes_nothing() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = held.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://{addr}\"\nbind = \"{addr}\"\ndatabase_url = \"sqlite://{0}/store/latchkey.db\"\ndata_dir = \"{0}/state\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let started = std::time::Instant::now();
+    let out = run_with(&config, &["serve"], &[]);
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {addr}: address already in use (another Latchkey or program is using it; set bind or LATCHKEY_BIND)"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+    for never in ["store", "state"] {
+        assert!(
+            !dir.path().join(never).exists(),
+            "{never} was created:\n{err}"
+        );
+    }
+}
