@@ -845,7 +845,7 @@ impl Config {
         {
             out.push(error(
                 "database_url",
-                "must start with postgres:// or sqlite:// (e.g. sqlite://data/latchkey.db)".into(),
+                "must start with postgres://, postgresql:// or sqlite: (e.g. sqlite://data/latchkey.db)".into(),
             ));
         }
         if let Some(k) = &self.master_key

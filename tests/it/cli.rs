@@ -838,3 +838,63 @@ fn serve_on_a_taken_port_names_the_address_and_writes_nothing() {
         );
     }
 }
+
+fn migrate_with(database_url: &str) -> (Output, std::time::Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:8080\"\ndatabase_url = \"{database_url}\"\ndata_dir = \"{}\"\nmaster_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let started = std::time::Instant::now();
+    let out = run_with(&config, &["migrate"], &[]);
+    (out, started.elapsed())
+}
+
+/// Nothing listening at the database's address fails at once (not after the pool's 10 s),
+/// naming host, port and database, never the password, and saying what to do, once.
+#[test]
+fn migrate_with_nothing_listening_fails_fast_and_says_where() {
+    let (out, took) = migrate_with("postgres://latchkey:s3cret@127.0.0.1:1/idp");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}: {err}");
+    assert!(
+        err.contains("cannot connect to PostgreSQL at 127.0.0.1:1, database \"idp\"")
+            && err.contains("connection refused")
+            && err.contains("start PostgreSQL")
+            && err.contains("LATCHKEY_DATABASE_URL"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A database that does not exist on a running PostgreSQL is named, with `createdb`, once,
+/// and without the line of PostgreSQL's source the error came from.
+#[test]
+fn migrate_into_a_missing_database_says_createdb() {
+    let admin = crate::common::pg_admin_url();
+    let Some(base) = admin.rsplit_once('/').map(|(b, _)| b.to_owned()) else {
+        return;
+    };
+    let name = format!("latchkey_missing_{}", uuid::Uuid::new_v4().simple());
+    let (out, _) = migrate_with(&format!("{base}/{name}"));
+    let err = text(&out.stderr);
+    if err.contains("connection refused") {
+        crate::common::skip("Postgres", &err);
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("database \"{name}\" does not exist"))
+            && err.contains(&format!("createdb {name}")),
+        "{err}"
+    );
+    assert_eq!(err.matches("does not exist").count(), 1, "{err}");
+    assert!(!err.contains("at line"), "{err}");
+}
