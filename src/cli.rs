@@ -440,6 +440,29 @@ fn unreadable(path: &std::path::Path, e: &crate::config::ConfigError) -> Option<
     ))
 }
 
+/// Bind `addr`, or say which address could not be had, why, and which setting moves it.
+async fn listen(addr: &str, setting: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        use std::io::ErrorKind;
+        let (why, cause) = match e.kind() {
+            ErrorKind::AddrInUse => (
+                "address already in use".to_owned(),
+                "another Latchkey or program is using it; ",
+            ),
+            ErrorKind::AddrNotAvailable => (
+                "address not available".to_owned(),
+                "no interface of this machine has that IP; ",
+            ),
+            ErrorKind::PermissionDenied => (
+                "permission denied".to_owned(),
+                "ports below 1024 need privileges; ",
+            ),
+            _ => (e.to_string(), ""),
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {why} ({cause}set {setting})")
+    })
+}
+
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
@@ -475,7 +498,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => {
             let config = load_config_warning(&cli.config)?;
-            let bind = config.bind.clone();
+            // Listen first: a second server on a taken port stops here, before it touches
+            // the store (migrations, bootstrap, keys).
+            let listener = listen(&config.bind, "bind or LATCHKEY_BIND").await?;
+            let metrics_listener = match &config.metrics.bind {
+                Some(addr) => Some(listen(addr, "[metrics] bind or LATCHKEY_METRICS__BIND").await?),
+                None => None,
+            };
             let demo = config.demo_entries();
             let state = app::build_state(config, Clock::System).await?;
             if !demo.is_empty() {
@@ -485,11 +514,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
             app::spawn_background(&state)?;
-            let listener = tokio::net::TcpListener::bind(&bind).await?;
-            let metrics_listener = match &state.config.metrics.bind {
-                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
-                None => None,
-            };
             // One signal stops both listeners: the metrics one when `stop` is dropped.
             let (stop, mut stopped) = tokio::sync::watch::channel(());
             let metrics = match metrics_listener {

@@ -576,6 +576,15 @@ pub struct Problem {
     pub severity: Severity,
     pub field: String,
     pub message: String,
+    /// The line of the config file it is about, when it is about one.
+    pub line: Option<usize>,
+}
+
+impl Problem {
+    fn at(mut self, line: Option<usize>) -> Self {
+        self.line = line;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -591,7 +600,10 @@ impl fmt::Display for Problem {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{tag}: {}: {}", self.field, self.message)
+        match self.line {
+            Some(line) => write!(f, "{tag}: line {line}: {}: {}", self.field, self.message),
+            None => write!(f, "{tag}: {}: {}", self.field, self.message),
+        }
     }
 }
 
@@ -604,7 +616,21 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} is not a valid Latchkey config:", self.path.display())?;
+        // A mistake in a LATCHKEY_* variable is not the file's.
+        if !self.problems.is_empty()
+            && self
+                .problems
+                .iter()
+                .all(|p| p.line.is_none() && p.field.starts_with("LATCHKEY_"))
+        {
+            writeln!(
+                f,
+                "the LATCHKEY_* environment overrides of {} are not valid:",
+                self.path.display()
+            )?;
+        } else {
+            writeln!(f, "{} is not a valid Latchkey config:", self.path.display())?;
+        }
         for p in &self.problems {
             writeln!(f, "  {p}")?;
         }
@@ -629,27 +655,95 @@ impl Config {
     }
 
     /// Parse TOML text with the given environment; pure, for tests and `config check`.
+    ///
+    /// Every problem is reported in one run, in file order, each with its line: an entry
+    /// serde refuses is recorded and taken out, and the rest is parsed again, so one
+    /// mistake does not hide the next; what parses is then validated too.
     pub fn from_toml(
         text: &str,
         env: &[(String, String)],
     ) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
-        let mut doc: toml::Table =
-            toml::from_str(text).map_err(|e| vec![error("(syntax)", e.to_string())])?;
-        apply_env(&mut doc, env)?;
-        // Re-serialising loses line numbers, so parse the original text first when no
-        // override applies: serde errors then carry the line of the offending field.
-        let config: Config = if env_overrides(env, &doc).is_empty() {
-            toml::from_str(text).map_err(|e| vec![error("(schema)", e.to_string())])?
-        } else {
-            toml::Value::Table(doc)
-                .try_into()
-                .map_err(|e: toml::de::Error| vec![error("(schema)", e.to_string())])?
-        };
-        let problems = config.validate(env);
-        if problems.iter().any(|p| p.severity == Severity::Error) {
+        let lines = Lines::new(text);
+        let mut doc = toml::de::DeTable::parse(text)
+            .map_err(|e| {
+                let line = e.span().map(|s| lines.line(s.start));
+                vec![error("(syntax)", e.message().trim().to_owned()).at(line)]
+            })?
+            .into_inner();
+        // Each override's value is given a span past the end of the text, so that a problem
+        // with it is blamed on its variable, not on the file.
+        let overrides: Vec<(String, String)> = env_overrides(env, &doc)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), env_value(v).to_string()))
+            .collect();
+        let vars: Vec<String> = overrides
+            .iter()
+            .map(|(k, _)| format!("LATCHKEY_{k}"))
+            .collect();
+        let mut problems = Vec::new();
+        for (i, (key, literal)) in overrides.iter().enumerate() {
+            let span = text.len() + 1 + i..text.len() + 2 + i;
+            let path: Vec<String> = key.to_lowercase().split("__").map(str::to_owned).collect();
+            // A literal that toml itself wrote: a string if it somehow does not parse back.
+            let value = match toml::de::DeValue::parse(literal) {
+                Ok(v) => v.into_inner(),
+                Err(_) => toml::de::DeValue::String(literal.as_str().into()),
+            };
+            if let Err(p) = set_path(&mut doc, &path, toml::Spanned::new(span, value)) {
+                problems.push(error(&vars[i], format!("`{p}` is not a table")));
+            }
+        }
+        if !problems.is_empty() {
             return Err(problems);
         }
-        Ok((config, problems))
+        let source = |span: &std::ops::Range<usize>| -> Result<usize, &str> {
+            match span.start.checked_sub(text.len() + 1) {
+                Some(i) => Err(vars.get(i).map_or("(environment)", String::as_str)),
+                None => Ok(lines.line(span.start)),
+            }
+        };
+        let original = doc.clone();
+        let mut config = None;
+        for _ in 0..1000 {
+            let de = toml::de::Deserializer::from(toml::Spanned::new(0..text.len(), doc.clone()));
+            let e = match Config::deserialize(de) {
+                Ok(c) => {
+                    config = Some(c);
+                    break;
+                }
+                Err(e) => e,
+            };
+            let span = e.span();
+            let removed = span.as_ref().and_then(|s| remove_at(&mut doc, s));
+            let field = removed.clone().unwrap_or_else(|| "(schema)".into());
+            let message = schema_message(e.message(), &field);
+            match span.as_ref().map(source) {
+                Some(Ok(line)) => problems.push(error(&field, message).at(Some(line))),
+                Some(Err(var)) => problems.push(error(var, message)),
+                None => problems.push(error(&field, message)),
+            }
+            if removed.is_none() {
+                break;
+            }
+        }
+        if let Some(config) = &config {
+            for mut p in config.validate(env) {
+                if p.line.is_none() {
+                    match span_of(&original, &p.field).as_ref().map(source) {
+                        Some(Ok(line)) => p.line = Some(line),
+                        Some(Err(var)) => p.field = format!("{var} ({})", p.field),
+                        None => {}
+                    }
+                }
+                problems.push(p);
+            }
+        }
+        // File order; problems without a line (the environment, the whole file) last.
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        match config {
+            Some(c) if problems.iter().all(|p| p.severity != Severity::Error) => Ok((c, problems)),
+            _ => Err(problems),
+        }
     }
 
     /// Every problem in the config, errors and RFC 9700 warnings.
@@ -751,7 +845,7 @@ impl Config {
         {
             out.push(error(
                 "database_url",
-                "must start with postgres:// or sqlite:// (e.g. sqlite://data/latchkey.db)".into(),
+                "must start with postgres://, postgresql:// or sqlite: (e.g. sqlite://data/latchkey.db)".into(),
             ));
         }
         if let Some(k) = &self.master_key
@@ -1321,6 +1415,7 @@ fn error(field: &str, message: String) -> Problem {
         severity: Severity::Error,
         field: field.to_owned(),
         message,
+        line: None,
     }
 }
 
@@ -1329,6 +1424,7 @@ fn warning(field: &str, message: String) -> Problem {
         severity: Severity::Warning,
         field: field.to_owned(),
         message,
+        line: None,
     }
 }
 
@@ -1369,13 +1465,16 @@ impl Theme {
 }
 
 /// `LATCHKEY_*` variables that are config overrides (not our own knobs, not client secrets).
-fn env_overrides<'a>(env: &'a [(String, String)], doc: &toml::Table) -> Vec<(&'a str, &'a str)> {
+fn env_overrides<'a>(
+    env: &'a [(String, String)],
+    doc: &toml::de::DeTable<'_>,
+) -> Vec<(&'a str, &'a str)> {
     let secret_vars: BTreeSet<&str> = doc
         .get("clients")
-        .and_then(|c| c.as_array())
+        .and_then(|c| c.get_ref().as_array())
         .map(|arr| {
             arr.iter()
-                .filter_map(|c| c.get("secret_env").and_then(|v| v.as_str()))
+                .filter_map(|c| c.get_ref().get("secret_env")?.get_ref().as_str())
                 .collect()
         })
         .unwrap_or_default();
@@ -1386,43 +1485,33 @@ fn env_overrides<'a>(env: &'a [(String, String)], doc: &toml::Table) -> Vec<(&'a
         .collect()
 }
 
-fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Result<(), Vec<Problem>> {
-    let overrides: Vec<(String, String)> = env_overrides(env, doc)
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let mut problems = Vec::new();
-    for (key, value) in overrides {
-        let path: Vec<String> = key.to_lowercase().split("__").map(str::to_owned).collect();
-        if let Err(p) = set_path(doc, &path, env_value(&value)) {
-            problems.push(error(
-                &format!("LATCHKEY_{key}"),
-                format!("`{p}` is not a table"),
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
-}
+type DeEntry<'i> = toml::Spanned<toml::de::DeValue<'i>>;
 
 /// Set `path` in nested tables, creating them; Err names a segment that is not a table.
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+fn set_path<'i>(
+    table: &mut toml::de::DeTable<'i>,
+    path: &[String],
+    value: DeEntry<'i>,
+) -> Result<(), String> {
+    let key = |name: &str, v: &DeEntry<'_>| toml::Spanned::new(v.span(), name.to_owned().into());
     match path {
         [] => Ok(()),
         [last] => {
-            table.insert(last.clone(), value);
+            // An existing key keeps its own span: a wrong value is the variable's, but
+            // an unknown key would be too (it has no other place).
+            let k = key(last, &value);
+            table.insert(k, value);
             Ok(())
         }
         [first, rest @ ..] => {
-            let entry = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            match entry.as_table_mut() {
-                Some(t) => set_path(t, rest, value),
-                None => Err(first.clone()),
+            let k = key(first, &value);
+            let span = value.span();
+            let entry = table.entry(k).or_insert_with(|| {
+                toml::Spanned::new(span, toml::de::DeValue::Table(Default::default()))
+            });
+            match entry.get_mut() {
+                toml::de::DeValue::Table(t) => set_path(t, rest, value),
+                _ => Err(first.clone()),
             }
         }
     }
@@ -1438,6 +1527,154 @@ fn env_value(v: &str) -> toml::Value {
         "false" => toml::Value::Boolean(false),
         _ => toml::Value::String(v.to_owned()),
     }
+}
+
+/// Byte offsets to 1-based line numbers.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self(starts)
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&s| s <= offset)
+    }
+}
+
+fn contains(outer: &std::ops::Range<usize>, inner: &std::ops::Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end && outer.start < outer.end
+}
+
+/// Take out the innermost entry whose key or value holds `span`; its path, e.g.
+/// `clients[1].colour`. None when no single entry holds it (e.g. a missing top-level key).
+/// Every entry is looked into: an array of tables has the span of its first header only.
+fn remove_at(table: &mut toml::de::DeTable<'_>, span: &std::ops::Range<usize>) -> Option<String> {
+    let mut hit = None;
+    for (k, v) in table.iter_mut() {
+        let name = k.get_ref().to_string();
+        let deeper = match v.get_mut() {
+            toml::de::DeValue::Table(t) => remove_at(t, span).map(|p| format!("{name}.{p}")),
+            toml::de::DeValue::Array(a) => {
+                let mut found = None;
+                let mut drop = None;
+                for (i, e) in a.as_mut().iter_mut().enumerate() {
+                    let inner = match e.get_mut() {
+                        toml::de::DeValue::Table(t) => remove_at(t, span),
+                        _ => None,
+                    };
+                    if let Some(p) = inner {
+                        found = Some(format!("{name}[{i}].{p}"));
+                        break;
+                    }
+                    if contains(&e.span(), span) {
+                        drop = Some(i);
+                        found = Some(format!("{name}[{i}]"));
+                        break;
+                    }
+                }
+                if let Some(i) = drop {
+                    *a = a
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, v)| v.clone())
+                        .collect();
+                }
+                found
+            }
+            _ => None,
+        };
+        if deeper.is_some() {
+            return deeper;
+        }
+        if hit.is_none() && (contains(&k.span(), span) || contains(&v.span(), span)) {
+            hit = Some(name);
+        }
+    }
+    let name = hit?;
+    table.remove(name.as_str());
+    Some(name)
+}
+
+/// The span of the entry a validation field names, e.g. `clients[0] (web).redirect_uris[1]`:
+/// the deepest part of the path that is in the document.
+fn span_of(table: &toml::de::DeTable<'_>, field: &str) -> Option<std::ops::Range<usize>> {
+    let mut span = None;
+    let mut here: Option<&toml::de::DeValue<'_>> = None;
+    for part in field.split('.') {
+        let part = part.split(" (").next().unwrap_or(part);
+        let (name, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        let t = match here {
+            None => table,
+            Some(toml::de::DeValue::Table(t)) => t,
+            Some(_) => break,
+        };
+        let Some((k, v)) = t.get_key_value(name) else {
+            break;
+        };
+        span = Some(k.span());
+        let mut v = v;
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            let Some(next) = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| v.get_ref().as_array()?.get(i))
+            else {
+                break;
+            };
+            v = next;
+            span = Some(v.span());
+        }
+        here = Some(v.get_ref());
+    }
+    span
+}
+
+/// serde's message, with the place named and a likely spelling for an unknown field.
+fn schema_message(message: &str, field: &str) -> String {
+    let message = message.trim();
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    let Some((name, expected)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let parent = match field.rsplit_once('.') {
+        Some((p, _)) => p.to_owned(),
+        None => "the config".to_owned(),
+    };
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let close = known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min();
+    match close {
+        Some((_, k)) => format!("{parent} has no field {name} (did you mean {k}?)"),
+        None if known.is_empty() => format!("{parent} has no field {name}"),
+        None => format!("{parent} has no field {name} (it has {})", known.join(", ")),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
+        }
+        prev = row;
+    }
+    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -1594,8 +1831,64 @@ grant_types = ["authorization_code", "refresh_token"]
         let text = MINIMAL.replace("name = \"Web\"", "name = \"Web\"\ncolour = \"red\"");
         let p = problems(&text);
         assert!(
-            p[0].message.contains("colour") && p[0].message.contains("line"),
+            p[0].message.contains("colour") && p[0].to_string().contains("line 7:"),
             "{p:?}"
+        );
+    }
+
+    /// Three independent mistakes, far apart: all reported in one run, in file order, each
+    /// with its line, a semantic one too.
+    #[test]
+    fn every_problem_is_reported_at_once_in_file_order() {
+        let mut lines: Vec<String> = (0..200).map(|i| format!("# filler {i}")).collect();
+        lines[0] = "issuer = \"http://127.0.0.1:8080\"".into();
+        lines[59] = "[[clients]]".into();
+        lines[60] = "client_id = \"web\"".into();
+        lines[61] = "name = \"Web\"".into();
+        lines[62] = "redirect_uris = [\"http://app.example.com/cb\"]".into();
+        lines[63] = "grant_types = [\"authorization_code\"]".into();
+        lines[89] = "colour = \"red\"".into();
+        lines[139] = "[tokens]".into();
+        lines[149] = "code_ttl = \"sixty\"".into();
+        let text = lines.join("\n");
+        let p = problems(&text);
+        let errors: Vec<(Option<usize>, String)> = p
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| (p.line, p.to_string()))
+            .collect();
+        assert_eq!(
+            errors.iter().map(|e| e.0).collect::<Vec<_>>(),
+            [Some(63), Some(90), Some(150)],
+            "{errors:#?}"
+        );
+        assert!(errors[0].1.contains("loopback"), "{errors:#?}");
+        assert!(
+            errors[1].1.contains("line 90: clients[0].colour")
+                && errors[1].1.contains("no field colour"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[2].1.contains("line 150: tokens.code_ttl")
+                && errors[2].1.contains("invalid type"),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn a_mistaken_override_names_its_variable() {
+        let env = vec![("LATCHKEY_TOKENS__CODE_TTLL".to_owned(), "30".to_owned())];
+        let err = Config::from_toml(MINIMAL, &env).expect_err("unknown field");
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert_eq!(
+            err[0].to_string(),
+            "error: LATCHKEY_TOKENS__CODE_TTLL: tokens has no field code_ttll (did you mean code_ttl?)"
+        );
+        let env = vec![("LATCHKEY_TOKENS__CODE_TTL".to_owned(), "soon".to_owned())];
+        let err = Config::from_toml(MINIMAL, &env).expect_err("wrong type");
+        assert!(
+            err[0].field == "LATCHKEY_TOKENS__CODE_TTL" && err[0].line.is_none(),
+            "{err:?}"
         );
     }
 

@@ -154,7 +154,18 @@ impl Store {
             }
             Backend::Postgres => url.to_owned(),
         };
-        let opts = AnyConnectOptions::from_str(&url)?;
+        // Never sqlx's parse error: it may quote the URL, password and all.
+        let opts = AnyConnectOptions::from_str(&url).map_err(|_| {
+            anyhow::anyhow!(
+                "database_url is not a valid postgres://, postgresql:// or sqlite:// URL (check database_url or LATCHKEY_DATABASE_URL)"
+            )
+        })?;
+        let target = describe(&url, backend);
+        if backend == Backend::Postgres {
+            // One connection first, briefly: nothing listening fails at once, with the
+            // place and what to do, not after the pool's acquire timeout.
+            first_connection(&opts, &target).await?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // SQLite has one writer; a few readers in WAL mode.
@@ -193,7 +204,13 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        migrator().run(&self.pool).await?;
+        migrator().run(&self.pool).await.map_err(|e| {
+            let why = match &e {
+                sqlx::migrate::MigrateError::Execute(e) => cause(e),
+                e => e.to_string(),
+            };
+            anyhow::anyhow!("cannot update the schema of the store: {why}")
+        })?;
         Ok(())
     }
 
@@ -212,6 +229,84 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// Where a store is, for messages: host, port and database, never the password.
+fn describe(url: &str, backend: Backend) -> String {
+    if backend == Backend::Sqlite {
+        return format!("the SQLite store {}", url.split('?').next().unwrap_or(url));
+    }
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u
+                .query_pairs()
+                .find(|(k, _)| k == "host")
+                .map(|(_, v)| v.into_owned())
+                .or_else(|| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "localhost".into());
+            let port = u.port().unwrap_or(5432);
+            let db = match u.path().trim_start_matches('/') {
+                "" if u.username().is_empty() => "postgres".to_owned(),
+                "" => u.username().to_owned(),
+                db => db.to_owned(),
+            };
+            format!("PostgreSQL at {host}:{port}, database \"{db}\"")
+        }
+        Err(_) => "PostgreSQL (database_url)".into(),
+    }
+}
+
+/// The database's own message (sqlx's Display adds "error returned from database", and the
+/// line of PostgreSQL's C source the error came from).
+fn cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        e => e.to_string(),
+    }
+}
+
+const CHECK_URL: &str = "check database_url or LATCHKEY_DATABASE_URL";
+
+async fn first_connection(opts: &AnyConnectOptions, target: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let wait = Duration::from_secs(5);
+    let conn = tokio::time::timeout(wait, sqlx::AnyConnection::connect_with(opts)).await;
+    let e = match conn {
+        Ok(Ok(c)) => {
+            let _ = c.close().await;
+            return Ok(());
+        }
+        Ok(Err(e)) => e,
+        Err(_) => anyhow::bail!(
+            "cannot connect to {target}: no answer within {} s (a wrong host, or a firewall dropping the packets?); {CHECK_URL}",
+            wait.as_secs()
+        ),
+    };
+    let code = match &e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    let io = match &e {
+        sqlx::Error::Io(io) => Some(io.kind()),
+        _ => None,
+    };
+    let db = target.rsplit('"').nth(1).unwrap_or("NAME");
+    let what = match (code.as_deref(), io) {
+        (_, Some(std::io::ErrorKind::ConnectionRefused)) => format!(
+            "nothing is listening there (connection refused): start PostgreSQL, or {CHECK_URL}"
+        ),
+        // invalid_catalog_name
+        (Some("3D000"), _) => format!("{}: create it (createdb {db}), or {CHECK_URL}", cause(&e)),
+        // invalid_password, invalid_authorization_specification
+        (Some("28P01" | "28000"), _) => {
+            format!(
+                "{}: check the user and password in database_url or LATCHKEY_DATABASE_URL",
+                cause(&e)
+            )
+        }
+        _ => format!("{}; {CHECK_URL}", cause(&e)),
+    };
+    anyhow::bail!("cannot connect to {target}: {what}")
 }
 
 pub type DbResult<T> = Result<T, sqlx::Error>;

@@ -782,3 +782,170 @@ crate::both_stores!(
     state_files_are_owner_only_whatever_the_umask,
     serve_puts_metrics_on_their_own_listener,
 );
+
+/// Run the binary with `--config <config> args...` and extra environment, no store needed.
+fn run_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    cmd.arg("--config").arg(config).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("LATCHKEY_LOG", "warn")
+        .output()
+        .expect("run latchkey")
+}
+
+/// `config check` reports every mistake of a file in one run, in file order, each with its
+/// line: a semantic one (line 63), an unknown key (line 90) and a wrong type (line 150).
+#[test]
+fn config_check_reports_every_mistake_in_file_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lines: Vec<String> = (0..200).map(|i| format!("# filler {i}")).collect();
+    lines[0] = "issuer = \"http://127.0.0.1:8080\"".into();
+    lines[59] = "[[clients]]".into();
+    lines[60] = "client_id = \"web\"".into();
+    lines[61] = "name = \"Web\"".into();
+    lines[62] = "redirect_uris = [\"http://app.example.com/cb\"]".into();
+    lines[63] = "grant_types = [\"authorization_code\"]".into();
+    lines[89] = "colour = \"red\"".into();
+    lines[139] = "[tokens]".into();
+    lines[149] = "code_ttl = \"sixty\"".into();
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(&config, lines.join("\n")).expect("config");
+    let out = run_with(&config, &["config", "check"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let at: Vec<usize> = [
+        "line 63: clients[0] (web).redirect_uris[0]",
+        "line 90: clients[0].colour",
+        "line 150: tokens.code_ttl",
+    ]
+    .iter()
+    .map(|s| err.find(s).unwrap_or_else(|| panic!("no {s:?} in:\n{err}")))
+    .collect();
+    assert!(at[0] < at[1] && at[1] < at[2], "{err}");
+    assert!(err.contains("3 error(s)"), "{err}");
+}
+
+/// A mistaken `LATCHKEY_*` override is blamed on the variable, with the likely spelling,
+/// not on the file.
+#[test]
+fn config_check_names_a_mistaken_environment_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(&config, "issuer = \"http://127.0.0.1:8080\"\n").expect("config");
+    let out = run_with(
+        &config,
+        &["config", "check"],
+        &[("LATCHKEY_TOKENS__CODE_TTLL", "30")],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "LATCHKEY_TOKENS__CODE_TTLL: tokens has no field code_ttll (did you mean code_ttl?)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("is not a valid Latchkey config"), "{err}");
+    assert!(err.contains("environment overrides"), "{err}");
+}
+
+/// A second server on a taken port stops at once, names the address and the setting, and
+/// touches nothing: the store it is configured with is never created.
+#[test]
+fn serve_on_a_taken_port_names_the_address_and_writes_nothing() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = held.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://{addr}\"\nbind = \"{addr}\"\ndatabase_url = \"sqlite://{0}/store/latchkey.db\"\ndata_dir = \"{0}/state\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let started = std::time::Instant::now();
+    let out = run_with(&config, &["serve"], &[]);
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {addr}: address already in use (another Latchkey or program is using it; set bind or LATCHKEY_BIND)"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+    for never in ["store", "state"] {
+        assert!(
+            !dir.path().join(never).exists(),
+            "{never} was created:\n{err}"
+        );
+    }
+}
+
+fn migrate_with(database_url: &str) -> (Output, std::time::Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:8080\"\ndatabase_url = \"{database_url}\"\ndata_dir = \"{}\"\nmaster_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let started = std::time::Instant::now();
+    let out = run_with(&config, &["migrate"], &[]);
+    (out, started.elapsed())
+}
+
+/// Nothing listening at the database's address fails at once (not after the pool's 10 s),
+/// naming host, port and database, never the password, and saying what to do, once.
+#[test]
+fn migrate_with_nothing_listening_fails_fast_and_says_where() {
+    let (out, took) = migrate_with("postgres://latchkey:s3cret@127.0.0.1:1/idp");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}: {err}");
+    assert!(
+        err.contains("cannot connect to PostgreSQL at 127.0.0.1:1, database \"idp\"")
+            && err.contains("connection refused")
+            && err.contains("start PostgreSQL")
+            && err.contains("LATCHKEY_DATABASE_URL"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A database that does not exist on a running PostgreSQL is named, with `createdb`, once,
+/// and without the line of PostgreSQL's source the error came from.
+#[test]
+fn migrate_into_a_missing_database_says_createdb() {
+    let admin = crate::common::pg_admin_url();
+    let Some(base) = admin.rsplit_once('/').map(|(b, _)| b.to_owned()) else {
+        return;
+    };
+    let name = format!("latchkey_missing_{}", uuid::Uuid::new_v4().simple());
+    let (out, _) = migrate_with(&format!("{base}/{name}"));
+    let err = text(&out.stderr);
+    if err.contains("connection refused") {
+        crate::common::skip("Postgres", &err);
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("database \"{name}\" does not exist"))
+            && err.contains(&format!("createdb {name}")),
+        "{err}"
+    );
+    assert_eq!(err.matches("does not exist").count(), 1, "{err}");
+    assert!(!err.contains("at line"), "{err}");
+}
