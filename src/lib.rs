@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod attempts;
+pub mod audit;
 pub mod authorize;
 pub mod backchannel;
 #[cfg(feature = "bench")]

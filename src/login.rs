@@ -25,6 +25,15 @@ pub enum LoginFailure {
 }
 
 impl LoginFailure {
+    /// Whether the password was checked (wrong, or right for a disabled account, or the
+    /// check that locked the account), as opposed to refused before any check.
+    pub fn was_checked(&self) -> bool {
+        matches!(
+            self,
+            LoginFailure::Invalid | LoginFailure::Disabled | LoginFailure::Locked { .. }
+        )
+    }
+
     /// What the login page says: never whether the account exists.
     pub fn page_message(&self, now: i64) -> String {
         match self {

@@ -2,6 +2,7 @@
 //! the user's password to the client, which RFC 9700 §2.4 says MUST NOT be done. It shares the
 //! login page's throttle.
 
+use crate::audit::audit;
 use crate::login::{LoginFailure, check_password};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
@@ -20,8 +21,27 @@ pub async fn handle(
     let username = params.require("username")?;
     let password = params.require("password")?;
     let scope = requested_scope(client, params.get("scope"))?;
-    let verified = match check_password(state, username, password, ctx.client_ip.as_deref()).await?
-    {
+    let ip = ctx.client_ip.as_deref();
+    let checked = check_password(state, username, password, ip).await?;
+    // The same audit trail as the login page: the password grant is a sign-in too.
+    let at = ip.unwrap_or("unknown");
+    match &checked {
+        Ok(v) => {
+            audit(
+                state,
+                "login.success",
+                Some(&v.user.id),
+                Some(&client.id),
+                at,
+            )
+            .await
+        }
+        Err(f) if f.was_checked() => {
+            audit(state, "login.failure", None, Some(&client.id), at).await;
+        }
+        Err(_) => {}
+    }
+    let verified = match checked {
         Ok(v) => v,
         Err(LoginFailure::Invalid) => {
             return Err(OAuthError::invalid_grant("wrong username or password"));

@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
+use crate::audit::audit;
 use crate::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::crypto::secret::hash_token;
 use crate::login::{LoginFailure, check_password};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::{self, Params};
 use crate::state::AppState;
-use crate::store::model::{AuditEvent, Client, Session, User};
+use crate::store::model::{Client, Session, User};
 
 use super::client_ip::ClientIp;
 use super::respond::{deliver, error_page, error_page_saying, page};
@@ -356,7 +357,11 @@ pub async fn sign_in(
     let verified = match check_password(state, &username, password, Some(ip)).await? {
         Ok(v) => v,
         Err(failed) => {
-            audit(state, "login.failure", None, Some(client_id), ip).await;
+            // A refusal before any check (a flood answered busy, another attempt in flight)
+            // is not a failed login, and auditing it would let a flood write a row each.
+            if failed.was_checked() {
+                audit(state, "login.failure", None, Some(client_id), ip).await;
+            }
             let busy = matches!(failed, LoginFailure::Busy);
             return Ok(SignIn::Failed(
                 jar,
@@ -377,25 +382,4 @@ pub async fn sign_in(
     audit(state, "login.success", Some(&user.id), Some(client_id), ip).await;
     let (jar, s) = session::start(state, jar, &user, verified.at).await?;
     Ok(SignIn::Done(jar, s, user))
-}
-
-/// Record an audit event in the store and the log; a failure to record is logged, not fatal.
-pub async fn audit(
-    state: &AppState,
-    kind: &str,
-    user_id: Option<&str>,
-    client_id: Option<&str>,
-    ip: &str,
-) {
-    tracing::info!(event = kind, user_id, client_id, ip, "audit");
-    let e = AuditEvent {
-        kind,
-        user_id,
-        client_id,
-        ip: Some(ip),
-        detail: serde_json::json!({}),
-    };
-    if let Err(err) = state.store.audit(&e, state.now()).await {
-        tracing::error!(error = %err, "could not write audit event");
-    }
 }

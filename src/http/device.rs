@@ -13,7 +13,7 @@ use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::store::model::{DeviceRow, GrantData, Session, User};
 
-use super::authorize::{LoginProblem, SignIn, audit, csrf_failed, set_retry_after, sign_in};
+use super::authorize::{LoginProblem, SignIn, csrf_failed, set_retry_after, sign_in};
 use super::client_ip::ClientIp;
 use super::respond::{error_page, json_no_store, page};
 use super::session::{self, Bind};
@@ -21,6 +21,7 @@ use super::token::authenticated_form;
 use super::views::{
     DeviceConfirmPage, DeviceEntryPage, LoginPage, MessagePage, Theme, scope_lines,
 };
+use crate::audit::audit;
 
 /// POST /device/code (RFC 8628 §3.1-3.2).
 pub async fn device_authorization(

@@ -20,11 +20,12 @@ use crate::oauth::redirect::Delivery;
 use crate::state::AppState;
 use crate::store::model::{Client, Session, User};
 
-use super::authorize::{audit, csrf_failed};
+use super::authorize::csrf_failed;
 use super::client_ip::ClientIp;
 use super::respond::{deliver, error_page, error_page_saying, page};
 use super::session;
 use super::views::{LogoutPage, MessagePage, Theme};
+use crate::audit::audit;
 
 /// The claims of an id_token_hint that logout relies on.
 #[derive(Debug, Deserialize)]

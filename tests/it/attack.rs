@@ -195,6 +195,27 @@ async fn right_password_in_the_middle_of_a_burst_is_refused(b: Backend) {
     assert_eq!(count(&rest, Guess::Wrong), 0, "{rest:?}");
 }
 
+/// The password grant leaves the same audit trail as the login page; refusals before any
+/// check (a flood answered busy, another attempt in flight) leave none.
+async fn the_password_grant_is_audited(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    assert_eq!(guess(&app, "alice", "wrong").await, Guess::Wrong);
+    assert_eq!(guess(&app, "alice", PASSWORD).await, Guess::SignedIn);
+    let kinds = app.state.store.audit_kinds(10).await.expect("audit");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "login.failure").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "login.success").count(),
+        1,
+        "{kinds:?}"
+    );
+}
+
 /// The account counter is the user, whatever name it is typed as.
 async fn every_name_of_an_account_shares_one_counter(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
@@ -767,6 +788,7 @@ async fn signing_in_as_someone_else_than_the_hint_is_refused(b: Backend) {
 }
 
 crate::both_stores!(
+    the_password_grant_is_audited,
     signing_in_as_someone_else_than_the_hint_is_refused,
     a_planted_csrf_cookie_cannot_sign_the_victim_out,
     a_full_hashing_queue_answers_busy,

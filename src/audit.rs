@@ -1,0 +1,26 @@
+//! The audit trail: security-relevant events (sign-ins, consents, logouts, device
+//! decisions), in the store for `janitor.audit_retention_days` and in the log.
+
+use crate::state::AppState;
+use crate::store::model::AuditEvent;
+
+/// Record an audit event in the store and the log; a failure to record is logged, not fatal.
+pub async fn audit(
+    state: &AppState,
+    kind: &str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    ip: &str,
+) {
+    tracing::info!(event = kind, user_id, client_id, ip, "audit");
+    let e = AuditEvent {
+        kind,
+        user_id,
+        client_id,
+        ip: Some(ip),
+        detail: serde_json::json!({}),
+    };
+    if let Err(err) = state.store.audit(&e, state.now()).await {
+        tracing::error!(error = %err, "could not write audit event");
+    }
+}
