@@ -29,6 +29,23 @@ pub async fn latchkey(app: &TestApp, args: &[&str]) -> Output {
     .expect("join")
 }
 
+/// `client add svc`: a client_credentials client registered through the CLI.
+async fn add_svc(app: &TestApp) -> Output {
+    latchkey(
+        app,
+        &[
+            "client",
+            "add",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "api.read",
+        ],
+    )
+    .await
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -126,19 +143,7 @@ async fn client_add_refuses_what_the_config_refuses(b: Backend) {
     assert_eq!(r.status(), 401);
 
     // What the validator accepts is registered, and works.
-    let out = latchkey(
-        &app,
-        &[
-            "client",
-            "add",
-            "svc",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "api.read",
-        ],
-    )
-    .await;
+    let out = add_svc(&app).await;
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let secret = stdout
@@ -635,19 +640,7 @@ async fn client_disable_enable_update(b: Backend) {
         return;
     };
     let watch = latchkey::app::watch_client_changes(&app.state);
-    let out = latchkey(
-        &app,
-        &[
-            "client",
-            "add",
-            "svc",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "api.read",
-        ],
-    )
-    .await;
+    let out = add_svc(&app).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let secret = stdout
