@@ -400,6 +400,12 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// How long a guess may count as in flight if its node dies before ending it
+    /// (`attempts`): a request cannot outlive its timeout, plus a margin.
+    pub fn attempt_lease(&self) -> i64 {
+        self.request_timeout_seconds as i64 + 5
+    }
+
     pub fn params(&self) -> ParamLimits {
         ParamLimits {
             max_params: self.max_params,

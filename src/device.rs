@@ -168,7 +168,7 @@ pub async fn find_pending(
         on_success: OnSuccess::Credit,
         counts_abandoned: true,
     };
-    let lease = state.config.limits.request_timeout_seconds as i64 + 5;
+    let lease = state.config.limits.attempt_lease();
     let attempt = match Attempt::begin(&state.store, now, vec![guard], lease).await? {
         Ok(a) => a,
         Err(Refusal::Locked { until }) => return Ok(Err(CodeProblem::Throttled { until })),

@@ -113,7 +113,7 @@ pub async fn check_password(
     }
     let now = state.now();
     let user = state.store.find_user_by_login(login).await?;
-    let lease = state.config.limits.request_timeout_seconds as i64 + 5;
+    let lease = state.config.limits.attempt_lease();
     let attempt = match Attempt::begin(
         &state.store,
         now,

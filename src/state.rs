@@ -80,6 +80,12 @@ impl Shared {
         }
     }
 
+    /// Whether client `id` is still registered and enabled: tokens of a disabled or removed
+    /// client are honoured nowhere (introspection, UserInfo).
+    pub async fn client_enabled(&self, id: &str) -> DbResult<bool> {
+        Ok(self.client(id).await?.is_some_and(|c| c.enabled))
+    }
+
     /// The cache's copy of a client, when the cache is on and holds it.
     pub fn cached_client(&self, id: &str) -> Option<Arc<Client>> {
         (self.config.cache.clients_seconds > 0)

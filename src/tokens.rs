@@ -51,6 +51,12 @@ pub struct AccessClaims {
 }
 
 impl AccessClaims {
+    /// When the user authenticated for this token (`auth_time`), or when it was issued if
+    /// it carries none: what a revocation of the user's tokens is compared with.
+    pub fn authenticated_at(&self) -> i64 {
+        self.auth_time.unwrap_or(self.iat)
+    }
+
     pub fn scopes(&self) -> ScopeSet {
         ScopeSet::parse(&self.scope).unwrap_or_default()
     }

@@ -29,12 +29,11 @@ pub fn json_no_store(v: &impl serde::Serialize) -> Response {
     r
 }
 
-/// RFC 6750 §3: error_description is limited to printable ASCII without `"` and `\`.
+/// RFC 6750 section 3: the quoted error_description allows what RFC 6749 section 5.2
+/// allows, which every description already is; the header applies the same rule again
+/// rather than trust that `description` was never changed after it was built.
 fn quote(s: &str) -> String {
-    s.replace('§', "section ")
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
-        .collect()
+    crate::oauth::error::wire_description(std::borrow::Cow::Owned(s.to_owned())).into_owned()
 }
 
 impl IntoResponse for OAuthError {

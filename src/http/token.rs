@@ -168,11 +168,6 @@ pub async fn revoke(
     }
 }
 
-/// Whether the client a token was issued to is still registered and enabled.
-async fn client_active(state: &AppState, client_id: &str) -> OAuthResult<bool> {
-    Ok(state.client(client_id).await?.is_some_and(|c| c.enabled))
-}
-
 /// Which tokens a caller may learn about. A resource server registered with
 /// `introspection = true` may introspect any token; any other confidential client only the
 /// tokens issued to it (as Keycloak and node-oidc-provider do): for the rest it is told
@@ -219,11 +214,11 @@ pub async fn introspect(
                 // removed user, nor from before the user's tokens were revoked, nor for a
                 // disabled client (RFC 7662 section 2.2: active means usable right now).
                 let user_ok = match (&user, user_id) {
-                    (Some(u), Some(_)) => u.honours_authentication_at(c.auth_time.unwrap_or(c.iat)),
+                    (Some(u), Some(_)) => u.honours_authentication_at(c.authenticated_at()),
                     (None, Some(_)) => false,
                     (_, None) => true,
                 };
-                if revoked || !user_ok || !client_active(&state, &c.client_id).await? {
+                if revoked || !user_ok || !state.client_enabled(&c.client_id).await? {
                     inactive
                 } else {
                     let mut v = json!({
@@ -250,7 +245,7 @@ pub async fn introspect(
                     || r.grant_revoked
                     || r.rotated_at.is_some()
                     || (r.user_id.is_some() && user.is_none())
-                    || !client_active(&state, &r.client_id).await?
+                    || !state.client_enabled(&r.client_id).await?
                 {
                     inactive
                 } else {

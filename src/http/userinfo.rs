@@ -99,20 +99,13 @@ async fn run(
         .access_token_state(&claims.jti, &claims.grant_id, Some(&claims.sub))
         .await?;
     // A disabled or removed client's tokens are not honoured anywhere.
-    let client_ok = state
-        .client(&claims.client_id)
-        .await?
-        .is_some_and(|c| c.enabled);
-    if revoked || !client_ok {
+    if revoked || !state.client_enabled(&claims.client_id).await? {
         return Err(OAuthError::invalid_token(
             "the access token has been revoked",
         ));
     }
     let user = match user {
-        Some(u)
-            if !u.disabled
-                && !u.honours_authentication_at(claims.auth_time.unwrap_or(claims.iat)) =>
-        {
+        Some(u) if !u.disabled && !u.honours_authentication_at(claims.authenticated_at()) => {
             return Err(OAuthError::invalid_token(
                 "the access token has been revoked (the user signed out everywhere, changed password or was disabled)",
             ));

@@ -331,7 +331,7 @@ async fn begin(
     ip: &str,
 ) -> OAuthResult<Attempt> {
     let now = state.now();
-    let lease = state.config.limits.request_timeout_seconds as i64 + 5;
+    let lease = state.config.limits.attempt_lease();
     match Attempt::begin(&state.store, now, guards(state, client, ip), lease).await? {
         Ok(a) => Ok(a),
         Err(Refusal::Locked { until }) => Err(throttled(state, client_id, ip, until)),

@@ -197,7 +197,7 @@ pub fn is_wire_safe(s: &str) -> bool {
 /// Every description goes through here (`OAuthError::new`), so no message, present or
 /// future, can put a character on the wire that RFC 6749 section 5.2 forbids: a section
 /// sign becomes the word, anything else not allowed becomes `?`.
-fn wire_description(d: Cow<'static, str>) -> Cow<'static, str> {
+pub fn wire_description(d: Cow<'static, str>) -> Cow<'static, str> {
     if is_wire_safe(&d) {
         return d;
     }
