@@ -156,6 +156,6 @@ async fn check(
         }
         (None, None) => {}
     }
-    super::session_still_live(state, row.data.grant.sid.as_deref()).await?;
-    active_user(state, &row.user_id, row.data.grant.auth_time).await
+    let g = &row.data.grant;
+    active_user(state, &row.user_id, g.auth_time, g.sid.as_deref()).await
 }

@@ -72,8 +72,7 @@ pub async fn handle(
                     "approved device row without its grant",
                 ));
             };
-            super::session_still_live(state, grant.sid.as_deref()).await?;
-            let user = active_user(state, user_id, grant.auth_time).await?;
+            let user = active_user(state, user_id, grant.auth_time, grant.sid.as_deref()).await?;
             let grant_id = uuid::Uuid::new_v4().to_string();
             let issue = UserIssue {
                 client,

@@ -220,33 +220,33 @@ pub async fn record_fresh_grant(
 /// before the user's tokens were revoked (a password change, a disable, a sign-out
 /// everywhere). Checked when the grant is used, not only swept when revoked: a login still
 /// being checked when the admin acted creates its grant after the sweep.
+///
+/// With `sid` (a code or an approved device code), the browser session that authorized the
+/// grant must still be live: once it has ended (logout, a new sign-in, a revocation) its
+/// clients may already have been sent their Logout Tokens (Back-Channel Logout 1.0
+/// section 2.7), and tokens issued after that would outlive the logout.
 pub async fn active_user(
     state: &AppState,
     user_id: &str,
     auth_time: Option<i64>,
+    sid: Option<&str>,
 ) -> OAuthResult<User> {
-    let user = usable(state.store.get_user(user_id).await?)?;
+    let (user, session_ended) = match state.store.grant_user(user_id, sid).await? {
+        Some((u, ended)) => (Some(u), ended),
+        None => (None, false),
+    };
+    if session_ended {
+        return Err(OAuthError::invalid_grant(
+            "the browser session that authorized this grant has ended (the user signed out); start again",
+        ));
+    }
+    let user = usable(user)?;
     if auth_time.is_some_and(|t| t <= user.tokens_revoked_at) {
         return Err(OAuthError::invalid_grant(
             "this grant was revoked: the user signed out everywhere, changed password or was disabled since",
         ));
     }
     Ok(user)
-}
-
-/// A code or an approved device code is redeemed only while the browser session that
-/// authorized it is live: once it has ended (logout, a new sign-in, a revocation) its
-/// clients may already have been sent their Logout Tokens (Back-Channel Logout 1.0
-/// section 2.7), and tokens issued after that would outlive the logout.
-pub async fn session_still_live(state: &AppState, sid: Option<&str>) -> OAuthResult<()> {
-    if let Some(sid) = sid
-        && state.store.session_ended(sid).await?
-    {
-        return Err(OAuthError::invalid_grant(
-            "the browser session that authorized this grant has ended (the user signed out); start again",
-        ));
-    }
-    Ok(())
 }
 
 fn usable(user: Option<User>) -> OAuthResult<User> {

@@ -58,7 +58,7 @@ pub async fn handle(
         .user_id
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token has no user"))?;
-    let user = active_user(state, user_id, row.data.auth_time).await?;
+    let user = active_user(state, user_id, row.data.auth_time, None).await?;
     // OIDC Core §12.2: the refreshed id_token keeps auth_time and carries no nonce.
     let grant = GrantData {
         scope,

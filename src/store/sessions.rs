@@ -103,19 +103,6 @@ impl Store {
         Ok(Some(sid))
     }
 
-    /// Whether the session named by public id `sid` has ended (logged out, replaced, or
-    /// revoked). A code or device grant from an ended session must not be redeemed: its
-    /// client may already have been told of the logout.
-    pub async fn session_ended(&self, sid: &str) -> DbResult<bool> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM sessions WHERE sid = $1 AND ended_at IS NOT NULL",
-        )
-        .bind(sid)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
-    }
-
     pub async fn insert_interaction(
         &self,
         id_hash: &str,

@@ -154,6 +154,23 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The user of a grant being redeemed and whether the browser session `sid` that
+    /// authorized it has ended, in one round trip (code exchange and device polling).
+    pub async fn grant_user(&self, id: &str, sid: Option<&str>) -> DbResult<Option<(User, bool)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", (SELECT COUNT(*) FROM sessions WHERE sid = $2 AND ended_at IS NOT NULL) AS ended
+             FROM users u WHERE id = $1"
+        ))
+        .bind(id)
+        .bind(sid)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((user_from_row(&r)?, r.try_get::<i64, _>("ended")? > 0)))
+            .transpose()
+    }
+
     /// When user `id` was created (for `user show`).
     pub async fn user_created_at(&self, id: &str) -> DbResult<Option<i64>> {
         let row = sqlx::query("SELECT created_at FROM users WHERE id = $1")
