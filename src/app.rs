@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::client_cache::ClientCache;
 use crate::clock::Clock;
 use crate::config::{ClientConfig, Config};
+use crate::core::client_auth::SecretCache;
+use crate::core::clients::ClientCache;
 use crate::crypto::keys::{self, KeyRing, MasterKey};
 use crate::crypto::password::PasswordHasherPool;
 use crate::crypto::secret::SecretHash;
 use crate::files;
 use crate::metrics::Metrics;
-use crate::oauth::client_auth::SecretCache;
+use crate::model::{Client, ClientSettings, KeyRecord};
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg};
 use crate::state::{AppState, CorsOrigins, Shared};
-use crate::store::model::{Client, ClientSettings, KeyRecord};
 use crate::store::users::NewUser;
 use crate::store::{Backend, CLIENTS_CHANNEL, Store};
 
@@ -362,7 +362,7 @@ pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<
 /// Background work: cache refresh and scheduled key rotation, the janitor, and the
 /// back-channel logout worker.
 pub fn spawn_background(state: &AppState) -> anyhow::Result<()> {
-    crate::backchannel::spawn(state)?;
+    crate::core::backchannel::spawn(state)?;
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick =

@@ -11,8 +11,8 @@ use crate::config::{ClientConfig, Config, Severity, validate_client};
 use crate::crypto::keys;
 use crate::crypto::password::hash_default;
 use crate::crypto::secret::{MIN_FAST_SECRET_LEN, SecretHash, new_token};
+use crate::model::{Address, UserClaims};
 use crate::oauth::types::{SigningAlg, TokenEndpointAuthMethod};
-use crate::store::model::{Address, UserClaims};
 use crate::store::users::NewUser;
 use crate::store::{Backend, Store};
 
@@ -644,7 +644,7 @@ async fn existing_client(
     store: &Store,
     client_id: &str,
     config_path: &std::path::Path,
-) -> anyhow::Result<crate::store::model::Client> {
+) -> anyhow::Result<crate::model::Client> {
     let Some(c) = store.get_client(client_id).await? else {
         anyhow::bail!("no client {client_id}");
     };
@@ -658,7 +658,7 @@ async fn existing_client(
 }
 
 /// A stored client in the shape of a [[clients]] entry, for the config's validator.
-fn client_entry(c: &crate::store::model::Client) -> ClientConfig {
+fn client_entry(c: &crate::model::Client) -> ClientConfig {
     let s = &c.settings;
     ClientConfig {
         client_id: c.id.clone(),
@@ -1003,7 +1003,7 @@ async fn existing_user(
     name: &str,
     config_path: &std::path::Path,
     changes_account: bool,
-) -> anyhow::Result<crate::store::model::User> {
+) -> anyhow::Result<crate::model::User> {
     let Some(user) = store.find_user_by_login(name).await? else {
         anyhow::bail!("no user {name}");
     };

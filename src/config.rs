@@ -571,7 +571,7 @@ pub struct UserConfig {
     /// argon2id PHC string from `latchkey hash-secret`.
     pub password_hash: String,
     #[serde(default)]
-    pub claims: crate::store::model::UserClaims,
+    pub claims: crate::model::UserClaims,
     #[serde(default)]
     pub disabled: bool,
 }

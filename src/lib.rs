@@ -10,25 +10,18 @@
 #![allow(clippy::large_enum_variant)]
 
 pub mod app;
-pub mod attempts;
-pub mod audit;
-pub mod authorize;
-pub mod backchannel;
 #[cfg(feature = "bench")]
 pub mod ceilings;
 pub mod cli;
-pub mod client_cache;
 pub mod clock;
 pub mod config;
+pub mod core;
 pub mod crypto;
-pub mod device;
 pub mod files;
-pub mod grants;
 pub mod http;
-pub mod login;
 pub mod metrics;
+pub mod model;
 pub mod oauth;
 pub mod server;
 pub mod state;
 pub mod store;
-pub mod tokens;

@@ -3,14 +3,14 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use crate::client_cache::ClientCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::core::client_auth::SecretCache;
+use crate::core::clients::ClientCache;
 use crate::crypto::keys::{KeyRing, MasterKey};
 use crate::crypto::password::PasswordHasherPool;
 use crate::metrics::Metrics;
-use crate::oauth::client_auth::SecretCache;
-use crate::store::model::Client;
+use crate::model::Client;
 use crate::store::{DbResult, Store};
 
 /// What every request handler gets. One `Arc` around everything: axum clones the state for

@@ -25,8 +25,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
+use crate::model::KeyRecord;
 use crate::oauth::types::SigningAlg;
-use crate::store::model::KeyRecord;
 
 /// 32-byte key that encrypts private signing keys at rest (AES-256-GCM) and derives the
 /// server's HMAC keys.

@@ -8,14 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
-use crate::audit::audit;
-use crate::authorize::{self, AuthorizationRequest, Next, Validated};
+use crate::core::audit::audit;
+use crate::core::authorize::{self, AuthorizationRequest, Next, Validated};
+use crate::core::login::{LoginFailure, check_password};
 use crate::crypto::secret::hash_token;
-use crate::login::{LoginFailure, check_password};
+use crate::model::{Client, Session, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::{self, Params};
 use crate::state::AppState;
-use crate::store::model::{Client, Session, User};
 
 use super::client_ip::ClientIp;
 use super::respond::{deliver, error_page, error_page_saying, page};

@@ -6,12 +6,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
-use crate::device::{self, CodeProblem, display_user_code};
-use crate::login::wait_words;
+use crate::core::device::{self, CodeProblem, display_user_code};
+use crate::core::login::wait_words;
+use crate::model::{DeviceRow, GrantData, Session, User};
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
-use crate::store::model::{DeviceRow, GrantData, Session, User};
 
 use super::authorize::{LoginProblem, SignIn, csrf_failed, set_retry_after, sign_in};
 use super::client_ip::ClientIp;
@@ -21,7 +21,7 @@ use super::token::authenticated_form;
 use super::views::{
     DeviceConfirmPage, DeviceEntryPage, LoginPage, MessagePage, Theme, scope_lines,
 };
-use crate::audit::audit;
+use crate::core::audit::audit;
 
 /// POST /device/code (RFC 8628 §3.1-3.2).
 pub async fn device_authorization(

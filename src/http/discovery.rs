@@ -38,7 +38,7 @@ pub fn document(state: &AppState) -> Value {
         "amr",
     ];
     for s in ["profile", "email", "address", "phone"] {
-        claims.extend_from_slice(crate::tokens::scope_claims(s));
+        claims.extend_from_slice(crate::core::tokens::scope_claims(s));
     }
     // RFC 7636 section 4.2: plain is refused unless a client allows it (RFC 9700 section
     // 2.1.1), so it is advertised only then.
@@ -75,8 +75,8 @@ pub fn document(state: &AppState) -> Value {
         "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "prompt_values_supported": crate::authorize::PROMPT_VALUES,
-        "display_values_supported": crate::authorize::DISPLAY_VALUES,
+        "prompt_values_supported": crate::core::authorize::PROMPT_VALUES,
+        "display_values_supported": crate::core::authorize::DISPLAY_VALUES,
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en"],

@@ -14,18 +14,18 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 use crate::crypto::jwt::{self, TYP_ID_TOKEN};
+use crate::model::{Client, Session, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::redirect::Delivery;
 use crate::state::AppState;
-use crate::store::model::{Client, Session, User};
 
 use super::authorize::csrf_failed;
 use super::client_ip::ClientIp;
 use super::respond::{deliver, error_page, error_page_saying, page};
 use super::session;
 use super::views::{LogoutPage, MessagePage, Theme};
-use crate::audit::audit;
+use crate::core::audit::audit;
 
 /// The claims of an id_token_hint that logout relies on.
 #[derive(Debug, Deserialize)]

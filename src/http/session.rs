@@ -15,9 +15,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::crypto::secret::{ct_eq, hash_token, new_token};
+use crate::model::{Session, User};
 use crate::oauth::error::OAuthResult;
 use crate::state::AppState;
-use crate::store::model::{Session, User};
 
 fn name(state: &AppState, base: &str) -> String {
     if state.config.issuer_is_https() {

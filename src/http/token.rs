@@ -8,15 +8,15 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::core::client_auth;
+use crate::core::grants::{self, TokenContext};
+use crate::core::tokens::AccessClaims;
 use crate::crypto::jwt::{self, TYP_ACCESS_TOKEN};
 use crate::crypto::secret::hash_token;
-use crate::grants::{self, TokenContext};
-use crate::oauth::client_auth;
+use crate::model::Client;
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::{ParamLimits, Params};
 use crate::state::AppState;
-use crate::store::model::Client;
-use crate::tokens::AccessClaims;
 
 use super::client_ip::ClientIp;
 use super::respond::json_no_store;
@@ -87,7 +87,7 @@ pub async fn token(
 /// A token we issued, as found by revocation or introspection.
 enum Found {
     Access(AccessClaims),
-    Refresh(crate::store::model::RefreshRow),
+    Refresh(crate::model::RefreshRow),
     None,
 }
 

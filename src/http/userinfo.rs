@@ -5,11 +5,11 @@ use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::core::tokens::{AccessClaims, user_claims};
 use crate::crypto::jwt::{self, TYP_ACCESS_TOKEN, VerifyError};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::{ParamLimits, Params};
 use crate::state::AppState;
-use crate::tokens::{AccessClaims, user_claims};
 
 use super::respond::no_store;
 

@@ -1,5 +1,5 @@
-use super::model::AuditEvent;
 use super::{DbResult, Store};
+use crate::model::AuditEvent;
 
 impl Store {
     /// Record an audit event in the store; the caller also logs it.

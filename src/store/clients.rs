@@ -1,9 +1,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::model::{Client, ClientSettings};
 use super::{Backend, DbResult, Store, flag, json_err};
 use crate::crypto::secret::SecretHash;
+use crate::model::{Client, ClientSettings};
 
 fn client_from_row(row: &AnyRow) -> DbResult<Client> {
     let settings: String = row.try_get("settings")?;

@@ -5,8 +5,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::model::{DeviceRow, DeviceStatus, GrantData};
 use super::{DbResult, Store, json_err};
+use crate::model::{DeviceRow, DeviceStatus, GrantData};
 use crate::oauth::types::ScopeSet;
 
 fn decode_err(msg: String) -> sqlx::Error {

@@ -3,9 +3,9 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::model::{CodeData, CodeRedemption, CodeRow, GrantData, RefreshRow, User};
 use super::users::user_columns;
 use super::{DbResult, Store, json_err};
+use crate::model::{CodeData, CodeRedemption, CodeRow, GrantData, RefreshRow, User};
 
 /// A grant family to record (any grant that can issue refresh tokens).
 pub struct NewGrant<'a> {

@@ -1,7 +1,7 @@
 use sqlx::Row;
 
-use super::model::KeyRecord;
 use super::{DbResult, Store};
+use crate::model::KeyRecord;
 
 impl Store {
     pub async fn list_keys(&self) -> DbResult<Vec<KeyRecord>> {

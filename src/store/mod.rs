@@ -18,7 +18,6 @@ pub mod device;
 pub mod grants;
 mod janitor;
 mod keys;
-pub mod model;
 mod sessions;
 pub mod throttle;
 pub mod users;

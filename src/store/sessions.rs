@@ -2,9 +2,9 @@
 
 use sqlx::Row;
 
-use super::model::{Session, User};
 use super::users::user_columns;
 use super::{DbResult, Store, backchannel};
+use crate::model::{Session, User};
 use crate::oauth::types::ScopeSet;
 
 impl Store {

@@ -2,8 +2,8 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::model::{User, UserClaims};
 use super::{DbResult, Store, backchannel, flag, json_err};
+use crate::model::{User, UserClaims};
 
 pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
     let claims: String = row.try_get("claims")?;

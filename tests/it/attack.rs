@@ -270,7 +270,7 @@ async fn ipv6_addresses_share_their_64(b: Backend) {
 /// A caller that hangs up mid-check still pays for the guess on the keys that count
 /// abandoned attempts (an address), and not on the others (an account).
 async fn an_abandoned_attempt_counts_as_a_failure(b: Backend) {
-    use latchkey::attempts::{Attempt, Guard, OnSuccess};
+    use latchkey::core::attempts::{Attempt, Guard, OnSuccess};
     use latchkey::store::throttle::Admission;
     let Some(app) = TestApp::spawn(b).await else {
         return;

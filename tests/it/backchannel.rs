@@ -412,7 +412,7 @@ async fn a_delivery_survives_a_restart(b: Backend) {
 
     let mut b = TestApp::start(config, dir, db).await;
     let http = reqwest::Client::new();
-    let claimed = latchkey::backchannel::pass(&b.state, &http)
+    let claimed = latchkey::core::backchannel::pass(&b.state, &http)
         .await
         .expect("pass");
     assert_eq!(claimed, 0, "still held by the dead node's lease");
@@ -555,7 +555,7 @@ async fn two_nodes_send_each_logout_once() {
     for i in 0..SESSIONS {
         let sid = format!("session-{i}");
         store
-            .insert_session(&latchkey::store::model::Session {
+            .insert_session(&latchkey::model::Session {
                 id_hash: format!("hash-{i}"),
                 sid: sid.clone(),
                 user_id: alice.id.clone(),

@@ -333,7 +333,7 @@ async fn tokens_of_a_disabled_client_are_inactive(b: Backend) {
 /// A login that was still being checked when the admin acted creates its session after the
 /// sweep: it is refused when used, because it authenticated before the revocation.
 async fn a_login_racing_a_revocation_does_not_survive_it(b: Backend) {
-    use latchkey::store::model::Session;
+    use latchkey::model::Session;
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };

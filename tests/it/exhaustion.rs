@@ -275,7 +275,7 @@ async fn audit_events_expire(b: Backend) {
         return;
     };
     let store = &app.state.store;
-    let event = |kind: &'static str| latchkey::store::model::AuditEvent {
+    let event = |kind: &'static str| latchkey::model::AuditEvent {
         kind,
         user_id: None,
         client_id: Some("web"),

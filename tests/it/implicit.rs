@@ -262,9 +262,9 @@ async fn code_flow_with_form_post(b: Backend) {
 /// Two posts of one login form, racing: both signed in, but only the one that takes the
 /// stored request issues (the race itself is too narrow to hit reliably over HTTP).
 async fn front_channel_tokens_are_issued_once_per_request(b: Backend) {
-    use latchkey::authorize::{self, Next, Validated};
+    use latchkey::core::authorize::{self, Next, Validated};
+    use latchkey::model::Session;
     use latchkey::oauth::params::Params;
-    use latchkey::store::model::Session;
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };

@@ -8,7 +8,7 @@ use oauth2::{
 };
 
 use latchkey::crypto::secret::SecretHash;
-use latchkey::store::model::Client;
+use latchkey::model::Client;
 
 use crate::common::{
     Backend, LEGACY_SECRET, PASSWORD, POST_SECRET, RS_SECRET, SERVICE_SECRET, TestApp, http_client,
@@ -362,10 +362,10 @@ async fn password_grant_errors_and_lockout(b: Backend) {
 /// pool deadlocks until its acquire timeout.
 async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
     use latchkey::crypto::secret::{hash_token, new_token};
+    use latchkey::model::GrantData;
     use latchkey::oauth::types::ScopeSet;
     use latchkey::store::Store;
     use latchkey::store::grants::{NewGrant, NewRefresh};
-    use latchkey::store::model::GrantData;
 
     let Some(app) = TestApp::spawn(b).await else {
         return;
@@ -591,7 +591,7 @@ async fn invalid_client_reveals_nothing(b: Backend) {
             assert_eq!(v["error"], "invalid_client", "{path} {what}");
             assert_eq!(
                 v["error_description"],
-                latchkey::oauth::client_auth::AUTH_FAILED,
+                latchkey::core::client_auth::AUTH_FAILED,
                 "{path} {what}"
             );
             match &seen {

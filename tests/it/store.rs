@@ -2,11 +2,11 @@
 //! hashes only, revocation through grant families.
 
 use latchkey::crypto::secret::{hash_token, new_token};
+use latchkey::model::{CodeData, CodeRedemption, GrantData, Session};
 use latchkey::oauth::types::ScopeSet;
 use latchkey::store::Store;
 use latchkey::store::backchannel::Finish;
 use latchkey::store::grants::{NewGrant, NewRefresh};
-use latchkey::store::model::{CodeData, CodeRedemption, GrantData, Session};
 use latchkey::store::throttle::{Admission, Outcome};
 use latchkey::store::throttle_policy;
 

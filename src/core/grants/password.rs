@@ -2,13 +2,13 @@
 //! the user's password to the client, which RFC 9700 §2.4 says MUST NOT be done. It shares the
 //! login page's throttle.
 
-use crate::audit::audit;
-use crate::login::{LoginFailure, check_password};
+use crate::core::audit::audit;
+use crate::core::login::{LoginFailure, check_password};
+use crate::core::tokens::TokenResponse;
+use crate::model::{Client, GrantData};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
-use crate::store::model::{Client, GrantData};
-use crate::tokens::TokenResponse;
 
 use super::{TokenContext, UserIssue, issue_user_grant, requested_scope};
 

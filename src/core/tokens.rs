@@ -6,10 +6,10 @@ use serde_json::{Map, Value, json};
 
 use crate::crypto::jwt::{self, TYP_ACCESS_TOKEN, TYP_ID_TOKEN, TYP_LOGOUT_TOKEN};
 use crate::crypto::secret;
+use crate::model::{Client, GrantData, User, UserClaims};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::types::{ScopeSet, SigningAlg};
 use crate::state::AppState;
-use crate::store::model::{Client, GrantData, User, UserClaims};
 
 /// RFC 6749 §5.1.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,11 +1,11 @@
 //! Checking a user's password, shared by the login page and the password grant so that one
 //! throttle guards both (a lockout cannot be bypassed through the other door).
 
-use crate::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
+use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
 use crate::crypto::password::HashError;
+use crate::model::User;
 use crate::oauth::error::OAuthResult;
 use crate::state::AppState;
-use crate::store::model::User;
 use crate::store::throttle_policy;
 
 /// Why a password check did not sign the user in.

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::store::model::Client;
+use crate::model::Client;
 
 #[derive(Clone, Default)]
 pub struct ClientCache {
@@ -62,7 +62,7 @@ impl ClientCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::model::ClientSettings;
+    use crate::model::ClientSettings;
 
     fn client(id: &str, enabled: bool) -> Client {
         Client {

@@ -15,14 +15,14 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::error::{OAuthError, OAuthResult};
-use super::params::Params;
-use super::types::TokenEndpointAuthMethod;
-use crate::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
+use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
 use crate::crypto::secret::{SecretHash, ct_eq, sha256};
+use crate::model::Client;
+use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::oauth::types::TokenEndpointAuthMethod;
 use crate::state::AppState;
 use crate::store::ThrottlePolicy;
-use crate::store::model::Client;
 
 /// Successful argon2 verifications, so the expensive hash runs once per secret per process.
 #[derive(Clone)]
@@ -208,7 +208,7 @@ async fn verify(
         if p.method != TokenEndpointAuthMethod::ClientSecretBasic {
             // RFC 6749 §5.2 only requires the Basic challenge when Basic was attempted, but a
             // 401 must carry some challenge (RFC 9110 §15.5.2), so we always send it.
-            e.challenge = super::error::Challenge::Basic;
+            e.challenge = crate::oauth::error::Challenge::Basic;
         }
         e
     };

@@ -1,13 +1,13 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6).
 
+use crate::core::tokens::{self, TokenResponse};
 use crate::crypto::secret::hash_token;
+use crate::model::{Client, CodeRedemption, CodeRow, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::store::model::{Client, CodeRedemption, CodeRow, User};
-use crate::tokens::{self, TokenResponse};
 
 use super::{UserIssue, active_user, mint_fresh_grant, record_fresh_grant};
 

@@ -8,16 +8,16 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::is_loopback;
+use crate::core::tokens::{self, AccessSubject, IdTokenInput};
 use crate::crypto::jwt::{self, TYP_ID_TOKEN};
 use crate::crypto::secret::{hash_token, new_token};
+use crate::model::{Client, CodeData, GrantData, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult, wire_safe};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::oauth::redirect::{Delivery, ReturnTo};
 use crate::oauth::types::{ResponseMode, ResponseType, ScopeSet};
 use crate::state::AppState;
-use crate::store::model::{Client, CodeData, GrantData, Session, User};
-use crate::tokens::{self, AccessSubject, IdTokenInput};
 
 /// A validated authorization request, stored while the user logs in or consents.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,7 +280,7 @@ fn check(
             "response_mode=query cannot carry tokens (they would end up in logs and Referer headers); use form_post or fragment",
         ));
     }
-    let scope = crate::grants::requested_scope(client, p.get("scope"))?;
+    let scope = crate::core::grants::requested_scope(client, p.get("scope"))?;
     // RFC 6749 section 3.3: without `scope` the server uses the client's registered default
     // or fails. An empty grant would go past the consent page (nothing new to ask about)
     // and still issue a token bound to the user, so only a client that skips consent by
@@ -631,7 +631,7 @@ pub async fn issue(
                 // OIDC Core §5.4: the scope's claims go in the ID token when no access
                 // token results from the request at all (`id_token`); otherwise they are
                 // at userinfo, and in the ID token as configured.
-                include_scope_claims: crate::tokens::id_token_has_scope_claims(
+                include_scope_claims: crate::core::tokens::id_token_has_scope_claims(
                     state,
                     client,
                     rt != ResponseType::IdToken,

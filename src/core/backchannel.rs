@@ -19,9 +19,9 @@ use std::time::Duration;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::BackchannelLogoutSettings;
+use crate::core::tokens::{self, LogoutSubject};
 use crate::state::AppState;
 use crate::store::backchannel::{Delivery, Finish};
-use crate::tokens::{self, LogoutSubject};
 
 /// The worker's HTTP client, built once: bounded in time, never following redirects.
 fn http_client(cfg: &BackchannelLogoutSettings) -> anyhow::Result<reqwest::Client> {

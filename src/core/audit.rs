@@ -1,8 +1,8 @@
 //! The audit trail: security-relevant events (sign-ins, consents, logouts, device
 //! decisions), in the store for `janitor.audit_retention_days` and in the log.
 
+use crate::model::AuditEvent;
 use crate::state::AppState;
-use crate::store::model::AuditEvent;
 
 /// Record an audit event in the store and the log; a failure to record is logged, not fatal.
 pub async fn audit(

@@ -6,14 +6,14 @@ mod device_code;
 mod password;
 mod refresh_token;
 
+use crate::core::tokens::{self, AccessSubject, IdTokenInput, TokenResponse};
+use crate::model::{Client, GrantData, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::{GrantType, ScopeSet};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::grants::{NewGrant, NewRefresh};
-use crate::store::model::{Client, GrantData, User};
-use crate::tokens::{self, AccessSubject, IdTokenInput, TokenResponse};
 use sqlx::AnyConnection;
 
 /// Facts about the HTTP request a grant may need.

@@ -5,16 +5,16 @@
 
 use serde::Serialize;
 
-use crate::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
+use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
+use crate::core::grants::requested_scope;
 use crate::crypto::secret::{hash_token, new_token};
-use crate::grants::requested_scope;
+use crate::model::{Client, DeviceRow, DeviceStatus};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::GrantType;
 use crate::state::AppState;
 use crate::store::ThrottlePolicy;
 use crate::store::device::NewDevice;
-use crate::store::model::{Client, DeviceRow, DeviceStatus};
 
 /// RFC 8628 §6.1: consonants only (no vowels, so no words), no easily confused letters.
 const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";

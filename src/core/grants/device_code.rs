@@ -1,15 +1,15 @@
 //! `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4-3.5): the device
 //! polls until the user has decided.
 
+use crate::core::device::SLOW_DOWN_SECS;
+use crate::core::tokens::TokenResponse;
 use crate::crypto::secret::hash_token;
-use crate::device::SLOW_DOWN_SECS;
+use crate::model::{Client, DeviceStatus};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::device::Pace;
-use crate::store::model::{Client, DeviceStatus};
-use crate::tokens::TokenResponse;
 
 use super::{UserIssue, active_user, mint_fresh_grant, record_fresh_grant};
 

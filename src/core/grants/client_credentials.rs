@@ -2,12 +2,12 @@
 //! (§4.4.3), no id_token, and no store write: the token is a self-contained JWT whose `jti`
 //! can still be revoked.
 
+use crate::core::tokens::{self, AccessSubject, TokenResponse};
 use crate::crypto::secret::random_token;
+use crate::model::{Client, GrantData};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
-use crate::store::model::{Client, GrantData};
-use crate::tokens::{self, AccessSubject, TokenResponse};
 
 use super::requested_scope;
 

@@ -7,15 +7,15 @@
 //! pair is kept sealed (AES-GCM) under a key derived from the old refresh token itself: only
 //! a holder of the old token can open it, and nothing readable is stored.
 
+use crate::core::tokens::TokenResponse;
 use crate::crypto::keys::{open, seal};
 use crate::crypto::secret::{hash_token, sha256};
+use crate::model::{Client, GrantData, RefreshRow};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::ScopeSet;
 use crate::state::AppState;
 use crate::store::grants::NewRefresh;
-use crate::store::model::{Client, GrantData, RefreshRow};
-use crate::tokens::TokenResponse;
 
 use super::{UserIssue, active_user, mint_user_tokens};
 
