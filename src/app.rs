@@ -9,8 +9,10 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::config::{ClientConfig, Config};
+use crate::core::Core;
 use crate::core::client_auth::SecretCache;
-use crate::core::clients::ClientCache;
+use crate::core::clients::Clients;
+use crate::core::tokens::TokenIssuer;
 use crate::crypto::keys::{self, KeyRing, MasterKey};
 use crate::crypto::password::PasswordHasherPool;
 use crate::crypto::secret::SecretHash;
@@ -242,13 +244,13 @@ pub async fn insert_key(
 
 /// Re-read keys and clients from the store into the in-process caches.
 pub async fn refresh_caches(state: &AppState) -> anyhow::Result<()> {
-    let records = state.store.list_keys().await?;
+    let records = state.core.store.list_keys().await?;
     load_keys(state, &records)?;
     refresh_clients(state).await
 }
 
 fn load_keys(state: &AppState, records: &[KeyRecord]) -> anyhow::Result<()> {
-    state.keys.load(
+    state.core.tokens.keys().load(
         &state.master,
         records,
         state.now(),
@@ -258,7 +260,7 @@ fn load_keys(state: &AppState, records: &[KeyRecord]) -> anyhow::Result<()> {
 
 /// Re-read the client table into this node's client cache and the CORS origin list.
 pub async fn refresh_clients(state: &AppState) -> anyhow::Result<()> {
-    let clients = state.store.list_clients().await?;
+    let clients = state.core.store.list_clients().await?;
     let mut origins = HashSet::new();
     for c in clients.iter().filter(|c| c.enabled) {
         origins.extend(c.settings.allowed_origins.iter().cloned());
@@ -271,7 +273,7 @@ pub async fn refresh_clients(state: &AppState) -> anyhow::Result<()> {
         }
     }
     state.cors_origins.replace(origins);
-    state.clients.replace(clients);
+    state.core.clients.cache().replace(clients);
     Ok(())
 }
 
@@ -284,17 +286,22 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     bootstrap(&config, &store, now).await?;
     let key_records = ensure_keys(&config, &store, &master, now).await?;
     let trusted_proxies = config.trusted_proxy_nets().into();
-    let state = AppState::new(Shared {
+    let config = Arc::new(config);
+    let core = Core {
         passwords: PasswordHasherPool::new(&config.login)?,
-        csrf_key: Arc::new(master.derive("latchkey csrf")),
-        config: Arc::new(config),
+        tokens: TokenIssuer::new(&config, KeyRing::default()),
+        clients: Clients::new(store.clone(), config.cache.clients_seconds),
+        secrets: SecretCache::default(),
+        metrics: Metrics::new()?,
         store,
-        keys: KeyRing::default(),
+        config: config.clone(),
+    };
+    let state = AppState::new(Shared {
+        csrf_key: Arc::new(master.derive("latchkey csrf")),
+        config,
+        core: Arc::new(core),
         master,
         clock,
-        metrics: Metrics::new()?,
-        secret_cache: SecretCache::default(),
-        clients: ClientCache::default(),
         cors_origins: CorsOrigins::default(),
         trusted_proxies,
     });
@@ -317,7 +324,7 @@ async fn reload_clients(state: &AppState) {
 /// reload stays as the backstop: notifications sent while the listener is reconnecting are
 /// lost, so a reconnect also triggers a reload.
 pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
-    if state.store.backend() != Backend::Postgres || state.config.cache.clients_seconds == 0 {
+    if state.core.store.backend() != Backend::Postgres || state.config.cache.clients_seconds == 0 {
         return None;
     }
     let s = state.clone();
@@ -362,7 +369,7 @@ pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<
 /// Background work: cache refresh and scheduled key rotation, the janitor, and the
 /// back-channel logout worker.
 pub fn spawn_background(state: &AppState) -> anyhow::Result<()> {
-    crate::core::backchannel::spawn(state)?;
+    crate::core::backchannel::spawn(state.core.clone(), state.clock.clone())?;
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick =
@@ -372,7 +379,7 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<()> {
             tick.tick().await;
             // One read serves both the scheduled rotation and this node's key ring, which
             // also picks up rotations made on other nodes.
-            let loaded = ensure_keys(&s.config, &s.store, &s.master, s.now())
+            let loaded = ensure_keys(&s.config, &s.core.store, &s.master, s.now())
                 .await
                 .and_then(|records| load_keys(&s, &records));
             if let Err(e) = loaded {
@@ -425,12 +432,13 @@ pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
     let now = state.now();
     let batch = state.config.janitor.batch_size;
     let c = state
+        .core
         .store
         .purge_expired(now, batch, REUSE_GRACE_SECONDS)
         .await?;
     let mut total: u64 = c.deleted.iter().map(|(_, n)| n).sum();
     if let Some(keep) = state.config.janitor.audit_retention() {
-        total += state.store.purge_audit(now - keep, batch).await?;
+        total += state.core.store.purge_audit(now - keep, batch).await?;
     }
     Ok(total)
 }

@@ -535,7 +535,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     None
                 }
             };
-            tracing::info!(issuer = %state.config.issuer, listen = %listener.local_addr()?, store = ?state.store.backend(), "latchkey is serving");
+            tracing::info!(issuer = %state.config.issuer, listen = %listener.local_addr()?, store = ?state.core.store.backend(), "latchkey is serving");
             app::serve(state, listener, async move {
                 app::shutdown_signal().await;
                 drop(stop);

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::secret::SecretHash;
+use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::types::{GrantType, ResponseType, ScopeSet, SigningAlg, TokenEndpointAuthMethod};
 
 /// A registered client, as the protocol code sees it.
@@ -95,6 +96,25 @@ impl Client {
 
     pub fn default_scopes(&self) -> ScopeSet {
         ScopeSet::from_scopes(self.settings.default_scopes.iter().cloned())
+    }
+
+    /// Scopes for a request: the requested ones (each must be allowed for this client), or
+    /// the client's defaults when `scope` is omitted (RFC 6749 §3.3). Every endpoint that
+    /// takes `scope` (authorize, token, device) asks this one rule.
+    pub fn requested_scope(&self, raw: Option<&str>) -> OAuthResult<ScopeSet> {
+        let Some(raw) = raw else {
+            return Ok(self.default_scopes());
+        };
+        let scope = ScopeSet::parse(raw).map_err(OAuthError::invalid_scope)?;
+        let refused: Vec<&str> = scope.iter().filter(|s| !self.allows_scope(s)).collect();
+        if !refused.is_empty() {
+            return Err(OAuthError::invalid_scope(format!(
+                "scope {} is not allowed for client `{}`",
+                refused.join(", "),
+                self.id
+            )));
+        }
+        Ok(scope)
     }
 }
 
@@ -194,6 +214,28 @@ pub struct GrantData {
     /// `acr_values` the client asked for (OIDC Core §3.1.2.1). Recorded with the grant; no
     /// `acr` is claimed, because only password authentication exists.
     pub requested_acr_values: Option<String>,
+}
+
+impl GrantData {
+    /// A grant the signed-in user makes in this browser session: it carries the session's
+    /// `sid` (for logout), `auth_time` and `amr`.
+    pub fn from_session(
+        session: &Session,
+        scope: &ScopeSet,
+        claims: Option<serde_json::Value>,
+        requested_acr_values: Option<String>,
+    ) -> Self {
+        GrantData {
+            scope: scope.clone(),
+            auth_time: Some(session.auth_time),
+            sid: Some(session.sid.clone()),
+            acr: None,
+            amr: session.amr.clone(),
+            claims,
+            audiences: Vec::new(),
+            requested_acr_values,
+        }
+    }
 }
 
 /// The authorization code's binding (RFC 6749 §4.1.3, RFC 7636 §4.4).

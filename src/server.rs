@@ -61,7 +61,7 @@ async fn serve_app(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let limits = state.config.limits.clone();
-    let metrics = state.metrics.clone();
+    let metrics = state.core.metrics.clone();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_read_timeout_seconds))

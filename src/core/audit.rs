@@ -1,16 +1,17 @@
 //! The audit trail: security-relevant events (sign-ins, consents, logouts, device
 //! decisions), in the store for `janitor.audit_retention_days` and in the log.
 
+use crate::core::Core;
 use crate::model::AuditEvent;
-use crate::state::AppState;
 
 /// Record an audit event in the store and the log; a failure to record is logged, not fatal.
 pub async fn audit(
-    state: &AppState,
+    core: &Core,
     kind: &str,
     user_id: Option<&str>,
     client_id: Option<&str>,
     ip: &str,
+    now: i64,
 ) {
     tracing::info!(event = kind, user_id, client_id, ip, "audit");
     let e = AuditEvent {
@@ -20,7 +21,7 @@ pub async fn audit(
         ip: Some(ip),
         detail: serde_json::json!({}),
     };
-    if let Err(err) = state.store.audit(&e, state.now()).await {
+    if let Err(err) = core.store.audit(&e, now).await {
         tracing::error!(error = %err, "could not write audit event");
     }
 }

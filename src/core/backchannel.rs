@@ -14,13 +14,16 @@
 //! later still carries a token the client accepts as fresh, and the `jti` tells it that it
 //! has seen this logout before. The token itself is never logged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::clock::Clock;
 use crate::config::BackchannelLogoutSettings;
-use crate::core::tokens::{self, LogoutSubject};
-use crate::state::AppState;
+use crate::core::Core;
+use crate::core::tokens::LogoutSubject;
+use crate::store::DbResult;
 use crate::store::backchannel::{Delivery, Finish};
 
 /// The worker's HTTP client, built once: bounded in time, never following redirects.
@@ -34,17 +37,17 @@ fn http_client(cfg: &BackchannelLogoutSettings) -> anyhow::Result<reqwest::Clien
         .build()?)
 }
 
-/// Start this node's worker.
-pub fn spawn(state: &AppState) -> anyhow::Result<JoinHandle<()>> {
-    let http = http_client(&state.config.backchannel_logout)?;
-    let state = state.clone();
-    Ok(tokio::spawn(async move { run(state, http).await }))
+/// Start this node's worker. The worker is a driver, like an HTTP handler: it reads the
+/// clock and passes `now` into the protocol.
+pub fn spawn(core: Arc<Core>, clock: Clock) -> anyhow::Result<JoinHandle<()>> {
+    let http = http_client(&core.config.backchannel_logout)?;
+    Ok(tokio::spawn(async move { run(core, clock, http).await }))
 }
 
-async fn run(state: AppState, http: reqwest::Client) {
-    let poll = Duration::from_secs(state.config.backchannel_logout.poll_interval_seconds.max(1));
+async fn run(core: Arc<Core>, clock: Clock, http: reqwest::Client) {
+    let poll = Duration::from_secs(core.config.backchannel_logout.poll_interval_seconds.max(1));
     loop {
-        match pass(&state, &http).await {
+        match pass(&core, &clock, &http).await {
             // A full or partial batch: more may be due already.
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
@@ -52,24 +55,24 @@ async fn run(state: AppState, http: reqwest::Client) {
         }
         tokio::select! {
             () = tokio::time::sleep(poll) => {}
-            () = state.store.backchannel_queued().notified() => {}
+            () = core.store.backchannel_queued().notified() => {}
         }
     }
 }
 
 /// Claim one batch and deliver it, all at once (the batch is `concurrency` long). Returns
 /// how many were claimed.
-pub async fn pass(state: &AppState, http: &reqwest::Client) -> Result<usize, sqlx::Error> {
-    let cfg = &state.config.backchannel_logout;
-    let batch = state
+pub async fn pass(core: &Arc<Core>, clock: &Clock, http: &reqwest::Client) -> DbResult<usize> {
+    let cfg = &core.config.backchannel_logout;
+    let batch = core
         .store
-        .claim_backchannel_logouts(state.now(), cfg.lease(), cfg.concurrency as i64)
+        .claim_backchannel_logouts(clock.now(), cfg.lease(), cfg.concurrency as i64)
         .await?;
     let claimed = batch.len();
     let mut set = JoinSet::new();
     for d in batch {
-        let (state, http) = (state.clone(), http.clone());
-        set.spawn(async move { deliver(&state, &http, d).await });
+        let (core, clock, http) = (core.clone(), clock.clone(), http.clone());
+        set.spawn(async move { deliver(&core, &clock, &http, d).await });
     }
     while let Some(done) = set.join_next().await {
         match done {
@@ -89,10 +92,11 @@ enum Attempt {
     NotDelivered(String),
 }
 
-async fn deliver(state: &AppState, http: &reqwest::Client, d: Delivery) -> Result<(), sqlx::Error> {
-    let cfg = &state.config.backchannel_logout;
-    let client = state
-        .client(&d.client_id)
+async fn deliver(core: &Core, clock: &Clock, http: &reqwest::Client, d: Delivery) -> DbResult<()> {
+    let cfg = &core.config.backchannel_logout;
+    let client = core
+        .clients
+        .get(&d.client_id)
         .await?
         .filter(|c| c.enabled)
         .and_then(|c| {
@@ -103,10 +107,9 @@ async fn deliver(state: &AppState, http: &reqwest::Client, d: Delivery) -> Resul
         });
     let Some((client, uri)) = client else {
         tracing::info!(client_id = %d.client_id, "back-channel logout dropped: the client is gone, disabled or has no backchannel_logout_uri");
-        count(state, "dropped");
-        state
-            .store
-            .finish_backchannel_logout(&d, Finish::Dropped, state.now(), cfg.retention_seconds)
+        count(core, "dropped");
+        core.store
+            .finish_backchannel_logout(&d, Finish::Dropped, clock.now(), cfg.retention_seconds)
             .await?;
         return Ok(());
     };
@@ -116,36 +119,32 @@ async fn deliver(state: &AppState, http: &reqwest::Client, d: Delivery) -> Resul
         sid: &d.sid,
         jti: &d.jti,
     };
-    let attempt = match tokens::logout_token(state, &subject, state.now()) {
+    let attempt = match core.tokens.logout_token(&subject, clock.now()) {
         Ok(token) => post(http, &uri, &token).await,
         Err(_) => Attempt::NotDelivered("no signing key for the client's id_token alg".into()),
     };
-    let now = state.now();
+    // After the POST, which may have taken up to the timeout.
+    let now = clock.now();
     match attempt {
         Attempt::Delivered => {
             tracing::info!(client_id = %d.client_id, attempt = d.attempt, "back-channel logout delivered");
-            count(state, "delivered");
-            state
-                .store
+            count(core, "delivered");
+            core.store
                 .finish_backchannel_logout(&d, Finish::Delivered, now, cfg.retention_seconds)
                 .await?;
         }
         Attempt::NotDelivered(why) if d.attempt >= cfg.max_attempts => {
             tracing::warn!(client_id = %d.client_id, attempts = d.attempt, reason = %why, "back-channel logout failed; giving up");
-            count(state, "failed");
-            state
-                .store
+            count(core, "failed");
+            core.store
                 .finish_backchannel_logout(&d, Finish::Failed, now, cfg.retention_seconds)
                 .await?;
         }
         Attempt::NotDelivered(why) => {
             let delay = cfg.retry_delay(d.attempt);
             tracing::info!(client_id = %d.client_id, attempt = d.attempt, reason = %why, retry_in_seconds = delay, "back-channel logout not delivered; will retry");
-            count(state, "retried");
-            state
-                .store
-                .retry_backchannel_logout(&d, now + delay)
-                .await?;
+            count(core, "retried");
+            core.store.retry_backchannel_logout(&d, now + delay).await?;
         }
     }
     Ok(())
@@ -161,9 +160,8 @@ async fn post(http: &reqwest::Client, uri: &str, token: &str) -> Attempt {
     }
 }
 
-fn count(state: &AppState, outcome: &str) {
-    state
-        .metrics
+fn count(core: &Core, outcome: &str) {
+    core.metrics
         .backchannel_logouts
         .with_label_values(&[outcome])
         .inc();

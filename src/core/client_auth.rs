@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
 use crate::crypto::secret::{SecretHash, ct_eq, sha256};
 use crate::model::Client;
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::TokenEndpointAuthMethod;
-use crate::state::AppState;
 use crate::store::ThrottlePolicy;
 
 /// Successful argon2 verifications, so the expensive hash runs once per secret per process.
@@ -153,29 +153,30 @@ fn presented(authorization: Option<&str>, params: &Params) -> OAuthResult<Presen
 /// copy is checked once more against the store, so a secret rotated or a client re-enabled
 /// on another node works here at once rather than after the next cache reload.
 pub async fn authenticate(
-    state: &AppState,
+    core: &Core,
     authorization: Option<&str>,
     params: &Params,
     ip: &str,
+    now: i64,
 ) -> OAuthResult<Arc<Client>> {
     let p = presented(authorization, params)?;
-    let cached = state.cached_client(&p.client_id);
+    let cached = core.clients.cached(&p.client_id);
     let client = match &cached {
         Some(c) => Some(c.clone()),
-        None => state.client_from_store(&p.client_id).await?,
+        None => core.clients.from_store(&p.client_id).await?,
     };
-    match verify(state, &p, client, ip).await {
+    match verify(core, &p, client, ip, now).await {
         Ok(client) => Ok(client),
         Err(e) => {
             // Only a refusal based on the cached copy is worth asking the store again.
             let Some(stale) = cached else { return Err(e) };
-            let fresh = state.client_from_store(&p.client_id).await?;
+            let fresh = core.clients.from_store(&p.client_id).await?;
             // Same credentials: the store would say the same, and another argon2 run for a
             // wrong secret would only cost a hashing slot.
             if fresh.as_deref().is_none_or(|f| f.same_credentials(&stale)) {
                 return Err(e);
             }
-            verify(state, &p, fresh, ip).await
+            verify(core, &p, fresh, ip, now).await
         }
     }
 }
@@ -190,10 +191,11 @@ pub const AUTH_FAILED: &str =
 
 /// Do the presented credentials authenticate `client`?
 async fn verify(
-    state: &AppState,
+    core: &Core,
     p: &Presented,
     client: Option<Arc<Client>>,
     ip: &str,
+    now: i64,
 ) -> OAuthResult<Arc<Client>> {
     let fail = |reason: &str| {
         // The ids and method are what the caller sent; the secret never appears.
@@ -204,18 +206,15 @@ async fn verify(
             reason,
             "client authentication failed"
         );
-        let mut e = OAuthError::invalid_client(AUTH_FAILED);
-        if p.method != TokenEndpointAuthMethod::ClientSecretBasic {
-            // RFC 6749 §5.2 only requires the Basic challenge when Basic was attempted, but a
-            // 401 must carry some challenge (RFC 9110 §15.5.2), so we always send it.
-            e.challenge = crate::oauth::error::Challenge::Basic;
-        }
-        e
+        // Always with the Basic challenge (OAuthError::invalid_client): RFC 6749 §5.2 asks
+        // for it only when Basic was attempted, but a 401 must carry some challenge (RFC
+        // 9110 §15.5.2).
+        OAuthError::invalid_client(AUTH_FAILED)
     };
     let client = match client {
         Some(c) if c.enabled => c,
         _ => {
-            count_failure(state, &p.client_id, None, ip).await?;
+            count_failure(core, &p.client_id, None, ip, now).await?;
             return Err(fail("unknown or disabled client"));
         }
     };
@@ -236,16 +235,15 @@ async fn verify(
         // are still counted, and refused once over the limit.
         SecretHash::Sha256(expected) => ct_eq(&sha256(secret.as_bytes()), expected),
         SecretHash::Argon2(phc) => {
-            let now = state.now();
-            let k = state.secret_cache.cache_key(&client.id, phc, secret);
-            if state.secret_cache.hit(&k, now) {
+            let k = core.secrets.cache_key(&client.id, phc, secret);
+            if core.secrets.hit(&k, now) {
                 true
             } else {
-                if state.passwords.is_full() {
+                if core.passwords.is_full() {
                     return Err(crate::crypto::password::HashError::Busy.into());
                 }
-                let attempt = begin(state, &client.id, Some(&client.id), ip).await?;
-                let ok = match state
+                let attempt = begin(core, &client.id, Some(&client.id), ip, now).await?;
+                let ok = match core
                     .passwords
                     .verify(secret.to_owned(), Some(phc.clone()))
                     .await
@@ -258,11 +256,11 @@ async fn verify(
                 };
                 if ok {
                     attempt.succeeded().await?;
-                    state.secret_cache.remember(k, now);
+                    core.secrets.remember(k, now);
                     return Ok(client);
                 }
-                if let Some(until) = attempt.failed(state.now()).await? {
-                    return Err(throttled(state, &client.id, ip, until));
+                if let Some(until) = attempt.failed(now).await? {
+                    return Err(throttled(&client.id, ip, until, now));
                 }
                 false
             }
@@ -272,7 +270,7 @@ async fn verify(
         Ok(client)
     } else {
         if matches!(stored, SecretHash::Sha256(_)) {
-            count_failure(state, &client.id, Some(&client.id), ip).await?;
+            count_failure(core, &client.id, Some(&client.id), ip, now).await?;
         }
         Err(fail("wrong secret"))
     }
@@ -283,8 +281,8 @@ async fn verify(
 /// addresses is bounded per address, and nobody can lock a client out for its owner by
 /// guessing from elsewhere. Per client only the argon2 checks in flight are bounded, which
 /// bounds the hashing work one client's name can cost without ever locking it.
-fn guards(state: &AppState, client: Option<&str>, ip: &str) -> Vec<Guard> {
-    let s = &state.config.client_auth;
+fn guards(core: &Core, client: Option<&str>, ip: &str) -> Vec<Guard> {
+    let s = &core.config.client_auth;
     let policy = |max_failures| ThrottlePolicy {
         max_failures,
         window: s.failure_window_seconds,
@@ -325,16 +323,16 @@ fn guards(state: &AppState, client: Option<&str>, ip: &str) -> Vec<Guard> {
 /// Admit a client authentication attempt before any argon2 runs: refused with 429 when
 /// locked, 503 when as many checks as allowed are already running.
 async fn begin(
-    state: &AppState,
+    core: &Core,
     client_id: &str,
     client: Option<&str>,
     ip: &str,
+    now: i64,
 ) -> OAuthResult<Attempt> {
-    let now = state.now();
-    let lease = state.config.limits.attempt_lease();
-    match Attempt::begin(&state.store, now, guards(state, client, ip), lease).await? {
+    let lease = core.config.limits.attempt_lease();
+    match Attempt::begin(&core.store, now, guards(core, client, ip), lease).await? {
         Ok(a) => Ok(a),
-        Err(Refusal::Locked { until }) => Err(throttled(state, client_id, ip, until)),
+        Err(Refusal::Locked { until }) => Err(throttled(client_id, ip, until, now)),
         Err(Refusal::Busy) => Err(OAuthError::busy(
             "other secrets for this client or from this address are being checked right now; retry in a few seconds",
             crate::crypto::password::BUSY_RETRY_SECONDS,
@@ -345,25 +343,26 @@ async fn begin(
 /// Count a failed authentication that cost nothing to check (unknown client, generated
 /// secret), refusing with 429 once the limit is reached.
 async fn count_failure(
-    state: &AppState,
+    core: &Core,
     client_id: &str,
     client: Option<&str>,
     ip: &str,
+    now: i64,
 ) -> OAuthResult<()> {
-    let attempt = begin(state, client_id, client, ip).await?;
-    if let Some(until) = attempt.failed(state.now()).await? {
-        return Err(throttled(state, client_id, ip, until));
+    let attempt = begin(core, client_id, client, ip, now).await?;
+    if let Some(until) = attempt.failed(now).await? {
+        return Err(throttled(client_id, ip, until, now));
     }
     Ok(())
 }
 
-fn throttled(state: &AppState, client_id: &str, ip: &str, until: i64) -> OAuthError {
+fn throttled(client_id: &str, ip: &str, until: i64, now: i64) -> OAuthError {
     tracing::warn!(
         client_id,
         ip,
         "client authentication throttled after repeated failures"
     );
-    let wait = (until - state.now()).max(1);
+    let wait = (until - now).max(1);
     OAuthError::throttled(
         format!(
             "too many failed client authentications from this address; retry after {wait} seconds"

@@ -19,6 +19,59 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::model::Client;
+use crate::store::{DbResult, Store};
+
+/// The clients as this node sees them: the cache in front of the store, when the cache is on.
+#[derive(Clone)]
+pub struct Clients {
+    store: Store,
+    cache: ClientCache,
+    cache_on: bool,
+}
+
+impl Clients {
+    /// `cache_seconds = 0` turns the cache off: every lookup reads the store.
+    pub fn new(store: Store, cache_seconds: u64) -> Self {
+        Clients {
+            store,
+            cache: ClientCache::default(),
+            cache_on: cache_seconds > 0,
+        }
+    }
+
+    /// A client as this node knows it: from the cache, else from the store.
+    pub async fn get(&self, id: &str) -> DbResult<Option<Arc<Client>>> {
+        match self.cached(id) {
+            Some(c) => Ok(Some(c)),
+            None => self.from_store(id).await,
+        }
+    }
+
+    /// Whether client `id` is still registered and enabled: tokens of a disabled or removed
+    /// client are honoured nowhere (introspection, UserInfo).
+    pub async fn enabled(&self, id: &str) -> DbResult<bool> {
+        Ok(self.get(id).await?.is_some_and(|c| c.enabled))
+    }
+
+    /// The cache's copy of a client, when the cache is on and holds it.
+    pub fn cached(&self, id: &str) -> Option<Arc<Client>> {
+        self.cache_on.then(|| self.cache.lookup(id)).flatten()
+    }
+
+    /// A client as the store has it right now; the cache learns the answer.
+    pub async fn from_store(&self, id: &str) -> DbResult<Option<Arc<Client>>> {
+        let client = self.store.get_client(id).await?.map(Arc::new);
+        if self.cache_on {
+            self.cache.update(id, client.as_ref());
+        }
+        Ok(client)
+    }
+
+    /// The cache itself, for the periodic reload and for discovery's view of the clients.
+    pub fn cache(&self) -> &ClientCache {
+        &self.cache
+    }
+}
 
 #[derive(Clone, Default)]
 pub struct ClientCache {

@@ -5,14 +5,13 @@
 
 use serde::Serialize;
 
+use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
-use crate::core::grants::requested_scope;
 use crate::crypto::secret::{hash_token, new_token};
 use crate::model::{Client, DeviceRow, DeviceStatus};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::GrantType;
-use crate::state::AppState;
 use crate::store::ThrottlePolicy;
 use crate::store::device::NewDevice;
 
@@ -74,9 +73,10 @@ pub struct DeviceAuthorization {
 
 /// RFC 8628 §3.1: start a device authorization for an authenticated client.
 pub async fn start(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     params: &Params,
+    now: i64,
 ) -> OAuthResult<DeviceAuthorization> {
     if !client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client(format!(
@@ -85,15 +85,14 @@ pub async fn start(
             GrantType::DeviceCode.as_str()
         )));
     }
-    let scope = requested_scope(client, params.get("scope"))?;
-    let settings = &state.config.device;
+    let scope = client.requested_scope(params.get("scope"))?;
+    let settings = &core.config.device;
     let device_code = new_token();
     let device_code_hash = hash_token(&device_code);
-    let now = state.now();
     // A collision with a live code is a 1-in-billions event; a few draws settle it.
     for _ in 0..5 {
         let user_code = new_user_code();
-        let inserted = state
+        let inserted = core
             .store
             .insert_device(
                 &NewDevice {
@@ -111,8 +110,8 @@ pub async fn start(
             let shown = display_user_code(&user_code);
             return Ok(DeviceAuthorization {
                 device_code,
-                verification_uri: state.url("/device"),
-                verification_uri_complete: state.url(&format!("/device?user_code={shown}")),
+                verification_uri: core.url("/device"),
+                verification_uri_complete: core.url(&format!("/device?user_code={shown}")),
                 user_code: shown,
                 expires_in: settings.code_ttl,
                 interval: settings.poll_interval,
@@ -147,12 +146,12 @@ const GLOBAL_KEY: &str = "device:all";
 /// check waits `global_slowdown_seconds` first. That slows a distributed attack without
 /// letting it lock out people typing their real code from elsewhere.
 pub async fn find_pending(
-    state: &AppState,
+    core: &Core,
     typed: &str,
     ip: &str,
+    now: i64,
 ) -> OAuthResult<Result<DeviceRow, CodeProblem>> {
-    let now = state.now();
-    let s = &state.config.device;
+    let s = &core.config.device;
     let window = s.attempt_window_seconds;
     let guard = Guard {
         key: format!("device:ip:{}", address_key(ip)),
@@ -168,8 +167,8 @@ pub async fn find_pending(
         on_success: OnSuccess::Credit,
         counts_abandoned: true,
     };
-    let lease = state.config.limits.attempt_lease();
-    let attempt = match Attempt::begin(&state.store, now, vec![guard], lease).await? {
+    let lease = core.config.limits.attempt_lease();
+    let attempt = match Attempt::begin(&core.store, now, vec![guard], lease).await? {
         Ok(a) => a,
         Err(Refusal::Locked { until }) => return Ok(Err(CodeProblem::Throttled { until })),
         // The address's remaining attempts are all being checked right now.
@@ -179,16 +178,16 @@ pub async fn find_pending(
             }));
         }
     };
-    if state.store.throttle_peek(GLOBAL_KEY, now, window).await? >= s.max_attempts_global {
+    if core.store.throttle_peek(GLOBAL_KEY, now, window).await? >= s.max_attempts_global {
         tokio::time::sleep(std::time::Duration::from_secs(s.global_slowdown_seconds)).await;
     }
     let row = match normalize_user_code(typed) {
-        Some(code) => state.store.device_by_user_code(&code).await?,
+        Some(code) => core.store.device_by_user_code(&code).await?,
         None => None,
     };
     let Some(row) = row else {
-        state.store.throttle_count(GLOBAL_KEY, now, window).await?;
-        return Ok(Err(match attempt.failed(state.now()).await? {
+        core.store.throttle_count(GLOBAL_KEY, now, window).await?;
+        return Ok(Err(match attempt.failed(now).await? {
             Some(until) => {
                 tracing::warn!(ip, "device user-code attempts throttled");
                 CodeProblem::Throttled { until }

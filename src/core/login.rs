@@ -1,11 +1,11 @@
 //! Checking a user's password, shared by the login page and the password grant so that one
 //! throttle guards both (a lockout cannot be bypassed through the other door).
 
+use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
 use crate::crypto::password::HashError;
 use crate::model::User;
 use crate::oauth::error::OAuthResult;
-use crate::state::AppState;
 use crate::store::throttle_policy;
 
 /// Why a password check did not sign the user in.
@@ -65,8 +65,8 @@ pub fn wait_words(seconds: i64) -> String {
 /// no account a count), then the account. The account is the resolved user, so every name
 /// it can be typed as shares one counter; a name that is no account gets its own, so an
 /// unknown user is throttled exactly like a known one.
-fn guards(state: &AppState, login: &str, user: Option<&User>, ip: Option<&str>) -> Vec<Guard> {
-    let s = &state.config.login;
+fn guards(core: &Core, login: &str, user: Option<&User>, ip: Option<&str>) -> Vec<Guard> {
+    let s = &core.config.login;
     let mut guards = Vec::with_capacity(2);
     if let Some(ip) = ip {
         guards.push(Guard {
@@ -101,23 +101,23 @@ pub struct Verified {
 /// Verify a username (or email) and password. An unknown user costs the same argon2 work as
 /// a wrong password. The attempt is counted before argon2 runs (`attempts`).
 pub async fn check_password(
-    state: &AppState,
+    core: &Core,
     login: &str,
     password: &str,
     ip: Option<&str>,
+    now: i64,
 ) -> OAuthResult<Result<Verified, LoginFailure>> {
     // A flood is turned away before it costs a store round trip; nothing is checked, so
     // nothing is counted.
-    if state.passwords.is_full() {
+    if core.passwords.is_full() {
         return Ok(Err(LoginFailure::Busy));
     }
-    let now = state.now();
-    let user = state.store.find_user_by_login(login).await?;
-    let lease = state.config.limits.attempt_lease();
+    let user = core.store.find_user_by_login(login).await?;
+    let lease = core.config.limits.attempt_lease();
     let attempt = match Attempt::begin(
-        &state.store,
+        &core.store,
         now,
-        guards(state, login, user.as_ref(), ip),
+        guards(core, login, user.as_ref(), ip),
         lease,
     )
     .await?
@@ -126,7 +126,7 @@ pub async fn check_password(
         Err(Refusal::Locked { until }) => return Ok(Err(LoginFailure::Locked { until })),
         Err(Refusal::Busy) => return Ok(Err(LoginFailure::InFlight)),
     };
-    let verified = state
+    let verified = core
         .passwords
         .verify(
             password.to_owned(),
@@ -150,7 +150,7 @@ pub async fn check_password(
                 Ok(Verified { user: u, at: now })
             })
         }
-        _ => Ok(Err(match attempt.failed(state.now()).await? {
+        _ => Ok(Err(match attempt.failed(now).await? {
             Some(until) => LoginFailure::Locked { until },
             None => LoginFailure::Invalid,
         })),

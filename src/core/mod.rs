@@ -1,5 +1,7 @@
 //! The protocol: plain Rust over the store, a token issuer and `now`. Nothing here knows
-//! axum or SQL; `http/` parses a request, calls in here and renders what comes back.
+//! axum or SQL, and nothing here reads a clock: every entry point takes `now` from its
+//! caller, so a unit test pins time by passing a number. `http/` parses a request, calls in
+//! here and renders what comes back.
 
 pub mod attempts;
 pub mod audit;
@@ -11,3 +13,40 @@ pub mod device;
 pub mod grants;
 pub mod login;
 pub mod tokens;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::crypto::password::PasswordHasherPool;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+use self::client_auth::SecretCache;
+use self::clients::Clients;
+use self::tokens::TokenIssuer;
+
+/// What the protocol needs and nothing else: no HTTP state (CSRF keys, CORS origins, proxy
+/// lists) and no clock. Built once at start-up; the HTTP state holds it behind an `Arc`, so a
+/// background worker can hold it too.
+pub struct Core {
+    /// The settings the protocol reads (lifetimes, limits, login and device policy). Parsed
+    /// and validated once at start-up.
+    pub config: Arc<Config>,
+    pub store: Store,
+    /// The one place that mints and verifies our tokens.
+    pub tokens: TokenIssuer,
+    /// argon2 runs here, on a bounded pool off the async runtime.
+    pub passwords: PasswordHasherPool,
+    /// Registered clients: this node's cache over the store.
+    pub clients: Clients,
+    /// Client secrets this process has already verified with argon2.
+    pub secrets: SecretCache,
+    pub metrics: Metrics,
+}
+
+impl Core {
+    /// Absolute URL of one of our endpoints.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.config.base_url(), path)
+    }
+}

@@ -1,21 +1,23 @@
-//! The one place that mints access tokens (RFC 9068 JWTs), id_tokens (OIDC Core §2) and
-//! refresh tokens, and shapes the token response (RFC 6749 §5.1).
+//! The one place that mints access tokens (RFC 9068 JWTs), id_tokens (OIDC Core §2),
+//! Logout Tokens and refresh tokens, and shapes the token response (RFC 6749 §5.1): the
+//! [`TokenIssuer`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::config::{Config, TokenSettings};
 use crate::crypto::jwt::{self, TYP_ACCESS_TOKEN, TYP_ID_TOKEN, TYP_LOGOUT_TOKEN};
+use crate::crypto::keys::{KeyRing, SigningKey};
 use crate::crypto::secret;
 use crate::model::{Client, GrantData, User, UserClaims};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::types::{ScopeSet, SigningAlg};
-use crate::state::AppState;
 
 /// RFC 6749 §5.1.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenResponse {
     pub access_token: String,
-    pub token_type: String,
+    pub token_type: TokenType,
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
@@ -23,6 +25,20 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+}
+
+/// RFC 6749 §7.1: the only access token type we issue (RFC 6750 bearer tokens).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TokenType {
+    Bearer,
+}
+
+impl TokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Bearer => "Bearer",
+        }
+    }
 }
 
 /// RFC 9068 §2.2 claims, plus the grant id that makes revocation of a family possible.
@@ -79,17 +95,6 @@ impl AccessClaims {
     }
 }
 
-fn signing_key(
-    state: &AppState,
-    alg: SigningAlg,
-    now: i64,
-) -> OAuthResult<std::sync::Arc<crate::crypto::keys::SigningKey>> {
-    state
-        .keys
-        .active(alg, now)
-        .ok_or_else(|| OAuthError::internal(format!("no active {alg} signing key")))
-}
-
 fn audience(list: &[String], fallback: &str) -> Value {
     match list {
         [] => json!(fallback),
@@ -107,48 +112,6 @@ pub struct AccessSubject<'a> {
     pub grant: &'a GrantData,
 }
 
-/// Mint an access token; returns it with its lifetime.
-pub fn access_token(
-    state: &AppState,
-    s: &AccessSubject<'_>,
-    now: i64,
-) -> OAuthResult<(String, i64)> {
-    let ttl = s
-        .client
-        .settings
-        .access_token_ttl
-        .unwrap_or(state.config.tokens.access_token_ttl);
-    let alg = s
-        .client
-        .settings
-        .access_token_alg
-        .unwrap_or(state.config.keys.default_alg);
-    let claims = AccessClaims {
-        iss: state.config.issuer.clone(),
-        sub: s.user_id.unwrap_or(&s.client.id).to_owned(),
-        aud: audience(&s.grant.audiences, &state.config.issuer),
-        exp: now + ttl,
-        iat: now,
-        jti: secret::random_token(16),
-        client_id: s.client.id.clone(),
-        scope: s.grant.scope.to_wire(),
-        auth_time: s.grant.auth_time,
-        acr: s.grant.acr.clone(),
-        sid: s.grant.sid.clone(),
-        grant_id: s.grant_id.to_owned(),
-        userinfo_claims: s
-            .grant
-            .claims
-            .as_ref()
-            .and_then(|c| c.get("userinfo"))
-            .and_then(Value::as_object)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default(),
-    };
-    let key = signing_key(state, alg, now)?;
-    Ok((jwt::encode(&key, TYP_ACCESS_TOKEN, &claims)?, ttl))
-}
-
 /// Inputs of an id_token beyond the grant.
 pub struct IdTokenInput<'a> {
     pub client: &'a Client,
@@ -162,48 +125,353 @@ pub struct IdTokenInput<'a> {
     pub include_scope_claims: bool,
 }
 
-pub fn id_token(state: &AppState, i: &IdTokenInput<'_>, now: i64) -> OAuthResult<String> {
-    let mut c = Map::new();
-    c.insert("iss".into(), json!(state.config.issuer));
-    c.insert("sub".into(), json!(i.user.id));
-    c.insert("aud".into(), json!(i.client.id));
-    c.insert("exp".into(), json!(now + state.config.tokens.id_token_ttl));
-    c.insert("iat".into(), json!(now));
-    // OIDC Core §2: azp is the party the token was issued to.
-    c.insert("azp".into(), json!(i.client.id));
-    if let Some(t) = i.grant.auth_time {
-        c.insert("auth_time".into(), json!(t));
+/// What a user grant issues at the token endpoint: an access token always, an id_token with
+/// `openid`, a refresh token when the grant allows it.
+pub struct UserIssue<'a> {
+    pub client: &'a Client,
+    pub user: &'a User,
+    pub grant_id: &'a str,
+    pub grant: &'a GrantData,
+    pub nonce: Option<&'a str>,
+    /// When this grant family ends; None for a fresh family (now + refresh ttl).
+    pub family_expires_at: Option<i64>,
+}
+
+/// A minted user grant: the response to send, and the new refresh token's hash (if one was
+/// issued) for the caller to store in the same transaction that records the grant.
+pub struct Minted {
+    pub response: TokenResponse,
+    pub refresh_hash: Option<String>,
+}
+
+/// What the authorization endpoint hands out directly (OIDC Core 3.2.2.5 and 3.3.2.5):
+/// the parameters of the front-channel response, without the code.
+pub struct FrontChannel<'a> {
+    pub client: &'a Client,
+    pub user: &'a User,
+    pub grant_id: &'a str,
+    pub grant: &'a GrantData,
+    pub nonce: Option<&'a str>,
+    /// The code issued with these tokens (hybrid flow), for `c_hash`.
+    pub code: Option<&'a str>,
+    pub access_token: bool,
+    pub id_token: bool,
+}
+
+/// Mints and verifies our tokens. Holds the signing keys and the lifetimes; nothing else in
+/// the crate signs a token or writes a token response.
+pub struct TokenIssuer {
+    issuer: String,
+    keys: KeyRing,
+    lifetimes: TokenSettings,
+    default_alg: SigningAlg,
+    logout_token_ttl: i64,
+}
+
+impl TokenIssuer {
+    pub fn new(config: &Config, keys: KeyRing) -> Self {
+        TokenIssuer {
+            issuer: config.issuer.clone(),
+            keys,
+            lifetimes: config.tokens.clone(),
+            default_alg: config.keys.default_alg,
+            logout_token_ttl: config.backchannel_logout.token_ttl,
+        }
     }
-    if let Some(n) = i.nonce {
-        c.insert("nonce".into(), json!(n));
+
+    /// Our `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
-    if let Some(sid) = &i.grant.sid {
-        c.insert("sid".into(), json!(sid));
+
+    /// The signing keys: for verifying our own tokens, and for the JWKS.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
-    if let Some(acr) = &i.grant.acr {
-        c.insert("acr".into(), json!(acr));
+
+    /// The server's token lifetimes.
+    pub fn lifetimes(&self) -> &TokenSettings {
+        &self.lifetimes
     }
-    if !i.grant.amr.is_empty() {
-        c.insert("amr".into(), json!(i.grant.amr));
+
+    fn signing_key(&self, alg: SigningAlg, now: i64) -> OAuthResult<std::sync::Arc<SigningKey>> {
+        self.keys
+            .active(alg, now)
+            .ok_or_else(|| OAuthError::internal(format!("no active {alg} signing key")))
     }
-    let alg = i.client.settings.id_token_alg.unwrap_or(SigningAlg::Rs256);
-    if let Some(at) = i.access_token {
-        c.insert("at_hash".into(), json!(jwt::half_hash(alg, at)));
+
+    /// Mint an access token; returns it with its lifetime.
+    pub fn access_token(&self, s: &AccessSubject<'_>, now: i64) -> OAuthResult<(String, i64)> {
+        let ttl = s
+            .client
+            .settings
+            .access_token_ttl
+            .unwrap_or(self.lifetimes.access_token_ttl);
+        let alg = s
+            .client
+            .settings
+            .access_token_alg
+            .unwrap_or(self.default_alg);
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: s.user_id.unwrap_or(&s.client.id).to_owned(),
+            aud: audience(&s.grant.audiences, &self.issuer),
+            exp: now + ttl,
+            iat: now,
+            jti: secret::random_token(16),
+            client_id: s.client.id.clone(),
+            scope: s.grant.scope.to_wire(),
+            auth_time: s.grant.auth_time,
+            acr: s.grant.acr.clone(),
+            sid: s.grant.sid.clone(),
+            grant_id: s.grant_id.to_owned(),
+            userinfo_claims: s
+                .grant
+                .claims
+                .as_ref()
+                .and_then(|c| c.get("userinfo"))
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+        };
+        let key = self.signing_key(alg, now)?;
+        Ok((jwt::encode(&key, TYP_ACCESS_TOKEN, &claims)?, ttl))
     }
-    if let Some(code) = i.code {
-        c.insert("c_hash".into(), json!(jwt::half_hash(alg, code)));
+
+    pub fn id_token(&self, i: &IdTokenInput<'_>, now: i64) -> OAuthResult<String> {
+        let mut c = Map::new();
+        c.insert("iss".into(), json!(self.issuer));
+        c.insert("sub".into(), json!(i.user.id));
+        c.insert("aud".into(), json!(i.client.id));
+        c.insert("exp".into(), json!(now + self.lifetimes.id_token_ttl));
+        c.insert("iat".into(), json!(now));
+        // OIDC Core §2: azp is the party the token was issued to.
+        c.insert("azp".into(), json!(i.client.id));
+        if let Some(t) = i.grant.auth_time {
+            c.insert("auth_time".into(), json!(t));
+        }
+        if let Some(n) = i.nonce {
+            c.insert("nonce".into(), json!(n));
+        }
+        if let Some(sid) = &i.grant.sid {
+            c.insert("sid".into(), json!(sid));
+        }
+        if let Some(acr) = &i.grant.acr {
+            c.insert("acr".into(), json!(acr));
+        }
+        if !i.grant.amr.is_empty() {
+            c.insert("amr".into(), json!(i.grant.amr));
+        }
+        // OIDC Dynamic Client Registration section 2: id_token_signed_response_alg defaults
+        // to RS256, whatever the server's default for access tokens.
+        let alg = i.client.settings.id_token_alg.unwrap_or(SigningAlg::Rs256);
+        if let Some(at) = i.access_token {
+            c.insert("at_hash".into(), json!(jwt::half_hash(alg, at)));
+        }
+        if let Some(code) = i.code {
+            c.insert("c_hash".into(), json!(jwt::half_hash(alg, code)));
+        }
+        let requested = i
+            .grant
+            .claims
+            .as_ref()
+            .and_then(|r| r.get("id_token"))
+            .and_then(Value::as_object);
+        for (k, v) in user_claims(i.user, &i.grant.scope, i.include_scope_claims, requested) {
+            c.entry(k).or_insert(v);
+        }
+        let key = self.signing_key(alg, now)?;
+        Ok(jwt::encode(&key, TYP_ID_TOKEN, &Value::Object(c))?)
     }
-    let requested = i
-        .grant
-        .claims
-        .as_ref()
-        .and_then(|r| r.get("id_token"))
-        .and_then(Value::as_object);
-    for (k, v) in user_claims(i.user, &i.grant.scope, i.include_scope_claims, requested) {
-        c.entry(k).or_insert(v);
+
+    /// A Logout Token (Back-Channel Logout 1.0 section 2.4), signed with the key the client's
+    /// ID tokens are signed with. `sid` always goes in, besides `sub`: every delivery is for
+    /// one session, whose `sid` the client's ID tokens carried (section 2.4 allows both). No
+    /// `nonce`, ever, so it cannot pass for an ID token.
+    pub fn logout_token(&self, s: &LogoutSubject<'_>, now: i64) -> OAuthResult<String> {
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": s.sub,
+            "aud": s.client.id,
+            "iat": now,
+            "exp": now + self.logout_token_ttl,
+            "jti": s.jti,
+            "sid": s.sid,
+            "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
+        });
+        let alg = s.client.settings.id_token_alg.unwrap_or(SigningAlg::Rs256);
+        let key = self.signing_key(alg, now)?;
+        Ok(jwt::encode(&key, TYP_LOGOUT_TOKEN, &claims)?)
     }
-    let key = signing_key(state, alg, now)?;
-    Ok(jwt::encode(&key, TYP_ID_TOKEN, &Value::Object(c))?)
+
+    /// The token response of a user grant (code, refresh, password, device). The refresh
+    /// token, when `with_refresh`, is minted here and returned with its hash, not yet stored.
+    pub fn user_grant(
+        &self,
+        i: &UserIssue<'_>,
+        with_refresh: bool,
+        now: i64,
+    ) -> OAuthResult<Minted> {
+        let (access_token, expires_in) = self.access_token(
+            &AccessSubject {
+                client: i.client,
+                user_id: Some(&i.user.id),
+                grant_id: i.grant_id,
+                grant: i.grant,
+            },
+            now,
+        )?;
+        let id_token = if i.grant.scope.contains("openid") {
+            Some(self.id_token(
+                &IdTokenInput {
+                    client: i.client,
+                    user: i.user,
+                    grant: i.grant,
+                    nonce: i.nonce,
+                    access_token: Some(&access_token),
+                    code: None,
+                    include_scope_claims: self.id_token_has_scope_claims(i.client, true),
+                },
+                now,
+            )?)
+        } else {
+            None
+        };
+        let refresh = with_refresh.then(secret::new_token);
+        let refresh_hash = refresh.as_deref().map(secret::hash_token);
+        Ok(Minted {
+            response: TokenResponse {
+                access_token,
+                token_type: TokenType::Bearer,
+                expires_in,
+                scope: Some(i.grant.scope.to_wire()),
+                id_token,
+                refresh_token: refresh,
+            },
+            refresh_hash,
+        })
+    }
+
+    /// The token response of a fresh user grant: a refresh token goes with it when the
+    /// client and scope call for one.
+    pub fn fresh_user_grant(&self, i: &UserIssue<'_>, now: i64) -> OAuthResult<Minted> {
+        self.user_grant(i, self.wants_refresh(i.client, &i.grant.scope), now)
+    }
+
+    /// A client's own token (RFC 6749 section 4.4.3): an access token only.
+    pub fn client_grant(
+        &self,
+        client: &Client,
+        grant: &GrantData,
+        now: i64,
+    ) -> OAuthResult<TokenResponse> {
+        let (access_token, expires_in) = self.access_token(
+            &AccessSubject {
+                client,
+                user_id: None,
+                grant_id: &secret::random_token(16),
+                grant,
+            },
+            now,
+        )?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: TokenType::Bearer,
+            expires_in,
+            // RFC 6749 §5.1: the scope granted (the client's defaults when none was asked
+            // for), and no member at all rather than `""` when nothing was granted.
+            scope: (!grant.scope.is_empty()).then(|| grant.scope.to_wire()),
+            id_token: None,
+            refresh_token: None,
+        })
+    }
+
+    /// The tokens the authorization endpoint returns directly (implicit and hybrid), as
+    /// response parameters in the order they are sent.
+    pub fn front_channel(
+        &self,
+        f: &FrontChannel<'_>,
+        now: i64,
+    ) -> OAuthResult<Vec<(String, String)>> {
+        let access = if f.access_token {
+            Some(self.access_token(
+                &AccessSubject {
+                    client: f.client,
+                    user_id: Some(&f.user.id),
+                    grant_id: f.grant_id,
+                    grant: f.grant,
+                },
+                now,
+            )?)
+        } else {
+            None
+        };
+        let id_token =
+            if f.id_token {
+                Some(self.id_token(
+                    &IdTokenInput {
+                        client: f.client,
+                        user: f.user,
+                        grant: f.grant,
+                        nonce: f.nonce,
+                        // OIDC Core section 3.3.2.11: at_hash and c_hash bind what came with it.
+                        access_token: access.as_ref().map(|(at, _)| at.as_str()),
+                        code: f.code,
+                        // OIDC Core §5.4: the scope's claims go in the ID token when no access
+                        // token results from the request at all (`id_token`); otherwise they are
+                        // at userinfo, and in the ID token as configured.
+                        include_scope_claims: self.id_token_has_scope_claims(
+                            f.client,
+                            f.access_token || f.code.is_some(),
+                        ),
+                    },
+                    now,
+                )?)
+            } else {
+                None
+            };
+        let mut out = Vec::new();
+        if let Some((at, expires_in)) = access {
+            out.push(("access_token".to_owned(), at));
+            out.push((
+                "token_type".to_owned(),
+                TokenType::Bearer.as_str().to_owned(),
+            ));
+            out.push(("expires_in".to_owned(), expires_in.to_string()));
+            out.push(("scope".to_owned(), f.grant.scope.to_wire()));
+        }
+        if let Some(id) = id_token {
+            out.push(("id_token".to_owned(), id));
+        }
+        Ok(out)
+    }
+
+    /// Whether the ID token carries the granted scopes' claims. Always when no access token
+    /// is issued (nothing to call userinfo with, OIDC Core section 5.4); otherwise as the
+    /// client or the server default says.
+    pub fn id_token_has_scope_claims(&self, client: &Client, with_access_token: bool) -> bool {
+        !with_access_token
+            || client
+                .settings
+                .id_token_scope_claims
+                .unwrap_or(self.lifetimes.id_token_scope_claims)
+    }
+
+    /// Whether a refresh token goes with this grant (RFC 6749 §6, OIDC Core §11).
+    pub fn wants_refresh(&self, client: &Client, scope: &ScopeSet) -> bool {
+        client.allows_grant(crate::oauth::types::GrantType::RefreshToken)
+            && (scope.contains("offline_access")
+                || client.settings.always_issue_refresh_token
+                || self.lifetimes.issue_refresh_without_offline_access)
+    }
+
+    /// Lifetime of a refresh token family, from the client or the server default.
+    pub fn refresh_ttl(&self, client: &Client) -> i64 {
+        client
+            .settings
+            .refresh_token_ttl
+            .unwrap_or(self.lifetimes.refresh_token_ttl)
+    }
 }
 
 /// The member of `events` that makes a JWT a Logout Token (Back-Channel Logout 1.0 section 2.4).
@@ -215,26 +483,6 @@ pub struct LogoutSubject<'a> {
     pub sub: &'a str,
     pub sid: &'a str,
     pub jti: &'a str,
-}
-
-/// A Logout Token (Back-Channel Logout 1.0 section 2.4), signed with the key the client's ID
-/// tokens are signed with. `sid` always goes in, besides `sub`: every delivery is for one
-/// session, whose `sid` the client's ID tokens carried (section 2.4 allows both). No
-/// `nonce`, ever, so it cannot pass for an ID token.
-pub fn logout_token(state: &AppState, s: &LogoutSubject<'_>, now: i64) -> OAuthResult<String> {
-    let claims = json!({
-        "iss": state.config.issuer,
-        "sub": s.sub,
-        "aud": s.client.id,
-        "iat": now,
-        "exp": now + state.config.backchannel_logout.token_ttl,
-        "jti": s.jti,
-        "sid": s.sid,
-        "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
-    });
-    let alg = s.client.settings.id_token_alg.unwrap_or(SigningAlg::Rs256);
-    let key = signing_key(state, alg, now)?;
-    Ok(jwt::encode(&key, TYP_LOGOUT_TOKEN, &claims)?)
 }
 
 /// Claims released by each scope (OIDC Core §5.4).
@@ -308,35 +556,4 @@ fn user_claim_map(c: &UserClaims, updated_at: i64) -> Map<String, Value> {
     }
     m.insert("updated_at".into(), json!(updated_at));
     m
-}
-
-/// Whether the ID token carries the granted scopes' claims. Always when no access token is
-/// issued (nothing to call userinfo with, OIDC Core section 5.4); otherwise as the client or
-/// the server default says.
-pub fn id_token_has_scope_claims(
-    state: &AppState,
-    client: &Client,
-    with_access_token: bool,
-) -> bool {
-    !with_access_token
-        || client
-            .settings
-            .id_token_scope_claims
-            .unwrap_or(state.config.tokens.id_token_scope_claims)
-}
-
-/// Whether a refresh token goes with this grant (RFC 6749 §6, OIDC Core §11).
-pub fn wants_refresh(state: &AppState, client: &Client, scope: &ScopeSet) -> bool {
-    client.allows_grant(crate::oauth::types::GrantType::RefreshToken)
-        && (scope.contains("offline_access")
-            || client.settings.always_issue_refresh_token
-            || state.config.tokens.issue_refresh_without_offline_access)
-}
-
-/// Lifetime of a refresh token family, from the client or the server default.
-pub fn refresh_ttl(state: &AppState, client: &Client) -> i64 {
-    client
-        .settings
-        .refresh_token_ttl
-        .unwrap_or(state.config.tokens.refresh_token_ttl)
 }

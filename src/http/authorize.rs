@@ -52,10 +52,10 @@ async fn run(state: AppState, jar: CookieJar, raw: &[u8]) -> Response {
     {
         return error_page(&state, StatusCode::BAD_REQUEST, &params::repeated(name));
     }
-    let (req, client) = match authorize::validate(&state, &params).await {
+    let (req, client) = match authorize::validate(&state.core, &params).await {
         Ok(Validated::Ok(r, _)) if repeated.is_some() => {
             let e = params::repeated(repeated.as_deref().unwrap_or_default());
-            return deliver(&state, r.return_to(&state).error(&e));
+            return deliver(&state, r.return_to(state.issuer()).error(&e));
         }
         Ok(Validated::Ok(r, c)) => (r, c),
         Ok(Validated::RedirectError(d)) => return deliver(&state, d),
@@ -63,7 +63,7 @@ async fn run(state: AppState, jar: CookieJar, raw: &[u8]) -> Response {
     };
     let session = match session::current(&state, &jar).await {
         Ok(s) => s,
-        Err(e) => return deliver(&state, req.return_to(&state).error(&e)),
+        Err(e) => return deliver(&state, req.return_to(state.issuer()).error(&e)),
     };
     continue_request(&state, jar, &req, &client, session, None, false, None).await
 }
@@ -81,7 +81,17 @@ async fn continue_request(
     login_error: Option<LoginProblem>,
 ) -> Response {
     let username = session.as_ref().map(|(_, u)| u.username.clone());
-    match authorize::proceed(state, req, client, session, interaction, fresh_login).await {
+    match authorize::proceed(
+        &state.core,
+        req,
+        client,
+        session,
+        interaction,
+        fresh_login,
+        state.now(),
+    )
+    .await
+    {
         Ok(Next::Deliver(d)) => (jar, deliver(state, d)).into_response(),
         Ok(Next::Login { interaction }) => {
             let (jar, csrf) = session::csrf(state, jar, Bind::Interaction(&interaction));
@@ -136,7 +146,7 @@ async fn continue_request(
             Err(e) => error_page(state, StatusCode::INTERNAL_SERVER_ERROR, &e),
         },
         Ok(Next::AlreadyUsed) => (jar, expired_page(state)).into_response(),
-        Err(e) => (jar, deliver(state, req.return_to(state).error(&e))).into_response(),
+        Err(e) => (jar, deliver(state, req.return_to(state.issuer()).error(&e))).into_response(),
     }
 }
 
@@ -149,6 +159,7 @@ async fn load_interaction(
         return Ok(None);
     };
     let Some(json) = state
+        .core
         .store
         .get_interaction(&hash_token(id), state.now())
         .await?
@@ -156,7 +167,13 @@ async fn load_interaction(
         return Ok(None);
     };
     let req: AuthorizationRequest = serde_json::from_str(&json).map_err(OAuthError::internal)?;
-    let Some(client) = state.client(&req.client_id).await?.filter(|c| c.enabled) else {
+    let Some(client) = state
+        .core
+        .clients
+        .get(&req.client_id)
+        .await?
+        .filter(|c| c.enabled)
+    else {
         return Ok(None);
     };
     Ok(Some((id.to_owned(), req, client)))
@@ -275,19 +292,25 @@ pub async fn consent(
     };
     let now = state.now();
     // Single use: a replayed consent form finds nothing.
-    match state.store.take_interaction(&hash_token(&id), now).await {
+    match state
+        .core
+        .store
+        .take_interaction(&hash_token(&id), now)
+        .await
+    {
         Ok(Some(_)) => {}
         Ok(None) => return expired_page(&state),
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
     }
-    let ret = req.return_to(&state);
+    let ret = req.return_to(state.issuer());
     if form.get("decision") != Some("allow") {
         audit(
-            &state,
+            &state.core,
             "consent.denied",
             Some(&user.id),
             Some(&client.id),
             &ip,
+            state.now(),
         )
         .await;
         return deliver(
@@ -296,21 +319,23 @@ pub async fn consent(
         );
     }
     audit(
-        &state,
+        &state.core,
         "consent.granted",
         Some(&user.id),
         Some(&client.id),
         &ip,
+        state.now(),
     )
     .await;
     if let Err(e) = state
+        .core
         .store
         .add_consent(&user.id, &client.id, &req.scope, now)
         .await
     {
         return deliver(&state, ret.error(&e.into()));
     }
-    match authorize::issue(&state, &req, &client, &s, &user, now).await {
+    match authorize::issue(&state.core, &req, &client, &s, &user, now).await {
         Ok(d) => deliver(&state, d),
         Err(e) => deliver(&state, ret.error(&e)),
     }
@@ -354,32 +379,49 @@ pub async fn sign_in(
 ) -> OAuthResult<SignIn> {
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
-    let verified = match check_password(state, &username, password, Some(ip)).await? {
-        Ok(v) => v,
-        Err(failed) => {
-            // A refusal before any check (a flood answered busy, another attempt in flight)
-            // is not a failed login, and auditing it would let a flood write a row each.
-            if failed.was_checked() {
-                audit(state, "login.failure", None, Some(client_id), ip).await;
-            }
-            let busy = matches!(failed, LoginFailure::Busy);
-            return Ok(SignIn::Failed(
-                jar,
-                LoginProblem {
-                    message: failed.page_message(state.now()),
-                    username,
-                    status: if busy {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::UNAUTHORIZED
+    let verified =
+        match check_password(&state.core, &username, password, Some(ip), state.now()).await? {
+            Ok(v) => v,
+            Err(failed) => {
+                // A refusal before any check (a flood answered busy, another attempt in flight)
+                // is not a failed login, and auditing it would let a flood write a row each.
+                if failed.was_checked() {
+                    audit(
+                        &state.core,
+                        "login.failure",
+                        None,
+                        Some(client_id),
+                        ip,
+                        state.now(),
+                    )
+                    .await;
+                }
+                let busy = matches!(failed, LoginFailure::Busy);
+                return Ok(SignIn::Failed(
+                    jar,
+                    LoginProblem {
+                        message: failed.page_message(state.now()),
+                        username,
+                        status: if busy {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            StatusCode::UNAUTHORIZED
+                        },
+                        retry_after: busy.then_some(crate::crypto::password::BUSY_RETRY_SECONDS),
                     },
-                    retry_after: busy.then_some(crate::crypto::password::BUSY_RETRY_SECONDS),
-                },
-            ));
-        }
-    };
+                ));
+            }
+        };
     let user = verified.user;
-    audit(state, "login.success", Some(&user.id), Some(client_id), ip).await;
+    audit(
+        &state.core,
+        "login.success",
+        Some(&user.id),
+        Some(client_id),
+        ip,
+        state.now(),
+    )
+    .await;
     let (jar, s) = session::start(state, jar, &user, verified.at).await?;
     Ok(SignIn::Done(jar, s, user))
 }

@@ -32,7 +32,7 @@ pub async fn device_authorization(
 ) -> Response {
     let result = async {
         let (params, client) = authenticated_form(&state, &headers, &body, &ip).await?;
-        device::start(&state, &client, &params).await
+        device::start(&state.core, &client, &params, state.now()).await
     }
     .await;
     match result {
@@ -126,7 +126,7 @@ async fn pending_form(
         return Err(Box::new(csrf_failed(state)));
     }
     let typed = form.get("user_code").unwrap_or_default();
-    match device::find_pending(state, typed, &ip).await {
+    match device::find_pending(&state.core, typed, &ip, state.now()).await {
         Ok(Ok(row)) => Ok(DeviceForm { form, ip, jar, row }),
         Ok(Err(problem)) => Err(Box::new(entry_page(state, jar, typed, Some(problem)))),
         Err(e) => Err(Box::new(error_page(
@@ -163,7 +163,7 @@ async fn next_step(
     session: Option<(Session, User)>,
     login_error: Option<LoginProblem>,
 ) -> Response {
-    let client = match state.client(&row.client_id).await {
+    let client = match state.core.clients.get(&row.client_id).await {
         Ok(Some(c)) if c.enabled => c,
         Ok(_) => {
             return error_page(
@@ -258,7 +258,7 @@ pub async fn confirm(
         Ok(None) => return next_step(&state, jar, &row, None, None).await,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let client = match state.client(&row.client_id).await {
+    let client = match state.core.clients.get(&row.client_id).await {
         Ok(c) => c,
         Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
     };
@@ -275,6 +275,7 @@ pub async fn confirm(
             .is_some_and(|c| c.settings.backchannel_logout_uri.is_some())
     {
         match state
+            .core
             .store
             .remember_logged_in_client(&s.sid, &row.client_id, now)
             .await
@@ -296,6 +297,7 @@ pub async fn confirm(
         requested_acr_values: None,
     });
     match state
+        .core
         .store
         .decide_device(&row.user_code, &user.id, grant.as_ref(), now)
         .await
@@ -313,7 +315,15 @@ pub async fn confirm(
     } else {
         "device.denied"
     };
-    audit(&state, kind, Some(&user.id), Some(&row.client_id), &ip).await;
+    audit(
+        &state.core,
+        kind,
+        Some(&user.id),
+        Some(&row.client_id),
+        &ip,
+        state.now(),
+    )
+    .await;
     let (title, message) = if allow {
         (
             "Device connected".to_owned(),

@@ -43,7 +43,12 @@ pub fn document(state: &AppState) -> Value {
     // RFC 7636 section 4.2: plain is refused unless a client allows it (RFC 9700 section
     // 2.1.1), so it is advertised only then.
     let mut pkce_methods = vec![crate::oauth::pkce::Method::S256.as_str()];
-    if state.clients.any_enabled(|c| c.settings.allow_plain_pkce) {
+    if state
+        .core
+        .clients
+        .cache()
+        .any_enabled(|c| c.settings.allow_plain_pkce)
+    {
         pkce_methods.push(crate::oauth::pkce::Method::Plain.as_str());
     }
     json!({
@@ -97,5 +102,8 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Response {
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
     // Rotation pre-publishes keys for longer than this max-age (see crypto::keys).
-    cacheable(&state.keys.jwks(), state.config.keys.jwks_max_age)
+    cacheable(
+        &state.core.tokens.keys().jwks(),
+        state.config.keys.jwks_max_age,
+    )
 }

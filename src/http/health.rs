@@ -11,7 +11,7 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.core.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "store not reachable");
@@ -21,14 +21,19 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    if let Ok(counts) = state.store.table_counts().await {
+    if let Ok(counts) = state.core.store.table_counts().await {
         for (table, n) in counts {
-            state.metrics.store_rows.with_label_values(&[table]).set(n);
+            state
+                .core
+                .metrics
+                .store_rows
+                .with_label_values(&[table])
+                .set(n);
         }
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.core.metrics.render(),
     )
         .into_response()
 }

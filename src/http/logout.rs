@@ -118,7 +118,7 @@ async fn check(state: &AppState, params: &Params) -> OAuthResult<Request> {
         // §2: the OP need not reject a hint whose exp has passed; only its signature and
         // issuer matter here, so expiry is not checked.
         Some(t) => Some(
-            jwt::verify::<HintClaims>(&state.keys, state.issuer(), t, TYP_ID_TOKEN, None)
+            jwt::verify::<HintClaims>(state.core.tokens.keys(), state.issuer(), t, TYP_ID_TOKEN, None)
                 .map_err(|_| {
                     OAuthError::invalid_request(
                         "id_token_hint is not an ID token issued by this server (bad signature, issuer or format)",
@@ -140,7 +140,9 @@ async fn check(state: &AppState, params: &Params) -> OAuthResult<Request> {
     let client = match client_id {
         Some(id) => Some(
             state
-                .client(&id)
+                .core
+                .clients
+                .get(&id)
                 .await?
                 .filter(|c| c.enabled)
                 .ok_or_else(|| OAuthError::invalid_request(format!("unknown client_id `{id}`")))?,
@@ -256,11 +258,12 @@ async fn end(
     };
     tracing::info!(ended = sid.is_some(), "session ended by logout");
     audit(
-        state,
+        &state.core,
         "logout",
         user.map(|u| u.id.as_str()),
         req.client.as_ref().map(|c| c.id.as_str()),
         ip,
+        state.now(),
     )
     .await;
     finish(state, jar, req, true)

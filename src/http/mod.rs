@@ -200,11 +200,13 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     let start = Instant::now();
     let resp = next.run(req).await;
     state
+        .core
         .metrics
         .latency
         .with_label_values(&[route])
         .observe(start.elapsed().as_secs_f64());
     state
+        .core
         .metrics
         .requests
         .with_label_values(&[route, resp.status().as_str()])

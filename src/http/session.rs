@@ -43,6 +43,7 @@ pub async fn current(state: &AppState, jar: &CookieJar) -> OAuthResult<Option<(S
     };
     let now = state.now();
     match state
+        .core
         .store
         .get_session(&hash_token(c.value()), now, state.config.sessions.idle_ttl)
         .await?
@@ -63,6 +64,7 @@ pub async fn start(
     let now = state.now();
     if let Some(old) = jar.get(&name(state, "session")) {
         state
+            .core
             .store
             .end_session(
                 &hash_token(old.value()),
@@ -82,7 +84,7 @@ pub async fn start(
         last_seen_at: now,
         expires_at: now + state.config.sessions.absolute_ttl,
     };
-    state.store.insert_session(&s).await?;
+    state.core.store.insert_session(&s).await?;
     let mut c = cookie(state, "session", id);
     c.set_max_age(time_duration(state.config.sessions.absolute_ttl));
     Ok((jar.add(c), s))
@@ -94,6 +96,7 @@ pub async fn end(state: &AppState, jar: CookieJar) -> OAuthResult<(CookieJar, Op
     let sid = match jar.get(&n) {
         Some(c) => {
             state
+                .core
                 .store
                 .end_session(
                     &hash_token(c.value()),

@@ -53,7 +53,14 @@ pub async fn authenticated_form(
     ip: &str,
 ) -> OAuthResult<(Params, Arc<Client>)> {
     let params = form(headers, body, state.config.limits.params())?;
-    let client = client_auth::authenticate(state, authorization(headers), &params, ip).await?;
+    let client = client_auth::authenticate(
+        &state.core,
+        authorization(headers),
+        &params,
+        ip,
+        state.now(),
+    )
+    .await?;
     Ok((params, client))
 }
 
@@ -68,12 +75,13 @@ pub async fn token(
         let ctx = TokenContext {
             client_ip: Some(ip),
         };
-        grants::handle(&state, &client, &params, &ctx).await
+        grants::handle(&state.core, &client, &params, &ctx, state.now()).await
     }
     .await;
     match result {
         Ok((grant, resp)) => {
             state
+                .core
                 .metrics
                 .tokens_issued
                 .with_label_values(&[grant.label()])
@@ -96,7 +104,7 @@ async fn find(state: &AppState, token: &str, hint: Option<&str>) -> OAuthResult<
     let as_access = |state: &AppState| {
         // Expiry is judged by the caller: revoking an expired token is still a 200.
         jwt::verify::<AccessClaims>(
-            &state.keys,
+            state.core.tokens.keys(),
             &state.config.issuer,
             token,
             TYP_ACCESS_TOKEN,
@@ -109,7 +117,7 @@ async fn find(state: &AppState, token: &str, hint: Option<&str>) -> OAuthResult<
     {
         return Ok(Found::Access(c));
     }
-    if let Some(r) = state.store.get_refresh(&hash_token(token)).await? {
+    if let Some(r) = state.core.store.get_refresh(&hash_token(token)).await? {
         return Ok(Found::Refresh(r));
     }
     if hint == Some("refresh_token")
@@ -146,11 +154,12 @@ pub async fn revoke(
         match find(&state, token, hint).await? {
             // RFC 7009 §2.1: a client may only revoke its own tokens; others are ignored.
             Found::Access(c) if c.client_id == client.id => {
-                state.store.revoke_jti(&c.jti, c.exp).await?
+                state.core.store.revoke_jti(&c.jti, c.exp).await?
             }
             // Revoking a refresh token revokes its whole grant family, access tokens included.
             Found::Refresh(r) if r.client_id == client.id => {
                 state
+                    .core
                     .store
                     .revoke_grant(&r.grant_id, &r.client_id, now, r.family_expires_at)
                     .await?
@@ -207,6 +216,7 @@ pub async fn introspect(
             Found::Access(c) => {
                 let user_id = c.is_user_token().then_some(c.sub.as_str());
                 let (revoked, user) = state
+                    .core
                     .store
                     .access_token_state(&c.jti, &c.grant_id, user_id)
                     .await?;
@@ -218,7 +228,7 @@ pub async fn introspect(
                     (None, Some(_)) => false,
                     (_, None) => true,
                 };
-                if revoked || !user_ok || !state.client_enabled(&c.client_id).await? {
+                if revoked || !user_ok || !state.core.clients.enabled(&c.client_id).await? {
                     inactive
                 } else {
                     let mut v = json!({
@@ -234,7 +244,7 @@ pub async fn introspect(
             }
             Found::Refresh(r) => {
                 let user = match &r.user_id {
-                    Some(id) => match state.store.get_user(id).await? {
+                    Some(id) => match state.core.store.get_user(id).await? {
                         Some(u) if !u.disabled => Some(u),
                         // The grant's user is disabled or gone: the token is not usable.
                         _ => None,
@@ -245,7 +255,7 @@ pub async fn introspect(
                     || r.grant_revoked
                     || r.rotated_at.is_some()
                     || (r.user_id.is_some() && user.is_none())
-                    || !state.client_enabled(&r.client_id).await?
+                    || !state.core.clients.enabled(&r.client_id).await?
                 {
                     inactive
                 } else {

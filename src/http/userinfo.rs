@@ -74,7 +74,7 @@ async fn run(
 ) -> OAuthResult<Value> {
     let token = bearer(method, headers, body, state.config.limits.params())?;
     let claims: AccessClaims = jwt::verify(
-        &state.keys,
+        state.core.tokens.keys(),
         &state.config.issuer,
         &token,
         TYP_ACCESS_TOKEN,
@@ -95,11 +95,12 @@ async fn run(
         ));
     }
     let (revoked, user) = state
+        .core
         .store
         .access_token_state(&claims.jti, &claims.grant_id, Some(&claims.sub))
         .await?;
     // A disabled or removed client's tokens are not honoured anywhere.
-    if revoked || !state.client_enabled(&claims.client_id).await? {
+    if revoked || !state.core.clients.enabled(&claims.client_id).await? {
         return Err(OAuthError::invalid_token(
             "the access token has been revoked",
         ));

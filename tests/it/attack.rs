@@ -203,7 +203,7 @@ async fn the_password_grant_is_audited(b: Backend) {
     };
     assert_eq!(guess(&app, "alice", "wrong").await, Guess::Wrong);
     assert_eq!(guess(&app, "alice", PASSWORD).await, Guess::SignedIn);
-    let kinds = app.state.store.audit_kinds(10).await.expect("audit");
+    let kinds = app.state.core.store.audit_kinds(10).await.expect("audit");
     assert_eq!(
         kinds.iter().filter(|k| *k == "login.failure").count(),
         1,
@@ -275,7 +275,7 @@ async fn an_abandoned_attempt_counts_as_a_failure(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let policy = latchkey::store::throttle_policy(&app.state.config.login, 1, 1);
     let guard = |key: &str, counts_abandoned| Guard {
         key: key.into(),
@@ -651,10 +651,10 @@ async fn a_full_hashing_queue_answers_busy(b: Backend) {
         .collect();
     // Generous: on a loaded machine the fillers take a while to reach the queue.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !app.state.passwords.is_full() && Instant::now() < deadline {
+    while !app.state.core.passwords.is_full() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(app.state.passwords.is_full());
+    assert!(app.state.core.passwords.is_full());
     assert_eq!(guess(&app, "alice", PASSWORD).await, Guess::Busy);
 
     let r = sign_in_through_login_page(&app, &app.http, &[], "alice").await;
@@ -751,6 +751,7 @@ async fn signing_in_as_someone_else_than_the_hint_is_refused(b: Backend) {
     };
     let hash = latchkey::crypto::password::hash_default(PASSWORD).expect("hash");
     app.state
+        .core
         .store
         .insert_user(
             latchkey::store::users::NewUser {

@@ -159,6 +159,7 @@ async fn until(
     for _ in 0..500 {
         if let Some(s) = app
             .state
+            .core
             .store
             .backchannel_logout_state(sid, client_id)
             .await
@@ -299,6 +300,7 @@ async fn logout_sends_a_logout_token_to_each_client_of_the_session(b: Backend) {
     // `spa` has no backchannel_logout_uri and was never signed in to: nothing for it.
     assert!(
         app.state
+            .core
             .store
             .backchannel_logout_state(&sid, "spa")
             .await
@@ -339,7 +341,7 @@ async fn a_failing_client_is_retried_with_backoff(b: Backend) {
         assert!(s.outcome.is_none());
         assert!(rx.nothing_more(), "no retry before its time");
         app.clock.advance(delay);
-        app.state.store.backchannel_queued().wake();
+        app.state.core.store.backchannel_queued().wake();
         let again = validate(&app, &rx.next().await, "web").await;
         assert_eq!(again["jti"], first["jti"], "one logout, one jti");
         assert_eq!(again["iat"], at, "signed afresh for each attempt");
@@ -377,7 +379,7 @@ async fn a_client_that_never_answers_200_is_given_up(b: Backend) {
     assert_eq!(s.next_attempt_at, None);
     assert_eq!(metric(&app, "failed").await, 1);
     assert_eq!(metric(&app, "retried").await, 2);
-    app.state.store.backchannel_queued().wake();
+    app.state.core.store.backchannel_queued().wake();
     assert!(rx.nothing_more());
 }
 
@@ -403,6 +405,7 @@ async fn a_delivery_survives_a_restart(b: Backend) {
     let lease = config.backchannel_logout.lease();
     let claimed = a
         .state
+        .core
         .store
         .claim_backchannel_logouts(a.clock.now(), lease, 10)
         .await
@@ -412,7 +415,7 @@ async fn a_delivery_survives_a_restart(b: Backend) {
 
     let mut b = TestApp::start(config, dir, db).await;
     let http = reqwest::Client::new();
-    let claimed = latchkey::core::backchannel::pass(&b.state, &http)
+    let claimed = latchkey::core::backchannel::pass(&b.state.core, &b.state.clock, &http)
         .await
         .expect("pass");
     assert_eq!(claimed, 0, "still held by the dead node's lease");
@@ -420,7 +423,7 @@ async fn a_delivery_survives_a_restart(b: Backend) {
     assert!(s.outcome.is_none());
     b.start_logout_worker();
     b.clock.advance(lease);
-    b.state.store.backchannel_queued().wake();
+    b.state.core.store.backchannel_queued().wake();
     let c = validate(&b, &rx.next().await, "web").await;
     assert_eq!(c["sid"], sid.as_str());
     assert_eq!(c["jti"], s.jti.as_str());
@@ -477,6 +480,7 @@ async fn disabling_the_user_sends_a_logout_token(b: Backend) {
     let (_, web) = sign_in(&app).await;
     let sub = web["sub"].as_str().expect("sub");
     app.state
+        .core
         .store
         .set_user_disabled(sub, true, app.clock.now())
         .await
@@ -506,6 +510,7 @@ async fn a_device_signed_in_through_a_session_is_logged_out(b: Backend) {
     assert_eq!(status, 200, "{t}");
     let id = claims(t["id_token"].as_str().expect("id_token"));
     app.state
+        .core
         .store
         .revoke_user(id["sub"].as_str().expect("sub"), app.clock.now())
         .await
@@ -544,7 +549,7 @@ async fn two_nodes_send_each_logout_once() {
     a.start_logout_worker();
     b.start_logout_worker();
 
-    let store = &a.state.store;
+    let store = &a.state.core.store;
     let alice = store
         .find_user_by_login("alice")
         .await
@@ -576,7 +581,7 @@ async fn two_nodes_send_each_logout_once() {
         sids.push(sid);
     }
     store.revoke_user(&alice.id, now).await.expect("revoke");
-    b.state.store.backchannel_queued().wake();
+    b.state.core.store.backchannel_queued().wake();
 
     let mut jtis = HashMap::new();
     for _ in 0..SESSIONS {

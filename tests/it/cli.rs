@@ -106,6 +106,7 @@ async fn client_add_refuses_what_the_config_refuses(b: Backend) {
         assert!(!text(&out.stdout).contains("client_secret"), "{id}");
         assert!(
             app.state
+                .core
                 .store
                 .get_client(id)
                 .await
@@ -161,6 +162,7 @@ async fn client_add_refuses_what_the_config_refuses(b: Backend) {
     assert_eq!(json(r).await["scope"], "api.read");
     let stored = app
         .state
+        .core
         .store
         .get_client("svc")
         .await
@@ -485,6 +487,7 @@ async fn user_add_without_a_terminal_says_to_use_password_stdin(b: Backend) {
     assert!(!err.contains("os error"), "{err}");
     assert!(
         app.state
+            .core
             .store
             .find_user_by_login("dave")
             .await
@@ -523,7 +526,7 @@ async fn keys_list_is_an_aligned_table_with_utc_times(b: Backend) {
         })
         .collect();
     let rows: Vec<&str> = lines.collect();
-    let records = app.state.store.list_keys().await.expect("keys");
+    let records = app.state.core.store.list_keys().await.expect("keys");
     assert_eq!(rows.len(), records.len(), "{stdout}");
     let mut states = Vec::new();
     for row in &rows {
@@ -600,6 +603,7 @@ async fn user_show_prints_the_account(b: Backend) {
     };
     let alice = app
         .state
+        .core
         .store
         .find_user_by_login("alice")
         .await
@@ -704,6 +708,7 @@ async fn client_disable_enable_update(b: Backend) {
     assert!(err.contains("client svc not updated"), "{err}");
     let stored = app
         .state
+        .core
         .store
         .get_client("svc")
         .await
@@ -728,6 +733,7 @@ async fn client_disable_enable_update(b: Backend) {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stored = app
         .state
+        .core
         .store
         .get_client("svc")
         .await
@@ -753,6 +759,7 @@ async fn client_disable_enable_update(b: Backend) {
     }
     let web = app
         .state
+        .core
         .store
         .get_client("web")
         .await

@@ -1140,13 +1140,15 @@ async fn key_rotation_is_prepublished(b: Backend) {
     let state = &app.state;
     let now = app.clock.now();
     let old = state
-        .keys
+        .core
+        .tokens
+        .keys()
         .active(latchkey::oauth::types::SigningAlg::Rs256, now)
         .expect("active key")
         .kid
         .clone();
     let new = latchkey::app::insert_key(
-        &state.store,
+        &state.core.store,
         &state.master,
         latchkey::oauth::types::SigningAlg::Rs256,
         now,
@@ -1179,7 +1181,9 @@ async fn key_rotation_is_prepublished(b: Backend) {
     );
     assert_eq!(
         state
-            .keys
+            .core
+            .tokens
+            .keys()
             .active(latchkey::oauth::types::SigningAlg::Rs256, now)
             .expect("key")
             .kid,

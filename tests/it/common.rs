@@ -356,7 +356,9 @@ impl TestApp {
     /// Run this node's back-channel logout worker, as `latchkey serve` does; a test app
     /// runs no background task unless asked.
     pub fn start_logout_worker(&mut self) {
-        let w = latchkey::core::backchannel::spawn(&self.state).expect("worker");
+        let w =
+            latchkey::core::backchannel::spawn(self.state.core.clone(), self.state.clock.clone())
+                .expect("worker");
         self.workers.push(w);
     }
 

@@ -475,7 +475,7 @@ async fn verification_pages(b: Backend) {
     let dc2 = d2["device_code"].as_str().expect("dc");
     assert_eq!(error(&poll(&app, dc2).await), "access_denied");
     // Every decision and sign-in attempt is in the audit log.
-    let kinds = app.state.store.audit_kinds(50).await.expect("audit");
+    let kinds = app.state.core.store.audit_kinds(50).await.expect("audit");
     for kind in [
         "login.failure",
         "login.success",

@@ -282,11 +282,12 @@ async fn config_users_belong_to_the_config_file(b: Backend) {
     let mut config = (*app.state.config).clone();
     config.users.retain(|u| u.username != "alice");
     let now = app.clock.now() + 10;
-    latchkey::app::bootstrap(&config, &app.state.store, now)
+    latchkey::app::bootstrap(&config, &app.state.core.store, now)
         .await
         .expect("bootstrap");
     let alice = app
         .state
+        .core
         .store
         .find_user_by_login("alice")
         .await
@@ -315,7 +316,7 @@ async fn tokens_of_a_disabled_client_are_inactive(b: Backend) {
     };
     add_carol(&app).await;
     let t = carol_tokens(&app).await;
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let mut web = store.get_client("web").await.expect("get").expect("web");
     web.enabled = false;
     store
@@ -337,7 +338,7 @@ async fn a_login_racing_a_revocation_does_not_survive_it(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let alice = store
         .find_user_by_login("alice")
         .await

@@ -274,7 +274,7 @@ async fn audit_events_expire(b: Backend) {
     let Some(app) = TestApp::spawn_with(b, |c| c.janitor.batch_size = 2).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let event = |kind: &'static str| latchkey::model::AuditEvent {
         kind,
         user_id: None,
@@ -351,7 +351,7 @@ async fn slowloris_does_not_starve_healthz(b: Backend) {
     })
     .await
     .expect("300 connections opened");
-    assert!(app.state.metrics.connections.get() <= 64);
+    assert!(app.state.core.metrics.connections.get() <= 64);
     let asked = Instant::now();
     let r = tokio::time::timeout(
         Duration::from_secs(20),
@@ -413,7 +413,7 @@ async fn clients_that_stop_reading_are_dropped(b: Backend) {
     else {
         return;
     };
-    let open = || app.state.metrics.connections.get();
+    let open = || app.state.core.metrics.connections.get();
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("small buffer");
     let mut s = socket.connect(addr(&app)).await.expect("connect");

@@ -272,15 +272,16 @@ async fn front_channel_tokens_are_issued_once_per_request(b: Backend) {
     let raw = "response_type=id_token%20token&client_id=implicit&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fimplicit&scope=openid&nonce=n";
     let (params, _) =
         Params::parse_authorization(raw.as_bytes(), state.config.limits.params()).expect("params");
-    let Ok(Validated::Ok(req, client)) = authorize::validate(state, &params).await else {
+    let Ok(Validated::Ok(req, client)) = authorize::validate(&state.core, &params).await else {
         panic!("valid request");
     };
     let Ok(Next::Login { interaction }) =
-        authorize::proceed(state, &req, &client, None, None, false).await
+        authorize::proceed(&state.core, &req, &client, None, None, false, state.now()).await
     else {
         panic!("login first");
     };
     let user = state
+        .core
         .store
         .find_user_by_login("alice")
         .await
@@ -288,6 +289,7 @@ async fn front_channel_tokens_are_issued_once_per_request(b: Backend) {
         .expect("alice");
     let now = state.now();
     state
+        .core
         .store
         .add_consent(&user.id, &client.id, &req.scope, now)
         .await
@@ -305,12 +307,13 @@ async fn front_channel_tokens_are_issued_once_per_request(b: Backend) {
     let mut issued = 0;
     for _ in 0..2 {
         match authorize::proceed(
-            state,
+            &state.core,
             &req,
             &client,
             Some((session.clone(), user.clone())),
             Some(interaction.clone()),
             true,
+            state.now(),
         )
         .await
         {

@@ -108,7 +108,7 @@ async fn valid_hint_logs_out_and_redirects(b: Backend) {
         "http://localhost:3000/?state=bye+1"
     );
     assert!(!signed_in(&app).await, "the session ended");
-    let kinds = app.state.store.audit_kinds(50).await.expect("audit");
+    let kinds = app.state.core.store.audit_kinds(50).await.expect("audit");
     assert!(kinds.iter().any(|k| k == "logout"), "{kinds:?}");
     // logout.revoke_session_tokens (default true): the session's refresh tokens are gone.
     assert!(!refresh_works(&app, &refresh).await);

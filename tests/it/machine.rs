@@ -370,7 +370,7 @@ async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let alice = store
         .find_user_by_login("alice")
         .await
@@ -438,6 +438,7 @@ async fn with_service_client(b: Backend, clients_seconds: u64) -> Option<(TestAp
     let app = TestApp::spawn_with(b, |c| c.cache.clients_seconds = clients_seconds).await?;
     let client = app
         .state
+        .core
         .store
         .get_client("service")
         .await
@@ -461,7 +462,7 @@ async fn client_cache_lets_changes_in_at_once_and_shuts_out_on_reload(b: Backend
     let Some((app, mut client)) = with_service_client(b, 3600).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let now = app.state.now();
 
     // A client registered after start is found in the store on first use.
@@ -514,7 +515,7 @@ async fn client_cache_off_means_every_change_bites_at_once(b: Backend) {
     let Some((app, mut client)) = with_service_client(b, 0).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     client.enabled = false;
     store
         .upsert_client(&client, app.state.now())

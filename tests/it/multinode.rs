@@ -36,6 +36,7 @@ async fn a_disabled_client_stops_working_on_every_node_at_once() {
     assert_eq!(cc(&b).await, 200, "B has the client cached");
     let mut client = a
         .state
+        .core
         .store
         .get_client("rs")
         .await
@@ -47,6 +48,7 @@ async fn a_disabled_client_stops_working_on_every_node_at_once() {
     for round in 1..=2 {
         client.enabled = false;
         a.state
+            .core
             .store
             .upsert_client(&client, a.state.now())
             .await
@@ -63,6 +65,7 @@ async fn a_disabled_client_stops_working_on_every_node_at_once() {
         // Re-enabling works at once on B (a refusal is re-checked against the store).
         client.enabled = true;
         a.state
+            .core
             .store
             .upsert_client(&client, a.state.now())
             .await

@@ -30,7 +30,7 @@ async fn codes_are_single_use_and_expire(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let now = 1_000_000;
     let code = new_token();
     store
@@ -105,7 +105,7 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let now = 1_000_000;
     let data = GrantData::default();
     let hash = hash_token(&new_token());
@@ -180,7 +180,7 @@ async fn throttles_admit_exactly_the_limit(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let p = throttle_policy(&app.state.config.login, 3, 1);
     let lockout = app.state.config.login.lockout_seconds;
     let now = 5_000;
@@ -301,7 +301,7 @@ async fn access_token_state_reads_revocation_and_user_together(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let alice = store
         .find_user_by_login("alice")
         .await
@@ -336,7 +336,7 @@ async fn backchannel_logouts_are_claimed_once(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let store = &app.state.store;
+    let store = &app.state.core.store;
     let now = app.clock.now();
     let alice = store
         .find_user_by_login("alice")
@@ -440,6 +440,7 @@ async fn backchannel_logouts_are_claimed_once(b: Backend) {
     // Past the session's end and the retention, the janitor purges the finished delivery and
     // keeps the one still pending.
     app.state
+        .core
         .store
         .purge_expired(now + 4000, 1000, 0)
         .await

@@ -1,34 +1,34 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6).
 
-use crate::core::tokens::{self, TokenResponse};
+use crate::core::Core;
+use crate::core::tokens::{TokenResponse, UserIssue};
 use crate::crypto::secret::hash_token;
 use crate::model::{Client, CodeRedemption, CodeRow, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
-use crate::state::AppState;
 use crate::store::Store;
 
-use super::{UserIssue, active_user, mint_fresh_grant, record_fresh_grant};
+use super::{active_user, record_fresh_grant};
 
 pub async fn handle(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     params: &Params,
+    now: i64,
 ) -> OAuthResult<TokenResponse> {
     let code = params.require("code")?;
     let hash = hash_token(code);
-    let now = state.now();
-    let row = match state.store.peek_code(&hash, now).await? {
+    let row = match core.store.peek_code(&hash, now).await? {
         CodeRedemption::Valid(row) => row,
-        other => return refuse(state, client, other, now).await,
+        other => return refuse(core, client, other, now).await,
     };
     // A code that fails a check is used up all the same, as RFC 6749 §4.1.2 has it single-use:
     // whoever holds a stolen code gets one try at its PKCE verifier, not many.
-    let user = match check(state, client, params, &row).await {
+    let user = match check(core, client, params, &row).await {
         Ok(user) => user,
         Err(e) => {
-            state.store.spend_code(&hash, now).await?;
+            core.store.spend_code(&hash, now).await?;
             return Err(e);
         }
     };
@@ -43,23 +43,23 @@ pub async fn handle(
     // Sign first, then use up the code and record the grant in one short transaction: the
     // code is spent and the tokens recorded, or neither, and no transaction (on SQLite, no
     // write lock) is held across the RSA signatures.
-    let (resp, refresh_hash) = mint_fresh_grant(state, &issue, now)?;
-    let mut tx = state.store.begin().await?;
+    let minted = core.tokens.fresh_user_grant(&issue, now)?;
+    let mut tx = core.store.begin().await?;
     if !Store::claim_code(&mut tx, &hash, now).await? {
         drop(tx);
         // A concurrent request redeemed it since we read it (or it has just expired); what
         // we minted was never stored.
-        let now_state = state.store.peek_code(&hash, now).await?;
-        return refuse(state, client, now_state, now).await;
+        let now_state = core.store.peek_code(&hash, now).await?;
+        return refuse(core, client, now_state, now).await;
     }
-    record_fresh_grant(state, &mut tx, &issue, refresh_hash.as_deref(), now).await?;
+    record_fresh_grant(core, &mut tx, &issue, minted.refresh_hash.as_deref(), now).await?;
     tx.commit().await?;
-    Ok(resp)
+    Ok(minted.response)
 }
 
 /// The answer for a code that cannot be redeemed.
 async fn refuse(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     redemption: CodeRedemption,
     now: i64,
@@ -77,13 +77,12 @@ async fn refuse(
         } => {
             // RFC 6749 §4.1.2: on a second use the server "SHOULD revoke (when possible) all
             // tokens previously issued based on that authorization code".
-            state
-                .store
+            core.store
                 .revoke_grant(
                     &grant_id,
                     &client.id,
                     now,
-                    now + tokens::refresh_ttl(state, client),
+                    now + core.tokens.refresh_ttl(client),
                 )
                 .await?;
             tracing::warn!(client_id = %client.id, "authorization code reused; grant revoked");
@@ -101,12 +100,7 @@ async fn refuse(
 }
 
 /// Everything the redemption must match (RFC 6749 §4.1.3, RFC 7636 §4.6); the grant's user.
-async fn check(
-    state: &AppState,
-    client: &Client,
-    params: &Params,
-    row: &CodeRow,
-) -> OAuthResult<User> {
+async fn check(core: &Core, client: &Client, params: &Params, row: &CodeRow) -> OAuthResult<User> {
     if row.client_id != client.id {
         return Err(OAuthError::invalid_grant(
             "the authorization code was issued to another client",
@@ -157,5 +151,5 @@ async fn check(
         (None, None) => {}
     }
     let g = &row.data.grant;
-    active_user(state, &row.user_id, g.auth_time, g.sid.as_deref()).await
+    active_user(core, &row.user_id, g.auth_time, g.sid.as_deref()).await
 }

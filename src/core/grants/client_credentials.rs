@@ -2,26 +2,24 @@
 //! (§4.4.3), no id_token, and no store write: the token is a self-contained JWT whose `jti`
 //! can still be revoked.
 
-use crate::core::tokens::{self, AccessSubject, TokenResponse};
-use crate::crypto::secret::random_token;
+use crate::core::Core;
+use crate::core::tokens::TokenResponse;
 use crate::model::{Client, GrantData};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
-use crate::state::AppState;
-
-use super::requested_scope;
 
 pub async fn handle(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     params: &Params,
+    now: i64,
 ) -> OAuthResult<TokenResponse> {
     if client.is_public() {
         return Err(OAuthError::unauthorized_client(
             "client_credentials requires a confidential client (RFC 6749 §4.4)",
         ));
     }
-    let scope = requested_scope(client, params.get("scope"))?;
+    let scope = client.requested_scope(params.get("scope"))?;
     if scope.contains("openid") || scope.contains("offline_access") {
         return Err(OAuthError::invalid_scope(
             "openid and offline_access need a user; client_credentials tokens have none",
@@ -46,25 +44,5 @@ pub async fn handle(
         audiences,
         ..GrantData::default()
     };
-    let now = state.now();
-    let (access_token, expires_in) = tokens::access_token(
-        state,
-        &AccessSubject {
-            client,
-            user_id: None,
-            grant_id: &random_token(16),
-            grant: &grant,
-        },
-        now,
-    )?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer".into(),
-        expires_in,
-        // RFC 6749 §5.1: the scope granted (the client's defaults when none was asked for),
-        // and no member at all rather than `""` when nothing was granted.
-        scope: (!grant.scope.is_empty()).then(|| grant.scope.to_wire()),
-        id_token: None,
-        refresh_token: None,
-    })
+    core.tokens.client_grant(client, &grant, now)
 }

@@ -1,27 +1,27 @@
 //! `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4-3.5): the device
 //! polls until the user has decided.
 
+use crate::core::Core;
 use crate::core::device::SLOW_DOWN_SECS;
-use crate::core::tokens::TokenResponse;
+use crate::core::tokens::{TokenResponse, UserIssue};
 use crate::crypto::secret::hash_token;
 use crate::model::{Client, DeviceStatus};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
-use crate::state::AppState;
 use crate::store::Store;
 use crate::store::device::Pace;
 
-use super::{UserIssue, active_user, mint_fresh_grant, record_fresh_grant};
+use super::{active_user, record_fresh_grant};
 
 pub async fn handle(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     params: &Params,
+    now: i64,
 ) -> OAuthResult<TokenResponse> {
     let code = params.require("device_code")?;
     let hash = hash_token(code);
-    let now = state.now();
-    let row = match state.store.device_by_code_hash(&hash).await? {
+    let row = match core.store.device_by_code_hash(&hash).await? {
         Some(r) if r.client_id == client.id => r,
         Some(_) => {
             return Err(OAuthError::invalid_grant(
@@ -43,7 +43,7 @@ pub async fn handle(
     }
     match row.status {
         DeviceStatus::Pending => {
-            let description = match state
+            let description = match core
                 .store
                 .pace_device_poll(&hash, now, SLOW_DOWN_SECS)
                 .await?
@@ -72,7 +72,7 @@ pub async fn handle(
                     "approved device row without its grant",
                 ));
             };
-            let user = active_user(state, user_id, grant.auth_time, grant.sid.as_deref()).await?;
+            let user = active_user(core, user_id, grant.auth_time, grant.sid.as_deref()).await?;
             let grant_id = uuid::Uuid::new_v4().to_string();
             let issue = UserIssue {
                 client,
@@ -85,16 +85,16 @@ pub async fn handle(
             // Sign first; then consuming the approval and recording the grant family share one
             // short transaction: either the tokens exist and the code is spent, or neither, and
             // no transaction (on SQLite, no write lock) spans the signatures.
-            let (resp, refresh_hash) = mint_fresh_grant(state, &issue, now)?;
-            let mut tx = state.store.begin().await?;
+            let minted = core.tokens.fresh_user_grant(&issue, now)?;
+            let mut tx = core.store.begin().await?;
             if !Store::consume_device(&mut tx, &hash).await? {
                 return Err(OAuthError::invalid_grant(
                     "this device_code was already exchanged for tokens; it can be used only once",
                 ));
             }
-            record_fresh_grant(state, &mut tx, &issue, refresh_hash.as_deref(), now).await?;
+            record_fresh_grant(core, &mut tx, &issue, minted.refresh_hash.as_deref(), now).await?;
             tx.commit().await?;
-            Ok(resp)
+            Ok(minted.response)
         }
     }
 }

@@ -6,12 +6,12 @@ mod device_code;
 mod password;
 mod refresh_token;
 
-use crate::core::tokens::{self, AccessSubject, IdTokenInput, TokenResponse};
-use crate::model::{Client, GrantData, User};
+use crate::core::Core;
+use crate::core::tokens::{TokenResponse, UserIssue};
+use crate::model::{Client, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
-use crate::oauth::types::{GrantType, ScopeSet};
-use crate::state::AppState;
+use crate::oauth::types::GrantType;
 use crate::store::Store;
 use crate::store::grants::{NewGrant, NewRefresh};
 use sqlx::AnyConnection;
@@ -24,10 +24,11 @@ pub struct TokenContext {
 
 /// Run the grant named by `grant_type` for an already-authenticated client.
 pub async fn handle(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     params: &Params,
     ctx: &TokenContext,
+    now: i64,
 ) -> OAuthResult<(GrantType, TokenResponse)> {
     let raw = params.require("grant_type")?;
     let grant = match raw.parse::<GrantType>() {
@@ -56,11 +57,15 @@ pub async fn handle(
         )));
     }
     let response = match grant {
-        GrantType::AuthorizationCode => authorization_code::handle(state, client, params).await?,
-        GrantType::RefreshToken => refresh_token::handle(state, client, params).await?,
-        GrantType::ClientCredentials => client_credentials::handle(state, client, params).await?,
-        GrantType::Password => password::handle(state, client, params, ctx).await?,
-        GrantType::DeviceCode => device_code::handle(state, client, params).await?,
+        GrantType::AuthorizationCode => {
+            authorization_code::handle(core, client, params, now).await?
+        }
+        GrantType::RefreshToken => refresh_token::handle(core, client, params, now).await?,
+        GrantType::ClientCredentials => {
+            client_credentials::handle(core, client, params, now).await?
+        }
+        GrantType::Password => password::handle(core, client, params, ctx, now).await?,
+        GrantType::DeviceCode => device_code::handle(core, client, params, now).await?,
         GrantType::Implicit => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -71,116 +76,24 @@ pub async fn handle(
     Ok((grant, response))
 }
 
-/// Scopes for a request: the requested ones (each must be allowed for the client), or the
-/// client's defaults when `scope` is omitted (RFC 6749 §3.3).
-pub fn requested_scope(client: &Client, raw: Option<&str>) -> OAuthResult<ScopeSet> {
-    let Some(raw) = raw else {
-        return Ok(client.default_scopes());
-    };
-    let scope = ScopeSet::parse(raw).map_err(OAuthError::invalid_scope)?;
-    let refused: Vec<&str> = scope.iter().filter(|s| !client.allows_scope(s)).collect();
-    if !refused.is_empty() {
-        return Err(OAuthError::invalid_scope(format!(
-            "scope {} is not allowed for client `{}`",
-            refused.join(", "),
-            client.id
-        )));
-    }
-    Ok(scope)
-}
-
-/// What a user grant issues: access token always, id_token with `openid`, refresh token when
-/// the grant allows it. The grant family and its first refresh token are written in one
-/// transaction.
-pub struct UserIssue<'a> {
-    pub client: &'a Client,
-    pub user: &'a User,
-    pub grant_id: &'a str,
-    pub grant: &'a GrantData,
-    pub nonce: Option<&'a str>,
-    /// When this grant family ends; None for a fresh family (now + refresh ttl).
-    pub family_expires_at: Option<i64>,
-}
-
-/// Mint the response of a user grant. Returns it with the refresh token's hash, not yet
-/// stored (the caller stores it inside its own transaction).
-pub fn mint_user_tokens(
-    state: &AppState,
-    i: &UserIssue<'_>,
-    with_refresh: bool,
-    now: i64,
-) -> OAuthResult<(TokenResponse, Option<String>)> {
-    let (access_token, expires_in) = tokens::access_token(
-        state,
-        &AccessSubject {
-            client: i.client,
-            user_id: Some(&i.user.id),
-            grant_id: i.grant_id,
-            grant: i.grant,
-        },
-        now,
-    )?;
-    let id_token = if i.grant.scope.contains("openid") {
-        Some(tokens::id_token(
-            state,
-            &IdTokenInput {
-                client: i.client,
-                user: i.user,
-                grant: i.grant,
-                nonce: i.nonce,
-                access_token: Some(&access_token),
-                code: None,
-                include_scope_claims: tokens::id_token_has_scope_claims(state, i.client, true),
-            },
-            now,
-        )?)
-    } else {
-        None
-    };
-    let refresh = with_refresh.then(crate::crypto::secret::new_token);
-    let hash = refresh.as_deref().map(crate::crypto::secret::hash_token);
-    Ok((
-        TokenResponse {
-            access_token,
-            token_type: "Bearer".into(),
-            expires_in,
-            scope: Some(i.grant.scope.to_wire()),
-            id_token,
-            refresh_token: refresh,
-        },
-        hash,
-    ))
-}
-
 /// Issue a fresh user grant (password): mint, then store the family in a transaction that
 /// holds no signature.
 pub async fn issue_user_grant(
-    state: &AppState,
+    core: &Core,
     i: &UserIssue<'_>,
     now: i64,
 ) -> OAuthResult<TokenResponse> {
-    let (resp, refresh_hash) = mint_fresh_grant(state, i, now)?;
-    let mut tx = state.store.begin().await?;
-    record_fresh_grant(state, &mut tx, i, refresh_hash.as_deref(), now).await?;
+    let minted = core.tokens.fresh_user_grant(i, now)?;
+    let mut tx = core.store.begin().await?;
+    record_fresh_grant(core, &mut tx, i, minted.refresh_hash.as_deref(), now).await?;
     tx.commit().await?;
-    Ok(resp)
-}
-
-/// The tokens of a fresh user grant, with the refresh token's hash (if one is issued) for
-/// [`record_fresh_grant`].
-pub fn mint_fresh_grant(
-    state: &AppState,
-    i: &UserIssue<'_>,
-    now: i64,
-) -> OAuthResult<(TokenResponse, Option<String>)> {
-    let with_refresh = tokens::wants_refresh(state, i.client, &i.grant.scope);
-    mint_user_tokens(state, i, with_refresh, now)
+    Ok(minted.response)
 }
 
 /// Record the family of a freshly minted grant inside `conn`'s transaction (nothing to
 /// record without a refresh token: the access token is a self-contained JWT).
 pub async fn record_fresh_grant(
-    state: &AppState,
+    core: &Core,
     conn: &mut AnyConnection,
     i: &UserIssue<'_>,
     refresh_hash: Option<&str>,
@@ -191,7 +104,7 @@ pub async fn record_fresh_grant(
     };
     let family_expires_at = i
         .family_expires_at
-        .unwrap_or(now + tokens::refresh_ttl(state, i.client));
+        .unwrap_or(now + core.tokens.refresh_ttl(i.client));
     Store::insert_grant_and_refresh(
         conn,
         &NewGrant {
@@ -207,7 +120,8 @@ pub async fn record_fresh_grant(
             client_id: &i.client.id,
             user_id: Some(&i.user.id),
             data: i.grant,
-            expires_at: (now + state.config.tokens.refresh_token_idle_ttl).min(family_expires_at),
+            expires_at: (now + core.tokens.lifetimes().refresh_token_idle_ttl)
+                .min(family_expires_at),
             family_expires_at,
         },
         now,
@@ -226,12 +140,12 @@ pub async fn record_fresh_grant(
 /// clients may already have been sent their Logout Tokens (Back-Channel Logout 1.0
 /// section 2.7), and tokens issued after that would outlive the logout.
 pub async fn active_user(
-    state: &AppState,
+    core: &Core,
     user_id: &str,
     auth_time: Option<i64>,
     sid: Option<&str>,
 ) -> OAuthResult<User> {
-    let (user, session_ended) = match state.store.grant_user(user_id, sid).await? {
+    let (user, session_ended) = match core.store.grant_user(user_id, sid).await? {
         Some((u, ended)) => (Some(u), ended),
         None => (None, false),
     };

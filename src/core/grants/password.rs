@@ -2,42 +2,44 @@
 //! the user's password to the client, which RFC 9700 §2.4 says MUST NOT be done. It shares the
 //! login page's throttle.
 
+use crate::core::Core;
 use crate::core::audit::audit;
 use crate::core::login::{LoginFailure, check_password};
 use crate::core::tokens::TokenResponse;
 use crate::model::{Client, GrantData};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
-use crate::state::AppState;
 
-use super::{TokenContext, UserIssue, issue_user_grant, requested_scope};
+use super::{TokenContext, UserIssue, issue_user_grant};
 
 pub async fn handle(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     params: &Params,
     ctx: &TokenContext,
+    now: i64,
 ) -> OAuthResult<TokenResponse> {
     let username = params.require("username")?;
     let password = params.require("password")?;
-    let scope = requested_scope(client, params.get("scope"))?;
+    let scope = client.requested_scope(params.get("scope"))?;
     let ip = ctx.client_ip.as_deref();
-    let checked = check_password(state, username, password, ip).await?;
+    let checked = check_password(core, username, password, ip, now).await?;
     // The same audit trail as the login page: the password grant is a sign-in too.
     let at = ip.unwrap_or("unknown");
     match &checked {
         Ok(v) => {
             audit(
-                state,
+                core,
                 "login.success",
                 Some(&v.user.id),
                 Some(&client.id),
                 at,
+                now,
             )
             .await
         }
         Err(f) if f.was_checked() => {
-            audit(state, "login.failure", None, Some(&client.id), at).await;
+            audit(core, "login.failure", None, Some(&client.id), at, now).await;
         }
         Err(_) => {}
     }
@@ -52,7 +54,7 @@ pub async fn handle(
         Err(LoginFailure::Locked { until }) => {
             return Err(OAuthError::invalid_grant(format!(
                 "too many failed attempts; try again in {} seconds",
-                (until - state.now()).max(1)
+                (until - now).max(1)
             )));
         }
         // Not a wrong password: 429 with Retry-After (RFC 6585 section 4), so a client does
@@ -67,7 +69,7 @@ pub async fn handle(
             return Err(crate::crypto::password::HashError::Busy.into());
         }
     };
-    let (user, now) = (verified.user, state.now());
+    let user = verified.user;
     let grant = GrantData {
         scope,
         auth_time: Some(verified.at),
@@ -75,7 +77,7 @@ pub async fn handle(
         ..GrantData::default()
     };
     issue_user_grant(
-        state,
+        core,
         &UserIssue {
             client,
             user: &user,

@@ -7,35 +7,35 @@
 //! pair is kept sealed (AES-GCM) under a key derived from the old refresh token itself: only
 //! a holder of the old token can open it, and nothing readable is stored.
 
-use crate::core::tokens::TokenResponse;
+use crate::core::Core;
+use crate::core::tokens::{TokenResponse, UserIssue};
 use crate::crypto::keys::{open, seal};
 use crate::crypto::secret::{hash_token, sha256};
 use crate::model::{Client, GrantData, RefreshRow};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::ScopeSet;
-use crate::state::AppState;
 use crate::store::grants::NewRefresh;
 
-use super::{UserIssue, active_user, mint_user_tokens};
+use super::active_user;
 
 fn successor_key(refresh_token: &str) -> [u8; 32] {
     sha256(format!("latchkey refresh successor\0{refresh_token}").as_bytes())
 }
 
 pub async fn handle(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     params: &Params,
+    now: i64,
 ) -> OAuthResult<TokenResponse> {
     let token = params.require("refresh_token")?;
     let hash = hash_token(token);
-    let now = state.now();
-    let Some(row) = state.store.get_refresh(&hash).await? else {
+    let Some(row) = core.store.get_refresh(&hash).await? else {
         return Err(OAuthError::invalid_grant("the refresh token is not valid"));
     };
     if row.rotated_at.is_some() {
-        return repeat(state, client, token, &row, now).await;
+        return repeat(core, client, token, &row, now).await;
     }
     // Nothing is written until every check has passed: a refused request leaves the token
     // as it was.
@@ -58,14 +58,13 @@ pub async fn handle(
         .user_id
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token has no user"))?;
-    let user = active_user(state, user_id, row.data.auth_time, None).await?;
+    let user = active_user(core, user_id, row.data.auth_time, None).await?;
     // OIDC Core §12.2: the refreshed id_token keeps auth_time and carries no nonce.
     let grant = GrantData {
         scope,
         ..row.data.clone()
     };
-    let (resp, new_hash) = mint_user_tokens(
-        state,
+    let minted = core.tokens.user_grant(
         &UserIssue {
             client,
             user: &user,
@@ -77,13 +76,15 @@ pub async fn handle(
         true,
         now,
     )?;
-    let new_hash =
-        new_hash.ok_or_else(|| OAuthError::internal("rotation minted no refresh token"))?;
+    let resp = minted.response;
+    let new_hash = minted
+        .refresh_hash
+        .ok_or_else(|| OAuthError::internal("rotation minted no refresh token"))?;
     let sealed = seal(
         &successor_key(token),
         &serde_json::to_vec(&resp).map_err(OAuthError::internal)?,
     )?;
-    let rotated = state
+    let rotated = core
         .store
         .rotate_refresh(
             &hash,
@@ -95,7 +96,7 @@ pub async fn handle(
                 user_id: Some(&user.id),
                 // RFC 6749 §6: the new refresh token keeps the original scope.
                 data: &row.data,
-                expires_at: (now + state.config.tokens.refresh_token_idle_ttl)
+                expires_at: (now + core.tokens.lifetimes().refresh_token_idle_ttl)
                     .min(row.family_expires_at),
                 family_expires_at: row.family_expires_at,
             },
@@ -108,8 +109,8 @@ pub async fn handle(
     // Something changed since we read the token: a concurrent request rotated it (answer as
     // for a repeat: the same pair within the grace window), or it was revoked or expired.
     // The pair minted above was never stored and is dropped.
-    match state.store.get_refresh(&hash).await? {
-        Some(row) if row.rotated_at.is_some() => repeat(state, client, token, &row, now).await,
+    match core.store.get_refresh(&hash).await? {
+        Some(row) if row.rotated_at.is_some() => repeat(core, client, token, &row, now).await,
         Some(row) => {
             check_usable(&row, client, now)?;
             Err(OAuthError::invalid_grant("the refresh token is not valid"))
@@ -140,7 +141,7 @@ fn check_usable(row: &RefreshRow, client: &Client, now: i64) -> OAuthResult<()> 
 
 /// A token that was rotated before: a racing repeat within the grace window, or reuse.
 async fn repeat(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     token: &str,
     row: &RefreshRow,
@@ -153,14 +154,13 @@ async fn repeat(
     }
     let rotated_at = row.rotated_at.unwrap_or(0);
     if !row.grant_revoked
-        && now - rotated_at <= state.config.tokens.refresh_grace_period
+        && now - rotated_at <= core.tokens.lifetimes().refresh_grace_period
         && let Some(sealed) = &row.successor
     {
         let plain = open(&successor_key(token), sealed)?;
         return serde_json::from_slice(&plain).map_err(OAuthError::internal);
     }
-    state
-        .store
+    core.store
         .revoke_grant(&row.grant_id, &row.client_id, now, row.family_expires_at)
         .await?;
     tracing::warn!(client_id = %client.id, "refresh token reused; grant family revoked");
