@@ -25,3 +25,5 @@ pub mod oauth;
 pub mod server;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
