@@ -288,7 +288,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     let trusted_proxies = config.trusted_proxy_nets().into();
     let config = Arc::new(config);
     let core = Core {
-        passwords: PasswordHasherPool::new(&config.login)?,
+        passwords: PasswordHasherPool::new(&config.login.hash_pool())?,
         tokens: TokenIssuer::new(&config, KeyRing::default()),
         clients: Clients::new(store.clone(), config.cache.clients_seconds),
         secrets: SecretCache::default(),

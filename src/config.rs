@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+use crate::crypto::password::{OWASP_ITERATIONS, OWASP_MEMORY_KIB, PoolSettings};
 use crate::crypto::secret::SecretHash;
 use crate::oauth::params::{DEFAULT_MAX_PARAMS, DEFAULT_MAX_VALUE_BYTES, ParamLimits};
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg, TokenEndpointAuthMethod};
@@ -195,20 +196,7 @@ pub struct LoginSettings {
     pub argon2_iterations: u32,
 }
 
-/// How password hashing shares the CPU with token requests (`crypto::password`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HashPriority {
-    /// Linux SCHED_IDLE: hashing uses only CPU time nothing else wants, and any request
-    /// that wakes up preempts it at once. Token latency stays flat during a login burst;
-    /// logins slow down, to a crawl if token traffic alone saturates the CPU.
-    Idle,
-    /// nice 10: hashing gets about a tenth of a contended core and runs in whole time
-    /// slices, so logins keep moving under token load and token p99 pays a few ms.
-    Low,
-    /// The same priority as everything else.
-    Normal,
-}
+pub use crate::crypto::password::HashPriority;
 
 impl LoginSettings {
     /// How many argon2 computations run at once. argon2 is CPU-bound, so more at once than
@@ -229,6 +217,17 @@ impl LoginSettings {
             n => n,
         }
     }
+
+    /// The password pool these settings describe.
+    pub fn hash_pool(&self) -> PoolSettings {
+        PoolSettings {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            threads: self.hash_threads(),
+            queue: self.hash_queue(),
+            priority: self.hash_priority,
+        }
+    }
 }
 
 impl Default for LoginSettings {
@@ -243,9 +242,8 @@ impl Default for LoginSettings {
             max_queued_hashes: 0,
             max_in_flight_per_ip: 2,
             hash_priority: HashPriority::Idle,
-            // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
-            argon2_memory_kib: 19_456,
-            argon2_iterations: 2,
+            argon2_memory_kib: OWASP_MEMORY_KIB,
+            argon2_iterations: OWASP_ITERATIONS,
         }
     }
 }

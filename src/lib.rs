@@ -19,6 +19,8 @@ pub mod core;
 pub mod crypto;
 pub mod files;
 pub mod http;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
 pub mod model;
 pub mod oauth;

@@ -190,14 +190,7 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone)]
-pub struct KeyRecord {
-    pub kid: String,
-    pub alg: String,
-    pub private_enc: String,
-    pub created_at: i64,
-    pub activates_at: i64,
-}
+pub use crate::crypto::keys::KeyRecord;
 
 /// What a grant carries from the authorization to every token minted under it.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

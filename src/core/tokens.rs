@@ -557,3 +557,48 @@ fn user_claim_map(c: &UserClaims, updated_at: i64) -> Map<String, Value> {
     m.insert("updated_at".into(), json!(updated_at));
     m
 }
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+    use crate::testing::{Fixture, NOW, jwt_claims};
+
+    /// The ID token of a browser grant names the session it came from (OIDC Core section 2,
+    /// Back-Channel Logout 1.0 section 2.1), and the time the user signed in, not the time
+    /// of issue.
+    #[tokio::test]
+    async fn a_session_grant_carries_its_sid_and_auth_time() {
+        let f = Fixture::new().await;
+        let (web, alice) = (f.client("web").await, f.user("alice").await);
+        let session = f.session(&alice, NOW - 300).await;
+        let grant = Fixture::grant(&session, "openid email");
+        let minted = f
+            .core
+            .tokens
+            .fresh_user_grant(
+                &UserIssue {
+                    client: &web,
+                    user: &alice,
+                    grant_id: "g1",
+                    grant: &grant,
+                    nonce: Some("n-1"),
+                    family_expires_at: None,
+                },
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let id = jwt_claims(minted.response.id_token.as_deref().unwrap_or_default());
+        assert_eq!(id["sid"], session.sid.as_str());
+        assert_eq!(id["auth_time"], NOW - 300);
+        assert_eq!(id["iat"], NOW);
+        assert_eq!(id["nonce"], "n-1");
+        assert_eq!(id["email"], "alice@example.com");
+        // No offline_access: no refresh token, and nothing for the store to record.
+        assert!(minted.response.refresh_token.is_none() && minted.refresh_hash.is_none());
+        let at = jwt_claims(&minted.response.access_token);
+        assert_eq!(
+            (at["sub"].as_str(), at["sid"].as_str()),
+            (Some(alice.id.as_str()), Some(session.sid.as_str()))
+        );
+    }
+}

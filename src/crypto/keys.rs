@@ -25,8 +25,17 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use crate::model::KeyRecord;
 use crate::oauth::types::SigningAlg;
+
+/// A signing key as the store keeps it: the private key sealed with the master key.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub private_enc: String,
+    pub created_at: i64,
+    pub activates_at: i64,
+}
 
 /// 32-byte key that encrypts private signing keys at rest (AES-256-GCM) and derives the
 /// server's HMAC keys.

@@ -24,7 +24,51 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
-use crate::config::{HashPriority, LoginSettings};
+use serde::Deserialize;
+
+/// How password hashing shares the CPU with token requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashPriority {
+    /// Linux SCHED_IDLE: hashing uses only CPU time nothing else wants, and any request
+    /// that wakes up preempts it at once. Token latency stays flat during a login burst;
+    /// logins slow down, to a crawl if token traffic alone saturates the CPU.
+    Idle,
+    /// nice 10: hashing gets about a tenth of a contended core and runs in whole time
+    /// slices, so logins keep moving under token load and token p99 pays a few ms.
+    Low,
+    /// The same priority as everything else.
+    Normal,
+}
+
+/// OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
+pub const OWASP_MEMORY_KIB: u32 = 19_456;
+pub const OWASP_ITERATIONS: u32 = 2;
+
+/// The pool's shape: the argon2 cost, how many hash at once, how many may wait, and at what
+/// priority. Config's `[login]` section fills it in.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub threads: usize,
+    /// Checks waiting for a thread before new ones are turned away as busy.
+    pub queue: usize,
+    pub priority: HashPriority,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PoolSettings {
+            memory_kib: OWASP_MEMORY_KIB,
+            iterations: OWASP_ITERATIONS,
+            threads,
+            queue: 8 * threads,
+            priority: HashPriority::Idle,
+        }
+    }
+}
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
@@ -41,23 +85,18 @@ pub struct PasswordHasherPool {
 }
 
 impl PasswordHasherPool {
-    pub fn new(settings: &LoginSettings) -> anyhow::Result<Self> {
-        let params = Params::new(
-            settings.argon2_memory_kib,
-            settings.argon2_iterations,
-            1,
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    pub fn new(settings: &PoolSettings) -> anyhow::Result<Self> {
+        let params = Params::new(settings.memory_kib, settings.iterations, 1, None)
+            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy = dummy_hash(&params);
-        let capacity = settings.hash_queue();
+        let capacity = settings.queue;
         let (jobs, rx) = sync_channel::<Job>(capacity);
         let queued = Arc::new(AtomicUsize::new(0));
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..settings.hash_threads() {
+        for i in 0..settings.threads {
             let rx = rx.clone();
             let queued = queued.clone();
-            let priority = settings.hash_priority;
+            let priority = settings.priority;
             std::thread::Builder::new()
                 .name(format!("latchkey-argon2-{i}"))
                 .spawn(move || worker(&rx, &queued, priority))?;
@@ -275,8 +314,7 @@ pub fn verify_sync(password: &str, hash: &str) -> bool {
 
 /// argon2id at the OWASP parameters, for CLI use (`hash-secret`, `user add`).
 pub fn hash_default(password: &str) -> anyhow::Result<String> {
-    let s = LoginSettings::default();
-    let params = Params::new(s.argon2_memory_kib, s.argon2_iterations, 1, None)
+    let params = Params::new(OWASP_MEMORY_KIB, OWASP_ITERATIONS, 1, None)
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
     hash_with(&params, password)
 }
@@ -312,7 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_right_and_rejects_wrong_and_missing() {
-        let pool = PasswordHasherPool::new(&LoginSettings::default()).expect("params");
+        let pool = PasswordHasherPool::new(&PoolSettings::default()).expect("params");
         let h = pool.hash("correct horse".into()).await.expect("hash");
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(
@@ -342,11 +380,11 @@ mod tests {
     #[tokio::test]
     async fn the_queue_is_bounded_and_abandoned_jobs_are_dropped() {
         use std::sync::atomic::AtomicBool;
-        let settings = LoginSettings {
-            max_concurrent_hashes: 1,
-            max_queued_hashes: 1,
-            hash_priority: HashPriority::Normal,
-            ..LoginSettings::default()
+        let settings = PoolSettings {
+            threads: 1,
+            queue: 1,
+            priority: HashPriority::Normal,
+            ..PoolSettings::default()
         };
         let pool = PasswordHasherPool::new(&settings).expect("params");
         // Occupy the one thread until told to go on.
@@ -409,10 +447,10 @@ mod tests {
             (HashPriority::Idle, (SCHED_IDLE, 0)),
             (HashPriority::Low, (SCHED_OTHER, 10)),
         ] {
-            let settings = LoginSettings {
-                hash_priority: priority,
-                max_concurrent_hashes: 2,
-                ..LoginSettings::default()
+            let settings = PoolSettings {
+                priority,
+                threads: 2,
+                ..PoolSettings::default()
             };
             let pool = PasswordHasherPool::new(&settings).expect("params");
             // Once a job has run, every worker has started; wait for all to say so.

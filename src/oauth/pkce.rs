@@ -4,7 +4,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::error::{OAuthError, OAuthResult};
-use crate::crypto::secret::{ct_eq, sha256};
+// The crates directly, not crate::crypto: the protocol vocabulary sits below every other
+// module and imports none of them.
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -59,10 +62,10 @@ pub fn verify(verifier: &str, challenge: &str, method: Method) -> bool {
     }
     match method {
         Method::S256 => {
-            let computed = URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()));
-            ct_eq(computed.as_bytes(), challenge.as_bytes())
+            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            computed.as_bytes().ct_eq(challenge.as_bytes()).into()
         }
-        Method::Plain => ct_eq(verifier.as_bytes(), challenge.as_bytes()),
+        Method::Plain => verifier.as_bytes().ct_eq(challenge.as_bytes()).into(),
     }
 }
 
