@@ -30,10 +30,49 @@ pub enum OnSuccess {
     Credit,
 }
 
+/// What a throttle counts. Written to the store as its `Display` form, which is the format
+/// every row already has (`login:user:<id>`, `device:ip:<address>`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThrottleKey {
+    /// Password checks from one address (`address_key`).
+    LoginAddress(String),
+    /// Password checks for one account, by user id: every name it can be typed as shares it.
+    LoginUser(String),
+    /// Password checks for a name that is no account, lowercased: throttled like one.
+    LoginName(String),
+    /// Client secrets presented from one address.
+    ClientAuthAddress(String),
+    /// Secrets presented for one client from one address.
+    ClientAuthClientAddress { client_id: String, address: String },
+    /// Secrets for one client from anywhere (only its checks in flight are bounded).
+    ClientAuthClient(String),
+    /// Device user codes typed from one address.
+    DeviceAddress(String),
+    /// Wrong device user codes from everywhere (the global slowdown).
+    DeviceAll,
+}
+
+impl std::fmt::Display for ThrottleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ThrottleKey::LoginAddress(a) => write!(f, "login:ip:{a}"),
+            ThrottleKey::LoginUser(id) => write!(f, "login:user:{id}"),
+            ThrottleKey::LoginName(name) => write!(f, "login:name:{name}"),
+            ThrottleKey::ClientAuthAddress(a) => write!(f, "client_auth:ip:{a}"),
+            ThrottleKey::ClientAuthClientAddress { client_id, address } => {
+                write!(f, "client_auth:client:{client_id}:{address}")
+            }
+            ThrottleKey::ClientAuthClient(id) => write!(f, "client_auth:client:{id}"),
+            ThrottleKey::DeviceAddress(a) => write!(f, "device:ip:{a}"),
+            ThrottleKey::DeviceAll => f.write_str("device:all"),
+        }
+    }
+}
+
 /// One key that guards an attempt.
 #[derive(Debug, Clone)]
 pub struct Guard {
-    pub key: String,
+    pub key: ThrottleKey,
     pub policy: ThrottlePolicy,
     pub on_success: OnSuccess,
     /// Whether an attempt whose caller went away before it was answered counts as a
@@ -73,7 +112,7 @@ impl Attempt {
         };
         for guard in guards {
             match store
-                .throttle_begin(&guard.key, now, &guard.policy, lease)
+                .throttle_begin(&guard.key.to_string(), now, &guard.policy, lease)
                 .await?
             {
                 Admission::Admitted {
@@ -129,7 +168,7 @@ impl Attempt {
         while let Some(h) = self.held.first() {
             let lock = self
                 .store
-                .throttle_end(&h.guard.key, now, &h.guard.policy, outcome(h))
+                .throttle_end(&h.guard.key.to_string(), now, &h.guard.policy, outcome(h))
                 .await?;
             locked = locked.max(lock);
             self.held.remove(0);
@@ -164,7 +203,7 @@ impl Drop for Attempt {
                         Outcome::Withdraw
                     };
                     if let Err(e) = store
-                        .throttle_end(&h.guard.key, now, &h.guard.policy, outcome)
+                        .throttle_end(&h.guard.key.to_string(), now, &h.guard.policy, outcome)
                         .await
                     {
                         tracing::warn!(error = %e, "could not end an abandoned attempt; its lease expires it");
@@ -195,6 +234,23 @@ pub fn address_key(ip: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_keep_the_stored_format() {
+        assert_eq!(
+            ThrottleKey::LoginUser("u1".into()).to_string(),
+            "login:user:u1"
+        );
+        assert_eq!(
+            ThrottleKey::ClientAuthClientAddress {
+                client_id: "svc".into(),
+                address: "2001:db8::/64".into()
+            }
+            .to_string(),
+            "client_auth:client:svc:2001:db8::/64"
+        );
+        assert_eq!(ThrottleKey::DeviceAll.to_string(), "device:all");
+    }
 
     #[test]
     fn ipv6_addresses_count_by_their_64() {

@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::core::Core;
-use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
+use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
 use crate::crypto::secret::{SecretHash, ct_eq, sha256};
 use crate::model::Client;
 use crate::oauth::error::{OAuthError, OAuthResult};
@@ -294,20 +294,23 @@ fn guards(core: &Core, client: Option<&str>, ip: &str) -> Vec<Guard> {
     };
     let address = address_key(ip);
     let mut guards = vec![Guard {
-        key: format!("client_auth:ip:{address}"),
+        key: ThrottleKey::ClientAuthAddress(address.clone()),
         policy: policy(s.max_failures_per_ip),
         on_success: OnSuccess::Credit,
         counts_abandoned: true,
     }];
     if let Some(id) = client {
         guards.push(Guard {
-            key: format!("client_auth:client:{id}:{address}"),
+            key: ThrottleKey::ClientAuthClientAddress {
+                client_id: id.to_owned(),
+                address,
+            },
             policy: policy(s.max_failures_per_client),
             on_success: OnSuccess::Credit,
             counts_abandoned: true,
         });
         guards.push(Guard {
-            key: format!("client_auth:client:{id}"),
+            key: ThrottleKey::ClientAuthClient(id.to_owned()),
             policy: ThrottlePolicy {
                 // Never locks: only the checks in flight are bounded.
                 max_failures: i64::MAX / 4,

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::core::Core;
-use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
+use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
 use crate::crypto::secret::{hash_token, new_token};
 use crate::model::{Client, DeviceRow, DeviceStatus};
 use crate::oauth::error::{OAuthError, OAuthResult};
@@ -135,8 +135,6 @@ pub enum CodeProblem {
     },
 }
 
-const GLOBAL_KEY: &str = "device:all";
-
 /// Resolve what a person typed to a pending device authorization (RFC 8628 section 5.1:
 /// user codes must be protected against guessing).
 ///
@@ -154,7 +152,7 @@ pub async fn find_pending(
     let s = &core.config.device;
     let window = s.attempt_window_seconds;
     let guard = Guard {
-        key: format!("device:ip:{}", address_key(ip)),
+        key: ThrottleKey::DeviceAddress(address_key(ip)),
         // A lockout lasts one window: long enough to stop a guessing run, short enough that
         // a person who mistyped a few times can carry on.
         policy: ThrottlePolicy {
@@ -178,7 +176,12 @@ pub async fn find_pending(
             }));
         }
     };
-    if core.store.throttle_peek(GLOBAL_KEY, now, window).await? >= s.max_attempts_global {
+    if core
+        .store
+        .throttle_peek(&ThrottleKey::DeviceAll.to_string(), now, window)
+        .await?
+        >= s.max_attempts_global
+    {
         tokio::time::sleep(std::time::Duration::from_secs(s.global_slowdown_seconds)).await;
     }
     let row = match normalize_user_code(typed) {
@@ -186,7 +189,9 @@ pub async fn find_pending(
         None => None,
     };
     let Some(row) = row else {
-        core.store.throttle_count(GLOBAL_KEY, now, window).await?;
+        core.store
+            .throttle_count(&ThrottleKey::DeviceAll.to_string(), now, window)
+            .await?;
         return Ok(Err(match attempt.failed(now).await? {
             Some(until) => {
                 tracing::warn!(ip, "device user-code attempts throttled");

@@ -2,7 +2,7 @@
 //! throttle guards both (a lockout cannot be bypassed through the other door).
 
 use crate::core::Core;
-use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, address_key};
+use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
 use crate::crypto::password::HashError;
 use crate::model::User;
 use crate::oauth::error::OAuthResult;
@@ -70,7 +70,7 @@ fn guards(core: &Core, login: &str, user: Option<&User>, ip: Option<&str>) -> Ve
     let mut guards = Vec::with_capacity(2);
     if let Some(ip) = ip {
         guards.push(Guard {
-            key: format!("login:ip:{}", address_key(ip)),
+            key: ThrottleKey::LoginAddress(address_key(ip)),
             policy: throttle_policy(s, s.max_failures_per_ip, s.max_in_flight_per_ip),
             on_success: OnSuccess::Credit,
             counts_abandoned: true,
@@ -78,8 +78,8 @@ fn guards(core: &Core, login: &str, user: Option<&User>, ip: Option<&str>) -> Ve
     }
     guards.push(Guard {
         key: match user {
-            Some(u) => format!("login:user:{}", u.id),
-            None => format!("login:name:{}", login.trim().to_lowercase()),
+            Some(u) => ThrottleKey::LoginUser(u.id.clone()),
+            None => ThrottleKey::LoginName(login.trim().to_lowercase()),
         },
         // One check at a time per account: parallel guesses cannot outrun the count.
         policy: throttle_policy(s, s.max_failures, 1),

@@ -3,5 +3,6 @@
 pub mod error;
 pub mod params;
 pub mod pkce;
+pub mod prompt;
 pub mod redirect;
 pub mod types;

@@ -270,15 +270,19 @@ async fn ipv6_addresses_share_their_64(b: Backend) {
 /// A caller that hangs up mid-check still pays for the guess on the keys that count
 /// abandoned attempts (an address), and not on the others (an account).
 async fn an_abandoned_attempt_counts_as_a_failure(b: Backend) {
-    use latchkey::core::attempts::{Attempt, Guard, OnSuccess};
+    use latchkey::core::attempts::{Attempt, Guard, OnSuccess, ThrottleKey};
     use latchkey::store::throttle::Admission;
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
     let store = &app.state.core.store;
     let policy = latchkey::store::throttle_policy(&app.state.config.login, 1, 1);
-    let guard = |key: &str, counts_abandoned| Guard {
-        key: key.into(),
+    let (address, account) = (
+        ThrottleKey::LoginAddress("203.0.113.7".into()),
+        ThrottleKey::LoginUser("account".into()),
+    );
+    let guard = |key: &ThrottleKey, counts_abandoned| Guard {
+        key: key.clone(),
         policy,
         on_success: OnSuccess::Clear,
         counts_abandoned,
@@ -287,7 +291,7 @@ async fn an_abandoned_attempt_counts_as_a_failure(b: Backend) {
     let attempt = Attempt::begin(
         store,
         now,
-        vec![guard("address", true), guard("account", false)],
+        vec![guard(&address, true), guard(&account, false)],
         30,
     )
     .await
@@ -299,7 +303,7 @@ async fn an_abandoned_attempt_counts_as_a_failure(b: Backend) {
     for key in 0..2 {
         for _ in 0..100 {
             let probe = store
-                .throttle_begin(["address", "account"][key], now, &policy, 30)
+                .throttle_begin(&[&address, &account][key].to_string(), now, &policy, 30)
                 .await
                 .expect("begin");
             if key == 0 {

@@ -5,6 +5,7 @@ use crate::core::Core;
 use crate::crypto::secret::{hash_token, new_token};
 use crate::model::{Client, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::oauth::prompt::Prompt;
 use crate::oauth::redirect::Delivery;
 use crate::oauth::types::ScopeSet;
 
@@ -43,13 +44,13 @@ pub async fn proceed(
             && (fresh_login
                 // select_account: there is one account per browser session, so choosing
                 // another means signing in again (OIDC Core §3.1.2.1).
-                || (!req.has_prompt("login")
-                    && !req.has_prompt("select_account")
+                || (!req.has_prompt(Prompt::Login)
+                    && !req.has_prompt(Prompt::SelectAccount)
                     && req.max_age.is_none_or(|m| now - s.auth_time <= m)
                     && req.hint_sub.as_ref().is_none_or(|h| *h == u.id)))
     });
     let Some((session, user)) = session else {
-        if req.has_prompt("none") {
+        if req.has_prompt(Prompt::None) {
             return Ok(Next::Deliver(ret.error(&OAuthError::new(
                 ErrorCode::LoginRequired,
                 "the user is not signed in (or must sign in again) and prompt=none forbids showing a page",
@@ -72,8 +73,8 @@ pub async fn proceed(
     if !client.settings.skip_consent {
         let granted = core.store.get_consent(&user.id, &client.id).await?;
         let new_scopes = ScopeSet::from_scopes(req.scope.difference(&granted).map(str::to_owned));
-        if req.has_prompt("consent") || !new_scopes.is_empty() {
-            if req.has_prompt("none") {
+        if req.has_prompt(Prompt::Consent) || !new_scopes.is_empty() {
+            if req.has_prompt(Prompt::None) {
                 return Ok(Next::Deliver(ret.error(&OAuthError::new(
                     ErrorCode::ConsentRequired,
                     "the user has not yet allowed this app these scopes, and prompt=none forbids asking",

@@ -14,6 +14,7 @@ use crate::model::Client;
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult, wire_safe};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
+use crate::oauth::prompt::{Display, Prompt};
 use crate::oauth::redirect::{Delivery, ReturnTo};
 use crate::oauth::types::{ResponseMode, ResponseType, ScopeSet};
 
@@ -30,7 +31,7 @@ pub struct AuthorizationRequest {
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
-    pub prompt: Vec<String>,
+    pub prompt: Vec<Prompt>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     /// `sub` of a valid `id_token_hint`.
@@ -50,8 +51,8 @@ impl AuthorizationRequest {
         }
     }
 
-    pub fn has_prompt(&self, p: &str) -> bool {
-        self.prompt.iter().any(|x| x == p)
+    pub fn has_prompt(&self, p: Prompt) -> bool {
+        self.prompt.contains(&p)
     }
 }
 
@@ -119,10 +120,16 @@ fn redirect_uri_matches(any_loopback_port: bool, registered: &str, given: &str) 
 }
 
 /// `prompt` values this server acts on (OIDC Core section 3.1.2.1); discovery lists these.
-pub const PROMPT_VALUES: &[&str] = &["none", "login", "consent", "select_account"];
+pub const PROMPT_VALUES: [&str; 4] = {
+    let [a, b, c, d] = Prompt::ALL;
+    [a.as_str(), b.as_str(), c.as_str(), d.as_str()]
+};
 /// `display` values accepted (section 3.1.2.1): the pages are responsive, so all four are
 /// one page.
-pub const DISPLAY_VALUES: &[&str] = &["page", "popup", "touch", "wap"];
+pub const DISPLAY_VALUES: [&str; 4] = {
+    let [a, b, c, d] = Display::ALL;
+    [a.as_str(), b.as_str(), c.as_str(), d.as_str()]
+};
 
 pub async fn validate(core: &Core, p: &Params) -> Result<Validated, PageError> {
     let page = |d: String| PageError(OAuthError::invalid_request(d));
@@ -346,21 +353,23 @@ fn check(
             ));
         }
     }
-    let mut prompt: Vec<String> = Vec::new();
+    let mut prompt: Vec<Prompt> = Vec::new();
     for v in p.get("prompt").unwrap_or_default().split(' ') {
-        if v.is_empty() || prompt.iter().any(|x| x == v) {
+        if v.is_empty() {
             continue;
         }
-        if !PROMPT_VALUES.contains(&v) {
+        let Some(value) = Prompt::parse(v) else {
             return Err(OAuthError::invalid_request(format!(
                 "unknown prompt value `{}`",
                 wire_safe(v, 40)
             )));
+        };
+        if !prompt.contains(&value) {
+            prompt.push(value);
         }
-        prompt.push(v.to_owned());
     }
     // OIDC Core §3.1.2.1: none with any other value is an error.
-    if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
+    if prompt.contains(&Prompt::None) && prompt.len() > 1 {
         return Err(OAuthError::invalid_request(
             "prompt=none cannot be combined with other prompt values",
         ));
@@ -388,7 +397,7 @@ fn check(
         None => None,
     };
     if let Some(d) = p.get("display")
-        && !DISPLAY_VALUES.contains(&d)
+        && Display::parse(d).is_none()
     {
         return Err(OAuthError::invalid_request(
             "display must be page, popup, touch or wap",
