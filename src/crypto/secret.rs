@@ -81,16 +81,6 @@ impl SecretHash {
     }
 }
 
-/// A client secret as presented; `Debug` never prints it.
-#[derive(Clone)]
-pub struct PresentedSecret(pub String);
-
-impl std::fmt::Debug for PresentedSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PresentedSecret(..)")
-    }
-}
-
 pub fn encode_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

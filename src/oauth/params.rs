@@ -123,10 +123,6 @@ impl Params {
             OAuthError::invalid_request(format!("the `{name}` parameter is required"))
         })
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
 }
 
 #[cfg(test)]
