@@ -11,7 +11,7 @@ use crate::config::{ClientConfig, Config, Severity, validate_client};
 use crate::crypto::keys;
 use crate::crypto::password::hash_default;
 use crate::crypto::secret::{MIN_FAST_SECRET_LEN, SecretHash, new_token};
-use crate::oauth::types::{SigningAlg, TokenEndpointAuthMethod};
+use crate::oauth::types::{GrantType, SigningAlg, TokenEndpointAuthMethod};
 use crate::store::model::{Address, UserClaims};
 use crate::store::users::NewUser;
 use crate::store::{Backend, Store};
@@ -83,8 +83,8 @@ pub enum ClientCmd {
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// Repeatable; default authorization_code and refresh_token.
-        #[arg(long = "grant-type")]
-        grant_types: Vec<String>,
+        #[arg(long = "grant-type", value_enum)]
+        grant_types: Vec<GrantType>,
         /// Repeatable; a scope the client may request.
         #[arg(long = "scope")]
         scopes: Vec<String>,
@@ -331,8 +331,8 @@ pub enum KeysCmd {
     /// Publish a new key now; it starts signing after keys.prepublish_seconds.
     Rotate {
         /// RS256, ES256 or EdDSA; default all three.
-        #[arg(long)]
-        alg: Option<String>,
+        #[arg(long, value_enum)]
+        alg: Option<SigningAlg>,
     },
 }
 
@@ -736,7 +736,7 @@ async fn client_cmd(
                 grant_types: if grant_types.is_empty() {
                     vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
                 } else {
-                    grant_types
+                    grant_types.iter().map(|g| g.as_str().to_owned()).collect()
                 },
                 response_types: Vec::new(),
                 scopes,
@@ -1053,10 +1053,7 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
         }
         KeysCmd::Rotate { alg } => {
             let algs: Vec<SigningAlg> = match alg {
-                Some(a) => vec![
-                    a.parse()
-                        .map_err(|()| anyhow::anyhow!("unknown alg {a} (RS256, ES256, EdDSA)"))?,
-                ],
+                Some(a) => vec![a],
                 None => SigningAlg::ALL.to_vec(),
             };
             for a in algs {
