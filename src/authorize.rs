@@ -47,7 +47,7 @@ impl AuthorizationRequest {
             redirect_uri: self.redirect_uri.clone(),
             mode: self.response_mode,
             state: self.state.clone(),
-            iss: state.config.issuer.clone(),
+            iss: state.config.issuer.to_string(),
         }
     }
 
@@ -185,7 +185,7 @@ pub async fn validate(state: &AppState, p: &Params) -> Result<Validated, PageErr
         redirect_uri: redirect_uri.clone(),
         mode: response_mode,
         state: p.get("state").map(str::to_owned),
-        iss: state.config.issuer.clone(),
+        iss: state.config.issuer.to_string(),
     };
     match check(
         state,

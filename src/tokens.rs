@@ -124,7 +124,7 @@ pub fn access_token(
         .access_token_alg
         .unwrap_or(state.config.keys.default_alg);
     let claims = AccessClaims {
-        iss: state.config.issuer.clone(),
+        iss: state.config.issuer.to_string(),
         sub: s.user_id.unwrap_or(&s.client.id).to_owned(),
         aud: audience(&s.grant.audiences, &state.config.issuer),
         exp: now + ttl,
