@@ -19,7 +19,7 @@ use crate::crypto::secret::SecretHash;
 use crate::files;
 use crate::metrics::Metrics;
 use crate::model::{Client, ClientSettings, KeyRecord};
-use crate::oauth::types::{GrantType, ResponseType, SigningAlg};
+use crate::oauth::types::SigningAlg;
 use crate::state::{AppState, CorsOrigins, Shared};
 use crate::store::users::NewUser;
 use crate::store::{Backend, CLIENTS_CHANNEL, Store};
@@ -27,8 +27,7 @@ use crate::store::{Backend, CLIENTS_CHANNEL, Store};
 /// The master key from config/env, or (SQLite only) one generated into the data folder.
 pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
     if let Some(k) = &config.master_key {
-        return MasterKey::from_base64(k)
-            .map_err(|()| anyhow::anyhow!("master_key is not base64 of 32 bytes"));
+        return Ok(k.clone());
     }
     if !config.is_sqlite() {
         anyhow::bail!(
@@ -48,51 +47,40 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
     Ok(k)
 }
 
-/// Resolve a validated client entry (from the config file, or built by `latchkey client add`,
-/// named by `source`) into the stored form.
+/// A client entry (from the config file, or built by `latchkey client add`, named by
+/// `source`) in the stored form. Its values were parsed when it was read; only a secret from
+/// the environment is still to be hashed.
 pub fn client_from_config(c: &ClientConfig, source: &str) -> anyhow::Result<Client> {
-    let secret_hash = match (&c.client_secret_hash, &c.secret_env) {
-        (Some(h), _) => Some(
-            SecretHash::parse(h)
-                .map_err(|()| anyhow::anyhow!("client {}: bad client_secret_hash", c.client_id))?,
-        ),
-        (None, Some(var)) => {
-            let secret = std::env::var(var)
-                .map_err(|_| anyhow::anyhow!("client {}: {var} is not set", c.client_id))?;
-            Some(SecretHash::Argon2(crate::crypto::password::hash_default(
-                &secret,
-            )?))
-        }
-        (None, None) => None,
+    let secret_hash = match (&c.client_secret_hash, &c.secret_env, &c.env_secret) {
+        (Some(h), _, _) => Some(h.clone()),
+        (None, Some(_), Some(secret)) => Some(SecretHash::Argon2(
+            crate::crypto::password::hash_default(secret.expose())?,
+        )),
+        (None, Some(var), None) => anyhow::bail!("client {}: {var} is not set", c.client_id),
+        (None, None, _) => None,
     };
-    let parse_alg = |a: &Option<String>| a.as_deref().and_then(|s| s.parse::<SigningAlg>().ok());
     Ok(Client {
         id: c.client_id.clone(),
         source: source.into(),
         enabled: true,
         secret_hash,
-        settings: ClientSettings {
+        settings: ClientSettings::from(c),
+    })
+}
+
+impl From<&ClientConfig> for ClientSettings {
+    fn from(c: &ClientConfig) -> Self {
+        ClientSettings {
             name: c.name.clone(),
             redirect_uris: c.redirect_uris.clone(),
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
-            grant_types: c
-                .grant_types
-                .iter()
-                .filter_map(|g| g.parse::<GrantType>().ok())
-                .collect(),
-            response_types: c
-                .response_types
-                .iter()
-                .filter_map(|r| ResponseType::parse(r).ok())
-                .collect(),
+            grant_types: c.grant_types.clone(),
+            response_types: c.response_types.clone(),
             scopes: c.scopes.clone(),
             default_scopes: c.default_scopes.clone(),
             audiences: c.audiences.clone(),
             allowed_origins: c.allowed_origins.clone(),
-            auth_method: c
-                .token_endpoint_auth_method
-                .as_deref()
-                .and_then(|m| m.parse().ok()),
+            auth_method: c.token_endpoint_auth_method,
             require_pkce: c.require_pkce,
             allow_plain_pkce: c.allow_plain_pkce,
             skip_consent: c.skip_consent,
@@ -101,12 +89,12 @@ pub fn client_from_config(c: &ClientConfig, source: &str) -> anyhow::Result<Clie
             introspection: c.introspection,
             access_token_ttl: c.access_token_ttl,
             refresh_token_ttl: c.refresh_token_ttl,
-            id_token_alg: parse_alg(&c.id_token_signed_response_alg),
-            access_token_alg: parse_alg(&c.access_token_signed_response_alg),
+            id_token_alg: c.id_token_signed_response_alg,
+            access_token_alg: c.access_token_signed_response_alg,
             backchannel_logout_uri: c.backchannel_logout_uri.clone(),
             backchannel_logout_session_required: c.backchannel_logout_session_required,
-        },
-    })
+        }
+    }
 }
 
 /// Upsert config clients and users (idempotent); disable config clients no longer listed.
@@ -116,10 +104,10 @@ pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Resu
         let mut client = client_from_config(c, "config")?;
         // secret_env secrets are re-hashed with a new salt on every start; keep the stored
         // hash when it still verifies, so a restart changes nothing.
-        if let (Some(var), Some(SecretHash::Argon2(_))) = (&c.secret_env, &client.secret_hash)
+        if let (Some(secret), Some(SecretHash::Argon2(_))) = (&c.env_secret, &client.secret_hash)
             && let Some(existing) = store.get_client(&c.client_id).await?
             && let Some(SecretHash::Argon2(old)) = &existing.secret_hash
-            && std::env::var(var).is_ok_and(|s| crate::crypto::password::verify_sync(&s, old))
+            && crate::crypto::password::verify_sync(secret.expose(), old)
         {
             client.secret_hash = existing.secret_hash.clone();
         }
@@ -285,7 +273,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     let now = clock.now();
     bootstrap(&config, &store, now).await?;
     let key_records = ensure_keys(&config, &store, &master, now).await?;
-    let trusted_proxies = config.trusted_proxy_nets().into();
+    let trusted_proxies = config.trusted_proxies.as_slice().into();
     let config = Arc::new(config);
     let core = Core {
         passwords: PasswordHasherPool::new(&config.login.hash_pool())?,

@@ -12,7 +12,7 @@ use crate::crypto::keys;
 use crate::crypto::password::hash_default;
 use crate::crypto::secret::{MIN_FAST_SECRET_LEN, SecretHash, new_token};
 use crate::model::{Address, UserClaims};
-use crate::oauth::types::{SigningAlg, TokenEndpointAuthMethod};
+use crate::oauth::types::{GrantType, SigningAlg, TokenEndpointAuthMethod};
 use crate::store::users::NewUser;
 use crate::store::{Backend, Store};
 
@@ -83,8 +83,8 @@ pub enum ClientCmd {
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// Repeatable; default authorization_code and refresh_token.
-        #[arg(long = "grant-type")]
-        grant_types: Vec<String>,
+        #[arg(long = "grant-type", value_enum)]
+        grant_types: Vec<GrantType>,
         /// Repeatable; a scope the client may request.
         #[arg(long = "scope")]
         scopes: Vec<String>,
@@ -331,8 +331,8 @@ pub enum KeysCmd {
     /// Publish a new key now; it starts signing after keys.prepublish_seconds.
     Rotate {
         /// RS256, ES256 or EdDSA; default all three.
-        #[arg(long)]
-        alg: Option<String>,
+        #[arg(long, value_enum)]
+        alg: Option<SigningAlg>,
     },
 }
 
@@ -441,7 +441,10 @@ fn unreadable(path: &std::path::Path, e: &crate::config::ConfigError) -> Option<
 }
 
 /// Bind `addr`, or say which address could not be had, why, and which setting moves it.
-async fn listen(addr: &str, setting: &str) -> anyhow::Result<tokio::net::TcpListener> {
+async fn listen(
+    addr: std::net::SocketAddr,
+    setting: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         use std::io::ErrorKind;
         let (why, cause) = match e.kind() {
@@ -500,8 +503,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let config = load_config_warning(&cli.config)?;
             // Listen first: a second server on a taken port stops here, before it touches
             // the store (migrations, bootstrap, keys).
-            let listener = listen(&config.bind, "bind or LATCHKEY_BIND").await?;
-            let metrics_listener = match &config.metrics.bind {
+            let listener = listen(config.bind, "bind or LATCHKEY_BIND").await?;
+            let metrics_listener = match config.metrics.bind {
                 Some(addr) => Some(listen(addr, "[metrics] bind or LATCHKEY_METRICS__BIND").await?),
                 None => None,
             };
@@ -663,26 +666,18 @@ fn client_entry(c: &crate::model::Client) -> ClientConfig {
     ClientConfig {
         client_id: c.id.clone(),
         name: s.name.clone(),
-        client_secret_hash: c.secret_hash.as_ref().map(SecretHash::encode),
+        client_secret_hash: c.secret_hash.clone(),
         secret_env: None,
         client_secret: None,
         redirect_uris: s.redirect_uris.clone(),
         post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
-        grant_types: s
-            .grant_types
-            .iter()
-            .map(|g| g.as_str().to_owned())
-            .collect(),
-        response_types: s
-            .response_types
-            .iter()
-            .map(|r| r.as_str().to_owned())
-            .collect(),
+        grant_types: s.grant_types.clone(),
+        response_types: s.response_types.clone(),
         scopes: s.scopes.clone(),
         default_scopes: s.default_scopes.clone(),
         audiences: s.audiences.clone(),
         allowed_origins: s.allowed_origins.clone(),
-        token_endpoint_auth_method: Some(c.auth_method().as_str().to_owned()),
+        token_endpoint_auth_method: Some(c.auth_method()),
         require_pkce: s.require_pkce,
         allow_plain_pkce: s.allow_plain_pkce,
         skip_consent: s.skip_consent,
@@ -691,10 +686,11 @@ fn client_entry(c: &crate::model::Client) -> ClientConfig {
         introspection: s.introspection,
         access_token_ttl: s.access_token_ttl,
         refresh_token_ttl: s.refresh_token_ttl,
-        id_token_signed_response_alg: s.id_token_alg.map(|a| a.as_str().to_owned()),
-        access_token_signed_response_alg: s.access_token_alg.map(|a| a.as_str().to_owned()),
+        id_token_signed_response_alg: s.id_token_alg,
+        access_token_signed_response_alg: s.access_token_alg,
         backchannel_logout_uri: s.backchannel_logout_uri.clone(),
         backchannel_logout_session_required: s.backchannel_logout_session_required,
+        env_secret: None,
     }
 }
 
@@ -728,13 +724,13 @@ async fn client_cmd(
             let entry = ClientConfig {
                 name: name.unwrap_or_else(|| client_id.clone()),
                 client_id: client_id.clone(),
-                client_secret_hash: secret.as_deref().map(|s| SecretHash::fast(s).encode()),
+                client_secret_hash: secret.as_deref().map(SecretHash::fast),
                 secret_env: None,
                 client_secret: None,
                 redirect_uris,
                 post_logout_redirect_uris: Vec::new(),
                 grant_types: if grant_types.is_empty() {
-                    vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
+                    vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
                 } else {
                     grant_types
                 },
@@ -743,7 +739,7 @@ async fn client_cmd(
                 default_scopes: Vec::new(),
                 audiences: Vec::new(),
                 allowed_origins: Vec::new(),
-                token_endpoint_auth_method: Some(method.as_str().to_owned()),
+                token_endpoint_auth_method: Some(method),
                 require_pkce: true,
                 allow_plain_pkce: false,
                 skip_consent,
@@ -756,6 +752,7 @@ async fn client_cmd(
                 access_token_signed_response_alg: None,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
+                env_secret: None,
             };
             let mut problems = Vec::new();
             validate_client(&entry, &format!("client {client_id}"), &[], &mut problems);
@@ -1053,10 +1050,7 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
         }
         KeysCmd::Rotate { alg } => {
             let algs: Vec<SigningAlg> = match alg {
-                Some(a) => vec![
-                    a.parse()
-                        .map_err(|()| anyhow::anyhow!("unknown alg {a} (RS256, ES256, EdDSA)"))?,
-                ],
+                Some(a) => vec![a],
                 None => SigningAlg::ALL.to_vec(),
             };
             for a in algs {

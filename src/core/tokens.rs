@@ -171,7 +171,7 @@ pub struct TokenIssuer {
 impl TokenIssuer {
     pub fn new(config: &Config, keys: KeyRing) -> Self {
         TokenIssuer {
-            issuer: config.issuer.clone(),
+            issuer: config.issuer.to_string(),
             keys,
             lifetimes: config.tokens.clone(),
             default_alg: config.keys.default_alg,

@@ -63,6 +63,17 @@ impl FromStr for GrantType {
     }
 }
 
+/// `latchkey client add --grant-type`: the wire names, nothing else.
+impl clap::ValueEnum for GrantType {
+    fn value_variants<'a>() -> &'a [Self] {
+        &GrantType::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
 /// `response_type` values: the code flow, the implicit flow and the hybrid flow (OIDC Core
 /// sections 3.1, 3.2, 3.3). `token` alone is refused (RFC 9700 section 2.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +252,17 @@ impl FromStr for SigningAlg {
     }
 }
 
+/// `latchkey keys rotate --alg`: the JWS names (RFC 7518 §3.1, RFC 8037 §3.1).
+impl clap::ValueEnum for SigningAlg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &SigningAlg::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
 impl fmt::Display for SigningAlg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -369,6 +391,23 @@ mod tests {
             assert_eq!(g.as_str().parse::<GrantType>(), Ok(g));
         }
         assert!("magic".parse::<GrantType>().is_err());
+    }
+
+    /// The CLI accepts exactly the names the wire and the config file use.
+    #[test]
+    fn cli_values_are_the_wire_names() {
+        use clap::ValueEnum;
+        for g in GrantType::ALL {
+            assert_eq!(<GrantType as ValueEnum>::from_str(g.as_str(), false), Ok(g));
+        }
+        assert!(<GrantType as ValueEnum>::from_str("device_code", false).is_err());
+        for a in SigningAlg::ALL {
+            assert_eq!(
+                <SigningAlg as ValueEnum>::from_str(a.as_str(), false),
+                Ok(a)
+            );
+        }
+        assert!(<SigningAlg as ValueEnum>::from_str("HS256", false).is_err());
     }
 
     #[test]

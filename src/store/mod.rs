@@ -95,6 +95,20 @@ pub enum Backend {
     Sqlite,
 }
 
+impl Backend {
+    /// The backend a `database_url` names, by its scheme; None for any other URL. The one
+    /// place that tells them apart (config parsing, `Config::is_sqlite`, `Store::connect`).
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -119,11 +133,8 @@ impl Store {
     /// created when missing, readable by the owner only: see `files`).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
+        // Config refuses any other scheme; a URL from elsewhere is tried as Postgres.
+        let backend = Backend::of_url(url).unwrap_or(Backend::Postgres);
         let url = match backend {
             Backend::Sqlite => {
                 let path = url

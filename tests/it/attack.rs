@@ -239,7 +239,7 @@ async fn every_name_of_an_account_shares_one_counter(b: Backend) {
 /// another /64 does not.
 async fn ipv6_addresses_share_their_64(b: Backend) {
     let Some(app) = TestApp::spawn_with(b, |c| {
-        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().expect("net")];
         c.login.max_failures_per_ip = 2;
     })
     .await
@@ -334,7 +334,7 @@ async fn an_abandoned_attempt_counts_as_a_failure(b: Backend) {
 /// abandoned are dropped unhashed, and a real login from elsewhere succeeds within seconds.
 async fn a_flood_of_abandoned_guesses_does_not_take_logins_down(b: Backend) {
     let Some(app) = TestApp::spawn_with(b, |c| {
-        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().expect("net")];
         c.login.max_concurrent_hashes = 1;
         c.login.max_queued_hashes = 4;
         // The other tests running beside this one would starve an idle-priority hashing
@@ -411,7 +411,7 @@ async fn client_secret_guessing_is_throttled(b: Backend) {
     let Some(app) = TestApp::spawn_with(b, |c| {
         c.client_auth.max_failures_per_client = 5;
         c.client_auth.max_failures_per_ip = 1000;
-        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().expect("net")];
     })
     .await
     else {
@@ -519,7 +519,7 @@ async fn client_secret_guessing_is_throttled(b: Backend) {
 /// code.
 async fn parallel_user_code_guesses_are_bounded(b: Backend) {
     let Some(app) = TestApp::spawn_with(b, |c| {
-        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().expect("net")];
         c.device.max_attempts_per_ip = 10;
         c.device.max_attempts_global = 15;
         c.device.global_slowdown_seconds = 1;
@@ -630,7 +630,7 @@ async fn sign_in_through_login_page(
 /// retry in a few seconds; the token endpoint answers 503 temporarily_unavailable.
 async fn a_full_hashing_queue_answers_busy(b: Backend) {
     let Some(app) = TestApp::spawn_with(b, |c| {
-        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().expect("net")];
         c.login.max_concurrent_hashes = 1;
         c.login.max_queued_hashes = 1;
         // Slow hashes (unknown users verify against a dummy hash with these parameters),

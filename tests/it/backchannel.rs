@@ -544,7 +544,7 @@ async fn two_nodes_send_each_logout_once() {
     with_receiver(&mut config, &rx.url);
     config.backchannel_logout.concurrency = 2;
     let mut a = TestApp::start(config.clone(), dir, db).await;
-    config.issuer = a.base.clone();
+    config.issuer = a.base.parse().expect("issuer");
     let mut b = TestApp::start(config, tempfile::tempdir().expect("dir"), None).await;
     a.start_logout_worker();
     b.start_logout_worker();

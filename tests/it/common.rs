@@ -330,7 +330,7 @@ impl TestApp {
         let base = format!("http://{addr}");
         // Nodes of one deployment share an issuer; a lone test server is its own issuer.
         if config.issuer == "http://127.0.0.1:8080" {
-            config.issuer = base.clone();
+            config.issuer = base.parse().expect("issuer");
         }
         let clock = Clock::manual(Clock::System.now());
         let state = app::build_state(config, clock.clone())

@@ -568,7 +568,7 @@ async fn client_addresses_behind_a_trusted_proxy(b: Backend) {
     // Behind a trusted proxy, X-Forwarded-For tells clients apart.
     let Some(app) = TestApp::spawn_with(b, |c| {
         c.device.max_attempts_per_ip = 2;
-        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().expect("net")];
     })
     .await
     else {

@@ -193,7 +193,7 @@ async fn code_id_token_form_post(b: Backend) {
 async fn code_id_token_token_in_fragment(b: Backend) {
     let Some(app) = TestApp::spawn_with(b, |c| {
         for client in c.clients.iter_mut().filter(|c| c.client_id == "hybrid") {
-            client.id_token_signed_response_alg = Some("EdDSA".into());
+            client.id_token_signed_response_alg = Some(latchkey::oauth::types::SigningAlg::EdDsa);
         }
     })
     .await

@@ -13,7 +13,7 @@ async fn two_nodes() -> Option<(TestApp, TestApp)> {
     let (config, _) = Config::from_toml(&text, &[]).expect("config");
     let a = TestApp::start(config.clone(), dir, db).await;
     let mut config_b = config;
-    config_b.issuer = a.base.clone();
+    config_b.issuer = a.base.parse().expect("issuer");
     let b = TestApp::start(config_b, tempfile::tempdir().expect("dir"), None).await;
     Some((a, b))
 }

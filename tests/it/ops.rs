@@ -107,7 +107,9 @@ async fn status(url: String) -> u16 {
 /// `/metrics` is served by the main listener only when its `bind` is a loopback address and
 /// no `[metrics] bind` is set; the metrics listener serves it and nothing else.
 async fn metrics_only_on_loopback_or_their_own_listener(b: Backend) {
-    let Some(public) = TestApp::spawn_with(b, |c| c.bind = "0.0.0.0:8080".into()).await else {
+    let Some(public) =
+        TestApp::spawn_with(b, |c| c.bind = "0.0.0.0:8080".parse().expect("addr")).await
+    else {
         return;
     };
     assert_eq!(status(public.url("/healthz")).await, 200);
@@ -141,8 +143,10 @@ async fn metrics_only_on_loopback_or_their_own_listener(b: Backend) {
         return;
     };
     assert_eq!(status(local.url("/metrics")).await, 200);
-    let Some(moved) =
-        TestApp::spawn_with(b, |c| c.metrics.bind = Some("127.0.0.1:9090".into())).await
+    let Some(moved) = TestApp::spawn_with(b, |c| {
+        c.metrics.bind = Some("127.0.0.1:9090".parse().expect("addr"))
+    })
+    .await
     else {
         return;
     };
