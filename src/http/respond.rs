@@ -168,3 +168,26 @@ pub fn deliver_result(
         Err(e) => deliver_error(state, ret, &e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An internal error's cause rides on the response for the log, never in it.
+    #[tokio::test]
+    async fn internal_causes_stay_out_of_the_response() {
+        let r = OAuthError::internal("pool exploded at db.internal:5432").into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = r.extensions().get::<InternalCause>().map(|c| c.0.clone());
+        assert_eq!(cause.as_deref(), Some("pool exploded at db.internal:5432"));
+        let headers = format!("{:?}", r.headers());
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("server_error"), "{body}");
+        assert!(!body.contains("db.internal") && !headers.contains("db.internal"));
+        let plain = OAuthError::invalid_request("x").into_response();
+        assert!(plain.extensions().get::<InternalCause>().is_none());
+    }
+}
