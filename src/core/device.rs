@@ -1,5 +1,6 @@
-//! RFC 8628 device authorization: starting a request for a device (§3.1-3.2), and the user
-//! codes people type on a second screen (§6.1), throttled against guessing (§5.1).
+//! RFC 8628 device authorization: starting a request for a device (§3.1-3.2), the user
+//! codes people type on a second screen (§6.1), throttled against guessing (§5.1), and the
+//! person's answer (§3.3).
 //!
 //! The /token side (polling) is `grants::device_code`; the pages are `http::device`.
 
@@ -7,8 +8,9 @@ use serde::Serialize;
 
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
+use crate::core::audit::audit;
 use crate::crypto::secret::{hash_token, new_token};
-use crate::model::{Client, DeviceRow, DeviceStatus};
+use crate::model::{Client, DeviceRow, DeviceStatus, GrantData, Session, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::GrantType;
@@ -208,6 +210,62 @@ pub async fn find_pending(
     } else {
         Ok(row)
     })
+}
+
+/// What the person's answer on the confirmation page came to (RFC 8628 §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided {
+    /// The device may poll for its tokens now.
+    Approved,
+    /// The device is told `access_denied` when it next polls (§3.5).
+    Denied,
+    /// The session ended while the page was open: sign in again, then confirm.
+    SessionEnded,
+    /// Decided in another tab or on another node a moment ago.
+    AlreadyDecided,
+}
+
+/// Record the signed-in `user`'s answer for the pending device authorization `row`. An
+/// approval carries the session's `sid`, `auth_time` and `amr` into the grant, like an
+/// authorization made in the browser. `client` is the device's client, if it is still
+/// registered.
+#[allow(clippy::too_many_arguments)]
+pub async fn decide(
+    core: &Core,
+    row: &DeviceRow,
+    client: Option<&Client>,
+    session: &Session,
+    user: &User,
+    allow: bool,
+    ip: &str,
+    now: i64,
+) -> OAuthResult<Decided> {
+    // Back-Channel Logout 1.0 section 2.3: the device's tokens carry this session's sid, so
+    // the client is told when the session ends; it is remembered before anything is issued.
+    if allow
+        && client.is_some_and(|c| c.settings.backchannel_logout_uri.is_some())
+        && !core
+            .store
+            .remember_logged_in_client(&session.sid, &row.client_id, now)
+            .await?
+    {
+        return Ok(Decided::SessionEnded);
+    }
+    let grant = allow.then(|| GrantData::from_session(session, &row.scope, None, None));
+    if !core
+        .store
+        .decide_device(&row.user_code, &user.id, grant.as_ref(), now)
+        .await?
+    {
+        return Ok(Decided::AlreadyDecided);
+    }
+    let (kind, decided) = if allow {
+        ("device.approved", Decided::Approved)
+    } else {
+        ("device.denied", Decided::Denied)
+    };
+    audit(core, kind, Some(&user.id), Some(&row.client_id), ip, now).await;
+    Ok(decided)
 }
 
 #[cfg(test)]

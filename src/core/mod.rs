@@ -9,10 +9,15 @@ pub mod authorize;
 pub mod backchannel;
 pub mod client_auth;
 pub mod clients;
+pub mod consent;
 pub mod device;
 pub mod grants;
+pub mod introspection;
 pub mod login;
+pub mod logout;
+pub mod revocation;
 pub mod tokens;
+pub mod userinfo;
 
 use std::sync::Arc;
 

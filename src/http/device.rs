@@ -2,43 +2,33 @@
 //! a person uses on their phone or computer (§3.3): enter the code, sign in, confirm.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
-use crate::core::device::{self, CodeProblem, display_user_code};
+use crate::core::device::{self, CodeProblem, Decided, DeviceAuthorization, display_user_code};
 use crate::core::login::wait_words;
-use crate::model::{DeviceRow, GrantData, Session, User};
+use crate::model::{DeviceRow, Session, User};
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
 
-use super::authorize::{LoginProblem, SignIn, csrf_failed, set_retry_after, sign_in};
 use super::client_ip::ClientIp;
-use super::respond::{error_page, json_no_store, page};
-use super::session::{self, Bind};
-use super::token::authenticated_form;
-use super::views::{
-    DeviceConfirmPage, DeviceEntryPage, LoginPage, MessagePage, Theme, scope_lines,
+use super::extract::AuthenticatedClient;
+use super::pages::{
+    Login, LoginProblem, OrPage, PageError, SignIn, login_page, parse_form, sign_in,
 };
-use crate::core::audit::audit;
+use super::respond::{NoStore, page};
+use super::session::{self, Bind};
+use super::views::{DeviceConfirmPage, DeviceEntryPage, MessagePage, Theme, scope_lines};
 
 /// POST /device/code (RFC 8628 §3.1-3.2).
 pub async fn device_authorization(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let result = async {
-        let (params, client) = authenticated_form(&state, &headers, &body, &ip).await?;
-        device::start(&state.core, &client, &params, state.now()).await
-    }
-    .await;
-    match result {
-        Ok(auth) => json_no_store(&auth),
-        Err(e) => e.into_response(),
-    }
+    AuthenticatedClient { client, params, .. }: AuthenticatedClient,
+) -> Result<NoStore<DeviceAuthorization>, OAuthError> {
+    let started = device::start(&state.core, &client, &params, state.now()).await?;
+    Ok(NoStore(started))
 }
 
 /// GET /device, optionally with `?user_code=` from `verification_uri_complete`. The code is
@@ -106,35 +96,33 @@ fn entry_page(
 /// A form posted from one of the device pages, naming a pending authorization.
 struct DeviceForm {
     form: Params,
-    ip: String,
-    jar: CookieJar,
     row: DeviceRow,
 }
 
-/// Check the form's CSRF token (before anything else is read), then resolve its user code to
-/// a pending authorization; anything else is answered with a page.
+/// Check the form's CSRF value (before anything else is read), then resolve its user code
+/// to a pending authorization. A code that is not (or no longer) pending is answered with
+/// the entry page saying why: `Ok(Err(page))`.
 async fn pending_form(
     state: &AppState,
-    jar: CookieJar,
-    ip: String,
+    jar: &CookieJar,
+    ip: &str,
     body: &[u8],
     bind: Bind<'_>,
-) -> Result<DeviceForm, Box<Response>> {
-    let form = Params::parse(body, state.config.limits.params())
-        .map_err(|e| Box::new(error_page(state, StatusCode::BAD_REQUEST, &e)))?;
-    if !session::csrf_ok(state, &jar, bind, form.get("csrf")) {
-        return Err(Box::new(csrf_failed(state)));
+) -> Result<Result<DeviceForm, Response>, PageError> {
+    let form = parse_form(state, body).or_page(state)?;
+    if !session::csrf_ok(state, jar, bind, form.get("csrf")) {
+        return Err(PageError::csrf_failed(state));
     }
     let typed = form.get("user_code").unwrap_or_default();
-    match device::find_pending(&state.core, typed, &ip, state.now()).await {
-        Ok(Ok(row)) => Ok(DeviceForm { form, ip, jar, row }),
-        Ok(Err(problem)) => Err(Box::new(entry_page(state, jar, typed, Some(problem)))),
-        Err(e) => Err(Box::new(error_page(
-            state,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &e,
-        ))),
-    }
+    Ok(
+        match device::find_pending(&state.core, typed, ip, state.now())
+            .await
+            .or_page(state)?
+        {
+            Ok(row) => Ok(DeviceForm { form, row }),
+            Err(problem) => Err(entry_page(state, jar.clone(), typed, Some(problem))),
+        },
+    )
 }
 
 /// POST /device: the code was typed.
@@ -143,16 +131,13 @@ pub async fn submit(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
-) -> Response {
-    let DeviceForm { jar, row, .. } =
-        match pending_form(&state, jar, ip, &body, Bind::Nothing).await {
-            Ok(f) => f,
-            Err(r) => return *r,
-        };
-    match session::current(&state, &jar).await {
-        Ok(session) => next_step(&state, jar, &row, session, None).await,
-        Err(e) => error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
-    }
+) -> Result<Response, PageError> {
+    let row = match pending_form(&state, &jar, &ip, &body, Bind::Nothing).await? {
+        Ok(f) => f.row,
+        Err(page) => return Ok(page),
+    };
+    let session = session::current(&state, &jar).await.or_page(&state)?;
+    next_step(&state, jar, &row, session, None).await
 }
 
 /// Sign in first if needed, else ask for confirmation.
@@ -162,19 +147,21 @@ async fn next_step(
     row: &DeviceRow,
     session: Option<(Session, User)>,
     login_error: Option<LoginProblem>,
-) -> Response {
-    let client = match state.core.clients.get(&row.client_id).await {
-        Ok(Some(c)) if c.enabled => c,
-        Ok(_) => {
-            return error_page(
-                state,
-                StatusCode::BAD_REQUEST,
-                &OAuthError::invalid_request(
-                    "The app that asked for this code is no longer registered here.",
-                ),
-            );
-        }
-        Err(e) => return error_page(state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
+) -> Result<Response, PageError> {
+    let Some(client) = state
+        .core
+        .clients
+        .get(&row.client_id)
+        .await
+        .or_page(state)?
+        .filter(|c| c.enabled)
+    else {
+        return Err(PageError::new(
+            state,
+            OAuthError::invalid_request(
+                "The app that asked for this code is no longer registered here.",
+            ),
+        ));
     };
     // The login form is bound to nothing (nobody is signed in yet), the confirmation to
     // the session that confirms.
@@ -187,24 +174,14 @@ async fn next_step(
     let shown = display_user_code(&row.user_code);
     let body = match session {
         None => {
-            let (status, error, typed, retry) = match login_error {
-                Some(p) => (p.status, Some(p.message), p.username, p.retry_after),
-                None => (StatusCode::OK, None, String::new(), None),
+            let login = Login {
+                client_name: client.name(),
+                action: "/device/login",
+                hidden: &[("user_code", &shown)],
+                csrf: &csrf,
+                username: String::new(),
             };
-            let mut r = page(
-                status,
-                &LoginPage {
-                    theme: Theme::from(state),
-                    client_name: client.name(),
-                    action: "/device/login",
-                    hidden: &[("user_code", &shown)],
-                    csrf: &csrf,
-                    username: &typed,
-                    error,
-                },
-            );
-            set_retry_after(&mut r, retry);
-            r
+            login_page(state, login, login_error)
         }
         Some((_, user)) => page(
             StatusCode::OK,
@@ -218,7 +195,7 @@ async fn next_step(
             },
         ),
     };
-    (jar, body).into_response()
+    Ok((jar, body).into_response())
 }
 
 /// POST /device/login: sign in on the way to confirming a device.
@@ -227,16 +204,18 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
-) -> Response {
-    let DeviceForm { form, ip, jar, row } =
-        match pending_form(&state, jar, ip, &body, Bind::Nothing).await {
+) -> Result<Response, PageError> {
+    let DeviceForm { form, row } =
+        match pending_form(&state, &jar, &ip, &body, Bind::Nothing).await? {
             Ok(f) => f,
-            Err(r) => return *r,
+            Err(page) => return Ok(page),
         };
-    match sign_in(&state, jar, &form, &row.client_id, &ip).await {
-        Ok(SignIn::Done(jar, s, user)) => next_step(&state, jar, &row, Some((s, user)), None).await,
-        Ok(SignIn::Failed(jar, failure)) => next_step(&state, jar, &row, None, Some(failure)).await,
-        Err(e) => error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    match sign_in(&state, jar, &form, &row.client_id, &ip)
+        .await
+        .or_page(&state)?
+    {
+        SignIn::Done(jar, s, user) => next_step(&state, jar, &row, Some((s, user)), None).await,
+        SignIn::Failed(jar, failure) => next_step(&state, jar, &row, None, Some(failure)).await,
     }
 }
 
@@ -246,106 +225,76 @@ pub async fn confirm(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     body: axum::body::Bytes,
-) -> Response {
-    let DeviceForm { form, ip, jar, row } =
-        match pending_form(&state, jar, ip, &body, Bind::Session).await {
+) -> Result<Response, PageError> {
+    let DeviceForm { form, row } =
+        match pending_form(&state, &jar, &ip, &body, Bind::Session).await? {
             Ok(f) => f,
-            Err(r) => return *r,
+            Err(page) => return Ok(page),
         };
-    let (s, user) = match session::current(&state, &jar).await {
-        Ok(Some(x)) => x,
+    let Some((s, user)) = session::current(&state, &jar).await.or_page(&state)? else {
         // The session ended between the pages: sign in again, then confirm.
-        Ok(None) => return next_step(&state, jar, &row, None, None).await,
-        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e),
+        return next_step(&state, jar, &row, None, None).await;
     };
-    let client = match state.core.clients.get(&row.client_id).await {
-        Ok(c) => c,
-        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
-    };
-    let client_name = client
-        .as_ref()
-        .map_or_else(|| row.client_id.clone(), |c| c.name().to_owned());
-    let allow = form.get("decision") == Some("allow");
-    let now = state.now();
-    // Back-Channel Logout 1.0 section 2.3: the device's tokens carry this session's sid, so
-    // the client is told when the session ends.
-    if allow
-        && client
-            .as_ref()
-            .is_some_and(|c| c.settings.backchannel_logout_uri.is_some())
-    {
-        match state
-            .core
-            .store
-            .remember_logged_in_client(&s.sid, &row.client_id, now)
-            .await
-        {
-            Ok(true) => {}
-            // The session ended a moment ago: sign in again, then confirm.
-            Ok(false) => return next_step(&state, jar, &row, None, None).await,
-            Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
-        }
-    }
-    let grant = allow.then(|| GrantData {
-        scope: row.scope.clone(),
-        auth_time: Some(s.auth_time),
-        sid: Some(s.sid.clone()),
-        acr: None,
-        amr: s.amr.clone(),
-        claims: None,
-        audiences: Vec::new(),
-        requested_acr_values: None,
-    });
-    match state
+    let client = state
         .core
-        .store
-        .decide_device(&row.user_code, &user.id, grant.as_ref(), now)
+        .clients
+        .get(&row.client_id)
         .await
-    {
-        Ok(true) => {}
-        // Decided in another tab or on another node a moment ago.
-        Ok(false) => {
-            let typed = form.get("user_code").unwrap_or_default();
-            return entry_page(&state, jar, typed, Some(CodeProblem::AlreadyDecided));
-        }
-        Err(e) => return error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.into()),
-    }
-    let kind = if allow {
-        "device.approved"
-    } else {
-        "device.denied"
-    };
-    audit(
+        .or_page(&state)?;
+    let allow = form.get("decision") == Some("allow");
+    let decided = device::decide(
         &state.core,
-        kind,
-        Some(&user.id),
-        Some(&row.client_id),
+        &row,
+        client.as_deref(),
+        &s,
+        &user,
+        allow,
         &ip,
         state.now(),
     )
-    .await;
-    let (title, message) = if allow {
+    .await
+    .or_page(&state)?;
+    let client_name = client.map_or_else(|| row.client_id.clone(), |c| c.name().to_owned());
+    match decided {
+        // The session ended a moment ago: sign in again, then confirm.
+        Decided::SessionEnded => next_step(&state, jar, &row, None, None).await,
+        Decided::AlreadyDecided => {
+            let typed = form.get("user_code").unwrap_or_default();
+            Ok(entry_page(
+                &state,
+                jar,
+                typed,
+                Some(CodeProblem::AlreadyDecided),
+            ))
+        }
+        Decided::Approved => Ok((jar, decided_page(&state, &client_name, true)).into_response()),
+        Decided::Denied => Ok((jar, decided_page(&state, &client_name, false)).into_response()),
+    }
+}
+
+/// What the person sees once the device has its answer.
+fn decided_page(state: &AppState, client_name: &str, approved: bool) -> Response {
+    let (title, message) = if approved {
         (
-            "Device connected".to_owned(),
+            "Device connected",
             format!(
                 "{client_name} can now use your account on your device. Return to your device: it continues on its own within a few seconds. You can close this page."
             ),
         )
     } else {
         (
-            "Request denied".to_owned(),
+            "Request denied",
             format!(
                 "{client_name} was not given access. Your device will say the request was denied. If you did not start it, there is nothing else to do."
             ),
         )
     };
-    let body = page(
+    page(
         StatusCode::OK,
         &MessagePage {
-            theme: Theme::from(&state),
-            title: &title,
+            theme: Theme::from(state),
+            title,
             message: &message,
         },
-    );
-    (jar, body).into_response()
+    )
 }

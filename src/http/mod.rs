@@ -5,8 +5,10 @@ pub mod client_ip;
 pub mod demo;
 pub mod device;
 pub mod discovery;
+pub mod extract;
 pub mod health;
 pub mod logout;
+pub mod pages;
 pub mod respond;
 pub mod session;
 pub mod token;
@@ -79,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(not_found)
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(log_internal_errors))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -189,6 +192,17 @@ async fn security_headers(req: Request, next: Next) -> Response {
         && let Ok(v) = HeaderValue::from_str(&respond::csp(false))
     {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp
+}
+
+/// Log the cause of an internal error once, here, inside the request's span (the trace
+/// layer is outside this one) and with the status the client got. The cause travels in a
+/// response extension (`respond::InternalCause`) and never in the body.
+async fn log_internal_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if let Some(respond::InternalCause(cause)) = resp.extensions().get() {
+        tracing::error!(status = resp.status().as_u16(), error = %cause, "internal error");
     }
     resp
 }

@@ -1,5 +1,6 @@
-//! Turning protocol results into HTTP: JSON errors (RFC 6749 §5.2, RFC 6750 §3), redirects,
-//! form_post pages and HTML error pages. The only place error responses are shaped.
+//! Turning protocol results into HTTP: JSON errors (RFC 6749 §5.2, RFC 6750 §3), redirects
+//! and form_post pages. With `pages::PageError` (the HTML error page), the only place error
+//! responses are shaped.
 
 use askama::Template;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -9,11 +10,24 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use crate::crypto::secret::sha256;
-use crate::oauth::error::{Challenge, ErrorCode, OAuthError, Retry};
-use crate::oauth::redirect::Delivery;
+use crate::oauth::error::{Challenge, OAuthError, Retry};
+use crate::oauth::redirect::{Delivery, ReturnTo};
 use crate::state::AppState;
 
-use super::views::{ErrorPage, FormPostPage, Theme};
+use super::views::{FormPostPage, Theme};
+
+/// The cause of an internal error, carried from the response to the one place that logs it
+/// (`http::log_internal_errors`, inside the request's span). Never serialized.
+#[derive(Clone)]
+pub struct InternalCause(pub String);
+
+/// Attach `e`'s internal cause, if it has one, for the log.
+pub fn with_cause(mut r: Response, e: &OAuthError) -> Response {
+    if let Some(c) = e.cause() {
+        r.extensions_mut().insert(InternalCause(c.to_owned()));
+    }
+    r
+}
 
 /// RFC 6749 §5.1: token responses (and errors) must not be cached.
 pub fn no_store(headers: &mut HeaderMap) {
@@ -21,12 +35,16 @@ pub fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-/// A JSON answer of a machine endpoint (token, device authorization, revocation,
-/// introspection), never cached.
-pub fn json_no_store(v: &impl serde::Serialize) -> Response {
-    let mut r = axum::Json(v).into_response();
-    no_store(r.headers_mut());
-    r
+/// The JSON answer of a machine endpoint (token, device authorization, revocation,
+/// introspection, UserInfo), never cached.
+pub struct NoStore<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for NoStore<T> {
+    fn into_response(self) -> Response {
+        let mut r = axum::Json(self.0).into_response();
+        no_store(r.headers_mut());
+        r
+    }
 }
 
 /// RFC 6750 section 3: the quoted error_description allows what RFC 6749 section 5.2
@@ -59,7 +77,7 @@ impl IntoResponse for OAuthError {
         if let Some(Retry::Busy(s) | Retry::Throttled(s)) = self.retry {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
-        resp
+        with_cause(resp, &self)
     }
 }
 
@@ -102,55 +120,6 @@ pub fn page<T: Template>(status: StatusCode, t: &T) -> Response {
     }
 }
 
-/// Words a person understands for each error, above the technical code.
-fn human(code: ErrorCode) -> (&'static str, &'static str) {
-    match code {
-        ErrorCode::InvalidRequest => (
-            "This sign-in link is not valid",
-            "The app that sent you here made a request we cannot accept. Go back to the app and try again; if it keeps happening, tell the app's developer.",
-        ),
-        ErrorCode::AccessDenied => ("Access denied", "The request was refused."),
-        ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable => (
-            "Something went wrong on our side",
-            "Please go back and try again in a moment.",
-        ),
-        _ => (
-            "We could not complete this request",
-            "Go back to the app and try again; if it keeps happening, tell the app's developer.",
-        ),
-    }
-}
-
-/// An HTML error page for errors that must not be redirected (RFC 6749 §4.1.2.1).
-pub fn error_page(state: &AppState, status: StatusCode, e: &OAuthError) -> Response {
-    let (title, message) = human(e.code);
-    error_page_saying(state, status, e, title, message)
-}
-
-/// An error page whose words for the person (`title`, `message`) say what happened where
-/// the error code alone cannot (an expired form, a form that failed its CSRF check, a
-/// sign-out link): the technical code and description stay below, for the developer.
-pub fn error_page_saying(
-    state: &AppState,
-    status: StatusCode,
-    e: &OAuthError,
-    title: &str,
-    message: &str,
-) -> Response {
-    // Descriptions quote names in backticks, which read as Markdown; a page shows quotes.
-    let description = e.description.replace('`', "\"");
-    page(
-        status,
-        &ErrorPage {
-            theme: Theme::from(state),
-            title,
-            message,
-            code: e.code.as_str(),
-            description: &description,
-        },
-    )
-}
-
 /// Send the user back to the client.
 pub fn deliver(state: &AppState, d: Delivery) -> Response {
     match d {
@@ -179,5 +148,46 @@ pub fn deliver(state: &AppState, d: Delivery) -> Response {
             }
             r
         }
+    }
+}
+
+/// Send the user back to the client with an error (after the redirect URI is verified,
+/// RFC 6749 §4.1.2.1).
+pub fn deliver_error(state: &AppState, ret: &ReturnTo, e: &OAuthError) -> Response {
+    with_cause(deliver(state, ret.error(e)), e)
+}
+
+/// Send the user back to the client with whatever came of the request.
+pub fn deliver_result(
+    state: &AppState,
+    ret: &ReturnTo,
+    result: Result<Delivery, OAuthError>,
+) -> Response {
+    match result {
+        Ok(d) => deliver(state, d),
+        Err(e) => deliver_error(state, ret, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An internal error's cause rides on the response for the log, never in it.
+    #[tokio::test]
+    async fn internal_causes_stay_out_of_the_response() {
+        let r = OAuthError::internal("pool exploded at db.internal:5432").into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = r.extensions().get::<InternalCause>().map(|c| c.0.clone());
+        assert_eq!(cause.as_deref(), Some("pool exploded at db.internal:5432"));
+        let headers = format!("{:?}", r.headers());
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("server_error"), "{body}");
+        assert!(!body.contains("db.internal") && !headers.contains("db.internal"));
+        let plain = OAuthError::invalid_request("x").into_response();
+        assert!(plain.extensions().get::<InternalCause>().is_none());
     }
 }

@@ -14,6 +14,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::core::logout;
 use crate::crypto::secret::{ct_eq, hash_token, new_token};
 use crate::model::{Session, User};
 use crate::oauth::error::OAuthResult;
@@ -62,16 +63,8 @@ pub async fn start(
     authenticated_at: i64,
 ) -> OAuthResult<(CookieJar, Session)> {
     let now = state.now();
-    if let Some(old) = jar.get(&name(state, "session")) {
-        state
-            .core
-            .store
-            .end_session(
-                &hash_token(old.value()),
-                now,
-                state.config.logout.revoke_session_tokens,
-            )
-            .await?;
+    if let Some(old) = id_hash(state, &jar) {
+        logout::end_session(&state.core, &old, now).await?;
     }
     let id = new_token();
     let s = Session {
@@ -90,24 +83,23 @@ pub async fn start(
     Ok((jar.add(c), s))
 }
 
-/// End the browser's session; returns the jar with the cookie removed and the ended `sid`.
-pub async fn end(state: &AppState, jar: CookieJar) -> OAuthResult<(CookieJar, Option<String>)> {
-    let n = name(state, "session");
-    let sid = match jar.get(&n) {
-        Some(c) => {
-            state
-                .core
-                .store
-                .end_session(
-                    &hash_token(c.value()),
-                    state.now(),
-                    state.config.logout.revoke_session_tokens,
-                )
-                .await?
-        }
-        None => None,
-    };
-    Ok((jar.remove(cookie(state, "session", String::new())), sid))
+/// The store's key for the browser's session cookie, if it sends one.
+pub fn id_hash(state: &AppState, jar: &CookieJar) -> Option<String> {
+    jar.get(&name(state, "session"))
+        .map(|c| hash_token(c.value()))
+}
+
+/// The jar without the session cookie.
+pub fn clear(state: &AppState, jar: CookieJar) -> CookieJar {
+    jar.remove(cookie(state, "session", String::new()))
+}
+
+/// End the browser's session; returns the jar with the cookie removed.
+pub async fn end(state: &AppState, jar: CookieJar) -> OAuthResult<CookieJar> {
+    if let Some(id) = id_hash(state, &jar) {
+        logout::end_session(&state.core, &id, state.now()).await?;
+    }
+    Ok(clear(state, jar))
 }
 
 fn time_duration(secs: i64) -> cookie::time::Duration {

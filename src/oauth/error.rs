@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// Error codes of RFC 6749 §4.1.2.1 / §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8628 §3.5
 /// and OIDC Core §3.1.2.6.
@@ -103,7 +104,24 @@ pub struct OAuthError {
     /// Seconds for `Retry-After` (RFC 9110 section 10.2.3), and whether the caller is being
     /// rate limited (429, RFC 6585 section 4) rather than the server being busy (503).
     pub retry: Option<Retry>,
+    /// What went wrong inside, for `server_error`: logged once where the response is made
+    /// (`http::log_internal_errors`), never sent to the client. Kept rather than logged when
+    /// the error is built, because a caller may still handle the error (fall back, map it to
+    /// another code), and the log line should learn the status the client finally got.
+    cause: Option<Arc<Cause>>,
 }
+
+/// The text of an internal failure, as an error so `source()` chains show it.
+#[derive(Debug)]
+struct Cause(String);
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Cause {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -127,6 +145,7 @@ impl OAuthError {
             description: wire_description(description.into()),
             challenge,
             retry: None,
+            cause: None,
         }
     }
 
@@ -166,14 +185,21 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidToken, d)
     }
 
-    /// An internal failure: the cause is logged here, inside the request's span; the client
-    /// only ever sees a fixed text.
+    /// An internal failure. The client only ever sees a fixed text; the cause travels with
+    /// the error and is logged once, inside the request's span, by whoever turns it into a
+    /// response.
     pub fn internal(cause: impl fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Self::new(
+        let mut e = Self::new(
             ErrorCode::ServerError,
             "The server hit an unexpected problem; it has been logged. Try again.",
-        )
+        );
+        e.cause = Some(Arc::new(Cause(cause.to_string())));
+        e
+    }
+
+    /// The internal cause of a `server_error`, for the log only.
+    pub fn cause(&self) -> Option<&str> {
+        self.cause.as_deref().map(|c| c.0.as_str())
     }
 
     pub fn status(&self) -> u16 {
@@ -230,7 +256,13 @@ impl fmt::Display for OAuthError {
     }
 }
 
-impl std::error::Error for OAuthError {}
+impl std::error::Error for OAuthError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<sqlx::Error> for OAuthError {
     fn from(e: sqlx::Error) -> Self {
@@ -278,6 +310,18 @@ mod tests {
         ] {
             assert!(is_wire_safe(&e.description), "{:?}", e.description);
         }
+    }
+
+    /// The cause of an internal error stays out of everything the client sees.
+    #[test]
+    fn internal_causes_are_kept_not_shown() {
+        let e = OAuthError::internal("disk on fire at /var/lib/x");
+        assert_eq!(e.cause(), Some("disk on fire at /var/lib/x"));
+        assert!(!e.description.contains("disk"));
+        assert!(!e.to_string().contains("disk"));
+        let chained = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(chained.as_deref(), Some("disk on fire at /var/lib/x"));
+        assert_eq!(OAuthError::invalid_request("x").cause(), None);
     }
 
     #[test]

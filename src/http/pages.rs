@@ -1,0 +1,259 @@
+//! What the browser pages share: the HTML error page (`PageError`, the one error path of
+//! every page handler), the form preambles, and signing in from a login form.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+
+use crate::core::audit::audit;
+use crate::core::login::{LoginFailure, check_password};
+use crate::model::{Session, User};
+use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::oauth::params::Params;
+use crate::state::AppState;
+
+use super::respond::{page, with_cause};
+use super::session;
+use super::views::{ErrorPage, LoginPage, Theme};
+
+/// An error answered with the themed HTML error page, for errors that must not be
+/// redirected to the client (RFC 6749 §4.1.2.1) and for the pages' own failures. The status
+/// is the error code's own (so a busy store is a 503, not a 500), unless a page says
+/// otherwise. Boxed: page handlers return it in every `Result`.
+pub struct PageError(Box<Failed>);
+
+struct Failed {
+    theme: Theme,
+    error: OAuthError,
+    status: StatusCode,
+    /// Words for the person, where the code alone cannot say what happened.
+    words: Option<(Cow<'static, str>, Cow<'static, str>)>,
+}
+
+impl PageError {
+    pub fn new(state: &AppState, error: OAuthError) -> Self {
+        PageError(Box::new(Failed {
+            theme: Theme::from(state),
+            status: StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            error,
+            words: None,
+        }))
+    }
+
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.0.status = status;
+        self
+    }
+
+    /// Say what happened in the person's words (`title`, `message`), above the technical
+    /// code and description, which stay for the developer.
+    pub fn saying(
+        mut self,
+        title: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        self.0.words = Some((title.into(), message.into()));
+        self
+    }
+
+    /// A login or consent form whose interaction has expired or was already used.
+    pub fn expired(state: &AppState) -> Self {
+        let minutes = (state.config.sessions.interaction_ttl / 60).max(1);
+        PageError::new(
+            state,
+            OAuthError::invalid_request(
+                "The interaction named by the form has expired or was already used.",
+            ),
+        )
+        .saying(
+            "This sign-in page has expired",
+            format!(
+                "A sign-in page can be used once, within {minutes} minutes of opening it. Go back to the app and sign in again."
+            ),
+        )
+    }
+
+    /// A form that failed its CSRF check: 403, as the form is refused, not malformed.
+    pub fn csrf_failed(state: &AppState) -> Self {
+        PageError::new(
+            state,
+            OAuthError::access_denied(
+                "The form could not be verified: its CSRF value does not match the cookie set with the page.",
+            ),
+        )
+        .status(StatusCode::FORBIDDEN)
+        .saying(
+            "We could not check this form",
+            "Your browser did not send back the cookie this page set. That happens when cookies are blocked for this site, when the page was opened in another browser or a private window, or when it was open for a long time. Allow cookies for this site, then go back to the app and start again. If you did not submit a form just now, someone may have tried to submit one for you: you can close this page.",
+        )
+    }
+}
+
+/// Words a person understands for each error, above the technical code.
+fn human(code: ErrorCode) -> (&'static str, &'static str) {
+    match code {
+        ErrorCode::InvalidRequest => (
+            "This sign-in link is not valid",
+            "The app that sent you here made a request we cannot accept. Go back to the app and try again; if it keeps happening, tell the app's developer.",
+        ),
+        ErrorCode::AccessDenied => ("Access denied", "The request was refused."),
+        ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable => (
+            "Something went wrong on our side",
+            "Please go back and try again in a moment.",
+        ),
+        _ => (
+            "We could not complete this request",
+            "Go back to the app and try again; if it keeps happening, tell the app's developer.",
+        ),
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let Failed {
+            theme,
+            error,
+            status,
+            words,
+        } = *self.0;
+        let (title, message) = match &words {
+            Some((t, m)) => (t.as_ref(), m.as_ref()),
+            None => human(error.code),
+        };
+        // Descriptions quote names in backticks, which read as Markdown; a page shows quotes.
+        let description = error.description.replace('`', "\"");
+        let r = page(
+            status,
+            &ErrorPage {
+                theme,
+                title,
+                message,
+                code: error.code.as_str(),
+                description: &description,
+            },
+        );
+        with_cause(r, &error)
+    }
+}
+
+/// `?` for page handlers: a failure becomes the error page.
+pub trait OrPage<T> {
+    fn or_page(self, state: &AppState) -> Result<T, PageError>;
+}
+
+impl<T, E: Into<OAuthError>> OrPage<T> for Result<T, E> {
+    fn or_page(self, state: &AppState) -> Result<T, PageError> {
+        self.map_err(|e| PageError::new(state, e.into()))
+    }
+}
+
+/// A posted page form, within the parameter limits.
+pub fn parse_form(state: &AppState, body: &[u8]) -> OAuthResult<Params> {
+    Params::parse(body, state.config.limits.params())
+}
+
+/// What a posted login form came to.
+pub enum SignIn {
+    /// A new session (a new cookie in the jar).
+    Done(CookieJar, Session, User),
+    /// The message for the login page, and the username to show again.
+    Failed(CookieJar, LoginProblem),
+}
+
+/// Why the login page is shown again, and how.
+pub struct LoginProblem {
+    pub message: String,
+    /// What the person typed, shown again.
+    pub username: String,
+    /// 401 for a refused sign-in; 503 when the server is too busy to check it.
+    pub status: StatusCode,
+    /// Seconds for `Retry-After` (RFC 9110 section 10.2.3), when retrying later will help.
+    pub retry_after: Option<u64>,
+}
+
+/// Check the `username` and `password` of a login form (throttled), audit the outcome and
+/// start a session on success. Shared by the authorization and the device login pages.
+pub async fn sign_in(
+    state: &AppState,
+    jar: CookieJar,
+    form: &Params,
+    client_id: &str,
+    ip: &str,
+) -> OAuthResult<SignIn> {
+    let username = form.get("username").unwrap_or_default().to_owned();
+    let password = form.get("password").unwrap_or_default();
+    let now = state.now();
+    let verified = match check_password(&state.core, &username, password, Some(ip), now).await? {
+        Ok(v) => v,
+        Err(failed) => {
+            // A refusal before any check (a flood answered busy, another attempt in flight)
+            // is not a failed login, and auditing it would let a flood write a row each.
+            if failed.was_checked() {
+                audit(&state.core, "login.failure", None, Some(client_id), ip, now).await;
+            }
+            let busy = matches!(failed, LoginFailure::Busy);
+            return Ok(SignIn::Failed(
+                jar,
+                LoginProblem {
+                    message: failed.page_message(now),
+                    username,
+                    status: if busy {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::UNAUTHORIZED
+                    },
+                    retry_after: busy.then_some(crate::crypto::password::BUSY_RETRY_SECONDS),
+                },
+            ));
+        }
+    };
+    let user = verified.user;
+    audit(
+        &state.core,
+        "login.success",
+        Some(&user.id),
+        Some(client_id),
+        ip,
+        now,
+    )
+    .await;
+    let (jar, s) = session::start(state, jar, &user, verified.at).await?;
+    Ok(SignIn::Done(jar, s, user))
+}
+
+/// The login page, for an authorization request (`action` /login) or a device being
+/// connected (/device/login): shown again with the problem's message and status when a
+/// sign-in failed, else with `username` filled in.
+pub struct Login<'a> {
+    pub client_name: &'a str,
+    pub action: &'a str,
+    pub hidden: &'a [(&'a str, &'a str)],
+    pub csrf: &'a str,
+    pub username: String,
+}
+
+pub fn login_page(state: &AppState, l: Login<'_>, problem: Option<LoginProblem>) -> Response {
+    let (status, error, typed, retry) = match problem {
+        Some(p) => (p.status, Some(p.message), p.username, p.retry_after),
+        None => (StatusCode::OK, None, l.username, None),
+    };
+    let mut r = page(
+        status,
+        &LoginPage {
+            theme: Theme::from(state),
+            client_name: l.client_name,
+            action: l.action,
+            hidden: l.hidden,
+            csrf: l.csrf,
+            username: &typed,
+            error,
+        },
+    );
+    if let Some(s) = retry {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
