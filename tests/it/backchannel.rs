@@ -526,7 +526,7 @@ crate::both_stores!(
 );
 
 /// Two nodes on one Postgres, both running the worker: every delivery is sent exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_send_each_logout_once() {
     const SESSIONS: usize = 20;
     // A slow receiver keeps both nodes' batches in flight at the same time.
@@ -596,3 +596,8 @@ async fn two_nodes_send_each_logout_once() {
         SESSIONS as u64
     );
 }
+
+crate::tests!(
+    needs Postgres:
+    two_nodes_send_each_logout_once,
+);

@@ -385,7 +385,6 @@ fn help_items(page: &str) -> Vec<(String, String)> {
 
 /// Every command and option has a description in `--help`: an operator never meets a bare
 /// `--email-verified` or `list` and has to read the source.
-#[test]
 fn every_command_and_option_has_help_text() {
     let mut todo: Vec<Vec<String>> = vec![Vec::new()];
     let mut pages = 0;
@@ -423,7 +422,6 @@ fn every_command_and_option_has_help_text() {
 /// `user add` does, and `config check`) names the path it tried, absolute as well when it was
 /// relative, and says how to point at the right file. Both for the default path (what a
 /// `docker exec` in the data directory met) and for LATCHKEY_CONFIG.
-#[test]
 fn a_missing_config_names_the_path_and_the_fix() {
     let dir = tempfile::tempdir().expect("dir");
     let run = |env: Option<&str>, args: &[&str]| {
@@ -790,7 +788,6 @@ fn run_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Ou
 
 /// `config check` reports every mistake of a file in one run, in file order, each with its
 /// line: a semantic one (line 63), an unknown key (line 90) and a wrong type (line 150).
-#[test]
 fn config_check_reports_every_mistake_in_file_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut lines: Vec<String> = (0..200).map(|i| format!("# filler {i}")).collect();
@@ -822,7 +819,6 @@ fn config_check_reports_every_mistake_in_file_order() {
 
 /// A mistaken `LATCHKEY_*` override is blamed on the variable, with the likely spelling,
 /// not on the file.
-#[test]
 fn config_check_names_a_mistaken_environment_variable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("latchkey.toml");
@@ -846,7 +842,6 @@ fn config_check_names_a_mistaken_environment_variable() {
 
 /// A second server on a taken port stops at once, names the address and the setting, and
 /// touches nothing: the store it is configured with is never created.
-#[test]
 fn serve_on_a_taken_port_names_the_address_and_writes_nothing() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = held.local_addr().expect("addr");
@@ -901,7 +896,6 @@ fn migrate_with(database_url: &str) -> (Output, std::time::Duration) {
 
 /// Nothing listening at the database's address fails at once (not after the pool's 10 s),
 /// naming host, port and database, never the password, and saying what to do, once.
-#[test]
 fn migrate_with_nothing_listening_fails_fast_and_says_where() {
     let (out, took) = migrate_with("postgres://latchkey:s3cret@127.0.0.1:1/idp");
     let err = text(&out.stderr);
@@ -920,7 +914,6 @@ fn migrate_with_nothing_listening_fails_fast_and_says_where() {
 
 /// A database that does not exist on a running PostgreSQL is named, with `createdb`, once,
 /// and without the line of PostgreSQL's source the error came from.
-#[test]
 fn migrate_into_a_missing_database_says_createdb() {
     let admin = crate::common::pg_admin_url();
     let Some(base) = admin.rsplit_once('/').map(|(b, _)| b.to_owned()) else {
@@ -942,3 +935,17 @@ fn migrate_into_a_missing_database_says_createdb() {
     assert_eq!(err.matches("does not exist").count(), 1, "{err}");
     assert!(!err.contains("at line"), "{err}");
 }
+
+crate::tests!(
+    every_command_and_option_has_help_text,
+    a_missing_config_names_the_path_and_the_fix,
+    config_check_reports_every_mistake_in_file_order,
+    config_check_names_a_mistaken_environment_variable,
+    serve_on_a_taken_port_names_the_address_and_writes_nothing,
+    migrate_with_nothing_listening_fails_fast_and_says_where,
+);
+
+crate::tests!(
+    needs Postgres:
+    migrate_into_a_missing_database_says_createdb,
+);

@@ -53,7 +53,7 @@ const CHROME_ARGS: &[&str] = &[
     "--window-size=1280,1100",
 ];
 
-fn find_chromedriver() -> Option<PathBuf> {
+pub fn find_chromedriver() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("chromedriver"))
@@ -533,7 +533,7 @@ async fn walk(mut w: Walk) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_consent_logout_and_device_in_chromium() {
     let Some(bin) = find_chromedriver() else {
         crate::common::skip(
@@ -605,3 +605,8 @@ async fn sign_in_consent_logout_and_device_in_chromium() {
         ),
     }
 }
+
+crate::tests!(
+    needs Chromedriver:
+    sign_in_consent_logout_and_device_in_chromium,
+);

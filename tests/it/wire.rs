@@ -133,7 +133,7 @@ async fn anonymous(app: &TestApp, path: &str, form: &[(&str, &str)]) -> Value {
     capture(app, r).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn token_endpoint_errors() {
     let app = app().await;
     let web = |form: &'static [(&'static str, &'static str)]| {
@@ -247,7 +247,7 @@ async fn token_endpoint_errors() {
 /// Past `max_failures_per_client` failed authentications a client is throttled: 429 with
 /// Retry-After (the test clock stands still, so the seconds are fixed). A generated secret
 /// costs nothing to check, so this takes no argon2 and no waiting.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn token_throttled() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.client_auth.max_failures_per_client = 2;
@@ -269,7 +269,7 @@ async fn token_throttled() {
     insta::assert_json_snapshot!("token_throttled", last);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_and_introspect_errors() {
     let app = app().await;
     insta::assert_json_snapshot!(
@@ -314,7 +314,7 @@ async fn revoke_and_introspect_errors() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn userinfo_errors() {
     let app = app().await;
     let userinfo = |bearer: Option<String>| {
@@ -358,7 +358,7 @@ async fn userinfo_errors() {
     insta::assert_json_snapshot!("userinfo_insufficient_scope", userinfo(Some(at)).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn device_errors() {
     let app = app().await;
     insta::assert_json_snapshot!(
@@ -438,7 +438,7 @@ async fn device_errors() {
     insta::assert_json_snapshot!("device_access_denied", poll(dc).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_documents() {
     let app = app().await;
     for (name, path) in [
@@ -456,7 +456,7 @@ async fn discovery_documents() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn successful_responses() {
     let app = app().await;
     // client_credentials, and introspection of that token (active), then of nothing.
@@ -561,7 +561,7 @@ macro_rules! assert_html_snapshot {
     }};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn html_error_pages() {
     let app = app().await;
     let authorize = |q: Vec<(&'static str, &'static str)>| {
@@ -637,3 +637,14 @@ async fn html_error_pages() {
         .advance(app.state.config.sessions.interaction_ttl + 1);
     assert_html_snapshot!("html_sign_in_expired", submit(csrf).await);
 }
+
+crate::tests!(
+    token_endpoint_errors,
+    token_throttled,
+    revoke_and_introspect_errors,
+    userinfo_errors,
+    device_errors,
+    discovery_documents,
+    successful_responses,
+    html_error_pages,
+);
