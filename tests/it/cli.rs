@@ -2,32 +2,8 @@
 
 use std::process::Output;
 
-use crate::common::{Backend, TestApp, config_toml, database_for, json};
-
-/// Run `latchkey --config <the app's config> args...`.
-pub async fn latchkey(app: &TestApp, args: &[&str]) -> Output {
-    let config = app.state.config.data_dir.join("cli.toml");
-    std::fs::write(
-        &config,
-        config_toml(
-            &app.state.config.database_url,
-            &app.state.config.data_dir.display().to_string(),
-        ),
-    )
-    .expect("write config");
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .arg("--config")
-            .arg(&config)
-            .args(&args)
-            .env("LATCHKEY_LOG", "warn")
-            .output()
-            .expect("run latchkey")
-    })
-    .await
-    .expect("join")
-}
+use crate::common::{Backend, TestApp, database_for, json};
+use crate::flows::latchkey;
 
 /// `client add svc`: a client_credentials client registered through the CLI.
 async fn add_svc(app: &TestApp) -> Output {
@@ -214,7 +190,7 @@ async fn state_files_are_owner_only_whatever_the_umask(b: Backend) {
     }
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mut created = Vec::new();
-    for (p, m) in crate::ops::modes_under(root) {
+    for (p, m) in crate::common::modes_under(root) {
         let name = p
             .strip_prefix(root)
             .expect("under root")

@@ -1,5 +1,7 @@
 //! `TestApp::spawn()`: a real server on 127.0.0.1:0 with its own fresh database.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use latchkey::app;
@@ -456,8 +458,12 @@ pub fn hidden(html: &str, name: &str) -> String {
 
 /// Query parameters of a Location header.
 pub fn location_params(r: &reqwest::Response) -> (String, Vec<(String, String)>) {
-    let loc = r
-        .headers()
+    location_params_in(r.headers())
+}
+
+/// `location_params` of a response's headers.
+pub fn location_params_in(headers: &reqwest::header::HeaderMap) -> (String, Vec<(String, String)>) {
+    let loc = headers
         .get("location")
         .expect("location header")
         .to_str()
@@ -476,4 +482,21 @@ pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// Mode bits of every file and folder under `root`, the root excluded.
+pub fn modes_under(root: &Path) -> Vec<(PathBuf, u32)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let m = std::fs::symlink_metadata(&p).expect("metadata");
+            if m.is_dir() {
+                todo.push(p.clone());
+            }
+            out.push((p, m.permissions().mode() & 0o777));
+        }
+    }
+    out
 }

@@ -13,6 +13,7 @@ mod demo;
 mod device;
 mod eviction;
 mod exhaustion;
+mod flows;
 mod harness;
 mod hybrid;
 mod implicit;

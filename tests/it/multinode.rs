@@ -2,9 +2,9 @@
 
 use latchkey::config::Config;
 
-use crate::code_flow::{exchange, get_code};
 use crate::common::{Backend, RS_SECRET, TestApp, config_toml, database_for, json};
-use crate::device::{approve, poll, start};
+use crate::flows::{approve, poll, start};
+use crate::flows::{exchange, get_code};
 
 /// Two servers on one fresh Postgres database, with one issuer (as behind a load balancer).
 async fn two_nodes() -> Option<(TestApp, TestApp)> {

@@ -14,8 +14,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::code_flow::{exchange, get_code};
 use crate::common::{Backend, RS_SECRET, SERVICE_SECRET, TestApp, WEB_SECRET, hidden};
+use crate::flows::{exchange, get_code};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -159,7 +159,7 @@ async fn token_endpoint_errors() {
             ("grant_type", "authorization_code"),
             ("code", "no-such-code"),
             ("redirect_uri", crate::common::WEB_REDIRECT),
-            ("code_verifier", crate::code_flow::VERIFIER),
+            ("code_verifier", crate::flows::VERIFIER),
         ])
         .await
     );
@@ -427,7 +427,7 @@ async fn device_errors() {
     insta::assert_json_snapshot!("device_unknown_code", poll("no-such-code".into()).await);
 
     let d = start("openid").await;
-    let done = crate::device::approve(
+    let done = crate::flows::approve(
         &app.base,
         d["body"]["user_code"].as_str().expect("user_code"),
         "deny",
@@ -606,7 +606,7 @@ async fn html_error_pages() {
             ("redirect_uri", crate::common::WEB_REDIRECT),
             ("scope", "openid"),
             ("state", "xyz"),
-            ("code_challenge", crate::code_flow::CHALLENGE),
+            ("code_challenge", crate::flows::CHALLENGE),
             ("code_challenge_method", "S256"),
         ])
         .send()
