@@ -9,7 +9,7 @@ use crate::common::{
     Backend, HUMAN_SECRET, LEGACY_SECRET, PASSWORD, SERVICE_SECRET, TestApp, browser_client,
     http_client, json,
 };
-use crate::device::start;
+use crate::flows::start;
 
 /// What a password-grant guess came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -567,13 +567,13 @@ async fn parallel_user_code_guesses_are_bounded(b: Backend) {
     assert_eq!(looked_up + throttled, 200);
     // Guessing from 10 more addresses passes the global limit of 15 ...
     for i in 0..10 {
-        crate::device::wrong_code_via_proxy(&app, &format!("203.0.113.{i}")).await;
+        crate::flows::wrong_code_via_proxy(&app, &format!("203.0.113.{i}")).await;
     }
     // ... and still a person with a real code, from their own address, gets through.
     let d = start(&app, "openid").await;
     let person = browser_client();
     let started = Instant::now();
-    let p = crate::device::code_via_proxy(
+    let p = crate::flows::code_via_proxy(
         &app,
         &person,
         d["user_code"].as_str().expect("uc"),
@@ -597,7 +597,7 @@ async fn sign_in_through_login_page(
         ("client_id", "web"),
         ("redirect_uri", crate::common::WEB_REDIRECT),
         ("scope", "openid"),
-        ("code_challenge", crate::code_flow::CHALLENGE),
+        ("code_challenge", crate::flows::CHALLENGE),
         ("code_challenge_method", "S256"),
     ];
     query.extend_from_slice(extra);
@@ -737,7 +737,7 @@ async fn a_planted_csrf_cookie_cannot_sign_the_victim_out(b: Backend) {
             ("client_id", "web"),
             ("redirect_uri", crate::common::WEB_REDIRECT),
             ("scope", "openid"),
-            ("code_challenge", crate::code_flow::CHALLENGE),
+            ("code_challenge", crate::flows::CHALLENGE),
             ("code_challenge_method", "S256"),
         ])
         .send()
@@ -769,8 +769,8 @@ async fn signing_in_as_someone_else_than_the_hint_is_refused(b: Backend) {
         .await
         .expect("insert")
         .expect("carol");
-    let issued = crate::code_flow::get_code(&app, "openid").await;
-    let t = json(crate::code_flow::exchange(&app, &issued).await).await;
+    let issued = crate::flows::get_code(&app, "openid").await;
+    let t = json(crate::flows::exchange(&app, &issued).await).await;
     let hint = t["id_token"].as_str().expect("id_token").to_owned();
 
     let browser = browser_client();

@@ -13,10 +13,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::browser::authorize;
-use crate::code_flow::{CHALLENGE, VERIFIER, exchange, get_code};
 use crate::common::{
     Backend, POST_SECRET, TestApp, browser_client, config_toml, database_for, json, param,
 };
+use crate::flows::{CHALLENGE, VERIFIER, exchange, get_code};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
@@ -446,7 +446,7 @@ async fn revoke_sessions_sends_a_logout_token_per_session(b: Backend) {
     let (_, two) = sign_in(&app).await;
     assert_ne!(one["sid"], two["sid"]);
 
-    let out = crate::cli::latchkey(&app, &["user", "revoke-sessions", "alice"]).await;
+    let out = crate::flows::latchkey(&app, &["user", "revoke-sessions", "alice"]).await;
     assert!(out.status.success(), "{out:?}");
     // The CLI stamps the system clock, which has moved on since the test clock was set.
     app.clock.advance(60);
@@ -498,15 +498,15 @@ async fn a_device_signed_in_through_a_session_is_logged_out(b: Backend) {
         return;
     };
     app.start_logout_worker();
-    let d = crate::device::start(&app, "openid").await;
-    let page = crate::device::approve(
+    let d = crate::flows::start(&app, "openid").await;
+    let page = crate::flows::approve(
         &app.base,
         d["user_code"].as_str().expect("user_code"),
         "allow",
     )
     .await;
     assert_eq!(page.status, 200);
-    let (status, t) = crate::device::poll(&app, d["device_code"].as_str().expect("code")).await;
+    let (status, t) = crate::flows::poll(&app, d["device_code"].as_str().expect("code")).await;
     assert_eq!(status, 200, "{t}");
     let id = claims(t["id_token"].as_str().expect("id_token"));
     app.state
@@ -531,7 +531,7 @@ crate::both_stores!(
 );
 
 /// Two nodes on one Postgres, both running the worker: every delivery is sent exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_send_each_logout_once() {
     const SESSIONS: usize = 20;
     // A slow receiver keeps both nodes' batches in flight at the same time.
@@ -601,3 +601,8 @@ async fn two_nodes_send_each_logout_once() {
         SESSIONS as u64
     );
 }
+
+crate::tests!(
+    needs Postgres:
+    two_nodes_send_each_logout_once,
+);

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use crate::common::{PASSWORD, TestApp, hidden};
+use crate::common::{PASSWORD, TestApp, hidden, location_params_in};
 
 /// The first response after the login and consent pages: a redirect or a form_post page.
 pub struct Final {
@@ -88,18 +88,7 @@ pub async fn authorize(app: &TestApp, query: &[(&str, &str)], user: &str) -> Aut
         f.status,
         f.body
     );
-    let location = f
-        .headers
-        .get("location")
-        .expect("location")
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let url = url::Url::parse(&location).expect("absolute location");
-    let params = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let (location, params) = location_params_in(&f.headers);
     Authorized { location, params }
 }
 

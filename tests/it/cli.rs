@@ -2,32 +2,8 @@
 
 use std::process::Output;
 
-use crate::common::{Backend, TestApp, config_toml, database_for, json};
-
-/// Run `latchkey --config <the app's config> args...`.
-pub async fn latchkey(app: &TestApp, args: &[&str]) -> Output {
-    let config = app.state.config.data_dir.join("cli.toml");
-    std::fs::write(
-        &config,
-        config_toml(
-            &app.state.config.database_url,
-            &app.state.config.data_dir.display().to_string(),
-        ),
-    )
-    .expect("write config");
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .arg("--config")
-            .arg(&config)
-            .args(&args)
-            .env("LATCHKEY_LOG", "warn")
-            .output()
-            .expect("run latchkey")
-    })
-    .await
-    .expect("join")
-}
+use crate::common::{Backend, TestApp, database_for, json};
+use crate::flows::latchkey;
 
 /// `client add svc`: a client_credentials client registered through the CLI.
 async fn add_svc(app: &TestApp) -> Output {
@@ -216,7 +192,7 @@ async fn state_files_are_owner_only_whatever_the_umask(b: Backend) {
     }
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mut created = Vec::new();
-    for (p, m) in crate::ops::modes_under(root) {
+    for (p, m) in crate::common::modes_under(root) {
         let name = p
             .strip_prefix(root)
             .expect("under root")
@@ -387,7 +363,6 @@ fn help_items(page: &str) -> Vec<(String, String)> {
 
 /// Every command and option has a description in `--help`: an operator never meets a bare
 /// `--email-verified` or `list` and has to read the source.
-#[test]
 fn every_command_and_option_has_help_text() {
     let mut todo: Vec<Vec<String>> = vec![Vec::new()];
     let mut pages = 0;
@@ -425,7 +400,6 @@ fn every_command_and_option_has_help_text() {
 /// `user add` does, and `config check`) names the path it tried, absolute as well when it was
 /// relative, and says how to point at the right file. Both for the default path (what a
 /// `docker exec` in the data directory met) and for LATCHKEY_CONFIG.
-#[test]
 fn a_missing_config_names_the_path_and_the_fix() {
     let dir = tempfile::tempdir().expect("dir");
     let run = |env: Option<&str>, args: &[&str]| {
@@ -797,7 +771,6 @@ fn run_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Ou
 
 /// `config check` reports every mistake of a file in one run, in file order, each with its
 /// line: a semantic one (line 63), an unknown key (line 90) and a wrong type (line 150).
-#[test]
 fn config_check_reports_every_mistake_in_file_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut lines: Vec<String> = (0..200).map(|i| format!("# filler {i}")).collect();
@@ -829,7 +802,6 @@ fn config_check_reports_every_mistake_in_file_order() {
 
 /// A mistaken `LATCHKEY_*` override is blamed on the variable, with the likely spelling,
 /// not on the file.
-#[test]
 fn config_check_names_a_mistaken_environment_variable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("latchkey.toml");
@@ -853,7 +825,6 @@ fn config_check_names_a_mistaken_environment_variable() {
 
 /// A second server on a taken port stops at once, names the address and the setting, and
 /// touches nothing: the store it is configured with is never created.
-#[test]
 fn serve_on_a_taken_port_names_the_address_and_writes_nothing() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = held.local_addr().expect("addr");
@@ -908,7 +879,6 @@ fn migrate_with(database_url: &str) -> (Output, std::time::Duration) {
 
 /// Nothing listening at the database's address fails at once (not after the pool's 10 s),
 /// naming host, port and database, never the password, and saying what to do, once.
-#[test]
 fn migrate_with_nothing_listening_fails_fast_and_says_where() {
     let (out, took) = migrate_with("postgres://latchkey:s3cret@127.0.0.1:1/idp");
     let err = text(&out.stderr);
@@ -927,7 +897,6 @@ fn migrate_with_nothing_listening_fails_fast_and_says_where() {
 
 /// A database that does not exist on a running PostgreSQL is named, with `createdb`, once,
 /// and without the line of PostgreSQL's source the error came from.
-#[test]
 fn migrate_into_a_missing_database_says_createdb() {
     let admin = crate::common::pg_admin_url();
     let Some(base) = admin.rsplit_once('/').map(|(b, _)| b.to_owned()) else {
@@ -949,3 +918,17 @@ fn migrate_into_a_missing_database_says_createdb() {
     assert_eq!(err.matches("does not exist").count(), 1, "{err}");
     assert!(!err.contains("at line"), "{err}");
 }
+
+crate::tests!(
+    every_command_and_option_has_help_text,
+    a_missing_config_names_the_path_and_the_fix,
+    config_check_reports_every_mistake_in_file_order,
+    config_check_names_a_mistaken_environment_variable,
+    serve_on_a_taken_port_names_the_address_and_writes_nothing,
+    migrate_with_nothing_listening_fails_fast_and_says_where,
+);
+
+crate::tests!(
+    needs Postgres:
+    migrate_into_a_missing_database_says_createdb,
+);

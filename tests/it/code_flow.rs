@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::browser::authorize;
 use crate::common::{Backend, TestApp, WEB_REDIRECT, WEB_SECRET, json, param};
+use crate::flows::{CHALLENGE, Issued, VERIFIER, exchange, get_code};
 
 async fn code_flow_with_openidconnect_crate(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
@@ -120,51 +121,6 @@ async fn code_flow_with_openidconnect_crate(b: Backend) {
         .expect("valid");
     assert_eq!(c2.auth_time(), Some(auth_time));
     assert_eq!(c2.subject().as_str(), sub);
-}
-
-/// The raw pieces of a finished code flow for the `web` client.
-pub struct Issued {
-    pub code: String,
-    pub verifier: String,
-}
-
-pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-pub async fn get_code(app: &TestApp, scope: &str) -> Issued {
-    let done = authorize(
-        app,
-        &[
-            ("response_type", "code"),
-            ("client_id", "web"),
-            ("redirect_uri", WEB_REDIRECT),
-            ("scope", scope),
-            ("state", "xyz"),
-            ("nonce", "n-0S6_WzA2Mj"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ],
-        "alice",
-    )
-    .await;
-    Issued {
-        code: param(&done.params, "code").expect("code").to_owned(),
-        verifier: VERIFIER.into(),
-    }
-}
-
-pub async fn exchange(app: &TestApp, i: &Issued) -> reqwest::Response {
-    app.token_basic(
-        "web",
-        WEB_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &i.code),
-            ("redirect_uri", WEB_REDIRECT),
-            ("code_verifier", &i.verifier),
-        ],
-    )
-    .await
 }
 
 async fn assert_oauth_error(r: reqwest::Response, status: u16, code: &str) -> Value {

@@ -7,10 +7,10 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::browser::authorize;
-use crate::code_flow::{CHALLENGE, Issued, VERIFIER, exchange};
 use crate::common::{
     Backend, PASSWORD, RS_SECRET, TestApp, WEB_REDIRECT, config_toml, json, param,
 };
+use crate::flows::{CHALLENGE, Issued, VERIFIER, exchange};
 
 /// What the CLI printed and how it ended.
 struct Ran {

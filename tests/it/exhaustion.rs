@@ -11,11 +11,11 @@ use latchkey::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::code_flow::CHALLENGE;
 use crate::common::{
     Backend, SERVICE_SECRET, TestApp, WEB_REDIRECT, config_toml, database_for, http_client, json,
     location_params, param,
 };
+use crate::flows::CHALLENGE;
 
 /// RFC 6749 section 5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
 fn wire_safe(s: &str) -> bool {

@@ -461,7 +461,7 @@ async fn hybrid_errors(b: Backend) {
                 ("redirect_uri", redirect),
                 ("scope", "openid"),
                 ("nonce", "n"),
-                ("code_challenge", crate::code_flow::CHALLENGE),
+                ("code_challenge", crate::flows::CHALLENGE),
                 ("code_challenge_method", "S256"),
             ],
             '#',
@@ -489,7 +489,7 @@ async fn hybrid_errors(b: Backend) {
     let (e, _, _) = refused(
         &app,
         &public(&[
-            ("code_challenge", crate::code_flow::VERIFIER),
+            ("code_challenge", crate::flows::VERIFIER),
             ("code_challenge_method", "plain"),
         ]),
         '#',
@@ -501,7 +501,7 @@ async fn hybrid_errors(b: Backend) {
         .http
         .get(app.url("/authorize"))
         .query(&public(&[
-            ("code_challenge", crate::code_flow::CHALLENGE),
+            ("code_challenge", crate::flows::CHALLENGE),
             ("code_challenge_method", "S256"),
         ]))
         .send()
@@ -527,7 +527,7 @@ async fn public_hybrid_code_needs_its_verifier(b: Backend) {
                 ("redirect_uri", PUBLIC_REDIRECT),
                 ("scope", "openid profile"),
                 ("nonce", "n-pub"),
-                ("code_challenge", crate::code_flow::CHALLENGE),
+                ("code_challenge", crate::flows::CHALLENGE),
                 ("code_challenge_method", "S256"),
             ],
             "alice",
@@ -573,7 +573,7 @@ async fn public_hybrid_code_needs_its_verifier(b: Backend) {
     );
     // The session and consent are remembered: no pages the second time.
     let (second, front) = code().await;
-    let body = redeem(second, Some(crate::code_flow::VERIFIER)).await;
+    let body = redeem(second, Some(crate::flows::VERIFIER)).await;
     let back = body["id_token"].as_str().expect("id_token");
     let sub = |t: &str| {
         use base64::Engine;

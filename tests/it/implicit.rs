@@ -4,20 +4,7 @@ use serde_json::Value;
 
 use crate::browser::{form_fields, through_pages};
 use crate::common::{Backend, TestApp, param};
-
-fn decode_jwt(t: &str) -> (Value, Value) {
-    use base64::Engine;
-    let d = |s: &str| -> Value {
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(s)
-                .expect("b64"),
-        )
-        .expect("json")
-    };
-    let mut parts = t.split('.');
-    (d(parts.next().expect("h")), d(parts.next().expect("p")))
-}
+use crate::flows::decode_jwt;
 
 async fn implicit_form_post_end_to_end(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
@@ -237,7 +224,7 @@ async fn code_flow_with_form_post(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    crate::code_flow::get_code(&app, "openid").await;
+    crate::flows::get_code(&app, "openid").await;
     let r = app
         .http
         .get(app.url("/authorize"))

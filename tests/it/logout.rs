@@ -2,8 +2,8 @@
 //! confirmation page otherwise, redirects only to registered URIs.
 
 use crate::browser::through_pages;
-use crate::code_flow::{exchange, get_code};
 use crate::common::{Backend, TestApp, WEB_REDIRECT, hidden, json};
+use crate::flows::{exchange, get_code};
 
 const AFTER: &str = "http://localhost:3000/";
 
@@ -64,14 +64,14 @@ async fn a_code_from_an_ended_session_is_refused(b: Backend) {
         return;
     };
     let (id_token, _) = sign_in(&app).await;
-    let pending = crate::code_flow::get_code(&app, "openid").await;
+    let pending = crate::flows::get_code(&app, "openid").await;
     let r = logout(&app, &[("id_token_hint", &id_token)]).await;
     assert!(
         r.status().is_redirection() || r.status() == 200,
         "{}",
         r.status()
     );
-    let r = crate::code_flow::exchange(&app, &pending).await;
+    let r = crate::flows::exchange(&app, &pending).await;
     assert_eq!(r.status(), 400);
     let body = json(r).await;
     assert_eq!(body["error"], "invalid_grant", "{body}");

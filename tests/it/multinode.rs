@@ -2,9 +2,9 @@
 
 use latchkey::config::Config;
 
-use crate::code_flow::{exchange, get_code};
 use crate::common::{Backend, RS_SECRET, TestApp, config_toml, database_for, json};
-use crate::device::{approve, poll, start};
+use crate::flows::{approve, poll, start};
+use crate::flows::{exchange, get_code};
 
 /// Two servers on one fresh Postgres database, with one issuer (as behind a load balancer).
 async fn two_nodes() -> Option<(TestApp, TestApp)> {
@@ -27,7 +27,7 @@ async fn cc(node: &TestApp) -> u16 {
 
 /// A client disabled through one process reaches the other node's client cache through
 /// Postgres LISTEN/NOTIFY, long before its periodic reload (an hour here).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_client_stops_working_on_every_node_at_once() {
     let Some((a, b)) = two_nodes().await else {
         return;
@@ -75,7 +75,7 @@ async fn a_disabled_client_stops_working_on_every_node_at_once() {
     listener.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_postgres() {
     let Some((a, b)) = two_nodes().await else {
         return;
@@ -127,7 +127,7 @@ async fn two_nodes_share_one_postgres() {
 
 /// RFC 8628 across nodes: the polling pace, the decision and the one issuance live in the
 /// store, so a device that polls node A and then node B is held to one interval.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn device_polling_rules_hold_across_nodes() {
     let Some((a, b)) = two_nodes().await else {
         return;
@@ -161,7 +161,7 @@ async fn device_polling_rules_hold_across_nodes() {
 
 /// Parallel password guesses spread over two nodes: the count is in the store, so both
 /// together check no more than the limit (3 in the test config).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guessing_limit_holds_across_nodes() {
     let Some((a, b)) = two_nodes().await else {
         return;
@@ -249,3 +249,11 @@ async fn the_guessing_limit_holds_across_nodes() {
         );
     }
 }
+
+crate::tests!(
+    needs Postgres:
+    a_disabled_client_stops_working_on_every_node_at_once,
+    two_nodes_share_one_postgres,
+    device_polling_rules_hold_across_nodes,
+    the_guessing_limit_holds_across_nodes,
+);

@@ -1,9 +1,8 @@
 //! Health, readiness, metrics, limits and the headers every page carries.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::common::{Backend, SERVICE_SECRET, TestApp};
+use crate::common::{Backend, SERVICE_SECRET, TestApp, modes_under};
 
 async fn health_ready_metrics_and_headers(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
@@ -20,7 +19,7 @@ async fn health_ready_metrics_and_headers(b: Backend) {
     );
     let r = app.http.get(app.url("/readyz")).send().await.expect("r");
     assert_eq!(r.text().await.expect("body"), "ready\n");
-    crate::code_flow::get_code(&app, "openid").await;
+    crate::flows::get_code(&app, "openid").await;
     let m = app
         .http
         .get(app.url("/metrics"))
@@ -151,23 +150,6 @@ async fn metrics_only_on_loopback_or_their_own_listener(b: Backend) {
         return;
     };
     assert_eq!(status(moved.url("/metrics")).await, 404);
-}
-
-/// Mode bits of every file and folder under `root`, the root excluded.
-pub fn modes_under(root: &Path) -> Vec<(PathBuf, u32)> {
-    let mut out = Vec::new();
-    let mut todo = vec![root.to_owned()];
-    while let Some(dir) = todo.pop() {
-        for e in std::fs::read_dir(&dir).expect("read_dir") {
-            let p = e.expect("entry").path();
-            let m = std::fs::symlink_metadata(&p).expect("metadata");
-            if m.is_dir() {
-                todo.push(p.clone());
-            }
-            out.push((p, m.permissions().mode() & 0o777));
-        }
-    }
-    out
 }
 
 /// The SQLite database (with its -wal and -shm files), the generated master key and the

@@ -20,8 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Uri;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -30,7 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::common::{Backend, PASSWORD, TestApp, WEB_SECRET, json as body_json, param};
-use crate::device::{poll as device_poll, start as device_start};
+use crate::flows::{decode_jwt, poll as device_poll, start as device_start};
 
 /// How long any one step (a page to appear, the redirect to arrive) may take.
 const STEP: Duration = Duration::from_secs(15);
@@ -53,7 +51,7 @@ const CHROME_ARGS: &[&str] = &[
     "--window-size=1280,1100",
 ];
 
-fn find_chromedriver() -> Option<PathBuf> {
+pub fn find_chromedriver() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("chromedriver"))
@@ -268,12 +266,6 @@ fn query(url: &url::Url) -> Vec<(String, String)> {
         .collect()
 }
 
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url payload"))
-        .expect("JSON claims")
-}
-
 /// One authorization request for `web`, with what the client keeps to check the answer.
 struct Authorization {
     url: String,
@@ -325,7 +317,7 @@ async fn redeem(app: &TestApp, redirect: &str, auth: &Authorization, back: &url:
         .await;
     assert_eq!(r.status(), 200);
     let tokens = body_json(r).await;
-    let claims = jwt_claims(tokens["id_token"].as_str().expect("id_token"));
+    let claims = decode_jwt(tokens["id_token"].as_str().expect("id_token")).1;
     assert_eq!(claims["iss"], app.base.as_str());
     assert_eq!(claims["nonce"], auth.nonce.as_str());
     let aud_is_web = claims["aud"] == "web"
@@ -399,7 +391,7 @@ async fn walk(mut w: Walk) {
     let back = w.back_at_client(CALLBACK).await;
     let tokens = redeem(&app, &redirect, &first, &back).await;
     let id_token = tokens["id_token"].as_str().expect("id_token");
-    let sub = jwt_claims(id_token)["sub"]
+    let sub = decode_jwt(id_token).1["sub"]
         .as_str()
         .expect("sub")
         .to_owned();
@@ -424,7 +416,7 @@ async fn walk(mut w: Walk) {
     let back = w.back_at_client(CALLBACK).await;
     let tokens = redeem(&app, &redirect, &again, &back).await;
     assert_eq!(
-        jwt_claims(tokens["id_token"].as_str().expect("id_token"))["sub"],
+        decode_jwt(tokens["id_token"].as_str().expect("id_token")).1["sub"],
         sub.as_str()
     );
 
@@ -502,7 +494,7 @@ async fn walk(mut w: Walk) {
     assert_eq!(status, 200, "{t}");
     assert!(t["access_token"].is_string(), "{t}");
     assert!(t["refresh_token"].is_string(), "{t}");
-    let claims = jwt_claims(t["id_token"].as_str().expect("id_token"));
+    let claims = decode_jwt(t["id_token"].as_str().expect("id_token")).1;
     assert_eq!(claims["sub"], sub.as_str(), "the device acts for alice");
     assert_eq!(claims["aud"], "tv");
 
@@ -533,7 +525,7 @@ async fn walk(mut w: Walk) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_consent_logout_and_device_in_chromium() {
     let Some(bin) = find_chromedriver() else {
         crate::common::skip(
@@ -605,3 +597,8 @@ async fn sign_in_consent_logout_and_device_in_chromium() {
         ),
     }
 }
+
+crate::tests!(
+    needs Chromedriver:
+    sign_in_consent_logout_and_device_in_chromium,
+);

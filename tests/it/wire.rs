@@ -14,8 +14,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::code_flow::{exchange, get_code};
 use crate::common::{Backend, RS_SECRET, SERVICE_SECRET, TestApp, WEB_SECRET, hidden};
+use crate::flows::{exchange, get_code};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -133,7 +133,7 @@ async fn anonymous(app: &TestApp, path: &str, form: &[(&str, &str)]) -> Value {
     capture(app, r).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn token_endpoint_errors() {
     let app = app().await;
     let web = |form: &'static [(&'static str, &'static str)]| {
@@ -159,7 +159,7 @@ async fn token_endpoint_errors() {
             ("grant_type", "authorization_code"),
             ("code", "no-such-code"),
             ("redirect_uri", crate::common::WEB_REDIRECT),
-            ("code_verifier", crate::code_flow::VERIFIER),
+            ("code_verifier", crate::flows::VERIFIER),
         ])
         .await
     );
@@ -247,7 +247,7 @@ async fn token_endpoint_errors() {
 /// Past `max_failures_per_client` failed authentications a client is throttled: 429 with
 /// Retry-After (the test clock stands still, so the seconds are fixed). A generated secret
 /// costs nothing to check, so this takes no argon2 and no waiting.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn token_throttled() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.client_auth.max_failures_per_client = 2;
@@ -269,7 +269,7 @@ async fn token_throttled() {
     insta::assert_json_snapshot!("token_throttled", last);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_and_introspect_errors() {
     let app = app().await;
     insta::assert_json_snapshot!(
@@ -314,7 +314,7 @@ async fn revoke_and_introspect_errors() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn userinfo_errors() {
     let app = app().await;
     let userinfo = |bearer: Option<String>| {
@@ -358,7 +358,7 @@ async fn userinfo_errors() {
     insta::assert_json_snapshot!("userinfo_insufficient_scope", userinfo(Some(at)).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn device_errors() {
     let app = app().await;
     insta::assert_json_snapshot!(
@@ -427,7 +427,7 @@ async fn device_errors() {
     insta::assert_json_snapshot!("device_unknown_code", poll("no-such-code".into()).await);
 
     let d = start("openid").await;
-    let done = crate::device::approve(
+    let done = crate::flows::approve(
         &app.base,
         d["body"]["user_code"].as_str().expect("user_code"),
         "deny",
@@ -438,7 +438,7 @@ async fn device_errors() {
     insta::assert_json_snapshot!("device_access_denied", poll(dc).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_documents() {
     let app = app().await;
     for (name, path) in [
@@ -456,7 +456,7 @@ async fn discovery_documents() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn successful_responses() {
     let app = app().await;
     // client_credentials, and introspection of that token (active), then of nothing.
@@ -561,7 +561,7 @@ macro_rules! assert_html_snapshot {
     }};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn html_error_pages() {
     let app = app().await;
     let authorize = |q: Vec<(&'static str, &'static str)>| {
@@ -606,7 +606,7 @@ async fn html_error_pages() {
             ("redirect_uri", crate::common::WEB_REDIRECT),
             ("scope", "openid"),
             ("state", "xyz"),
-            ("code_challenge", crate::code_flow::CHALLENGE),
+            ("code_challenge", crate::flows::CHALLENGE),
             ("code_challenge_method", "S256"),
         ])
         .send()
@@ -637,3 +637,14 @@ async fn html_error_pages() {
         .advance(app.state.config.sessions.interaction_ttl + 1);
     assert_html_snapshot!("html_sign_in_expired", submit(csrf).await);
 }
+
+crate::tests!(
+    token_endpoint_errors,
+    token_throttled,
+    revoke_and_introspect_errors,
+    userinfo_errors,
+    device_errors,
+    discovery_documents,
+    successful_responses,
+    html_error_pages,
+);
