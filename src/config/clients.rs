@@ -117,6 +117,16 @@ impl std::fmt::Debug for EnvSecret {
     }
 }
 
+/// One `[[scopes]]` entry: a scope of this deployment (an API's `orders.read`, say), with the
+/// words the consent page uses for it. Listed in discovery's `scopes_supported`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    pub name: String,
+    /// What the user is asked to allow, in plain words: "Read your orders".
+    pub description: String,
+}
+
 /// One `[[users]]` entry (demo or bootstrap accounts).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-pub use clients::{ClientConfig, EnvSecret, UserConfig};
+pub use clients::{ClientConfig, EnvSecret, ScopeConfig, UserConfig};
 pub use problem::{ConfigError, Problem, Severity};
 pub use sections::*;
 pub use validate::validate_client;
@@ -89,6 +89,9 @@ pub struct Config {
     pub clients: Vec<ClientConfig>,
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Descriptions of this deployment's own scopes, for consent and discovery.
+    #[serde(default)]
+    pub scopes: Vec<ScopeConfig>,
 }
 
 fn default_bind() -> SocketAddr {
@@ -308,6 +311,56 @@ grant_types = ["authorization_code", "refresh_token"]
             Ok((_, w)) => w,
             Err(p) => p,
         }
+    }
+
+    #[test]
+    fn described_scopes_are_checked() {
+        let text = format!(
+            "{MINIMAL}{}",
+            r#"
+[[scopes]]
+name = "orders.read"
+description = "Read your orders"
+
+[[scopes]]
+name = "email"
+description = "Mine"
+
+[[scopes]]
+name = "two words"
+description = "x"
+
+[[scopes]]
+name = "orders.read"
+description = ""
+"#
+        );
+        let found: Vec<String> = problems(&text)
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect();
+        let has = |field: &str, words: &str| {
+            found
+                .iter()
+                .any(|f| f.starts_with(field) && f.contains(words))
+        };
+        assert!(has("scopes[1] (email).name", "standard scope"), "{found:?}");
+        assert!(
+            has("scopes[2] (two words).name", "RFC 6749 section 3.3"),
+            "{found:?}"
+        );
+        assert!(
+            has("scopes[3] (orders.read)", "described twice"),
+            "{found:?}"
+        );
+        assert!(
+            has("scopes[3] (orders.read).description", "1 to 200"),
+            "{found:?}"
+        );
+        assert!(
+            !found.iter().any(|f| f.starts_with("scopes[0]")),
+            "{found:?}"
+        );
     }
 
     /// The shipped example config (the Docker image's too) starts on its loopback issuer,

@@ -8,6 +8,7 @@ use url::Url;
 use super::problem::{Problem, error, warning};
 use super::values::is_loopback;
 use super::{ClientConfig, Config, Theme};
+use crate::oauth::scope::is_scope_token;
 use crate::oauth::types::{GrantType, TokenEndpointAuthMethod};
 
 impl Config {
@@ -223,6 +224,34 @@ impl Config {
                 out.push(error(&at, "client_id is registered twice".into()));
             }
             validate_client(c, &at, env, &mut out);
+        }
+        let mut scopes = BTreeSet::new();
+        for (i, sc) in self.scopes.iter().enumerate() {
+            let at = format!("scopes[{i}] ({})", sc.name);
+            if !is_scope_token(&sc.name) {
+                out.push(error(
+                    &format!("{at}.name"),
+                    "is not a scope: one word of printable ASCII without spaces, quotes or backslashes (RFC 6749 section 3.3)".into(),
+                ));
+            } else if crate::oauth::scope::standard(&sc.name).is_some() {
+                out.push(error(
+                    &format!("{at}.name"),
+                    "is a standard scope, which the server already describes".into(),
+                ));
+            }
+            if !scopes.insert(sc.name.clone()) {
+                out.push(error(&at, "the scope is described twice".into()));
+            }
+            let words = sc.description.trim();
+            if words.is_empty()
+                || words.chars().count() > 200
+                || words.chars().any(char::is_control)
+            {
+                out.push(error(
+                    &format!("{at}.description"),
+                    "must be one line of 1 to 200 characters: the consent page shows it".into(),
+                ));
+            }
         }
         let mut users = BTreeSet::new();
         for (i, u) in self.users.iter().enumerate() {

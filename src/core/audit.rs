@@ -4,15 +4,48 @@
 use crate::core::Core;
 use crate::model::AuditEvent;
 
+/// What happened. Stored and logged by its `as_str` name, which is what operators query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    LoginSuccess,
+    /// A password that was checked and was wrong (refusals before any check are not audited:
+    /// a flood would write a row each).
+    LoginFailure,
+    /// A client secret that was checked and was wrong, or an unknown client; refusals by the
+    /// throttle are not audited, for the same reason.
+    ClientAuthFailure,
+    ConsentGranted,
+    ConsentDenied,
+    DeviceApproved,
+    DeviceDenied,
+    Logout,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::LoginSuccess => "login.success",
+            AuditKind::LoginFailure => "login.failure",
+            AuditKind::ClientAuthFailure => "client_auth.failure",
+            AuditKind::ConsentGranted => "consent.granted",
+            AuditKind::ConsentDenied => "consent.denied",
+            AuditKind::DeviceApproved => "device.approved",
+            AuditKind::DeviceDenied => "device.denied",
+            AuditKind::Logout => "logout",
+        }
+    }
+}
+
 /// Record an audit event in the store and the log; a failure to record is logged, not fatal.
 pub async fn audit(
     core: &Core,
-    kind: &str,
+    kind: AuditKind,
     user_id: Option<&str>,
     client_id: Option<&str>,
     ip: &str,
     now: i64,
 ) {
+    let kind = kind.as_str();
     tracing::info!(event = kind, user_id, client_id, ip, "audit");
     let e = AuditEvent {
         kind,

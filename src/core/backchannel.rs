@@ -121,7 +121,12 @@ async fn deliver(core: &Core, clock: &Clock, http: &reqwest::Client, d: Delivery
     };
     let attempt = match core.tokens.logout_token(&subject, clock.now()) {
         Ok(token) => post(http, &uri, &token).await,
-        Err(_) => Attempt::NotDelivered("no signing key for the client's id_token alg".into()),
+        // Logged with the attempt, like any other failed delivery (the worker has no
+        // response whose middleware would log it).
+        Err(e) => Attempt::NotDelivered(format!(
+            "could not sign the Logout Token: {}",
+            e.cause().unwrap_or(&e.description)
+        )),
     };
     // After the POST, which may have taken up to the timeout.
     let now = clock.now();

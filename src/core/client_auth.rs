@@ -17,9 +17,10 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
+use crate::core::audit::{AuditKind, audit};
 use crate::crypto::secret::{SecretHash, ct_eq, sha256};
 use crate::model::Client;
-use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::TokenEndpointAuthMethod;
 use crate::store::ThrottlePolicy;
@@ -165,20 +166,39 @@ pub async fn authenticate(
         Some(c) => Some(c.clone()),
         None => core.clients.from_store(&p.client_id).await?,
     };
-    match verify(core, &p, client, ip, now).await {
+    let result = match verify(core, &p, client, ip, now).await {
         Ok(client) => Ok(client),
+        // Only a refusal based on the cached copy is worth asking the store again.
+        Err(e) if cached.is_none() => Err(e),
         Err(e) => {
-            // Only a refusal based on the cached copy is worth asking the store again.
-            let Some(stale) = cached else { return Err(e) };
             let fresh = core.clients.from_store(&p.client_id).await?;
             // Same credentials: the store would say the same, and another argon2 run for a
             // wrong secret would only cost a hashing slot.
-            if fresh.as_deref().is_none_or(|f| f.same_credentials(&stale)) {
-                return Err(e);
+            match (fresh, cached) {
+                (Some(f), Some(stale)) if !f.same_credentials(&stale) => {
+                    verify(core, &p, Some(f), ip, now).await
+                }
+                _ => Err(e),
             }
-            verify(core, &p, fresh, ip, now).await
         }
+    };
+    // Only refusals as invalid_client are audited. A throttle or busy refusal (429, 503)
+    // writes nothing, so a flood cannot write a row per request; the failure that trips a
+    // lock is answered 429 and logged as throttled instead.
+    if let Err(e) = &result
+        && e.code == ErrorCode::InvalidClient
+    {
+        audit(
+            core,
+            AuditKind::ClientAuthFailure,
+            None,
+            Some(&p.client_id),
+            ip,
+            now,
+        )
+        .await;
     }
+    result
 }
 
 /// The one `error_description` of a failed client authentication. An unknown client, a wrong

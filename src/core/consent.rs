@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::core::Core;
-use crate::core::audit::audit;
+use crate::core::audit::{AuditKind, audit};
 use crate::core::authorize::{self, AuthorizationRequest};
 use crate::crypto::secret::hash_token;
 use crate::model::{Client, Session, User};
@@ -74,9 +74,9 @@ pub async fn answer(
     }
     let (req, client) = (&p.request, &p.client);
     let kind = if allow {
-        "consent.granted"
+        AuditKind::ConsentGranted
     } else {
-        "consent.denied"
+        AuditKind::ConsentDenied
     };
     audit(core, kind, Some(&user.id), Some(&client.id), ip, now).await;
     if !allow {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
-use crate::core::audit::audit;
+use crate::core::audit::{AuditKind, audit};
 use crate::crypto::secret::{hash_token, new_token};
 use crate::model::{Client, DeviceRow, DeviceStatus, GrantData, Session, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
@@ -260,9 +260,9 @@ pub async fn decide(
         return Ok(Decided::AlreadyDecided);
     }
     let (kind, decided) = if allow {
-        ("device.approved", Decided::Approved)
+        (AuditKind::DeviceApproved, Decided::Approved)
     } else {
-        ("device.denied", Decided::Denied)
+        (AuditKind::DeviceDenied, Decided::Denied)
     };
     audit(core, kind, Some(&user.id), Some(&row.client_id), ip, now).await;
     Ok(decided)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::core::Core;
-use crate::core::audit::audit;
+use crate::core::audit::{AuditKind, audit};
 use crate::crypto::jwt::{self, TYP_ID_TOKEN};
 use crate::model::{Client, Session, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
@@ -196,7 +196,7 @@ pub async fn end(
     tracing::info!(ended = sid.is_some(), "session ended by logout");
     audit(
         core,
-        "logout",
+        AuditKind::Logout,
         user.map(|u| u.id.as_str()),
         req.client.as_ref().map(|c| c.id.as_str()),
         ip,

@@ -11,6 +11,7 @@ use crate::crypto::keys::{KeyRing, SigningKey};
 use crate::crypto::secret;
 use crate::model::{Client, GrantData, User, UserClaims};
 use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::oauth::scope::claims_of;
 use crate::oauth::types::{ScopeSet, SigningAlg};
 
 /// RFC 6749 §5.1.
@@ -485,32 +486,6 @@ pub struct LogoutSubject<'a> {
     pub jti: &'a str,
 }
 
-/// Claims released by each scope (OIDC Core §5.4).
-pub fn scope_claims(scope: &str) -> &'static [&'static str] {
-    match scope {
-        "profile" => &[
-            "name",
-            "family_name",
-            "given_name",
-            "middle_name",
-            "nickname",
-            "preferred_username",
-            "profile",
-            "picture",
-            "website",
-            "gender",
-            "birthdate",
-            "zoneinfo",
-            "locale",
-            "updated_at",
-        ],
-        "email" => &["email", "email_verified"],
-        "address" => &["address"],
-        "phone" => &["phone_number", "phone_number_verified"],
-        _ => &[],
-    }
-}
-
 /// The user's claims that go out: every claim the granted scopes release (when
 /// `with_scope_claims`), and every individually requested claim (OIDC Core section 5.5)
 /// that a granted scope covers. A `claims` request never releases more than the scopes the
@@ -523,7 +498,7 @@ pub fn user_claims(
     requested: Option<&Map<String, Value>>,
 ) -> Map<String, Value> {
     let all = user_claim_map(&user.claims, user.updated_at);
-    let consented: Vec<&str> = granted.iter().flat_map(scope_claims).copied().collect();
+    let consented: Vec<&str> = granted.iter().flat_map(claims_of).copied().collect();
     let mut wanted: Vec<&str> = if with_scope_claims {
         consented.clone()
     } else {

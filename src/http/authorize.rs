@@ -133,7 +133,7 @@ async fn continue_request(
         }
         Ok(Next::Consent {
             interaction,
-            new_scopes,
+            scopes,
         }) => {
             let (jar, csrf) = session::csrf(state, jar, Bind::SessionAndInteraction(&interaction));
             let body = page(
@@ -144,7 +144,7 @@ async fn continue_request(
                     username: username.as_deref().unwrap_or_default(),
                     csrf: &csrf,
                     interaction: &interaction,
-                    scopes: scope_lines(new_scopes.iter()),
+                    scopes: scope_lines(&state.config.scopes, scopes.iter().map(String::as_str)),
                 },
             );
             (jar, body).into_response()

@@ -191,7 +191,7 @@ async fn next_step(
                 username: &user.username,
                 csrf: &csrf,
                 user_code: &shown,
-                scopes: scope_lines(row.scope.iter()),
+                scopes: scope_lines(&state.config.scopes, row.scope.iter()),
             },
         ),
     };

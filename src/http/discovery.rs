@@ -37,8 +37,8 @@ pub fn document(state: &AppState) -> Value {
         "sid",
         "amr",
     ];
-    for s in ["profile", "email", "address", "phone"] {
-        claims.extend_from_slice(crate::core::tokens::scope_claims(s));
+    for s in &crate::oauth::scope::STANDARD {
+        claims.extend_from_slice(s.claims);
     }
     // RFC 7636 section 4.2: plain is refused unless a client allows it (RFC 9700 section
     // 2.1.1), so it is advertised only then.
@@ -66,7 +66,12 @@ pub fn document(state: &AppState) -> Value {
         // OIDC Back-Channel Logout 1.0 section 2.1: Logout Tokens carry `sid`, as ID tokens do.
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-        "scopes_supported": STANDARD_SCOPES,
+        // The standard scopes, then those the config describes (`[[scopes]]`).
+        "scopes_supported": STANDARD_SCOPES
+            .iter()
+            .copied()
+            .chain(state.config.scopes.iter().map(|s| s.name.as_str()))
+            .collect::<Vec<_>>(),
         "response_types_supported": ResponseType::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "grant_types_supported": grants,

@@ -135,7 +135,13 @@ async fn stylesheet() -> Response {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "not_found", "error_description": "no such endpoint; see /.well-known/openid-configuration"}))).into_response()
+    // No OAuth error code fits a path that is no endpoint (house rule 1: none is made up),
+    // so this is a plain 404 that says where the endpoints are listed.
+    (
+        StatusCode::NOT_FOUND,
+        "no such endpoint; the endpoints are listed at /.well-known/openid-configuration\n",
+    )
+        .into_response()
 }
 
 /// The accent colour as CSS, so pages need no inline style (strict CSP).

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
-use crate::core::audit::audit;
+use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
 use crate::model::{Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
@@ -191,7 +191,15 @@ pub async fn sign_in(
             // A refusal before any check (a flood answered busy, another attempt in flight)
             // is not a failed login, and auditing it would let a flood write a row each.
             if failed.was_checked() {
-                audit(&state.core, "login.failure", None, Some(client_id), ip, now).await;
+                audit(
+                    &state.core,
+                    AuditKind::LoginFailure,
+                    None,
+                    Some(client_id),
+                    ip,
+                    now,
+                )
+                .await;
             }
             let busy = matches!(failed, LoginFailure::Busy);
             return Ok(SignIn::Failed(
@@ -212,7 +220,7 @@ pub async fn sign_in(
     let user = verified.user;
     audit(
         &state.core,
-        "login.success",
+        AuditKind::LoginSuccess,
         Some(&user.id),
         Some(client_id),
         ip,

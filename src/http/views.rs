@@ -1,5 +1,6 @@
 //! askama pages. Every page extends `base.html`; askama escapes every value.
 
+use crate::config::ScopeConfig;
 use askama::Template;
 
 use crate::state::AppState;
@@ -34,20 +35,19 @@ pub struct LoginPage<'a> {
 
 pub struct ScopeLine {
     pub name: String,
-    pub text: &'static str,
+    pub text: String,
 }
 
-/// Each scope in plain words.
-pub fn describe_scope(s: &str) -> &'static str {
-    match s {
-        "openid" => "Know who you are (your account identifier)",
-        "profile" => "See your name and basic profile",
-        "email" => "Read your email address",
-        "address" => "Read your postal address",
-        "phone" => "Read your phone number",
-        "offline_access" => "Stay signed in and act for you while you are away",
-        _ => "Use this app-specific permission",
+/// A scope in plain words: the standard table's, the config's (`[[scopes]]`), or a general
+/// line for a scope nobody described.
+fn describe_scope(custom: &[ScopeConfig], s: &str) -> String {
+    if let Some(std) = crate::oauth::scope::standard(s) {
+        return std.description.to_owned();
     }
+    custom.iter().find(|c| c.name == s).map_or_else(
+        || "Use this app-specific permission".to_owned(),
+        |c| c.description.clone(),
+    )
 }
 
 #[derive(Template)]
@@ -121,13 +121,16 @@ pub struct DeviceConfirmPage<'a> {
     pub scopes: Vec<ScopeLine>,
 }
 
-/// Plain-words lines for a set of scopes.
-pub fn scope_lines<'a>(scopes: impl IntoIterator<Item = &'a str>) -> Vec<ScopeLine> {
+/// Plain-words lines for scopes, in the order given.
+pub fn scope_lines<'a>(
+    custom: &[ScopeConfig],
+    scopes: impl IntoIterator<Item = &'a str>,
+) -> Vec<ScopeLine> {
     scopes
         .into_iter()
         .map(|s| ScopeLine {
             name: s.to_owned(),
-            text: describe_scope(s),
+            text: describe_scope(custom, s),
         })
         .collect()
 }

@@ -5,4 +5,5 @@ pub mod params;
 pub mod pkce;
 pub mod prompt;
 pub mod redirect;
+pub mod scope;
 pub mod types;

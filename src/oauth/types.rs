@@ -306,15 +306,13 @@ impl FromStr for TokenEndpointAuthMethod {
     }
 }
 
-/// Scopes the server itself understands (OIDC Core §5.4, §11).
-pub const STANDARD_SCOPES: [&str; 6] = [
-    "openid",
-    "profile",
-    "email",
-    "address",
-    "phone",
-    "offline_access",
-];
+/// Scopes the server itself understands (OIDC Core §5.4, §11), named by the scope table.
+pub const STANDARD_SCOPES: [&str; 6] = {
+    let t = &super::scope::STANDARD;
+    [
+        t[0].name, t[1].name, t[2].name, t[3].name, t[4].name, t[5].name,
+    ]
+};
 
 /// A set of scope tokens (RFC 6749 §3.3), kept sorted so equal sets print equally.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -325,10 +323,7 @@ impl ScopeSet {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut set = BTreeSet::new();
         for tok in s.split(' ').filter(|t| !t.is_empty()) {
-            if !tok
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-            {
+            if !super::scope::is_scope_token(tok) {
                 return Err(format!(
                     "`{tok}` contains characters not allowed in a scope (RFC 6749 §3.3)"
                 ));

@@ -460,6 +460,13 @@ async fn client_secret_guessing_is_throttled(b: Backend) {
         wrong, 4,
         "exactly max_failures_per_client secrets were checked"
     );
+    // Each secret that was checked and wrong is in the audit trail; the refusals (busy,
+    // locked) wrote nothing, so a flood cannot fill it.
+    let kinds = app.state.core.store.audit_kinds(1000).await.expect("audit");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "client_auth.failure").count(),
+        wrong
+    );
     // Locked now: even the right secret waits (this node never saw it succeed).
     let r = app
         .token_basic(

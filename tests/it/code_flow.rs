@@ -11,7 +11,7 @@ use openidconnect::{
 use serde_json::Value;
 
 use crate::browser::authorize;
-use crate::common::{Backend, TestApp, WEB_REDIRECT, WEB_SECRET, json, param};
+use crate::common::{Backend, PASSWORD, TestApp, WEB_REDIRECT, WEB_SECRET, hidden, json, param};
 use crate::flows::{CHALLENGE, Issued, VERIFIER, exchange, get_code};
 
 async fn code_flow_with_openidconnect_crate(b: Backend) {
@@ -1176,6 +1176,76 @@ async fn key_rotation_is_prepublished(b: Backend) {
     );
 }
 
+/// The consent page lists scopes in the order the client asked for them, and words a
+/// deployment's own scope as `[[scopes]]` describes it; discovery lists described scopes.
+async fn consent_keeps_the_request_order_and_config_descriptions(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        c.clients[0].scopes.push("orders.read".into());
+        c.scopes.push(latchkey::config::ScopeConfig {
+            name: "orders.read".into(),
+            description: "Read your orders".into(),
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let r = app
+        .http
+        .get(app.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", WEB_REDIRECT),
+            ("scope", "orders.read openid email orders.read"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let login = r.text().await.expect("login page");
+    let consent = app
+        .post_form(
+            "/login",
+            &[
+                ("csrf", &hidden(&login, "csrf")),
+                ("interaction", &hidden(&login, "interaction")),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .expect("consent page");
+    assert!(consent.contains("action=\"/consent\""), "{consent}");
+    let at = |text: &str| {
+        consent
+            .find(text)
+            .unwrap_or_else(|| panic!("{text} is not on the consent page: {consent}"))
+    };
+    let orders = at("Read your orders");
+    let openid = at("Know who you are");
+    let email = at("Read your email address");
+    assert!(
+        orders < openid && openid < email,
+        "not in the requested order"
+    );
+    assert!(!consent.contains("app-specific permission"));
+    let discovery = json(
+        app.http
+            .get(app.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .expect("discovery"),
+    )
+    .await;
+    let listed = discovery["scopes_supported"].as_array().expect("scopes");
+    assert!(listed.iter().any(|s| s == "orders.read"), "{listed:?}");
+    assert!(listed.iter().any(|s| s == "openid"), "{listed:?}");
+}
+
 crate::both_stores!(
     scope_claims_in_the_id_token,
     key_rotation_is_prepublished,
@@ -1193,4 +1263,5 @@ crate::both_stores!(
     userinfo_errors,
     discovery_and_jwks,
     cors_only_for_registered_origins,
+    consent_keeps_the_request_order_and_config_descriptions,
 );

@@ -20,7 +20,9 @@ pub enum Next {
     },
     Consent {
         interaction: String,
-        new_scopes: ScopeSet,
+        /// What the consent page asks for, in the order the request listed it: the scopes
+        /// not yet allowed, or all of them with `prompt=consent`.
+        scopes: Vec<String>,
     },
     /// The interaction was finished by another request in the meantime (a login form posted
     /// twice at once): that request delivered the answer.
@@ -82,13 +84,13 @@ pub async fn proceed(
             }
             let id = interaction_id(core, req, interaction, now).await?;
             let shown = if new_scopes.is_empty() {
-                req.scope.clone()
+                &req.scope
             } else {
-                new_scopes
+                &new_scopes
             };
             return Ok(Next::Consent {
                 interaction: id,
-                new_scopes: shown,
+                scopes: in_request_order(req, shown),
             });
         }
     }
@@ -106,6 +108,21 @@ pub async fn proceed(
     Ok(Next::Deliver(
         issue(core, req, client, &session, &user, now).await?,
     ))
+}
+
+/// `scopes` in the order the request listed them; any the request did not list (the
+/// client's defaults) follow in their sorted order.
+fn in_request_order(req: &AuthorizationRequest, scopes: &ScopeSet) -> Vec<String> {
+    let listed = req
+        .scope_order
+        .iter()
+        .filter(|s| scopes.contains(s))
+        .cloned();
+    let rest = scopes
+        .iter()
+        .filter(|s| !req.scope_order.iter().any(|x| x == s))
+        .map(str::to_owned);
+    listed.chain(rest).collect()
 }
 
 /// The pending interaction's id: the one already started, or a newly stored one.

@@ -27,6 +27,11 @@ pub struct AuthorizationRequest {
     pub response_type: ResponseType,
     pub response_mode: ResponseMode,
     pub scope: ScopeSet,
+    /// The scopes in the order the request listed them, for the consent page (the set
+    /// above is sorted). Empty when the client's defaults were used. Absent from requests
+    /// stored by an older version, hence the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope_order: Vec<String>,
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
@@ -430,6 +435,17 @@ fn check(
         redirect_uri_sent,
         response_type,
         response_mode,
+        scope_order: p
+            .get("scope")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .fold(Vec::new(), |mut seen: Vec<String>, s| {
+                if !seen.iter().any(|x| x == s) {
+                    seen.push(s.to_owned());
+                }
+                seen
+            }),
         scope,
         state: p.get("state").map(str::to_owned),
         nonce,

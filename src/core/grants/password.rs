@@ -3,7 +3,7 @@
 //! login page's throttle.
 
 use crate::core::Core;
-use crate::core::audit::audit;
+use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
 use crate::core::tokens::TokenResponse;
 use crate::model::{Client, GrantData};
@@ -30,7 +30,7 @@ pub async fn handle(
         Ok(v) => {
             audit(
                 core,
-                "login.success",
+                AuditKind::LoginSuccess,
                 Some(&v.user.id),
                 Some(&client.id),
                 at,
@@ -39,7 +39,15 @@ pub async fn handle(
             .await
         }
         Err(f) if f.was_checked() => {
-            audit(core, "login.failure", None, Some(&client.id), at, now).await;
+            audit(
+                core,
+                AuditKind::LoginFailure,
+                None,
+                Some(&client.id),
+                at,
+                now,
+            )
+            .await;
         }
         Err(_) => {}
     }
