@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::Core;
-use crate::crypto::keys::MasterKey;
+use crate::crypto::aead::MasterKey;
 
 /// What every request handler gets. One `Arc` around everything: axum clones the state for
 /// every request (and every layer that takes it), and cloning a dozen separate `Arc`s was

@@ -32,7 +32,7 @@ pub use sections::*;
 pub use validate::validate_client;
 pub use values::{ConfigValue, Issuer, is_loopback};
 
-use crate::crypto::keys::MasterKey;
+use crate::crypto::aead::MasterKey;
 use env::{env_overrides, env_value, set_path};
 use problem::{Lines, error, named, put_back, remove_at, schema_message, span_of};
 
@@ -843,7 +843,7 @@ description = ""
 
     #[test]
     fn addresses_networks_and_keys_are_typed_as_they_are_read() {
-        let key = crate::crypto::keys::MasterKey::generate().to_base64();
+        let key = crate::crypto::aead::MasterKey::generate().to_base64();
         let text = format!(
             "bind = \"[::1]:8443\"\nmaster_key = \"{key}\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n{MINIMAL}"
         );

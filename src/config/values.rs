@@ -12,7 +12,7 @@ use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
-use crate::crypto::keys::MasterKey;
+use crate::crypto::aead::MasterKey;
 use crate::crypto::secret::SecretHash;
 use crate::oauth::types::{GrantType, ResponseType, SigningAlg, TokenEndpointAuthMethod};
 

@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -25,6 +24,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
+use super::aead::MasterKey;
 use crate::oauth::types::SigningAlg;
 
 /// A signing key as the store keeps it: the private key sealed with the master key.
@@ -35,81 +35,6 @@ pub struct KeyRecord {
     pub private_enc: String,
     pub created_at: i64,
     pub activates_at: i64,
-}
-
-/// 32-byte key that encrypts private signing keys at rest (AES-256-GCM) and derives the
-/// server's HMAC keys.
-#[derive(Clone)]
-pub struct MasterKey([u8; 32]);
-
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
-    }
-}
-
-impl MasterKey {
-    pub fn from_base64(s: &str) -> Result<Self, ()> {
-        let bytes = STANDARD.decode(s.trim()).map_err(|_| ())?;
-        Ok(MasterKey(bytes.try_into().map_err(|_| ())?))
-    }
-
-    pub fn generate() -> Self {
-        let mut k = [0u8; 32];
-        rand::fill(&mut k);
-        MasterKey(k)
-    }
-
-    pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.0)
-    }
-
-    /// A purpose-bound subkey (SHA-256 of key and label), e.g. for CSRF tokens.
-    pub fn derive(&self, label: &str) -> [u8; 32] {
-        let mut data = self.0.to_vec();
-        data.extend_from_slice(label.as_bytes());
-        super::secret::sha256(&data)
-    }
-
-    pub fn encrypt(&self, plaintext: &[u8]) -> anyhow::Result<String> {
-        seal(&self.0, plaintext)
-    }
-
-    pub fn decrypt(&self, sealed: &str) -> anyhow::Result<Vec<u8>> {
-        open(&self.0, sealed)
-    }
-}
-
-/// AES-256-GCM with a random 96-bit nonce; output is base64(nonce || ciphertext || tag).
-pub fn seal(key: &[u8; 32], plaintext: &[u8]) -> anyhow::Result<String> {
-    let key = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?,
-    );
-    let mut nonce = [0u8; 12];
-    rand::fill(&mut nonce);
-    let mut buf = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
-        .map_err(|_| anyhow::anyhow!("encryption failed"))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
-    Ok(STANDARD.encode(out))
-}
-
-pub fn open(key: &[u8; 32], sealed: &str) -> anyhow::Result<Vec<u8>> {
-    let key = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?,
-    );
-    let raw = STANDARD.decode(sealed)?;
-    if raw.len() < 12 + 16 {
-        anyhow::bail!("sealed value too short");
-    }
-    let (nonce, ct) = raw.split_at(12);
-    let nonce: [u8; 12] = nonce.try_into()?;
-    let mut buf = ct.to_vec();
-    let plain = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
-        .map_err(|_| anyhow::anyhow!("decryption failed: wrong master key or corrupted data"))?;
-    Ok(plain.to_vec())
 }
 
 enum Pair {

@@ -1,5 +1,6 @@
 //! Keys, JWTs, password hashing, random values and constant-time comparison.
 
+pub mod aead;
 pub mod jwt;
 pub mod keys;
 pub mod password;

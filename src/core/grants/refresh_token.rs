@@ -9,7 +9,7 @@
 
 use crate::core::Core;
 use crate::core::tokens::{TokenResponse, UserIssue};
-use crate::crypto::keys::{open, seal};
+use crate::crypto::aead::{open, seal};
 use crate::crypto::secret::{hash_token, sha256};
 use crate::model::{Client, GrantData, RefreshRow};
 use crate::oauth::error::{OAuthError, OAuthResult};
