@@ -34,7 +34,7 @@ use crate::files;
 
 pub use clients::CLIENTS_CHANNEL;
 pub use janitor::PurgeCounts;
-pub use throttle::{ThrottlePolicy, throttle_policy};
+pub use throttle::ThrottlePolicy;
 
 /// The schema, compiled in: (version, description, SQL) per file in migrations/, named
 /// `<version>_<description>.sql`. Listed here rather than found by `sqlx::migrate!` because

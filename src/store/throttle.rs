@@ -202,21 +202,6 @@ impl Store {
     }
 }
 
-/// The login throttle policy from config, with the given limits.
-pub fn throttle_policy(
-    s: &crate::config::LoginSettings,
-    max_failures: i64,
-    max_in_flight: i64,
-) -> ThrottlePolicy {
-    ThrottlePolicy {
-        max_failures,
-        window: s.failure_window_seconds,
-        lockout: s.lockout_seconds,
-        max_lockout: s.max_lockout_seconds,
-        max_in_flight,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The store contract, run on both backends: atomic single use, expiry by the passed `now`,
 //! hashes only, revocation through grant families.
 
+use latchkey::core::login::throttle_policy;
 use latchkey::crypto::secret::{hash_token, new_token};
 use latchkey::model::{CodeData, CodeRedemption, GrantData, Session};
 use latchkey::oauth::types::ScopeSet;
@@ -8,7 +9,6 @@ use latchkey::store::Store;
 use latchkey::store::backchannel::Finish;
 use latchkey::store::grants::{NewGrant, NewRefresh};
 use latchkey::store::throttle::{Admission, Outcome};
-use latchkey::store::throttle_policy;
 
 use crate::common::{Backend, TestApp};
 
