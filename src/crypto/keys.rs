@@ -331,14 +331,10 @@ impl KeyRing {
             let key = match old.by_kid.get(&r.kid) {
                 Some(k) => k.clone(),
                 None => {
-                    let alg: SigningAlg = r
-                        .alg
-                        .parse()
-                        .map_err(|_| anyhow::anyhow!("unknown alg {}", r.alg))?;
                     let pkcs8 = master.decrypt(&r.private_enc)?;
                     Arc::new(SigningKey::from_pkcs8(
                         r.kid.clone(),
-                        alg,
+                        r.alg,
                         &pkcs8,
                         r.activates_at,
                         r.created_at,
@@ -391,7 +387,7 @@ mod tests {
     fn rec(kid: &str, alg: &str, activates_at: i64) -> KeyRecord {
         KeyRecord {
             kid: kid.into(),
-            alg: alg.into(),
+            alg: alg.parse().expect("a known alg"),
             private_enc: String::new(),
             created_at: 0,
             activates_at,

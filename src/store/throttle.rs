@@ -184,7 +184,7 @@ impl Store {
         .bind(now - window)
         .fetch_one(self.pool())
         .await?;
-        row.try_get("failures")
+        Ok(row.try_get("failures")?)
     }
 
     /// The count on `key` within its window (0 when the window has passed).
