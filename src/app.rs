@@ -19,11 +19,11 @@ use crate::crypto::password::PasswordHasherPool;
 use crate::crypto::secret::SecretHash;
 use crate::files;
 use crate::metrics::Metrics;
-use crate::model::{Client, ClientSettings, KeyRecord};
+use crate::model::{Client, ClientSettings, ClientSource, KeyRecord};
 use crate::oauth::types::SigningAlg;
 use crate::state::{AppState, CorsOrigins, Shared};
 use crate::store::users::NewUser;
-use crate::store::{Backend, CLIENTS_CHANNEL, Store};
+use crate::store::{Store, StoreError};
 
 /// The master key from config/env, or (SQLite only) one generated into the data folder.
 pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
@@ -51,7 +51,7 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
 /// A client entry (from the config file, or built by `latchkey client add`, named by
 /// `source`) in the stored form. Its values were parsed when it was read; only a secret from
 /// the environment is still to be hashed.
-pub fn client_from_config(c: &ClientConfig, source: &str) -> anyhow::Result<Client> {
+pub fn client_from_config(c: &ClientConfig, source: ClientSource) -> anyhow::Result<Client> {
     let secret_hash = match (&c.client_secret_hash, &c.secret_env, &c.env_secret) {
         (Some(h), _, _) => Some(h.clone()),
         (None, Some(_), Some(secret)) => Some(SecretHash::Argon2(
@@ -62,7 +62,7 @@ pub fn client_from_config(c: &ClientConfig, source: &str) -> anyhow::Result<Clie
     };
     Ok(Client {
         id: c.client_id.clone(),
-        source: source.into(),
+        source,
         enabled: true,
         secret_hash,
         settings: ClientSettings::from(c),
@@ -102,7 +102,7 @@ impl From<&ClientConfig> for ClientSettings {
 pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Result<()> {
     let mut keep = Vec::new();
     for c in &config.clients {
-        let mut client = client_from_config(c, "config")?;
+        let mut client = client_from_config(c, ClientSource::Config)?;
         // secret_env secrets are re-hashed with a new salt on every start; keep the stored
         // hash when it still verifies, so a restart changes nothing.
         if let (Some(secret), Some(SecretHash::Argon2(_))) = (&c.env_secret, &client.secret_hash)
@@ -174,7 +174,7 @@ pub async fn ensure_keys(
         let mine: Vec<(&KeyRecord, keys::KeyState)> = records
             .iter()
             .zip(states.iter())
-            .filter(|(r, _)| r.alg == alg.as_str())
+            .filter(|(r, _)| r.alg == alg)
             .map(|(r, (s, _))| (r, *s))
             .collect();
         let active = mine.iter().find(|(_, s)| *s == keys::KeyState::Active);
@@ -222,7 +222,7 @@ pub async fn insert_key(
     store
         .insert_key(&KeyRecord {
             kid: g.kid.clone(),
-            alg: alg.as_str().into(),
+            alg,
             private_enc: master.encrypt(&g.pkcs8)?,
             created_at: now,
             activates_at,
@@ -308,49 +308,20 @@ async fn reload_clients(state: &AppState) {
 }
 
 /// On Postgres, reload the client cache as soon as any process (a node, the CLI) announces a
-/// change to the client table (`Store::announce_client_change`), so a disabled client stops
-/// working on every node within milliseconds rather than `cache.clients_seconds`. The periodic
-/// reload stays as the backstop: notifications sent while the listener is reconnecting are
-/// lost, so a reconnect also triggers a reload.
+/// change to the client table (`Store::client_changes`), so a disabled client stops working on
+/// every node within milliseconds rather than `cache.clients_seconds`. The periodic reload
+/// stays as the backstop: notifications sent while the listener is reconnecting are lost, so
+/// a reconnect also triggers a reload. None where the store announces nothing (SQLite), or
+/// when the cache is off.
 pub fn watch_client_changes(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
-    if state.core.store.backend() != Backend::Postgres || state.config.cache.clients_seconds == 0 {
+    if state.config.cache.clients_seconds == 0 {
         return None;
     }
+    let mut changes = state.core.store.client_changes()?;
     let s = state.clone();
     Some(tokio::spawn(async move {
-        loop {
-            let mut listener = match sqlx::postgres::PgListener::connect(&s.config.database_url)
-                .await
-            {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "client change listener: cannot connect; retrying");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(CLIENTS_CHANNEL).await {
-                tracing::warn!(error = %e, "client change listener: LISTEN failed; retrying");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
-            }
-            // Changes made before LISTEN took effect were announced to nobody: read them now.
-            // Anything after it is announced, so nothing falls between the two.
+        while changes.next().await.is_some() {
             reload_clients(&s).await;
-            loop {
-                match listener.try_recv().await {
-                    // A change, or (None) a lost connection that the next call re-opens,
-                    // during which changes may have been missed: reload either way.
-                    Ok(_) => {
-                        reload_clients(&s).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "client change listener failed; reconnecting");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        break;
-                    }
-                }
-            }
         }
     }))
 }
@@ -417,7 +388,7 @@ pub const REUSE_GRACE_SECONDS: i64 = 3600;
 
 /// One janitor run: rows past expiry (`Store::purge_expired`), and audit events past
 /// `[janitor] audit_retention_days`. Returns how many rows went.
-pub async fn janitor_pass(state: &AppState) -> Result<u64, sqlx::Error> {
+pub async fn janitor_pass(state: &AppState) -> Result<u64, StoreError> {
     let now = state.now();
     let batch = state.config.janitor.batch_size;
     let c = state

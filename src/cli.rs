@@ -11,10 +11,10 @@ use crate::config::{ClientConfig, Config, Severity, validate_client};
 use crate::crypto::keys;
 use crate::crypto::password::hash_default;
 use crate::crypto::secret::{MIN_FAST_SECRET_LEN, SecretHash, new_token};
-use crate::model::{Address, UserClaims};
+use crate::model::{Address, ClientSource, UserClaims};
 use crate::oauth::types::{GrantType, SigningAlg, TokenEndpointAuthMethod};
+use crate::store::Store;
 use crate::store::users::NewUser;
-use crate::store::{Backend, Store};
 
 #[derive(Parser)]
 #[command(
@@ -632,7 +632,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 fn lag_note(config: &Config, store: &Store) -> String {
     match config.cache.clients_seconds {
         0 => "running nodes apply this to their next request".into(),
-        n if store.backend() == Backend::Postgres => format!(
+        n if store.announces_client_changes() => format!(
             "running nodes reload their clients now (Postgres notification), at the latest within {n} s"
         ),
         n => format!(
@@ -651,7 +651,7 @@ async fn existing_client(
     let Some(c) = store.get_client(client_id).await? else {
         anyhow::bail!("no client {client_id}");
     };
-    if c.source == "config" {
+    if c.source == ClientSource::Config {
         anyhow::bail!(
             "client {client_id} is defined in {} ([[clients]]), which is applied at every start: change or remove it there and restart",
             config_path.display()
@@ -766,7 +766,7 @@ async fn client_cmd(
             if store.get_client(&client_id).await?.is_some() {
                 anyhow::bail!("client {client_id} already exists");
             }
-            let client = app::client_from_config(&entry, "cli")?;
+            let client = app::client_from_config(&entry, ClientSource::Cli)?;
             store.upsert_client(&client, now()).await?;
             println!("client {client_id} registered");
             if let Some(s) = secret {
@@ -810,7 +810,7 @@ async fn client_cmd(
                 .get_client(&client_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no client {client_id}"))?;
-            if c.source == "config" {
+            if c.source == ClientSource::Config {
                 anyhow::bail!(
                     "{client_id} comes from the config file: change client_secret_hash there"
                 );
@@ -1028,7 +1028,7 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
                 .map(|(r, (s, until))| {
                     vec![
                         r.kid.clone(),
-                        r.alg.clone(),
+                        r.alg.as_str().to_owned(),
                         s.as_str().to_owned(),
                         utc(r.created_at),
                         utc(r.activates_at),

@@ -4,16 +4,51 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::secret::SecretHash;
 use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::oauth::pkce;
 use crate::oauth::types::{GrantType, ResponseType, ScopeSet, SigningAlg, TokenEndpointAuthMethod};
 
 /// A registered client, as the protocol code sees it.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
-    pub source: String,
+    pub source: ClientSource,
     pub enabled: bool,
     pub secret_hash: Option<SecretHash>,
     pub settings: ClientSettings,
+}
+
+/// Who owns a client's registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSource {
+    /// The config file: applied at every start, so the CLI must not change it.
+    Config,
+    /// `latchkey client add`.
+    Cli,
+}
+
+impl ClientSource {
+    /// As stored in `clients.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientSource::Config => "config",
+            ClientSource::Cli => "cli",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "config" => Some(ClientSource::Config),
+            "cli" => Some(ClientSource::Cli),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ClientSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so `{:<8}` lines up a table.
+        f.pad(self.as_str())
+    }
 }
 
 /// Everything about a client except its id and secret; stored as JSON.
@@ -238,7 +273,8 @@ pub struct CodeData {
     /// Whether the authorization request carried `redirect_uri` (RFC 6749 §4.1.3).
     pub redirect_uri_sent: bool,
     pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
+    /// Stored as RFC 7636 spells it (`S256`, `plain`); any other value fails to read.
+    pub code_challenge_method: Option<pkce::Method>,
     pub nonce: Option<String>,
     pub grant: GrantData,
 }
@@ -252,18 +288,36 @@ pub struct CodeRow {
     pub expires_at: i64,
 }
 
-/// What a code lookup found.
-#[derive(Debug)]
-pub enum CodeRedemption {
-    Valid(CodeRow),
+/// Why a code cannot be redeemed (RFC 6749 §4.1.2: short-lived and single-use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRefusal {
     /// Used before: the grant it started must be revoked (RFC 6749 §4.1.2), if `issued`.
     /// `issued` is false when a failed token request used it up, so nothing came of it.
-    Reused {
+    AlreadyUsed {
         grant_id: String,
         issued: bool,
     },
     Expired,
+    /// Never issued, or purged since.
     Unknown,
+}
+
+/// What reading a code found (`Store::peek_code`): nothing is used up.
+#[derive(Debug)]
+pub enum CodeLookup {
+    /// Unused and unexpired: it can be redeemed, if the token request matches it.
+    Redeemable(CodeRow),
+    Refused(CodeRefusal),
+}
+
+/// What redeeming a code did (`Store::redeem_code`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// This call used the code up and recorded its grant family.
+    Redeemed,
+    /// Nothing was written; why the code could not be redeemed (at the time of the attempt:
+    /// a concurrent request may have redeemed it since it was read).
+    Refused(CodeRefusal),
 }
 
 #[derive(Debug, Clone)]
@@ -335,4 +389,42 @@ pub struct AuditEvent<'a> {
     pub client_id: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub detail: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_json(method: &str) -> String {
+        format!(
+            r#"{{"redirect_uri":"http://localhost/cb","redirect_uri_sent":true,"code_challenge":"c","code_challenge_method":{method},"nonce":null,"grant":{{}}}}"#
+        )
+    }
+
+    /// Codes stored before the method was typed hold RFC 7636's spelling; they still read,
+    /// and anything else is an error, never a silent `plain` (which would weaken the check).
+    #[test]
+    fn stored_pkce_methods_read_back_and_unknown_ones_fail() {
+        let read = |m: &str| serde_json::from_str::<CodeData>(&code_json(m));
+        let s256 = read(r#""S256""#).unwrap();
+        assert_eq!(s256.code_challenge_method, Some(pkce::Method::S256));
+        let plain = read(r#""plain""#).unwrap();
+        assert_eq!(plain.code_challenge_method, Some(pkce::Method::Plain));
+        assert_eq!(read("null").unwrap().code_challenge_method, None);
+        for bad in [r#""s256""#, r#""PLAIN""#, r#""""#, "1"] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        // Written exactly as it is read.
+        let json = serde_json::to_value(&s256).unwrap();
+        assert_eq!(json["code_challenge_method"], "S256");
+    }
+
+    #[test]
+    fn client_sources_round_trip_and_pad() {
+        for s in [ClientSource::Config, ClientSource::Cli] {
+            assert_eq!(ClientSource::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ClientSource::parse("other"), None);
+        assert_eq!(format!("{:<8}|", ClientSource::Cli), "cli     |");
+    }
 }

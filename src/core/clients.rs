@@ -115,12 +115,12 @@ impl ClientCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ClientSettings;
+    use crate::model::{ClientSettings, ClientSource};
 
     fn client(id: &str, enabled: bool) -> Client {
         Client {
             id: id.into(),
-            source: "config".into(),
+            source: ClientSource::Config,
             enabled,
             secret_hash: None,
             settings: ClientSettings::default(),

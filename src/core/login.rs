@@ -1,12 +1,13 @@
 //! Checking a user's password, shared by the login page and the password grant so that one
 //! throttle guards both (a lockout cannot be bypassed through the other door).
 
+use crate::config::LoginSettings;
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
 use crate::crypto::password::HashError;
 use crate::model::User;
 use crate::oauth::error::OAuthResult;
-use crate::store::throttle_policy;
+use crate::store::ThrottlePolicy;
 
 /// Why a password check did not sign the user in.
 #[derive(Debug)]
@@ -59,6 +60,18 @@ impl LoginFailure {
 pub fn wait_words(seconds: i64) -> String {
     let mins = ((seconds + 59) / 60).max(1);
     format!("{mins} minute{}", if mins > 1 { "s" } else { "" })
+}
+
+/// The login throttle policy from config, with the given limits. Here, not in the store, so
+/// the store counts by a policy without knowing where it comes from.
+pub fn throttle_policy(s: &LoginSettings, max_failures: i64, max_in_flight: i64) -> ThrottlePolicy {
+    ThrottlePolicy {
+        max_failures,
+        window: s.failure_window_seconds,
+        lockout: s.lockout_seconds,
+        max_lockout: s.max_lockout_seconds,
+        max_in_flight,
+    }
 }
 
 /// The guards of a password attempt: the client address first (so a locked address costs

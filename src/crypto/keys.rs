@@ -21,7 +21,7 @@ use aws_lc_rs::signature::{
     self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
 };
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::aead::MasterKey;
@@ -31,7 +31,7 @@ use crate::oauth::types::SigningAlg;
 #[derive(Debug, Clone)]
 pub struct KeyRecord {
     pub kid: String,
-    pub alg: String,
+    pub alg: SigningAlg,
     pub private_enc: String,
     pub created_at: i64,
     pub activates_at: i64,
@@ -265,14 +265,10 @@ impl KeyRing {
             let key = match old.by_kid.get(&r.kid) {
                 Some(k) => k.clone(),
                 None => {
-                    let alg: SigningAlg = r
-                        .alg
-                        .parse()
-                        .map_err(|_| anyhow::anyhow!("unknown alg {}", r.alg))?;
                     let pkcs8 = master.decrypt(&r.private_enc)?;
                     Arc::new(SigningKey::from_pkcs8(
                         r.kid.clone(),
-                        alg,
+                        r.alg,
                         &pkcs8,
                         r.activates_at,
                         r.created_at,
@@ -325,7 +321,7 @@ mod tests {
     fn rec(kid: &str, alg: &str, activates_at: i64) -> KeyRecord {
         KeyRecord {
             kid: kid.into(),
-            alg: alg.into(),
+            alg: alg.parse().expect("a known alg"),
             private_enc: String::new(),
             created_at: 0,
             activates_at,

@@ -264,20 +264,6 @@ impl std::error::Error for OAuthError {
     }
 }
 
-impl From<sqlx::Error> for OAuthError {
-    fn from(e: sqlx::Error) -> Self {
-        // A saturated pool is load, not a bug: RFC 6749 §4.1.2.1 temporarily_unavailable.
-        if matches!(e, sqlx::Error::PoolTimedOut) {
-            tracing::warn!("database pool timed out");
-            return OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "The server is overloaded; retry shortly.",
-            );
-        }
-        OAuthError::internal(e)
-    }
-}
-
 impl From<anyhow::Error> for OAuthError {
     fn from(e: anyhow::Error) -> Self {
         OAuthError::internal(format!("{e:#}"))
@@ -306,7 +292,6 @@ mod tests {
             OAuthError::busy("busy \u{a7}1", 2),
             OAuthError::throttled("slow \u{a7}1", 2),
             OAuthError::internal("x \u{a7}"),
-            OAuthError::from(sqlx::Error::PoolTimedOut),
         ] {
             assert!(is_wire_safe(&e.description), "{:?}", e.description);
         }

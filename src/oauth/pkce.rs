@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 
 use super::error::{OAuthError, OAuthResult};
 // The crates directly, not crate::crypto: the protocol vocabulary sits below every other
@@ -9,9 +10,12 @@ use super::error::{OAuthError, OAuthResult};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialized as RFC 7636 §4.3 spells it, which is also how stored codes hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Method {
+    #[serde(rename = "S256")]
     S256,
+    #[serde(rename = "plain")]
     Plain,
 }
 

@@ -44,6 +44,9 @@ impl Store {
             .bind(limit)
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(|r| r.try_get("kind")).collect()
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("kind"))
+            .collect::<Result<_, _>>()?)
     }
 }

@@ -1,16 +1,27 @@
+//! Registered clients, and the Postgres announcements that let every node's client cache
+//! follow changes at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::postgres::PgListener;
+use tokio::sync::mpsc;
 
-use super::{Backend, DbResult, Store, flag, json_err};
+use super::{Backend, DbResult, Store, StoreError, encode_err, flag, json_err};
 use crate::crypto::secret::SecretHash;
-use crate::model::{Client, ClientSettings};
+use crate::model::{Client, ClientSettings, ClientSource};
 
 fn client_from_row(row: &AnyRow) -> DbResult<Client> {
     let settings: String = row.try_get("settings")?;
     let secret: Option<String> = row.try_get("secret_hash")?;
+    let source: String = row.try_get("source")?;
     Ok(Client {
         id: row.try_get("id")?,
-        source: row.try_get("source")?,
+        source: ClientSource::parse(&source).ok_or_else(|| {
+            StoreError::corrupt("client source", format!("unknown source `{source}`"))
+        })?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         secret_hash: secret.and_then(|s| SecretHash::parse(&s).ok()),
         settings: serde_json::from_str::<ClientSettings>(&settings).map_err(json_err)?,
@@ -19,7 +30,24 @@ fn client_from_row(row: &AnyRow) -> DbResult<Client> {
 
 /// Postgres channel on which every change to the client table is announced, so that every
 /// node's client cache (`client_cache`) reloads at once instead of at its next period.
-pub const CLIENTS_CHANNEL: &str = "latchkey_clients";
+const CLIENTS_CHANNEL: &str = "latchkey_clients";
+
+/// Reasons to reload a client cache, from [`Store::client_changes`]. Dropping it stops the
+/// listener.
+#[derive(Debug)]
+pub struct ClientChanges {
+    rx: mpsc::Receiver<()>,
+}
+
+impl ClientChanges {
+    /// Wait for the next reason to reload every client: a change announced by any process,
+    /// or a listener that has just (re)connected and so may have missed announcements while
+    /// it was away. Announcements that arrive while the caller reloads are folded into one
+    /// more reload. None only if the listener has stopped.
+    pub async fn next(&mut self) -> Option<()> {
+        self.rx.recv().await
+    }
+}
 
 macro_rules! columns {
     () => {
@@ -49,7 +77,7 @@ impl Store {
 
     /// Insert or replace a client. Returns whether anything changed.
     pub async fn upsert_client(&self, c: &Client, now: i64) -> DbResult<bool> {
-        let settings = serde_json::to_string(&c.settings).map_err(json_err)?;
+        let settings = serde_json::to_string(&c.settings).map_err(encode_err)?;
         let secret = c.secret_hash.as_ref().map(SecretHash::encode);
         let existing =
             sqlx::query("SELECT source, enabled, secret_hash, settings FROM clients WHERE id = $1")
@@ -57,7 +85,7 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?;
         if let Some(row) = &existing {
-            let same = row.try_get::<String, _>("source")? == c.source
+            let same = row.try_get::<String, _>("source")? == c.source.as_str()
                 && row.try_get::<i64, _>("enabled")? == flag(c.enabled)
                 && row.try_get::<Option<String>, _>("secret_hash")? == secret
                 && row.try_get::<String, _>("settings")? == settings;
@@ -72,7 +100,7 @@ impl Store {
                  settings = $5, updated_at = $6",
         )
         .bind(&c.id)
-        .bind(&c.source)
+        .bind(c.source.as_str())
         .bind(flag(c.enabled))
         .bind(secret)
         .bind(settings)
@@ -89,7 +117,8 @@ impl Store {
         keep: &[String],
         now: i64,
     ) -> DbResult<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM clients WHERE source = 'config' AND enabled = 1")
+        let rows = sqlx::query("SELECT id FROM clients WHERE source = $1 AND enabled = 1")
+            .bind(ClientSource::Config.as_str())
             .fetch_all(self.pool())
             .await?;
         let mut disabled = Vec::new();
@@ -130,6 +159,25 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// On Postgres, every announcement of a change to the client table
+    /// (`announce_client_change`, made by every node and by the CLI), so a disabled client
+    /// stops working on every node within milliseconds. None on SQLite, which has no such
+    /// channel: there the periodic reload is the bound. The listener runs on its own task
+    /// and connection, reconnects for as long as the returned value lives, and reports each
+    /// reconnection as a change, since announcements sent meanwhile are lost.
+    pub fn client_changes(&self) -> Option<ClientChanges> {
+        let url = self.listen_url.clone()?;
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(listen_for_client_changes(url, tx));
+        Some(ClientChanges { rx })
+    }
+
+    /// Whether other processes hear of a client change at once ([`Store::client_changes`]),
+    /// rather than at their next periodic reload.
+    pub fn announces_client_changes(&self) -> bool {
+        self.backend() == Backend::Postgres
+    }
+
     /// On Postgres, tell every listening node that the client table changed (after the
     /// change is committed: each write above is its own statement). SQLite has no such
     /// channel; there the nodes' periodic reload is the bound.
@@ -141,5 +189,54 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Wake the reader, unless a wake-up it has not yet taken is already queued (that reload has
+/// not started, so it reads this change too). False once the reader is gone.
+fn wake(tx: &mpsc::Sender<()>) -> bool {
+    !matches!(tx.try_send(()), Err(mpsc::error::TrySendError::Closed(())))
+}
+
+/// The LISTEN loop behind [`Store::client_changes`]; returns when the reader is dropped.
+async fn listen_for_client_changes(url: Arc<str>, tx: mpsc::Sender<()>) {
+    while !tx.is_closed() {
+        let mut listener = match PgListener::connect(&url).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "client change listener: cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CLIENTS_CHANNEL).await {
+            tracing::warn!(error = %e, "client change listener: LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        // Changes made before LISTEN took effect were announced to nobody: read them now.
+        // Anything after it is announced, so nothing falls between the two.
+        if !wake(&tx) {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = tx.closed() => return,
+                received = listener.try_recv() => match received {
+                    // A change, or (None) a lost connection that the next call re-opens,
+                    // during which changes may have been missed: reload either way.
+                    Ok(_) => {
+                        if !wake(&tx) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "client change listener failed; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                },
+            }
+        }
     }
 }

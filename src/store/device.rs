@@ -2,16 +2,13 @@
 //! decision on it. Every rule that must hold across nodes (one decision, one issuance, the
 //! polling pace) is a conditional UPDATE, so the database arbitrates races.
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
-use super::{DbResult, Store, json_err};
+use super::grants::{NewFamily, insert_family};
+use super::{DbResult, Store, StoreError, encode_err, json_err};
 use crate::model::{DeviceRow, DeviceStatus, GrantData};
 use crate::oauth::types::ScopeSet;
-
-fn decode_err(msg: String) -> sqlx::Error {
-    sqlx::Error::Decode(msg.into())
-}
 
 /// A device authorization to record.
 pub struct NewDevice<'a> {
@@ -44,9 +41,10 @@ fn from_row(row: &AnyRow) -> DbResult<DeviceRow> {
         device_code_hash: row.try_get("device_code_hash")?,
         user_code: row.try_get("user_code")?,
         client_id: row.try_get("client_id")?,
-        scope: ScopeSet::parse(&scope).map_err(decode_err)?,
-        status: DeviceStatus::parse(&status)
-            .ok_or_else(|| decode_err(format!("unknown device status `{status}`")))?,
+        scope: ScopeSet::parse(&scope).map_err(|e| StoreError::corrupt("device scope", e))?,
+        status: DeviceStatus::parse(&status).ok_or_else(|| {
+            StoreError::corrupt("device status", format!("unknown status `{status}`"))
+        })?,
         user_id: row.try_get("user_id")?,
         data: data
             .map(|d| serde_json::from_str(&d))
@@ -64,7 +62,7 @@ impl Store {
     /// live authorization (the caller draws another); an expired holder of the same code is
     /// removed first, since the janitor may not have reached it yet.
     pub async fn insert_device(&self, d: &NewDevice<'_>, now: i64) -> DbResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM device_authorizations WHERE user_code = $1 AND expires_at <= $2")
             .bind(d.user_code)
             .bind(now)
@@ -130,7 +128,7 @@ impl Store {
         let data = grant
             .map(serde_json::to_string)
             .transpose()
-            .map_err(json_err)?;
+            .map_err(encode_err)?;
         let done = sqlx::query(
             "UPDATE device_authorizations SET status = $2, user_id = $3, data = $4
              WHERE user_code = $1 AND status = $5 AND expires_at > $6",
@@ -185,18 +183,39 @@ impl Store {
         })
     }
 
-    /// Mark an approved authorization consumed inside `tx`; true only for the one caller
-    /// that gets to issue its tokens.
-    pub async fn consume_device(conn: &mut AnyConnection, hash: &str) -> DbResult<bool> {
-        let done = sqlx::query(
+    /// Redeem an approved device authorization (RFC 8628 §3.5): mark it consumed and record
+    /// `family`, if any (a grant with a refresh token), in one transaction that this call
+    /// opens and commits. Either the authorization is spent and the family exists, or
+    /// neither. True for exactly one of any number of concurrent callers; false, having
+    /// written nothing, when it is not (or no longer) approved: already redeemed, or unknown.
+    /// Expiry is the caller's to check against its `now`; `now` here dates the family.
+    ///
+    /// The caller signs its tokens *before* this, so no transaction (on SQLite, no write
+    /// lock) is held across RSA signatures.
+    pub async fn redeem_device(
+        &self,
+        hash: &str,
+        now: i64,
+        family: Option<&NewFamily<'_>>,
+    ) -> DbResult<bool> {
+        let mut tx = self.begin().await?;
+        let won = sqlx::query(
             "UPDATE device_authorizations SET status = $2 WHERE device_code_hash = $1 AND status = $3",
         )
         .bind(hash)
         .bind(DeviceStatus::Consumed.as_str())
         .bind(DeviceStatus::Approved.as_str())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?
-        .rows_affected();
-        Ok(done == 1)
+        .rows_affected()
+            == 1;
+        if !won {
+            return Ok(false);
+        }
+        if let Some(f) = family {
+            insert_family(&mut tx, f, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -4,8 +4,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::users::user_columns;
-use super::{DbResult, Store, json_err};
-use crate::model::{CodeData, CodeRedemption, CodeRow, GrantData, RefreshRow, User};
+use super::{DbResult, Store, encode_err, json_err};
+use crate::model::{
+    CodeData, CodeLookup, CodeRedemption, CodeRefusal, CodeRow, GrantData, RefreshRow, User,
+};
 
 /// A grant family to record (any grant that can issue refresh tokens).
 pub struct NewGrant<'a> {
@@ -14,6 +16,13 @@ pub struct NewGrant<'a> {
     pub user_id: Option<&'a str>,
     pub sid: Option<&'a str>,
     pub expires_at: i64,
+}
+
+/// A grant family and its first refresh token, recorded together (`record_grant`, and the
+/// redemptions that start a family: `redeem_code`, `redeem_device`).
+pub struct NewFamily<'a> {
+    pub grant: NewGrant<'a>,
+    pub refresh: NewRefresh<'a>,
 }
 
 /// A refresh token to record.
@@ -61,7 +70,7 @@ const REFRESH_SELECT: &str =
      FROM refresh_tokens r LEFT JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1";
 
 /// Revoke every grant started in a browser session, inside the transaction that ends it.
-pub(crate) async fn revoke_grants_of_session_in(
+pub(super) async fn revoke_grants_of_session_in(
     conn: &mut AnyConnection,
     sid: &str,
     now: i64,
@@ -74,7 +83,7 @@ pub(crate) async fn revoke_grants_of_session_in(
     Ok(r.rows_affected())
 }
 
-pub(crate) async fn insert_grant(
+pub(super) async fn insert_grant(
     conn: &mut AnyConnection,
     g: &NewGrant<'_>,
     now: i64,
@@ -94,7 +103,7 @@ pub(crate) async fn insert_grant(
     Ok(())
 }
 
-pub(crate) async fn insert_refresh(
+pub(super) async fn insert_refresh(
     conn: &mut AnyConnection,
     r: &NewRefresh<'_>,
     now: i64,
@@ -107,13 +116,23 @@ pub(crate) async fn insert_refresh(
     .bind(r.grant_id)
     .bind(r.client_id)
     .bind(r.user_id)
-    .bind(serde_json::to_string(r.data).map_err(json_err)?)
+    .bind(serde_json::to_string(r.data).map_err(encode_err)?)
     .bind(now)
     .bind(r.expires_at)
     .bind(r.family_expires_at)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// A grant family and its first refresh token, inside the caller's transaction.
+pub(super) async fn insert_family(
+    conn: &mut AnyConnection,
+    f: &NewFamily<'_>,
+    now: i64,
+) -> DbResult<()> {
+    insert_grant(conn, &f.grant, now).await?;
+    insert_refresh(conn, &f.refresh, now).await
 }
 
 impl Store {
@@ -136,7 +155,7 @@ impl Store {
         .bind(grant_id)
         .bind(client_id)
         .bind(user_id)
-        .bind(serde_json::to_string(data).map_err(json_err)?)
+        .bind(serde_json::to_string(data).map_err(encode_err)?)
         .bind(now)
         .bind(expires_at)
         .execute(self.pool())
@@ -144,9 +163,10 @@ impl Store {
         Ok(())
     }
 
-    /// Read a code without using it up. The token endpoint checks and mints first, then
-    /// claims the code ([`Store::claim_code`]) in the transaction that records the grant.
-    pub async fn peek_code(&self, code_hash: &str, now: i64) -> DbResult<CodeRedemption> {
+    /// Read a code without using it up: the token endpoint checks the request against it
+    /// and mints first, then either redeems it ([`Store::redeem_code`]) or burns it
+    /// ([`Store::burn_code`]). Expiry is judged by `now`, never the database clock.
+    pub async fn peek_code(&self, code_hash: &str, now: i64) -> DbResult<CodeLookup> {
         let row = sqlx::query(
             "SELECT grant_id, client_id, user_id, data, expires_at, consumed_at, failed_at
              FROM authorization_codes WHERE code_hash = $1",
@@ -155,25 +175,26 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {
-            return Ok(CodeRedemption::Unknown);
+            return Ok(CodeLookup::Refused(CodeRefusal::Unknown));
         };
         Ok(if row.try_get::<Option<i64>, _>("consumed_at")?.is_some() {
-            CodeRedemption::Reused {
+            CodeLookup::Refused(CodeRefusal::AlreadyUsed {
                 grant_id: row.try_get("grant_id")?,
                 issued: row.try_get::<Option<i64>, _>("failed_at")?.is_none(),
-            }
+            })
         } else if row.try_get::<i64, _>("expires_at")? <= now {
-            CodeRedemption::Expired
+            CodeLookup::Refused(CodeRefusal::Expired)
         } else {
-            CodeRedemption::Valid(code_from_row(&row)?)
+            CodeLookup::Redeemable(code_from_row(&row)?)
         })
     }
 
-    /// Use a code up on a connection of its own, outside any transaction: for a code that
-    /// failed a check and is burnt without issuing anything, which `failed_at` records (a
-    /// later attempt is then told so). Like [`Store::claim_code`], true only for the one
-    /// caller that used it up.
-    pub async fn spend_code(&self, code_hash: &str, now: i64) -> DbResult<bool> {
+    /// Burn a code that failed a check: use it up without issuing anything, and record that
+    /// (`failed_at`), so a later attempt is told nothing came of it rather than having its
+    /// grant revoked. One statement, no transaction. Like [`Store::redeem_code`], true only
+    /// for the one caller that used it up; false, having written nothing, if it was already
+    /// used or has expired by `now`.
+    pub async fn burn_code(&self, code_hash: &str, now: i64) -> DbResult<bool> {
         let r = sqlx::query(
             "UPDATE authorization_codes SET consumed_at = $2, failed_at = $2
              WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
@@ -185,31 +206,60 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Use a code up inside `conn`'s transaction (`UPDATE … WHERE consumed_at IS NULL`):
-    /// exactly one of any number of concurrent callers gets true; the rest must not issue
-    /// anything.
-    pub async fn claim_code(conn: &mut AnyConnection, code_hash: &str, now: i64) -> DbResult<bool> {
-        let r = sqlx::query(
+    /// Redeem a code: use it up (`UPDATE … WHERE consumed_at IS NULL AND expires_at > now`)
+    /// and record `family`, if any (a grant with a refresh token), in one transaction that
+    /// this call opens and commits. Either the code is spent and the family exists, or
+    /// neither. Of any number of concurrent callers exactly one gets `Redeemed`.
+    ///
+    /// Every other caller gets `Refused`, having written nothing, with the code's state read
+    /// after the attempt: `AlreadyUsed` (with the grant, so a second redemption can revoke
+    /// it, RFC 6749 §4.1.2), `Expired` by `now`, or `Unknown`.
+    ///
+    /// The caller signs its tokens *before* this, so no transaction (on SQLite, no write
+    /// lock) is held across RSA signatures; a lost race only wastes what it minted.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        family: Option<&NewFamily<'_>>,
+    ) -> DbResult<CodeRedemption> {
+        let mut tx = self.begin().await?;
+        let won = sqlx::query(
             "UPDATE authorization_codes SET consumed_at = $2
              WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
         )
         .bind(code_hash)
         .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            // Let go of the transaction (and on SQLite the write lock) before reading why.
+            drop(tx);
+            return Ok(CodeRedemption::Refused(
+                match self.peek_code(code_hash, now).await? {
+                    CodeLookup::Refused(why) => why,
+                    // Not possible (a used code stays used, and expiry is judged by the
+                    // same `now`), but never an answer that could be taken for success.
+                    CodeLookup::Redeemable(_) => CodeRefusal::Unknown,
+                },
+            ));
+        }
+        if let Some(f) = family {
+            insert_family(&mut tx, f, now).await?;
+        }
+        tx.commit().await?;
+        Ok(CodeRedemption::Redeemed)
     }
 
-    /// Record a grant family and its first refresh token, inside the caller's transaction
-    /// (so whatever made the grant valid, a code or an approval, is used up in the same one).
-    pub async fn insert_grant_and_refresh(
-        conn: &mut AnyConnection,
-        g: &NewGrant<'_>,
-        r: &NewRefresh<'_>,
-        now: i64,
-    ) -> DbResult<()> {
-        insert_grant(conn, g, now).await?;
-        insert_refresh(conn, r, now).await
+    /// Record a grant family and its first refresh token, in one transaction of its own: for
+    /// a grant that used nothing up (the password grant).
+    pub async fn record_grant(&self, family: &NewFamily<'_>, now: i64) -> DbResult<()> {
+        let mut tx = self.begin().await?;
+        insert_family(&mut tx, family, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn get_refresh(&self, token_hash: &str) -> DbResult<Option<RefreshRow>> {
@@ -257,8 +307,9 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn begin(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
-        self.pool().begin().await
+    /// A transaction for one of the store's own operations; never handed out.
+    pub(super) async fn begin(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(self.pool().begin().await?)
     }
 
     /// Revoke a grant family: its refresh tokens stop working and its access tokens

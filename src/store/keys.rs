@@ -1,7 +1,8 @@
 use sqlx::Row;
 
-use super::{DbResult, Store};
+use super::{DbResult, Store, StoreError};
 use crate::model::KeyRecord;
+use crate::oauth::types::SigningAlg;
 
 impl Store {
     pub async fn list_keys(&self) -> DbResult<Vec<KeyRecord>> {
@@ -10,9 +11,13 @@ impl Store {
             .await?;
         rows.iter()
             .map(|r| {
+                let alg: String = r.try_get("alg")?;
                 Ok(KeyRecord {
                     kid: r.try_get("kid")?,
-                    alg: r.try_get("alg")?,
+                    // A key of an alg this build does not know cannot sign or be published.
+                    alg: alg.parse::<SigningAlg>().map_err(|()| {
+                        StoreError::corrupt("signing key alg", format!("unknown alg `{alg}`"))
+                    })?,
                     private_enc: r.try_get("private_enc")?,
                     created_at: r.try_get("created_at")?,
                     activates_at: r.try_get("activates_at")?,
@@ -24,7 +29,7 @@ impl Store {
     pub async fn insert_key(&self, k: &KeyRecord) -> DbResult<()> {
         sqlx::query("INSERT INTO signing_keys (kid, alg, private_enc, created_at, activates_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&k.kid)
-            .bind(&k.alg)
+            .bind(k.alg.as_str())
             .bind(&k.private_enc)
             .bind(k.created_at)
             .bind(k.activates_at)

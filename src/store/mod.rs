@@ -6,15 +6,21 @@
 //! contract test suite run against both backends (`tests/it/store.rs`).
 //!
 //! Contract, relied on by the protocol code:
-//! - a code is consumed atomically: of two concurrent redemptions exactly one gets `Valid`;
+//! - operations are stated by intent and own their transactions: no transaction or
+//!   connection is handed out, and an operation that fails has committed nothing;
+//! - a code is redeemed atomically with the grant it starts (`redeem_code`): of concurrent
+//!   redemptions exactly one gets `Redeemed`, and a later one is told the grant, to revoke it;
+//!   an approved device code likewise (`redeem_device`);
 //! - a refresh token is rotated atomically: of two concurrent rotations exactly one wins;
 //! - expiry compares against the `now` passed in, never the database clock;
-//! - only hashes of codes, tokens, session ids and secrets are stored.
+//! - only hashes of codes, tokens, session ids and secrets are stored;
+//! - errors are [`StoreError`]s: sqlx, and anything Postgres-specific (`LISTEN`), stays here.
 
 mod audit;
 pub mod backchannel;
 mod clients;
 pub mod device;
+mod error;
 pub mod grants;
 mod janitor;
 mod keys;
@@ -24,6 +30,7 @@ pub mod users;
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -32,9 +39,10 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 use crate::files;
 
-pub use clients::CLIENTS_CHANNEL;
+pub use clients::ClientChanges;
+pub use error::{DbResult, StoreError};
 pub use janitor::PurgeCounts;
-pub use throttle::{ThrottlePolicy, throttle_policy};
+pub use throttle::ThrottlePolicy;
 
 /// The schema, compiled in: (version, description, SQL) per file in migrations/, named
 /// `<version>_<description>.sql`. Listed here rather than found by `sqlx::migrate!` because
@@ -113,6 +121,10 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Postgres only: where `client_changes` opens its LISTEN connection (outside the pool,
+    /// which sqlx's `Any` driver cannot lend to a `PgListener`). Holds the password: never
+    /// printed.
+    listen_url: Option<Arc<str>>,
     backchannel_queued: backchannel::Queued,
 }
 
@@ -205,6 +217,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            listen_url: (backend == Backend::Postgres).then(|| Arc::from(url.as_str())),
             backchannel_queued: backchannel::Queued::default(),
         })
     }
@@ -224,19 +237,17 @@ impl Store {
         Ok(())
     }
 
-    /// For `/readyz`.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+    /// For `/readyz`: one round trip to the database.
+    pub async fn ping(&self) -> DbResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
+    fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }
@@ -319,10 +330,15 @@ async fn first_connection(opts: &AnyConnectOptions, target: &str) -> anyhow::Res
     anyhow::bail!("cannot connect to {target}: {what}")
 }
 
-pub type DbResult<T> = Result<T, sqlx::Error>;
+/// A JSON column that does not read back as its document type.
+pub(crate) fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::corrupt("JSON document", e)
+}
 
-pub(crate) fn json_err(e: serde_json::Error) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(e))
+/// A document that cannot be written as JSON (not expected of these types: every map key is
+/// a string).
+pub(crate) fn encode_err(e: serde_json::Error) -> StoreError {
+    StoreError::Backend(sqlx::Error::Encode(Box::new(e)))
 }
 
 #[cfg(test)]

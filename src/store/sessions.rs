@@ -129,7 +129,7 @@ impl Store {
                 .bind(now)
                 .fetch_optional(self.pool())
                 .await?;
-        row.map(|r| r.try_get("request")).transpose()
+        Ok(row.map(|r| r.try_get("request")).transpose()?)
     }
 
     /// Single use: returns the request only to the first caller.
@@ -141,7 +141,7 @@ impl Store {
         .bind(now)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| r.try_get("request")).transpose()
+        Ok(row.map(|r| r.try_get("request")).transpose()?)
     }
 
     pub async fn get_consent(&self, user_id: &str, client_id: &str) -> DbResult<ScopeSet> {

@@ -184,7 +184,7 @@ impl Store {
         .bind(now - window)
         .fetch_one(self.pool())
         .await?;
-        row.try_get("failures")
+        Ok(row.try_get("failures")?)
     }
 
     /// The count on `key` within its window (0 when the window has passed).
@@ -199,21 +199,6 @@ impl Store {
             Some(r) => r.try_get("failures")?,
             None => 0,
         })
-    }
-}
-
-/// The login throttle policy from config, with the given limits.
-pub fn throttle_policy(
-    s: &crate::config::LoginSettings,
-    max_failures: i64,
-    max_in_flight: i64,
-) -> ThrottlePolicy {
-    ThrottlePolicy {
-        max_failures,
-        window: s.failure_window_seconds,
-        lockout: s.lockout_seconds,
-        max_lockout: s.max_lockout_seconds,
-        max_in_flight,
     }
 }
 

@@ -2,7 +2,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{DbResult, Store, backchannel, flag, json_err};
+use super::{DbResult, Store, backchannel, encode_err, flag, json_err};
 use crate::model::{User, UserClaims};
 
 pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
@@ -41,7 +41,7 @@ impl Store {
     /// Returns the new user's id (`sub`), or `None` when the username is taken.
     pub async fn insert_user(&self, u: NewUser<'_>, now: i64) -> DbResult<Option<String>> {
         let id = uuid::Uuid::new_v4().to_string();
-        let claims = serde_json::to_string(u.claims).map_err(json_err)?;
+        let claims = serde_json::to_string(u.claims).map_err(encode_err)?;
         let r = sqlx::query(
             "INSERT INTO users (id, username, username_lower, email_lower, password_hash, disabled, claims, source, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $8)
@@ -75,7 +75,7 @@ impl Store {
             }
             return Ok(false);
         }
-        let claims = serde_json::to_string(u.claims).map_err(json_err)?;
+        let claims = serde_json::to_string(u.claims).map_err(encode_err)?;
         let mut tx = self.pool().begin().await?;
         let row =
             sqlx::query("SELECT id, password_hash, disabled FROM users WHERE username_lower = $1")
@@ -177,7 +177,7 @@ impl Store {
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| r.try_get::<i64, _>("created_at")).transpose()
+        Ok(row.map(|r| r.try_get::<i64, _>("created_at")).transpose()?)
     }
 
     pub async fn list_users(&self) -> DbResult<Vec<User>> {

@@ -276,7 +276,7 @@ async fn an_abandoned_attempt_counts_as_a_failure(b: Backend) {
         return;
     };
     let store = &app.state.core.store;
-    let policy = latchkey::store::throttle_policy(&app.state.config.login, 1, 1);
+    let policy = latchkey::core::login::throttle_policy(&app.state.config.login, 1, 1);
     let (address, account) = (
         ThrottleKey::LoginAddress("203.0.113.7".into()),
         ThrottleKey::LoginUser("account".into()),

@@ -350,8 +350,7 @@ async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
     use latchkey::crypto::secret::{hash_token, new_token};
     use latchkey::model::GrantData;
     use latchkey::oauth::types::ScopeSet;
-    use latchkey::store::Store;
-    use latchkey::store::grants::{NewGrant, NewRefresh};
+    use latchkey::store::grants::{NewFamily, NewGrant, NewRefresh};
 
     let Some(app) = TestApp::spawn(b).await else {
         return;
@@ -371,17 +370,15 @@ async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
     for i in 0..40 {
         let token = new_token();
         let grant_id = format!("grant-{i}");
-        let mut tx = store.begin().await.expect("begin");
-        Store::insert_grant_and_refresh(
-            &mut tx,
-            &NewGrant {
+        let family = NewFamily {
+            grant: NewGrant {
                 id: &grant_id,
                 client_id: "legacy",
                 user_id: Some(&alice.id),
                 sid: None,
                 expires_at: now + 3600,
             },
-            &NewRefresh {
+            refresh: NewRefresh {
                 token_hash: &hash_token(&token),
                 grant_id: &grant_id,
                 client_id: "legacy",
@@ -390,11 +387,8 @@ async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
                 expires_at: now + 3600,
                 family_expires_at: now + 3600,
             },
-            now,
-        )
-        .await
-        .expect("insert");
-        tx.commit().await.expect("commit");
+        };
+        store.record_grant(&family, now).await.expect("insert");
         tokens.push(token);
     }
     let started = std::time::Instant::now();

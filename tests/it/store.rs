@@ -1,14 +1,18 @@
 //! The store contract, run on both backends: atomic single use, expiry by the passed `now`,
 //! hashes only, revocation through grant families.
 
+use latchkey::core::login::throttle_policy;
 use latchkey::crypto::secret::{hash_token, new_token};
-use latchkey::model::{CodeData, CodeRedemption, GrantData, Session};
+use latchkey::model::{
+    CodeData, CodeLookup, CodeRedemption, CodeRefusal, DeviceStatus, GrantData, Session,
+};
+use latchkey::oauth::pkce;
 use latchkey::oauth::types::ScopeSet;
 use latchkey::store::Store;
 use latchkey::store::backchannel::Finish;
-use latchkey::store::grants::{NewGrant, NewRefresh};
+use latchkey::store::device::NewDevice;
+use latchkey::store::grants::{NewFamily, NewGrant, NewRefresh};
 use latchkey::store::throttle::{Admission, Outcome};
-use latchkey::store::throttle_policy;
 
 use crate::common::{Backend, TestApp};
 
@@ -49,18 +53,18 @@ async fn codes_are_single_use_and_expire(b: Backend) {
     let h = hash_token(&code);
     assert!(matches!(
         store.peek_code(&h, now + 1).await.expect("peek"),
-        CodeRedemption::Valid(row) if row.grant_id == "g1"
+        CodeLookup::Redeemable(row) if row.grant_id == "g1"
     ));
-    let (a, b2) = tokio::join!(store.spend_code(&h, now + 1), store.spend_code(&h, now + 1));
+    let (a, b2) = tokio::join!(store.burn_code(&h, now + 1), store.burn_code(&h, now + 1));
     let wins = [a.expect("a"), b2.expect("b")]
         .iter()
         .filter(|won| **won)
         .count();
     assert_eq!(wins, 1);
     assert!(
-        matches!(store.peek_code(&hash_token(&code), now + 2).await.expect("c"), CodeRedemption::Reused { grant_id, issued: false } if grant_id == "g1")
+        matches!(store.peek_code(&hash_token(&code), now + 2).await.expect("c"), CodeLookup::Refused(CodeRefusal::AlreadyUsed { grant_id, issued: false }) if grant_id == "g1")
     );
-    assert!(!store.spend_code(&h, now + 2).await.expect("again"));
+    assert!(!store.burn_code(&h, now + 2).await.expect("again"));
     let code2 = new_token();
     store
         .insert_code(
@@ -79,18 +83,306 @@ async fn codes_are_single_use_and_expire(b: Backend) {
             .peek_code(&hash_token(&code2), now + 60)
             .await
             .expect("d"),
-        CodeRedemption::Expired
+        CodeLookup::Refused(CodeRefusal::Expired)
     ));
     assert!(
         !store
-            .spend_code(&hash_token(&code2), now + 60)
+            .burn_code(&hash_token(&code2), now + 60)
             .await
             .expect("expired")
     );
     assert!(matches!(
         store.peek_code("nope", now).await.expect("e"),
-        CodeRedemption::Unknown
+        CodeLookup::Refused(CodeRefusal::Unknown)
     ));
+}
+
+/// A grant family as a redemption records it, with `refresh` as its first refresh token.
+fn family<'a>(grant_id: &'a str, refresh: &'a str, data: &'a GrantData, now: i64) -> NewFamily<'a> {
+    NewFamily {
+        grant: NewGrant {
+            id: grant_id,
+            client_id: "web",
+            user_id: Some("u1"),
+            sid: None,
+            expires_at: now + 100,
+        },
+        refresh: NewRefresh {
+            token_hash: refresh,
+            grant_id,
+            client_id: "web",
+            user_id: Some("u1"),
+            data,
+            expires_at: now + 50,
+            family_expires_at: now + 100,
+        },
+    }
+}
+
+async fn insert_code(store: &Store, grant_id: &str, data: &CodeData, now: i64) -> String {
+    let hash = hash_token(&new_token());
+    store
+        .insert_code(&hash, grant_id, "web", "u1", data, now, now + 60)
+        .await
+        .expect("insert code");
+    hash
+}
+
+async fn refresh_stored(store: &Store, hash: &str) -> bool {
+    store.get_refresh(hash).await.expect("get").is_some()
+}
+
+/// Redeeming a code uses it up and records its grant family in one step: of concurrent
+/// redemptions exactly one wins and only its family is stored; a second redemption is told
+/// the grant (to revoke it); an expired or unknown code records nothing; a code burnt by a
+/// failed check says nothing was issued.
+async fn code_redemption_is_atomic_and_reports_the_grant(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.core.store;
+    let now = 1_000_000;
+    let data = GrantData::default();
+
+    // Eight at once, each with its own minted refresh token: one wins.
+    let code = insert_code(store, "g1", &code_data(), now).await;
+    let refreshes: Vec<String> = (0..8).map(|_| hash_token(&new_token())).collect();
+    let tasks: Vec<_> = refreshes
+        .iter()
+        .cloned()
+        .map(|refresh| {
+            let (store, code, data) = (store.clone(), code.clone(), data.clone());
+            tokio::spawn(async move {
+                let f = family("g1", &refresh, &data, now);
+                store.redeem_code(&code, now + 1, Some(&f)).await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("join").expect("redeem"));
+    }
+    let wins = outcomes
+        .iter()
+        .filter(|o| **o == CodeRedemption::Redeemed)
+        .count();
+    assert_eq!(wins, 1, "{outcomes:?}");
+    let used = CodeRedemption::Refused(CodeRefusal::AlreadyUsed {
+        grant_id: "g1".into(),
+        issued: true,
+    });
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| *o == CodeRedemption::Redeemed || *o == used),
+        "{outcomes:?}"
+    );
+    // Only the winner's family was written.
+    let mut stored = 0;
+    for (refresh, outcome) in refreshes.iter().zip(&outcomes) {
+        let is_stored = refresh_stored(store, refresh).await;
+        assert_eq!(is_stored, *outcome == CodeRedemption::Redeemed);
+        stored += usize::from(is_stored);
+    }
+    assert_eq!(stored, 1);
+
+    // A second redemption, later: refused, with the grant to revoke; nothing written.
+    let late = hash_token(&new_token());
+    let f = family("g1", &late, &data, now);
+    assert_eq!(
+        store
+            .redeem_code(&code, now + 2, Some(&f))
+            .await
+            .expect("again"),
+        used
+    );
+    assert!(!refresh_stored(store, &late).await);
+    assert!(!store.burn_code(&code, now + 2).await.expect("burn"));
+
+    // Expiry is judged by the `now` passed in.
+    let expiring = insert_code(store, "g2", &code_data(), now).await;
+    let f = family("g2", &late, &data, now);
+    assert_eq!(
+        store
+            .redeem_code(&expiring, now + 60, Some(&f))
+            .await
+            .expect("expired"),
+        CodeRedemption::Refused(CodeRefusal::Expired)
+    );
+    assert!(!refresh_stored(store, &late).await);
+    assert_eq!(
+        store
+            .redeem_code(&expiring, now + 59, None)
+            .await
+            .expect("in time"),
+        CodeRedemption::Redeemed,
+        "a code without a refresh token is redeemed with no family"
+    );
+    assert!(matches!(
+        store.peek_code(&expiring, now + 59).await.expect("peek"),
+        CodeLookup::Refused(CodeRefusal::AlreadyUsed { grant_id, issued: true }) if grant_id == "g2"
+    ));
+
+    assert_eq!(
+        store
+            .redeem_code("nope", now, Some(&f))
+            .await
+            .expect("unknown"),
+        CodeRedemption::Refused(CodeRefusal::Unknown)
+    );
+    assert!(!refresh_stored(store, &late).await);
+
+    // Burnt by a failed check: nothing was issued, so there is no grant to revoke.
+    let burnt = insert_code(store, "g3", &code_data(), now).await;
+    assert!(store.burn_code(&burnt, now + 1).await.expect("burn"));
+    assert_eq!(
+        store
+            .redeem_code(&burnt, now + 2, Some(&f))
+            .await
+            .expect("burnt"),
+        CodeRedemption::Refused(CodeRefusal::AlreadyUsed {
+            grant_id: "g3".into(),
+            issued: false
+        })
+    );
+    assert!(!refresh_stored(store, &late).await);
+
+    // The PKCE method reads back as stored.
+    let pkce_data = CodeData {
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        code_challenge_method: Some(pkce::Method::S256),
+        ..code_data()
+    };
+    let with_pkce = insert_code(store, "g4", &pkce_data, now).await;
+    assert!(matches!(
+        store.peek_code(&with_pkce, now + 1).await.expect("peek"),
+        CodeLookup::Redeemable(row) if row.data.code_challenge_method == Some(pkce::Method::S256)
+    ));
+}
+
+/// Redeeming an approved device authorization: exactly one of concurrent polls wins and only
+/// its family is stored; a pending, denied, redeemed or unknown one records nothing.
+async fn device_redemption_is_atomic(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let store = &app.state.core.store;
+    let now = 1_000_000;
+    let data = GrantData::default();
+    let scope = ScopeSet::from_scopes(["openid"]);
+    let device = |hash: &'static str, user_code: &'static str| NewDevice {
+        device_code_hash: hash,
+        user_code,
+        client_id: "web",
+        scope: &scope,
+        interval_secs: 5,
+        expires_at: now + 600,
+    };
+    for (hash, user_code) in [
+        ("d1", "AAAA-BBBB"),
+        ("d2", "CCCC-DDDD"),
+        ("d3", "EEEE-FFFF"),
+    ] {
+        assert!(
+            store
+                .insert_device(&device(hash, user_code), now)
+                .await
+                .expect("insert")
+        );
+    }
+    let refresh = hash_token(&new_token());
+    let f = family("gd", &refresh, &data, now);
+    // Pending: nothing to redeem yet.
+    assert!(
+        !store
+            .redeem_device("d1", now + 1, Some(&f))
+            .await
+            .expect("pending")
+    );
+    assert!(!refresh_stored(store, &refresh).await);
+    // Denied: never.
+    assert!(
+        store
+            .decide_device("CCCC-DDDD", "u1", None, now + 1)
+            .await
+            .expect("deny")
+    );
+    assert!(
+        !store
+            .redeem_device("d2", now + 2, Some(&f))
+            .await
+            .expect("denied")
+    );
+    assert!(!refresh_stored(store, &refresh).await);
+    assert!(
+        !store
+            .redeem_device("nope", now + 2, Some(&f))
+            .await
+            .expect("unknown")
+    );
+
+    assert!(
+        store
+            .decide_device("AAAA-BBBB", "u1", Some(&data), now + 1)
+            .await
+            .expect("approve")
+    );
+    let refreshes: Vec<String> = (0..8).map(|_| hash_token(&new_token())).collect();
+    let tasks: Vec<_> = refreshes
+        .iter()
+        .cloned()
+        .map(|refresh| {
+            let (store, data) = (store.clone(), data.clone());
+            tokio::spawn(async move {
+                let f = family("gd", &refresh, &data, now);
+                store.redeem_device("d1", now + 2, Some(&f)).await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for t in tasks {
+        won.push(t.await.expect("join").expect("redeem"));
+    }
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    for (refresh, won) in refreshes.iter().zip(&won) {
+        assert_eq!(refresh_stored(store, refresh).await, *won);
+    }
+    assert_eq!(
+        store
+            .device_by_code_hash("d1")
+            .await
+            .expect("get")
+            .expect("row")
+            .status,
+        DeviceStatus::Consumed
+    );
+    assert!(
+        !store
+            .redeem_device("d1", now + 3, Some(&f))
+            .await
+            .expect("again")
+    );
+    assert!(!refresh_stored(store, &refresh).await);
+
+    // Approved, and redeemed without a refresh token: consumed, no family.
+    assert!(
+        store
+            .decide_device("EEEE-FFFF", "u1", Some(&data), now + 1)
+            .await
+            .expect("approve")
+    );
+    assert!(
+        store
+            .redeem_device("d3", now + 2, None)
+            .await
+            .expect("no family")
+    );
+    assert!(
+        !store
+            .redeem_device("d3", now + 2, None)
+            .await
+            .expect("again")
+    );
 }
 
 async fn revoked(store: &Store, jti: &str, grant_id: &str) -> bool {
@@ -109,30 +401,30 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
     let now = 1_000_000;
     let data = GrantData::default();
     let hash = hash_token(&new_token());
-    let mut tx = store.begin().await.expect("begin");
-    Store::insert_grant_and_refresh(
-        &mut tx,
-        &NewGrant {
-            id: "g",
-            client_id: "web",
-            user_id: Some("u"),
-            sid: Some("s"),
-            expires_at: now + 100,
-        },
-        &NewRefresh {
-            token_hash: &hash,
-            grant_id: "g",
-            client_id: "web",
-            user_id: Some("u"),
-            data: &data,
-            expires_at: now + 50,
-            family_expires_at: now + 100,
-        },
-        now,
-    )
-    .await
-    .expect("insert");
-    tx.commit().await.expect("commit");
+    store
+        .record_grant(
+            &NewFamily {
+                grant: NewGrant {
+                    id: "g",
+                    client_id: "web",
+                    user_id: Some("u"),
+                    sid: Some("s"),
+                    expires_at: now + 100,
+                },
+                refresh: NewRefresh {
+                    token_hash: &hash,
+                    grant_id: "g",
+                    client_id: "web",
+                    user_id: Some("u"),
+                    data: &data,
+                    expires_at: now + 50,
+                    family_expires_at: now + 100,
+                },
+            },
+            now,
+        )
+        .await
+        .expect("insert");
     assert!(
         !store
             .get_refresh(&hash)
@@ -465,6 +757,8 @@ crate::both_stores!(
     backchannel_logouts_are_claimed_once,
     access_token_state_reads_revocation_and_user_together,
     codes_are_single_use_and_expire,
+    code_redemption_is_atomic_and_reports_the_grant,
+    device_redemption_is_atomic,
     grant_revocation_reaches_refresh_and_access_tokens,
     throttles_admit_exactly_the_limit
 );

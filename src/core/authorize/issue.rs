@@ -69,7 +69,7 @@ pub async fn issue(
             redirect_uri: req.redirect_uri.clone(),
             redirect_uri_sent: req.redirect_uri_sent,
             code_challenge: req.code_challenge.clone(),
-            code_challenge_method: req.code_challenge_method.clone(),
+            code_challenge_method: req.code_challenge_method,
             // OIDC Core §3.3.3.6: the token endpoint's ID token carries the same nonce.
             nonce: req.nonce.clone(),
             grant: grant.clone(),

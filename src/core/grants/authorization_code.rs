@@ -3,13 +3,12 @@
 use crate::core::Core;
 use crate::core::tokens::{TokenResponse, UserIssue};
 use crate::crypto::secret::hash_token;
-use crate::model::{Client, CodeRedemption, CodeRow, User};
+use crate::model::{Client, CodeLookup, CodeRedemption, CodeRefusal, CodeRow, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
-use crate::store::Store;
 
-use super::{active_user, record_fresh_grant};
+use super::{active_user, new_family};
 
 pub async fn handle(
     core: &Core,
@@ -20,15 +19,15 @@ pub async fn handle(
     let code = params.require("code")?;
     let hash = hash_token(code);
     let row = match core.store.peek_code(&hash, now).await? {
-        CodeRedemption::Valid(row) => row,
-        other => return refuse(core, client, other, now).await,
+        CodeLookup::Redeemable(row) => row,
+        CodeLookup::Refused(why) => return refuse(core, client, why, now).await,
     };
     // A code that fails a check is used up all the same, as RFC 6749 §4.1.2 has it single-use:
     // whoever holds a stolen code gets one try at its PKCE verifier, not many.
     let user = match check(core, client, params, &row).await {
         Ok(user) => user,
         Err(e) => {
-            core.store.spend_code(&hash, now).await?;
+            core.store.burn_code(&hash, now).await?;
             return Err(e);
         }
     };
@@ -40,38 +39,34 @@ pub async fn handle(
         nonce: row.data.nonce.as_deref(),
         family_expires_at: None,
     };
-    // Sign first, then use up the code and record the grant in one short transaction: the
-    // code is spent and the tokens recorded, or neither, and no transaction (on SQLite, no
-    // write lock) is held across the RSA signatures.
+    // Sign first, then use up the code and record the grant in one short transaction (the
+    // store's own): the code is spent and the tokens recorded, or neither, and no
+    // transaction (on SQLite, no write lock) is held across the RSA signatures.
     let minted = core.tokens.fresh_user_grant(&issue, now)?;
-    let mut tx = core.store.begin().await?;
-    if !Store::claim_code(&mut tx, &hash, now).await? {
-        drop(tx);
+    let family = new_family(core, &issue, minted.refresh_hash.as_deref(), now);
+    match core.store.redeem_code(&hash, now, family.as_ref()).await? {
+        CodeRedemption::Redeemed => Ok(minted.response),
         // A concurrent request redeemed it since we read it (or it has just expired); what
-        // we minted was never stored.
-        let now_state = core.store.peek_code(&hash, now).await?;
-        return refuse(core, client, now_state, now).await;
+        // we minted was never stored. The refusal is the code's state after our attempt.
+        CodeRedemption::Refused(why) => refuse(core, client, why, now).await,
     }
-    record_fresh_grant(core, &mut tx, &issue, minted.refresh_hash.as_deref(), now).await?;
-    tx.commit().await?;
-    Ok(minted.response)
 }
 
 /// The answer for a code that cannot be redeemed.
 async fn refuse(
     core: &Core,
     client: &Client,
-    redemption: CodeRedemption,
+    why: CodeRefusal,
     now: i64,
 ) -> OAuthResult<TokenResponse> {
-    match redemption {
-        CodeRedemption::Reused {
+    match why {
+        CodeRefusal::AlreadyUsed {
             issued: false,
             grant_id: _,
         } => Err(OAuthError::invalid_grant(
             "this authorization code was already used (or a failed attempt used it up); start the sign-in again",
         )),
-        CodeRedemption::Reused {
+        CodeRefusal::AlreadyUsed {
             issued: true,
             grant_id,
         } => {
@@ -90,10 +85,10 @@ async fn refuse(
                 "this authorization code was already used; as a precaution every token issued from it has been revoked (RFC 6749 §4.1.2)",
             ))
         }
-        CodeRedemption::Expired => Err(OAuthError::invalid_grant(
+        CodeRefusal::Expired => Err(OAuthError::invalid_grant(
             "the authorization code has expired; start the authorization again",
         )),
-        CodeRedemption::Unknown | CodeRedemption::Valid(_) => Err(OAuthError::invalid_grant(
+        CodeRefusal::Unknown => Err(OAuthError::invalid_grant(
             "the authorization code is not valid",
         )),
     }
@@ -124,12 +119,14 @@ async fn check(core: &Core, client: &Client, params: &Params, row: &CodeRow) -> 
     let verifier = params.get("code_verifier");
     match (&row.data.code_challenge, verifier) {
         (Some(challenge), Some(v)) => {
-            let method = row
-                .data
-                .code_challenge_method
-                .as_deref()
-                .and_then(pkce::Method::parse)
-                .unwrap_or(pkce::Method::Plain);
+            // Every code with a challenge is stored with its method (RFC 7636 §4.3's default
+            // of `plain` is applied at /authorize). One without is not read as `plain`: that
+            // would silently weaken the check.
+            let Some(method) = row.data.code_challenge_method else {
+                return Err(OAuthError::internal(
+                    "stored authorization code has a code_challenge without its method",
+                ));
+            };
             if !pkce::verify(v, challenge, method) {
                 return Err(OAuthError::invalid_grant(
                     "code_verifier does not match the code_challenge (RFC 7636 §4.6)",

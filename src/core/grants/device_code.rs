@@ -8,10 +8,9 @@ use crate::crypto::secret::hash_token;
 use crate::model::{Client, DeviceStatus};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
-use crate::store::Store;
 use crate::store::device::Pace;
 
-use super::{active_user, record_fresh_grant};
+use super::{active_user, new_family};
 
 pub async fn handle(
     core: &Core,
@@ -83,17 +82,20 @@ pub async fn handle(
                 family_expires_at: None,
             };
             // Sign first; then consuming the approval and recording the grant family share one
-            // short transaction: either the tokens exist and the code is spent, or neither, and
-            // no transaction (on SQLite, no write lock) spans the signatures.
+            // short transaction (the store's own): either the tokens exist and the code is
+            // spent, or neither, and no transaction (on SQLite, no write lock) spans the
+            // signatures.
             let minted = core.tokens.fresh_user_grant(&issue, now)?;
-            let mut tx = core.store.begin().await?;
-            if !Store::consume_device(&mut tx, &hash).await? {
+            let family = new_family(core, &issue, minted.refresh_hash.as_deref(), now);
+            if !core
+                .store
+                .redeem_device(&hash, now, family.as_ref())
+                .await?
+            {
                 return Err(OAuthError::invalid_grant(
                     "this device_code was already exchanged for tokens; it can be used only once",
                 ));
             }
-            record_fresh_grant(core, &mut tx, &issue, minted.refresh_hash.as_deref(), now).await?;
-            tx.commit().await?;
             Ok(minted.response)
         }
     }

@@ -12,9 +12,7 @@ use crate::model::{Client, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::GrantType;
-use crate::store::Store;
-use crate::store::grants::{NewGrant, NewRefresh};
-use sqlx::AnyConnection;
+use crate::store::grants::{NewFamily, NewGrant, NewRefresh};
 
 /// Facts about the HTTP request a grant may need.
 #[derive(Debug, Clone, Default)]
@@ -76,45 +74,42 @@ pub async fn handle(
     Ok((grant, response))
 }
 
-/// Issue a fresh user grant (password): mint, then store the family in a transaction that
-/// holds no signature.
+/// Issue a fresh user grant (password): mint, then record the family in a transaction
+/// (the store's own) that holds no signature.
 pub async fn issue_user_grant(
     core: &Core,
     i: &UserIssue<'_>,
     now: i64,
 ) -> OAuthResult<TokenResponse> {
     let minted = core.tokens.fresh_user_grant(i, now)?;
-    let mut tx = core.store.begin().await?;
-    record_fresh_grant(core, &mut tx, i, minted.refresh_hash.as_deref(), now).await?;
-    tx.commit().await?;
+    if let Some(family) = new_family(core, i, minted.refresh_hash.as_deref(), now) {
+        core.store.record_grant(&family, now).await?;
+    }
     Ok(minted.response)
 }
 
-/// Record the family of a freshly minted grant inside `conn`'s transaction (nothing to
-/// record without a refresh token: the access token is a self-contained JWT).
-pub async fn record_fresh_grant(
+/// The family of a freshly minted grant, to record with whatever made the grant valid (a
+/// code, an approval). None without a refresh token: there is nothing to record, since the
+/// access token is a self-contained JWT.
+fn new_family<'a>(
     core: &Core,
-    conn: &mut AnyConnection,
-    i: &UserIssue<'_>,
-    refresh_hash: Option<&str>,
+    i: &'a UserIssue<'_>,
+    refresh_hash: Option<&'a str>,
     now: i64,
-) -> OAuthResult<()> {
-    let Some(hash) = refresh_hash else {
-        return Ok(());
-    };
+) -> Option<NewFamily<'a>> {
+    let hash = refresh_hash?;
     let family_expires_at = i
         .family_expires_at
         .unwrap_or(now + core.tokens.refresh_ttl(i.client));
-    Store::insert_grant_and_refresh(
-        conn,
-        &NewGrant {
+    Some(NewFamily {
+        grant: NewGrant {
             id: i.grant_id,
             client_id: &i.client.id,
             user_id: Some(&i.user.id),
             sid: i.grant.sid.as_deref(),
             expires_at: family_expires_at,
         },
-        &NewRefresh {
+        refresh: NewRefresh {
             token_hash: hash,
             grant_id: i.grant_id,
             client_id: &i.client.id,
@@ -124,10 +119,7 @@ pub async fn record_fresh_grant(
                 .min(family_expires_at),
             family_expires_at,
         },
-        now,
-    )
-    .await?;
-    Ok(())
+    })
 }
 
 /// Load the grant's user, refusing disabled or deleted ones, and grants authenticated at or
