@@ -258,6 +258,11 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
     jwt_part(token, 1)
 }
 
+/// The JOSE header of a JWT (`alg`, `typ`, `kid`).
+pub fn jwt_header(token: &str) -> serde_json::Value {
+    jwt_part(token, 0)
+}
+
 fn jwt_part(token: &str, n: usize) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(n).unwrap_or_default();
