@@ -170,7 +170,7 @@ fn lower_layers_do_not_import_higher_ones() {
     // store knows no protocol or config, the vocabulary knows nothing above it.
     let rules: &[(&str, &[&str])] = &[
         ("core", &["http", "state", "app", "cli", "server"]),
-        ("store", &["core", "http", "state", "app", "cli"]),
+        ("store", &["core", "http", "state", "app", "cli", "config"]),
         (
             "model",
             &["core", "store", "http", "state", "app", "config"],

@@ -7,9 +7,14 @@ use std::sync::{Arc, OnceLock};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::Core;
+use crate::core::authorize::{self, AuthorizationRequest, Validated};
+use crate::core::grants::{self, TokenContext};
+use crate::core::tokens::TokenResponse;
 use crate::crypto::secret::{self, SecretHash};
 use crate::model::{Client, GrantData, Session, User};
+use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
+use crate::oauth::redirect::Delivery;
 
 /// The moment every unit test happens at (2027-01-15), far from any real clock.
 pub const NOW: i64 = 1_800_000_000;
@@ -17,6 +22,10 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const WEB_SECRET: &str = "web-secret-0123456789abcdefghijklmnopqrstuvwxyz";
 pub const SERVICE_SECRET: &str = "service-secret-0123456789abcdefghijklmnopqrstuv";
 pub const WEB_REDIRECT: &str = "http://localhost:3000/callback";
+pub const SPA_REDIRECT: &str = "http://127.0.0.1/spa-callback";
+/// RFC 7636 appendix B: a verifier and its S256 challenge.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 fn password_hash() -> &'static str {
     static H: OnceLock<String> = OnceLock::new();
@@ -50,7 +59,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
 client_id = "spa"
 name = "SPA"
 token_endpoint_auth_method = "none"
-redirect_uris = ["http://127.0.0.1/spa-callback"]
+redirect_uris = ["{SPA_REDIRECT}"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "offline_access"]
 
@@ -174,6 +183,67 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// An authorization request (`client_id=...&...`) that validation accepts.
+    pub async fn request(&self, form: &str) -> (AuthorizationRequest, Arc<Client>) {
+        match authorize::validate(&self.core, &params(form)).await {
+            Ok(Validated::Ok(req, client)) => (req, client),
+            Ok(Validated::RedirectError(d)) => panic!("{form}: refused with {d:?}"),
+            Err(e) => panic!("{form}: error page {e:?}"),
+        }
+    }
+
+    /// The code `core::authorize::issue` delivers at `at` for the request `form`, made in
+    /// `session` (as after the user consented).
+    pub async fn code(&self, session: &Session, form: &str, at: i64) -> String {
+        let (req, client) = self.request(form).await;
+        let user = match self.core.store.get_user(&session.user_id).await {
+            Ok(Some(u)) => u,
+            other => panic!("user of the session: {other:?}"),
+        };
+        let d = authorize::issue(&self.core, &req, &client, session, &user, at)
+            .await
+            .unwrap_or_else(|e| panic!("issue: {e:?}"));
+        delivered(&d, "code").unwrap_or_else(|| panic!("no code in {d:?}"))
+    }
+
+    /// A token request (`grant_type=...&...`) by client `client_id` at `at`.
+    pub async fn token(&self, client_id: &str, form: &str, at: i64) -> OAuthResult<TokenResponse> {
+        let client = self.client(client_id).await;
+        grants::handle(
+            &self.core,
+            &client,
+            &params(form),
+            &TokenContext::default(),
+            at,
+        )
+        .await
+        .map(|(_, r)| r)
+    }
+
+    /// The error of a token request that must be refused.
+    pub async fn token_error(&self, client_id: &str, form: &str, at: i64) -> OAuthError {
+        match self.token(client_id, form, at).await {
+            Ok(r) => panic!("{form}: accepted, {r:?}"),
+            Err(e) => e,
+        }
+    }
+}
+
+/// Parameter `name` of what the authorization endpoint sends back (query, fragment or form).
+pub fn delivered(d: &Delivery, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = match d {
+        Delivery::FormPost { fields, .. } => fields.clone(),
+        Delivery::Redirect(url) => {
+            let tail = url.split_once(['?', '#']).map_or("", |(_, t)| t);
+            url::form_urlencoded::parse(tail.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        }
+    };
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
 /// Form parameters from `a=b&c=d` text, as the HTTP layer would hand them over.
 pub fn params(form: &str) -> Params {
     Params::parse(
@@ -185,8 +255,17 @@ pub fn params(form: &str) -> Params {
 
 /// The payload of a JWT we issued, unverified (the issuer's own tests check signatures).
 pub fn jwt_claims(token: &str) -> serde_json::Value {
+    jwt_part(token, 1)
+}
+
+/// The JOSE header of a JWT (`alg`, `typ`, `kid`).
+pub fn jwt_header(token: &str) -> serde_json::Value {
+    jwt_part(token, 0)
+}
+
+fn jwt_part(token: &str, n: usize) -> serde_json::Value {
     use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap_or_default();
+    let payload = token.split('.').nth(n).unwrap_or_default();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .unwrap_or_else(|e| panic!("jwt payload: {e}"));

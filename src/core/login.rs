@@ -169,3 +169,136 @@ pub async fn check_password(
         })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, NOW, PASSWORD};
+
+    async fn check(
+        f: &Fixture,
+        login: &str,
+        password: &str,
+        now: i64,
+    ) -> Result<Verified, LoginFailure> {
+        check_password(&f.core, login, password, Some("192.0.2.7"), now)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[tokio::test]
+    async fn the_right_password_signs_in_at_now() {
+        let f = Fixture::new().await;
+        let v = check(&f, "alice", PASSWORD, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(v.user.username, "alice");
+        assert_eq!(v.at, NOW);
+        // By email too: the same account.
+        let v = check(&f, "alice@example.com", PASSWORD, NOW + 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(v.user.id, f.user("alice").await.id);
+        assert_eq!(v.at, NOW + 1);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_or_an_unknown_user_is_invalid() {
+        let f = Fixture::new().await;
+        let wrong = check(&f, "alice", "nope", NOW).await;
+        assert!(matches!(wrong, Err(LoginFailure::Invalid)), "{wrong:?}");
+        // An unknown user runs the same check (argon2 against a dummy hash) and is counted.
+        let unknown = check(&f, "mallory", PASSWORD, NOW).await;
+        match unknown {
+            Err(e @ LoginFailure::Invalid) => {
+                assert!(e.was_checked());
+                assert_eq!(e.page_message(NOW), LoginFailure::Invalid.page_message(NOW));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_is_said_only_after_the_right_password() {
+        let f = Fixture::new().await;
+        let right = check(&f, "bob", PASSWORD, NOW).await;
+        assert!(matches!(right, Err(LoginFailure::Disabled)), "{right:?}");
+        let wrong = check(&f, "bob", "nope", NOW).await;
+        assert!(matches!(wrong, Err(LoginFailure::Invalid)), "{wrong:?}");
+    }
+
+    #[tokio::test]
+    async fn the_account_locks_after_max_failures() {
+        let f = Fixture::new().await;
+        let s = f.core.config.login.clone();
+        for i in 0..s.max_failures {
+            let r = check(&f, "alice", "nope", NOW + i).await;
+            assert!(
+                r.as_ref().err().is_some_and(LoginFailure::was_checked),
+                "{r:?}"
+            );
+        }
+        let at = NOW + s.max_failures;
+        let until = match check(&f, "alice", PASSWORD, at).await {
+            Err(LoginFailure::Locked { until }) => until,
+            other => panic!("not locked: {other:?}"),
+        };
+        assert!(until > at && until <= at + s.lockout_seconds, "{until}");
+        assert!(
+            LoginFailure::Locked { until }
+                .page_message(at)
+                .contains("minute")
+        );
+        // Once the lockout is over, the right password works again.
+        check(&f, "alice", PASSWORD, until)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_is_locked_like_an_account() {
+        let f = Fixture::new().await;
+        let max = f.core.config.login.max_failures;
+        for i in 0..max {
+            let _ = check(&f, "mallory", "nope", NOW + i).await;
+        }
+        let r = check(&f, "Mallory ", "nope", NOW + max).await;
+        assert!(matches!(r, Err(LoginFailure::Locked { .. })), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn the_username_and_the_email_share_one_counter() {
+        let f = Fixture::new().await;
+        let max = f.core.config.login.max_failures;
+        for i in 0..max {
+            let login = if i % 2 == 0 {
+                "alice"
+            } else {
+                "alice@example.com"
+            };
+            let _ = check(&f, login, "nope", NOW + i).await;
+        }
+        for login in ["alice", "alice@example.com"] {
+            let r = check(&f, login, PASSWORD, NOW + max).await;
+            assert!(
+                matches!(r, Err(LoginFailure::Locked { .. })),
+                "{login}: {r:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_success_clears_the_accounts_failures() {
+        let f = Fixture::new().await;
+        let max = f.core.config.login.max_failures;
+        for round in 0..2 {
+            for i in 0..max - 1 {
+                let r = check(&f, "alice", "nope", NOW + round * 10 + i).await;
+                assert!(matches!(r, Err(LoginFailure::Invalid)), "{r:?}");
+            }
+            check(&f, "alice", PASSWORD, NOW + round * 10 + max)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+    }
+}

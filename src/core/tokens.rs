@@ -534,6 +534,390 @@ fn user_claim_map(c: &UserClaims, updated_at: i64) -> Map<String, Value> {
 }
 
 #[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{Fixture, NOW, jwt_claims, jwt_header};
+
+    async fn alice_grant(f: &Fixture, scope: &str) -> (User, GrantData) {
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW - 100).await;
+        (alice, Fixture::grant(&session, scope))
+    }
+
+    fn access(f: &Fixture, client: &Client, user: &User, grant: &GrantData) -> (String, i64) {
+        f.core
+            .tokens
+            .access_token(
+                &AccessSubject {
+                    client,
+                    user_id: Some(&user.id),
+                    grant_id: "g-1",
+                    grant,
+                },
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn id_token(f: &Fixture, i: &IdTokenInput<'_>) -> Value {
+        let t = f
+            .core
+            .tokens
+            .id_token(i, NOW)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(jwt_header(&t)["typ"], TYP_ID_TOKEN);
+        jwt_claims(&t)
+    }
+
+    #[tokio::test]
+    async fn access_token_claims() {
+        let f = Fixture::new().await;
+        let web = f.client("web").await;
+        let (alice, grant) = alice_grant(&f, "openid profile").await;
+        let (token, ttl) = access(&f, &web, &alice, &grant);
+        assert_eq!(ttl, f.core.tokens.lifetimes().access_token_ttl);
+        let h = jwt_header(&token);
+        assert_eq!(h["typ"], "at+jwt");
+        assert_eq!(h["alg"], "RS256");
+        let c = jwt_claims(&token);
+        assert_eq!(c["iss"], f.core.tokens.issuer());
+        assert_eq!(c["sub"], alice.id.as_str());
+        // RFC 9068 §3: no registered audience, so the token is for us.
+        assert_eq!(c["aud"], f.core.tokens.issuer());
+        assert_eq!(c["iat"], NOW);
+        assert_eq!(c["exp"], NOW + ttl);
+        assert_eq!(c["scope"], "openid profile");
+        assert_eq!(c["client_id"], "web");
+        assert_eq!(c["grant_id"], "g-1");
+        assert_eq!(c["auth_time"], NOW - 100);
+        assert_eq!(c["sid"], grant.sid.as_deref().unwrap_or_default());
+        assert!(c["jti"].as_str().is_some_and(|j| !j.is_empty()));
+        // Two tokens never share a jti.
+        assert_ne!(
+            jwt_claims(&access(&f, &web, &alice, &grant).0)["jti"],
+            c["jti"]
+        );
+    }
+
+    #[tokio::test]
+    async fn access_token_audiences_and_requested_userinfo_claims() {
+        let f = Fixture::new().await;
+        let web = f.client("web").await;
+        let (alice, mut grant) = alice_grant(&f, "openid email").await;
+        grant.audiences = vec!["https://api.example.com".into()];
+        grant.claims = Some(json!({"userinfo": {"email": null, "name": {"essential": true}}}));
+        let c = jwt_claims(&access(&f, &web, &alice, &grant).0);
+        assert_eq!(c["aud"], "https://api.example.com");
+        assert_eq!(c["userinfo_claims"], json!(["email", "name"]));
+        grant.audiences.push("https://other.example.com".into());
+        let c = jwt_claims(&access(&f, &web, &alice, &grant).0);
+        assert_eq!(
+            c["aud"],
+            json!(["https://api.example.com", "https://other.example.com"])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_may_have_its_own_access_token_lifetime_and_algorithm() {
+        let f = Fixture::with(|c| c.keys.default_alg = SigningAlg::EdDsa).await;
+        let (alice, grant) = alice_grant(&f, "openid").await;
+        let web = f.client("web").await;
+        let token = access(&f, &web, &alice, &grant).0;
+        assert_eq!(jwt_header(&token)["alg"], "EdDSA", "the server default");
+        let mut custom = (*web).clone();
+        custom.settings.access_token_ttl = Some(90);
+        custom.settings.access_token_alg = Some(SigningAlg::Es256);
+        let (token, ttl) = access(&f, &custom, &alice, &grant);
+        assert_eq!(ttl, 90);
+        assert_eq!(jwt_header(&token)["alg"], "ES256");
+        assert_eq!(jwt_claims(&token)["exp"], NOW + 90);
+    }
+
+    #[tokio::test]
+    async fn id_token_claims_and_hashes() {
+        let f = Fixture::with(|c| c.keys.default_alg = SigningAlg::Es256).await;
+        let web = f.client("web").await;
+        let (alice, grant) = alice_grant(&f, "openid").await;
+        let input = |access_token, code| IdTokenInput {
+            client: &web,
+            user: &alice,
+            grant: &grant,
+            nonce: Some("n-0S6"),
+            access_token,
+            code,
+            include_scope_claims: false,
+        };
+        let t = f
+            .core
+            .tokens
+            .id_token(&input(Some("the-access-token"), Some("the-code")), NOW)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        // OIDC Dynamic Client Registration §2: RS256 unless the client asks, whatever the
+        // server's default for access tokens.
+        assert_eq!(jwt_header(&t)["alg"], "RS256");
+        let c = jwt_claims(&t);
+        assert_eq!(c["iss"], f.core.tokens.issuer());
+        assert_eq!(c["sub"], alice.id.as_str());
+        assert_eq!(c["aud"], "web");
+        assert_eq!(c["azp"], "web");
+        assert_eq!(c["iat"], NOW);
+        assert_eq!(c["exp"], NOW + f.core.tokens.lifetimes().id_token_ttl);
+        assert_eq!(c["nonce"], "n-0S6");
+        assert_eq!(c["auth_time"], NOW - 100);
+        assert_eq!(c["sid"], grant.sid.as_deref().unwrap_or_default());
+        assert_eq!(c["amr"], json!(["pwd"]));
+        assert_eq!(
+            c["at_hash"],
+            jwt::half_hash(SigningAlg::Rs256, "the-access-token")
+        );
+        assert_eq!(c["c_hash"], jwt::half_hash(SigningAlg::Rs256, "the-code"));
+
+        let c = id_token(&f, &input(None, None));
+        assert!(c.get("at_hash").is_none() && c.get("c_hash").is_none());
+
+        let mut es = (*web).clone();
+        es.settings.id_token_alg = Some(SigningAlg::Es256);
+        let t = f
+            .core
+            .tokens
+            .id_token(
+                &IdTokenInput {
+                    client: &es,
+                    ..input(None, None)
+                },
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(jwt_header(&t)["alg"], "ES256");
+    }
+
+    #[tokio::test]
+    async fn id_token_carries_only_consented_scope_claims() {
+        let f = Fixture::new().await;
+        let web = f.client("web").await;
+        let (alice, mut grant) = alice_grant(&f, "openid email").await;
+        // A claims request for `name` without the profile scope releases nothing more.
+        grant.claims = Some(json!({"id_token": {"name": null, "email": null}}));
+        let input = |include_scope_claims| IdTokenInput {
+            client: &web,
+            user: &alice,
+            grant: &grant,
+            nonce: None,
+            access_token: None,
+            code: None,
+            include_scope_claims,
+        };
+        let c = id_token(&f, &input(true));
+        assert_eq!(c["email"], "alice@example.com");
+        assert_eq!(c["email_verified"], true);
+        assert!(c.get("name").is_none(), "{c}");
+        let c = id_token(&f, &input(false));
+        assert_eq!(c["email"], "alice@example.com", "requested and consented");
+        assert!(c.get("email_verified").is_none(), "{c}");
+        assert!(c.get("name").is_none(), "{c}");
+    }
+
+    #[tokio::test]
+    async fn user_claims_release_what_the_scopes_cover() {
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        let scope = |s| ScopeSet::parse(s).unwrap_or_else(|e| panic!("{e}"));
+        let c = user_claims(&alice, &scope("openid email"), true, None);
+        assert_eq!(
+            Value::Object(c),
+            json!({"email": "alice@example.com", "email_verified": true})
+        );
+        let c = user_claims(&alice, &scope("openid profile"), true, None);
+        assert_eq!(c.get("name"), Some(&json!("Alice Example")));
+        assert_eq!(c.get("updated_at"), Some(&json!(alice.updated_at)));
+        assert!(!c.contains_key("email"));
+        // Without the scope claims, only what was requested and consented to.
+        let requested = json!({"name": null, "email": null, "phone_number": null});
+        let requested = requested.as_object();
+        let c = user_claims(&alice, &scope("openid profile"), false, requested);
+        assert_eq!(Value::Object(c), json!({"name": "Alice Example"}));
+        // Nothing consented: nothing released, whatever is asked for.
+        let c = user_claims(&alice, &scope("openid"), true, requested);
+        assert!(c.is_empty(), "{c:?}");
+    }
+
+    #[tokio::test]
+    async fn client_grant_has_no_scope_member_when_nothing_was_granted() {
+        let f = Fixture::new().await;
+        let service = f.client("service").await;
+        let resp = f
+            .core
+            .tokens
+            .client_grant(&service, &GrantData::default(), NOW)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(resp.scope, None);
+        assert!(resp.id_token.is_none() && resp.refresh_token.is_none());
+        let c = jwt_claims(&resp.access_token);
+        assert_eq!(c["sub"], "service");
+        assert!(c.get("scope").is_none(), "{c}");
+        assert!(c.get("auth_time").is_none(), "{c}");
+        let wire = serde_json::to_value(&resp).unwrap_or_default();
+        assert!(wire.get("scope").is_none(), "{wire}");
+        assert_eq!(wire["token_type"], "Bearer");
+
+        let grant = GrantData {
+            scope: ScopeSet::parse("api.read").unwrap_or_default(),
+            ..GrantData::default()
+        };
+        let resp = f
+            .core
+            .tokens
+            .client_grant(&service, &grant, NOW)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(resp.scope.as_deref(), Some("api.read"));
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_go_with_offline_access_to_clients_that_may_refresh() {
+        let f = Fixture::new().await;
+        let tokens = &f.core.tokens;
+        let offline = ScopeSet::parse("openid offline_access").unwrap_or_default();
+        let online = ScopeSet::parse("openid").unwrap_or_default();
+        let web = f.client("web").await;
+        assert!(tokens.wants_refresh(&web, &offline));
+        assert!(!tokens.wants_refresh(&web, &online));
+        let implicit = f.client("implicit").await;
+        assert!(
+            !tokens.wants_refresh(&implicit, &offline),
+            "no refresh_token grant"
+        );
+        let mut always = (*web).clone();
+        always.settings.always_issue_refresh_token = true;
+        assert!(tokens.wants_refresh(&always, &online));
+
+        let f = Fixture::with(|c| c.tokens.issue_refresh_without_offline_access = true).await;
+        assert!(f.core.tokens.wants_refresh(&web, &online));
+        assert!(!f.core.tokens.wants_refresh(&implicit, &online));
+    }
+
+    #[tokio::test]
+    async fn user_grant_mints_an_id_token_only_with_openid() {
+        let f = Fixture::new().await;
+        let web = f.client("web").await;
+        let (alice, grant) = alice_grant(&f, "openid offline_access").await;
+        let issue = UserIssue {
+            client: &web,
+            user: &alice,
+            grant_id: "g-2",
+            grant: &grant,
+            nonce: Some("n"),
+            family_expires_at: None,
+        };
+        let minted = f
+            .core
+            .tokens
+            .fresh_user_grant(&issue, NOW)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let refresh = minted.response.refresh_token.as_deref().unwrap_or_default();
+        assert_eq!(
+            minted.refresh_hash.as_deref(),
+            Some(secret::hash_token(refresh).as_str())
+        );
+        let id = jwt_claims(minted.response.id_token.as_deref().unwrap_or_default());
+        assert_eq!(
+            id["at_hash"],
+            jwt::half_hash(SigningAlg::Rs256, &minted.response.access_token)
+        );
+        assert_eq!(id["nonce"], "n");
+
+        let (_, grant) = alice_grant(&f, "profile").await;
+        let minted = f
+            .core
+            .tokens
+            .fresh_user_grant(
+                &UserIssue {
+                    grant: &grant,
+                    ..issue
+                },
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(minted.response.id_token.is_none());
+        assert!(minted.response.refresh_token.is_none() && minted.refresh_hash.is_none());
+    }
+
+    #[tokio::test]
+    async fn logout_token_has_the_event_and_sid_and_never_a_nonce() {
+        let f = Fixture::new().await;
+        let web = f.client("web").await;
+        let t = f
+            .core
+            .tokens
+            .logout_token(
+                &LogoutSubject {
+                    client: &web,
+                    sub: "user-1",
+                    sid: "sid-1",
+                    jti: "jti-1",
+                },
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let h = jwt_header(&t);
+        assert_eq!(h["typ"], "logout+jwt");
+        assert_eq!(h["alg"], "RS256");
+        let c = jwt_claims(&t);
+        assert_eq!(c["iss"], f.core.tokens.issuer());
+        assert_eq!(c["aud"], "web");
+        assert_eq!(c["sub"], "user-1");
+        assert_eq!(c["sid"], "sid-1");
+        assert_eq!(c["jti"], "jti-1");
+        assert_eq!(c["iat"], NOW);
+        assert_eq!(c["exp"], NOW + f.core.config.backchannel_logout.token_ttl);
+        assert_eq!(c["events"], json!({ BACKCHANNEL_LOGOUT_EVENT: {} }));
+        assert!(c.get("nonce").is_none());
+    }
+
+    #[tokio::test]
+    async fn front_channel_tokens_are_bound_together() {
+        let f = Fixture::new().await;
+        let implicit = f.client("implicit").await;
+        let (alice, grant) = alice_grant(&f, "openid profile").await;
+        let out = f
+            .core
+            .tokens
+            .front_channel(
+                &FrontChannel {
+                    client: &implicit,
+                    user: &alice,
+                    grant_id: "g-3",
+                    grant: &grant,
+                    nonce: Some("n"),
+                    code: None,
+                    access_token: true,
+                    id_token: true,
+                },
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let names: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "access_token",
+                "token_type",
+                "expires_in",
+                "scope",
+                "id_token"
+            ]
+        );
+        let at = &out[0].1;
+        assert_eq!(out[1].1, "Bearer");
+        assert_eq!(out[3].1, "openid profile");
+        let id = jwt_claims(&out[4].1);
+        assert_eq!(id["at_hash"], jwt::half_hash(SigningAlg::Rs256, at));
+        assert_eq!(jwt_claims(at)["grant_id"], "g-3");
+    }
+}
+
+#[cfg(test)]
 mod session_tests {
     use super::*;
     use crate::testing::{Fixture, NOW, jwt_claims};

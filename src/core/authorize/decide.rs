@@ -153,3 +153,294 @@ async fn interaction_id(
         .await?;
     Ok(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::tokens::IdTokenInput;
+    use crate::model::GrantData;
+    use crate::testing::{Fixture, NOW, WEB_REDIRECT, delivered};
+
+    const REQUEST: &str = "client_id=web&response_type=code&scope=openid+profile&state=st";
+
+    fn describe(n: &Next) -> String {
+        match n {
+            Next::Deliver(d) => format!("deliver {d:?}"),
+            Next::Login { .. } => "login".into(),
+            Next::Consent { scopes, .. } => format!("consent {}", scopes.join(" ")),
+            Next::AlreadyUsed => "already used".into(),
+        }
+    }
+
+    async fn next(
+        f: &Fixture,
+        form: &str,
+        session: Option<(Session, User)>,
+        interaction: Option<String>,
+        fresh_login: bool,
+        now: i64,
+    ) -> Next {
+        let (req, client) = f.request(form).await;
+        proceed(
+            &f.core,
+            &req,
+            &client,
+            session,
+            interaction,
+            fresh_login,
+            now,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    async fn signed_in(f: &Fixture, name: &str, at: i64) -> (Session, User) {
+        let user = f.user(name).await;
+        (f.session(&user, at).await, user)
+    }
+
+    async fn consent(f: &Fixture, user: &User, scope: &str) {
+        let scope = ScopeSet::parse(scope).unwrap_or_default();
+        f.core
+            .store
+            .add_consent(&user.id, "web", &scope, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn login_interaction(n: &Next) -> String {
+        match n {
+            Next::Login { interaction } => interaction.clone(),
+            other => panic!("expected the login page, got {}", describe(other)),
+        }
+    }
+
+    fn error(n: &Next) -> String {
+        match n {
+            Next::Deliver(d) => {
+                assert_eq!(delivered(d, "state").as_deref(), Some("st"), "{d:?}");
+                delivered(d, "error").unwrap_or_else(|| panic!("no error in {d:?}"))
+            }
+            other => panic!("expected a delivery, got {}", describe(other)),
+        }
+    }
+
+    fn code(n: &Next) -> String {
+        match n {
+            Next::Deliver(d) => delivered(d, "code").unwrap_or_else(|| panic!("no code in {d:?}")),
+            other => panic!("expected a code, got {}", describe(other)),
+        }
+    }
+
+    /// An id_token naming someone other than alice.
+    async fn hint_for_someone_else(f: &Fixture) -> String {
+        let web = f.client("web").await;
+        let mut other = f.user("alice").await;
+        other.id = "someone-else".into();
+        f.core
+            .tokens
+            .id_token(
+                &IdTokenInput {
+                    client: &web,
+                    user: &other,
+                    grant: &GrantData::default(),
+                    nonce: None,
+                    access_token: None,
+                    code: None,
+                    include_scope_claims: false,
+                },
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[tokio::test]
+    async fn without_a_session_the_user_signs_in_and_the_request_is_kept() {
+        let f = Fixture::new().await;
+        let n = next(&f, REQUEST, None, None, false, NOW).await;
+        let id = login_interaction(&n);
+        let stored = f
+            .core
+            .store
+            .get_interaction(&hash_token(&id), NOW + 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the request was not kept"));
+        let kept: AuthorizationRequest =
+            serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept.client_id, "web");
+        assert_eq!(kept.state.as_deref(), Some("st"));
+        // It expires with the interaction lifetime.
+        let ttl = f.core.config.sessions.interaction_ttl;
+        let gone = f
+            .core
+            .store
+            .get_interaction(&hash_token(&id), NOW + ttl)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(gone.is_none());
+        // An interaction already started is reused, not duplicated.
+        let again = next(&f, REQUEST, None, Some(id.clone()), false, NOW + 1).await;
+        assert_eq!(login_interaction(&again), id);
+    }
+
+    #[tokio::test]
+    async fn prompt_none_without_a_session_is_login_required_at_the_client() {
+        let f = Fixture::new().await;
+        let n = next(
+            &f,
+            &format!("{REQUEST}&prompt=none"),
+            None,
+            None,
+            false,
+            NOW,
+        )
+        .await;
+        assert_eq!(error(&n), "login_required");
+        let Next::Deliver(Delivery::Redirect(url)) = &n else {
+            panic!("{}", describe(&n))
+        };
+        assert!(url.starts_with(WEB_REDIRECT), "{url}");
+    }
+
+    #[tokio::test]
+    async fn consent_is_asked_for_new_scopes_only() {
+        let f = Fixture::new().await;
+        let (session, alice) = signed_in(&f, "alice", NOW).await;
+        let s = || Some((session.clone(), alice.clone()));
+        let n = next(&f, REQUEST, s(), None, false, NOW).await;
+        match &n {
+            Next::Consent { scopes, .. } => assert_eq!(scopes.join(" "), "openid profile"),
+            other => panic!("{}", describe(other)),
+        }
+        consent(&f, &alice, "openid").await;
+        let n = next(&f, REQUEST, s(), None, false, NOW).await;
+        match &n {
+            Next::Consent { scopes, .. } => assert_eq!(scopes.join(" "), "profile"),
+            other => panic!("{}", describe(other)),
+        }
+        // prompt=none cannot ask.
+        let n = next(&f, &format!("{REQUEST}&prompt=none"), s(), None, false, NOW).await;
+        assert_eq!(error(&n), "consent_required");
+        consent(&f, &alice, "profile").await;
+        let n = next(&f, REQUEST, s(), None, false, NOW).await;
+        let code = code(&n);
+        // What was delivered is a real code.
+        f.token(
+            "web",
+            &format!("grant_type=authorization_code&code={code}"),
+            NOW + 1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        // prompt=consent asks again, for the whole request.
+        let n = next(
+            &f,
+            &format!("{REQUEST}&prompt=consent"),
+            s(),
+            None,
+            false,
+            NOW,
+        )
+        .await;
+        match &n {
+            Next::Consent { scopes, .. } => assert_eq!(scopes.join(" "), "openid profile"),
+            other => panic!("{}", describe(other)),
+        }
+    }
+
+    #[tokio::test]
+    async fn max_age_and_prompt_login_force_a_new_sign_in() {
+        let f = Fixture::new().await;
+        let (session, alice) = signed_in(&f, "alice", NOW - 120).await;
+        consent(&f, &alice, "openid profile").await;
+        let s = || Some((session.clone(), alice.clone()));
+        let n = next(&f, &format!("{REQUEST}&max_age=60"), s(), None, false, NOW).await;
+        login_interaction(&n);
+        let n = next(&f, &format!("{REQUEST}&max_age=120"), s(), None, false, NOW).await;
+        code(&n);
+        let n = next(
+            &f,
+            &format!("{REQUEST}&prompt=login"),
+            s(),
+            None,
+            false,
+            NOW,
+        )
+        .await;
+        let id = login_interaction(&n);
+        // Right after that sign-in, the same request goes through.
+        let n = next(
+            &f,
+            &format!("{REQUEST}&prompt=login"),
+            s(),
+            Some(id),
+            true,
+            NOW,
+        )
+        .await;
+        code(&n);
+        let n = next(
+            &f,
+            &format!("{REQUEST}&max_age=60&prompt=none"),
+            s(),
+            None,
+            false,
+            NOW,
+        )
+        .await;
+        assert_eq!(error(&n), "login_required");
+    }
+
+    #[tokio::test]
+    async fn id_token_hint_for_another_user_is_never_answered_with_this_one() {
+        let f = Fixture::new().await;
+        let (session, alice) = signed_in(&f, "alice", NOW).await;
+        consent(&f, &alice, "openid profile").await;
+        let s = || Some((session.clone(), alice.clone()));
+        let form = format!(
+            "{REQUEST}&id_token_hint={}",
+            hint_for_someone_else(&f).await
+        );
+        // The browser's session is not the hinted user's: sign in.
+        let n = next(&f, &form, s(), None, false, NOW).await;
+        let id = login_interaction(&n);
+        let n = next(&f, &format!("{form}&prompt=none"), s(), None, false, NOW).await;
+        assert_eq!(error(&n), "login_required");
+        // Alice signs in anyway: no tokens in the other user's place, and the interaction is
+        // used up.
+        let n = next(&f, &form, s(), Some(id.clone()), true, NOW).await;
+        assert_eq!(error(&n), "login_required");
+        let left = f
+            .core
+            .store
+            .get_interaction(&hash_token(&id), NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(left.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_users_session_does_not_count() {
+        let f = Fixture::new().await;
+        let bob = signed_in(&f, "bob", NOW).await;
+        let n = next(&f, REQUEST, Some(bob.clone()), None, false, NOW).await;
+        login_interaction(&n);
+        let n = next(&f, REQUEST, Some(bob), None, true, NOW).await;
+        login_interaction(&n);
+    }
+
+    #[tokio::test]
+    async fn an_interaction_issues_once() {
+        let f = Fixture::new().await;
+        let (session, alice) = signed_in(&f, "alice", NOW).await;
+        consent(&f, &alice, "openid profile").await;
+        let id = login_interaction(&next(&f, REQUEST, None, None, false, NOW).await);
+        let s = || Some((session.clone(), alice.clone()));
+        let n = next(&f, REQUEST, s(), Some(id.clone()), true, NOW + 5).await;
+        code(&n);
+        // The same login form posted twice: the second finds the interaction taken.
+        let n = next(&f, REQUEST, s(), Some(id), true, NOW + 5).await;
+        assert!(matches!(n, Next::AlreadyUsed), "{}", describe(&n));
+    }
+}

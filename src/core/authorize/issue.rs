@@ -90,3 +90,142 @@ pub async fn issue(
     out.extend(tokens);
     Ok(ret.success(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::jwt;
+    use crate::oauth::types::SigningAlg;
+    use crate::testing::{Fixture, NOW, WEB_REDIRECT, delivered, jwt_claims};
+
+    /// What `issue` delivers at NOW for request `form`, in a session alice began at NOW - 10.
+    async fn issued(f: &Fixture, form: &str) -> (Delivery, User, Session) {
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW - 10).await;
+        let (req, client) = f.request(form).await;
+        let d = issue(&f.core, &req, &client, &session, &alice, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        (d, alice, session)
+    }
+
+    fn param(d: &Delivery, name: &str) -> String {
+        delivered(d, name).unwrap_or_else(|| panic!("no {name} in {d:?}"))
+    }
+
+    #[tokio::test]
+    async fn code_is_stored_and_redeems() {
+        let f = Fixture::new().await;
+        let form = format!(
+            "client_id=web&response_type=code&redirect_uri={WEB_REDIRECT}&scope=openid+email&state=st&nonce=nn"
+        );
+        let (d, alice, session) = issued(&f, &form).await;
+        let Delivery::Redirect(url) = &d else {
+            panic!("{d:?}")
+        };
+        assert!(url.starts_with(&format!("{WEB_REDIRECT}?code=")), "{url}");
+        assert_eq!(param(&d, "state"), "st");
+        assert_eq!(param(&d, "iss"), f.core.tokens.issuer());
+        assert!(delivered(&d, "access_token").is_none() && delivered(&d, "id_token").is_none());
+        let code = param(&d, "code");
+        let resp = f
+            .token(
+                "web",
+                &format!("grant_type=authorization_code&code={code}&redirect_uri={WEB_REDIRECT}"),
+                NOW + 1,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let id = jwt_claims(resp.id_token.as_deref().unwrap_or_default());
+        assert_eq!(id["sub"], alice.id.as_str());
+        assert_eq!(id["nonce"], "nn");
+        assert_eq!(id["sid"], session.sid.as_str());
+        assert_eq!(id["auth_time"], NOW - 10);
+        assert_eq!(resp.scope.as_deref(), Some("email openid"));
+        // Issued at NOW, so it lives code_ttl from then.
+        let ttl = f.core.tokens.lifetimes().code_ttl;
+        let (d, ..) = issued(&f, &form).await;
+        let e = f
+            .token_error(
+                "web",
+                &format!(
+                    "grant_type=authorization_code&code={}&redirect_uri={WEB_REDIRECT}",
+                    param(&d, "code")
+                ),
+                NOW + ttl,
+            )
+            .await;
+        assert_eq!(e.code, crate::oauth::error::ErrorCode::InvalidGrant);
+    }
+
+    #[tokio::test]
+    async fn id_token_token_delivers_both_bound_together_in_the_fragment() {
+        let f = Fixture::new().await;
+        let form = "client_id=implicit&response_type=id_token+token&scope=openid+profile&nonce=nn&state=st";
+        let (d, alice, _) = issued(&f, form).await;
+        let Delivery::Redirect(url) = &d else {
+            panic!("{d:?}")
+        };
+        assert!(url.starts_with("http://localhost:3000/implicit#"), "{url}");
+        assert!(delivered(&d, "code").is_none());
+        let at = param(&d, "access_token");
+        assert_eq!(param(&d, "token_type"), "Bearer");
+        assert_eq!(
+            param(&d, "expires_in"),
+            f.core.tokens.lifetimes().access_token_ttl.to_string()
+        );
+        assert_eq!(param(&d, "scope"), "openid profile");
+        assert_eq!(param(&d, "state"), "st");
+        let access = jwt_claims(&at);
+        assert_eq!(access["sub"], alice.id.as_str());
+        assert_eq!(access["client_id"], "implicit");
+        assert_eq!(
+            access["exp"],
+            NOW + f.core.tokens.lifetimes().access_token_ttl
+        );
+        let id = jwt_claims(&param(&d, "id_token"));
+        assert_eq!(id["nonce"], "nn");
+        assert_eq!(id["aud"], "implicit");
+        assert_eq!(id["at_hash"], jwt::half_hash(SigningAlg::Rs256, &at));
+        assert!(id.get("c_hash").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_bare_id_token_carries_the_scope_claims() {
+        // OIDC Core §5.4: no access token to call userinfo with.
+        let f = Fixture::with(|c| c.tokens.id_token_scope_claims = false).await;
+        let form = "client_id=implicit&response_type=id_token&scope=openid+email&nonce=nn";
+        let (d, ..) = issued(&f, form).await;
+        assert!(delivered(&d, "access_token").is_none());
+        let id = jwt_claims(&param(&d, "id_token"));
+        assert_eq!(id["email"], "alice@example.com");
+        assert!(id.get("at_hash").is_none());
+        // With an access token, the server's setting (here: off) decides.
+        let form = "client_id=implicit&response_type=id_token+token&scope=openid+email&nonce=nn";
+        let (d, ..) = issued(&f, form).await;
+        let id = jwt_claims(&param(&d, "id_token"));
+        assert!(id.get("email").is_none(), "{id}");
+    }
+
+    #[tokio::test]
+    async fn a_session_that_ended_gets_nothing_for_a_back_channel_client() {
+        let f = Fixture::new().await;
+        let mut web = (*f.client("web").await).clone();
+        web.settings.backchannel_logout_uri = Some("https://app.example/logout".into());
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW).await;
+        f.core
+            .store
+            .end_session(&session.id_hash, NOW + 1, true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (req, _) = f
+            .request("client_id=web&response_type=code&scope=openid&state=st")
+            .await;
+        let d = issue(&f.core, &req, &web, &session, &alice, NOW + 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(param(&d, "error"), "login_required");
+        assert!(delivered(&d, "code").is_none());
+    }
+}

@@ -507,3 +507,217 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+    use crate::core::tokens::IdTokenInput;
+    use crate::model::GrantData;
+    use crate::testing::{CHALLENGE, Fixture, NOW, SPA_REDIRECT, WEB_REDIRECT, delivered, params};
+
+    async fn page_error(f: &Fixture, form: &str) -> OAuthError {
+        match validate(&f.core, &params(form)).await {
+            Err(PageError(e)) => e,
+            Ok(Validated::Ok(..)) => panic!("{form}: accepted"),
+            Ok(Validated::RedirectError(d)) => panic!("{form}: redirected {d:?}"),
+        }
+    }
+
+    /// The error sent back to the client, and the delivery it travels in.
+    async fn redirect_error(f: &Fixture, form: &str) -> (String, Delivery) {
+        match validate(&f.core, &params(form)).await {
+            Ok(Validated::RedirectError(d)) => (
+                delivered(&d, "error").unwrap_or_else(|| panic!("no error in {d:?}")),
+                d,
+            ),
+            Ok(Validated::Ok(..)) => panic!("{form}: accepted"),
+            Err(e) => panic!("{form}: page {e:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_client_or_redirect_uri_is_a_page_never_a_redirect() {
+        let f = Fixture::new().await;
+        let e = page_error(
+            &f,
+            "response_type=code&redirect_uri=https://evil.example/cb",
+        )
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = page_error(
+            &f,
+            "client_id=nobody&response_type=code&redirect_uri=https://evil.example/cb",
+        )
+        .await;
+        assert!(e.description.contains("nobody"), "{e:?}");
+        // Even with an otherwise broken request: the redirect URI is checked first.
+        let e = page_error(
+            &f,
+            "client_id=web&response_type=bogus&redirect_uri=https://evil.example/cb",
+        )
+        .await;
+        assert!(e.description.contains("evil.example"), "{e:?}");
+        // A confidential client's loopback URI is exact: no other port.
+        let e = page_error(
+            &f,
+            "client_id=web&response_type=code&redirect_uri=http://localhost:3001/callback",
+        )
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+
+    #[tokio::test]
+    async fn errors_after_the_redirect_uri_is_trusted_go_back_to_the_client() {
+        let f = Fixture::new().await;
+        let (error, d) = redirect_error(
+            &f,
+            &format!("client_id=web&response_type=bogus&redirect_uri={WEB_REDIRECT}&state=s1"),
+        )
+        .await;
+        assert_eq!(error, "unsupported_response_type");
+        assert_eq!(delivered(&d, "state").as_deref(), Some("s1"));
+        assert_eq!(
+            delivered(&d, "iss").as_deref(),
+            Some(f.core.tokens.issuer())
+        );
+        let Delivery::Redirect(url) = &d else {
+            panic!("{d:?}")
+        };
+        assert!(url.starts_with(&format!("{WEB_REDIRECT}?")), "{url}");
+
+        for (form, code) in [
+            (
+                "client_id=web&response_type=token",
+                "unsupported_response_type",
+            ),
+            ("client_id=web&scope=openid", "invalid_request"),
+            (
+                "client_id=web&response_type=code&scope=api.read",
+                "invalid_scope",
+            ),
+            (
+                "client_id=web&response_type=code&scope=openid&prompt=none+login",
+                "invalid_request",
+            ),
+            (
+                "client_id=web&response_type=code&scope=openid&max_age=-1",
+                "invalid_request",
+            ),
+            (
+                "client_id=web&response_type=code&scope=openid&request=eyJ",
+                "request_not_supported",
+            ),
+            (
+                "client_id=web&response_type=code&scope=openid&id_token_hint=not-a-jwt",
+                "invalid_request",
+            ),
+            // The web app is registered for `code` only.
+            (
+                "client_id=web&response_type=id_token&scope=openid&nonce=n",
+                "unauthorized_client",
+            ),
+            // RFC 9700 §2.1.1: a public client must use PKCE, and S256.
+            (
+                "client_id=spa&response_type=code&scope=openid",
+                "invalid_request",
+            ),
+            (
+                "client_id=spa&response_type=code&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain",
+                "invalid_request",
+            ),
+            // OIDC Core §3.2.2.1: nonce is required with an ID token from /authorize.
+            (
+                "client_id=implicit&response_type=id_token&scope=openid",
+                "invalid_request",
+            ),
+        ] {
+            let (error, _) = redirect_error(&f, form).await;
+            assert_eq!(error, code, "{form}");
+        }
+    }
+
+    #[tokio::test]
+    async fn implicit_errors_travel_in_the_fragment() {
+        let f = Fixture::new().await;
+        let (error, d) = redirect_error(
+            &f,
+            "client_id=implicit&response_type=id_token+token&scope=openid",
+        )
+        .await;
+        assert_eq!(error, "invalid_request");
+        let Delivery::Redirect(url) = &d else {
+            panic!("{d:?}")
+        };
+        assert!(
+            url.starts_with("http://localhost:3000/implicit#error="),
+            "{url}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_valid_request_is_parsed() {
+        let f = Fixture::new().await;
+        let (req, client) = f
+            .request(&format!(
+                "client_id=spa&response_type=code&redirect_uri={SPA_REDIRECT}&scope=openid+profile\
+                 &code_challenge={CHALLENGE}&code_challenge_method=S256&state=s&nonce=n\
+                 &prompt=consent&max_age=300&login_hint=alice&claims=%7B%22userinfo%22%3A%7B%7D%7D"
+            ))
+            .await;
+        assert_eq!(client.id, "spa");
+        assert_eq!(req.redirect_uri, SPA_REDIRECT);
+        assert!(req.redirect_uri_sent);
+        assert_eq!(req.scope.to_wire(), "openid profile");
+        assert_eq!(req.code_challenge.as_deref(), Some(CHALLENGE));
+        assert_eq!(req.code_challenge_method, Some(pkce::Method::S256));
+        assert_eq!(req.prompt, [Prompt::Consent]);
+        assert_eq!(req.max_age, Some(300));
+        assert_eq!(req.login_hint.as_deref(), Some("alice"));
+        assert_eq!(req.claims, Some(serde_json::json!({"userinfo": {}})));
+        assert_eq!(req.response_mode, ResponseMode::Query);
+        // RFC 8252 §7.3: a native app's loopback redirect may use any port.
+        let (req, _) = f
+            .request(&format!(
+                "client_id=spa&response_type=code&redirect_uri=http://127.0.0.1:51234/spa-callback\
+                 &scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256"
+            ))
+            .await;
+        assert_eq!(req.redirect_uri, "http://127.0.0.1:51234/spa-callback");
+        // With one registered URI, redirect_uri may be left out (and is then not required
+        // at the token endpoint).
+        let (req, _) = f
+            .request("client_id=web&response_type=code&scope=openid")
+            .await;
+        assert_eq!(req.redirect_uri, WEB_REDIRECT);
+        assert!(!req.redirect_uri_sent);
+    }
+
+    #[tokio::test]
+    async fn id_token_hint_is_kept_as_its_subject() {
+        let f = Fixture::new().await;
+        let web = f.client("web").await;
+        let alice = f.user("alice").await;
+        let hint = f
+            .core
+            .tokens
+            .id_token(
+                &IdTokenInput {
+                    client: &web,
+                    user: &alice,
+                    grant: &GrantData::default(),
+                    nonce: None,
+                    access_token: None,
+                    code: None,
+                    include_scope_claims: false,
+                },
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (req, _) = f
+            .request(&format!(
+                "client_id=web&response_type=code&scope=openid&id_token_hint={hint}"
+            ))
+            .await;
+        assert_eq!(req.hint_sub.as_deref(), Some(alice.id.as_str()));
+    }
+}

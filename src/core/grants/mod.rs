@@ -163,3 +163,53 @@ fn usable(user: Option<User>) -> OAuthResult<User> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::oauth::error::ErrorCode;
+    use crate::testing::{Fixture, NOW};
+
+    #[tokio::test]
+    async fn an_unknown_grant_type_is_unsupported() {
+        let f = Fixture::new().await;
+        let e = f
+            .token_error("web", "grant_type=urn%3Aexample%3Amagic", NOW)
+            .await;
+        assert_eq!(e.code, ErrorCode::UnsupportedGrantType);
+        // The message lists what is supported, and implicit is not among it.
+        assert!(e.description.contains("authorization_code"), "{e:?}");
+        assert!(!e.description.contains("implicit"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn implicit_has_no_token_request_even_for_an_implicit_client() {
+        let f = Fixture::new().await;
+        let e = f.token_error("implicit", "grant_type=implicit", NOW).await;
+        assert_eq!(e.code, ErrorCode::UnsupportedGrantType);
+    }
+
+    #[tokio::test]
+    async fn a_grant_the_client_is_not_registered_for_is_unauthorized() {
+        let f = Fixture::new().await;
+        for (client, form) in [
+            ("web", "grant_type=password&username=alice&password=x"),
+            ("service", "grant_type=authorization_code&code=x"),
+            ("spa", "grant_type=client_credentials"),
+            (
+                "legacy",
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=x",
+            ),
+        ] {
+            let e = f.token_error(client, form, NOW).await;
+            assert_eq!(e.code, ErrorCode::UnauthorizedClient, "{client}: {form}");
+            assert!(e.description.contains(client), "{e:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn grant_type_is_required() {
+        let f = Fixture::new().await;
+        let e = f.token_error("web", "code=abc", NOW).await;
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+}

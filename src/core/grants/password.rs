@@ -98,3 +98,117 @@ pub async fn handle(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::oauth::error::ErrorCode;
+    use crate::testing::{Fixture, NOW, PASSWORD, jwt_claims};
+
+    fn form(username: &str, password: &str) -> String {
+        format!(
+            "grant_type=password&username={username}&password={}&scope=openid+profile+offline_access",
+            password.replace(' ', "+")
+        )
+    }
+
+    #[tokio::test]
+    async fn the_right_password_issues_tokens() {
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        let resp = f
+            .token("legacy", &form("alice", PASSWORD), NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(resp.scope.as_deref(), Some("offline_access openid profile"));
+        assert!(resp.refresh_token.is_some());
+        let at = jwt_claims(&resp.access_token);
+        assert_eq!(at["sub"], alice.id.as_str());
+        assert_eq!(at["auth_time"], NOW);
+        assert_eq!(at["exp"], NOW + resp.expires_in);
+        assert!(at.get("sid").is_none(), "no browser session behind it");
+        let id = jwt_claims(
+            resp.id_token
+                .as_deref()
+                .unwrap_or_else(|| panic!("no id_token")),
+        );
+        assert_eq!(id["amr"], serde_json::json!(["pwd"]));
+        assert_eq!(id["auth_time"], NOW);
+        assert_eq!(id["aud"], "legacy");
+        // The email works as the username too.
+        f.token("legacy", &form("alice%40example.com", PASSWORD), NOW + 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_or_unknown_user_is_invalid_grant() {
+        let f = Fixture::new().await;
+        let wrong = f.token_error("legacy", &form("alice", "nope"), NOW).await;
+        assert_eq!(wrong.code, ErrorCode::InvalidGrant);
+        let unknown = f
+            .token_error("legacy", &form("mallory", PASSWORD), NOW)
+            .await;
+        assert_eq!(unknown.code, ErrorCode::InvalidGrant);
+        // Never says whether the account exists.
+        assert_eq!(wrong.description, unknown.description);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_user_gets_no_tokens() {
+        let f = Fixture::new().await;
+        let e = f.token_error("legacy", &form("bob", PASSWORD), NOW).await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(e.description.contains("disabled"), "{e:?}");
+        // Only the right password learns that the account is disabled.
+        let e = f.token_error("legacy", &form("bob", "nope"), NOW).await;
+        assert!(!e.description.contains("disabled"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn the_account_locks_after_max_failures() {
+        let f = Fixture::new().await;
+        let max = f.core.config.login.max_failures;
+        assert_eq!(max, 3);
+        for i in 0..max {
+            let e = f
+                .token_error("legacy", &form("alice", "nope"), NOW + i)
+                .await;
+            assert_eq!(e.code, ErrorCode::InvalidGrant);
+        }
+        // Now even the right password is refused, with how long to wait.
+        let e = f
+            .token_error("legacy", &form("alice", PASSWORD), NOW + max)
+            .await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(e.description.contains("seconds"), "{e:?}");
+        let secs: i64 = e
+            .description
+            .split_whitespace()
+            .find_map(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no number in {e:?}"));
+        assert!(
+            (1..=f.core.config.login.lockout_seconds).contains(&secs),
+            "{secs}"
+        );
+    }
+
+    #[tokio::test]
+    async fn username_and_password_are_required_and_scope_is_checked() {
+        let f = Fixture::new().await;
+        let e = f
+            .token_error("legacy", "grant_type=password&username=alice", NOW)
+            .await;
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = f
+            .token_error(
+                "legacy",
+                &format!(
+                    "grant_type=password&username=alice&password={}&scope=api.write",
+                    PASSWORD.replace(' ', "+")
+                ),
+                NOW,
+            )
+            .await;
+        assert_eq!(e.code, ErrorCode::InvalidScope);
+    }
+}

@@ -168,3 +168,238 @@ async fn repeat(
         "this refresh token was already used; as a precaution the whole grant has been revoked and the user must sign in again (RFC 9700 §4.14.2)",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::tokens::TokenResponse;
+    use crate::oauth::error::ErrorCode;
+    use crate::testing::{Fixture, NOW, WEB_REDIRECT, jwt_claims};
+
+    const DAY: i64 = 86_400;
+
+    /// Tokens from a code redeemed by `web` at NOW for `scope`, for alice.
+    async fn signed_in(f: &Fixture, scope: &str) -> TokenResponse {
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW).await;
+        let code = f
+            .code(
+                &session,
+                &format!(
+                    "client_id=web&response_type=code&redirect_uri={WEB_REDIRECT}&scope={scope}"
+                ),
+                NOW,
+            )
+            .await;
+        f.token(
+            "web",
+            &format!("grant_type=authorization_code&code={code}&redirect_uri={WEB_REDIRECT}"),
+            NOW,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn refresh(resp: &TokenResponse) -> String {
+        let token = resp
+            .refresh_token
+            .as_deref()
+            .unwrap_or_else(|| panic!("no refresh token in {resp:?}"));
+        format!("grant_type=refresh_token&refresh_token={token}")
+    }
+
+    #[tokio::test]
+    async fn rotation_returns_a_new_pair_and_a_racing_repeat_gets_the_same_one() {
+        let f = Fixture::new().await;
+        let first = signed_in(&f, "openid+profile+offline_access").await;
+        let second = f
+            .token("web", &refresh(&first), NOW + 60)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_ne!(second.refresh_token, first.refresh_token);
+        assert_ne!(second.access_token, first.access_token);
+        assert_eq!(
+            second.scope.as_deref(),
+            Some("offline_access openid profile")
+        );
+        let at = jwt_claims(&second.access_token);
+        assert_eq!(at["iat"], NOW + 60);
+        // OIDC Core §12.2: the refreshed id_token keeps auth_time and has no nonce.
+        let id = jwt_claims(second.id_token.as_deref().unwrap_or_default());
+        assert_eq!(id["auth_time"], NOW);
+        assert!(id.get("nonce").is_none());
+        // Two tabs racing: within the grace period the old token answers with the same pair.
+        let grace = f.core.tokens.lifetimes().refresh_grace_period;
+        let again = f
+            .token("web", &refresh(&first), NOW + 60 + grace)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(again, second);
+        // And the new token still works.
+        let third = f
+            .token("web", &refresh(&second), NOW + 120)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_ne!(third.refresh_token, second.refresh_token);
+    }
+
+    #[tokio::test]
+    async fn reuse_after_the_grace_period_revokes_the_family() {
+        let f = Fixture::new().await;
+        let first = signed_in(&f, "openid+offline_access").await;
+        let second = f
+            .token("web", &refresh(&first), NOW + 60)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let grace = f.core.tokens.lifetimes().refresh_grace_period;
+        let e = f
+            .token_error("web", &refresh(&first), NOW + 60 + grace + 1)
+            .await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(e.description.contains("revoked"), "{e:?}");
+        // RFC 9700 §4.14.2: the legitimate holder's token dies with the family.
+        let e = f.token_error("web", &refresh(&second), NOW + 70).await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_may_narrow_the_scope_but_not_widen_it() {
+        let f = Fixture::new().await;
+        let first = signed_in(&f, "openid+profile+offline_access").await;
+        let e = f
+            .token_error(
+                "web",
+                &format!("{}&scope=openid+email", refresh(&first)),
+                NOW + 1,
+            )
+            .await;
+        assert_eq!(e.code, ErrorCode::InvalidScope);
+        // A refused request changes nothing: the token can still be used.
+        let narrow = f
+            .token("web", &format!("{}&scope=openid", refresh(&first)), NOW + 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(narrow.scope.as_deref(), Some("openid"));
+        assert_eq!(jwt_claims(&narrow.access_token)["scope"], "openid");
+        // RFC 6749 §6: the new refresh token keeps the original scope.
+        let wide_again = f
+            .token("web", &refresh(&narrow), NOW + 3)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            wide_again.scope.as_deref(),
+            Some("offline_access openid profile")
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_expire_when_idle_and_with_their_family() {
+        let f = Fixture::new().await;
+        let lifetimes = f.core.tokens.lifetimes().clone();
+        assert!(lifetimes.refresh_token_idle_ttl < lifetimes.refresh_token_ttl);
+        let first = signed_in(&f, "openid+offline_access").await;
+        // Unused for longer than the idle lifetime.
+        let e = f
+            .token_error(
+                "web",
+                &refresh(&first),
+                NOW + lifetimes.refresh_token_idle_ttl + 1,
+            )
+            .await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(e.description.contains("expired"), "{e:?}");
+
+        // Used in time, again and again: the family's absolute lifetime still ends it.
+        let family = lifetimes.refresh_token_ttl;
+        let mut tokens = signed_in(&f, "openid+offline_access").await;
+        let step = lifetimes.refresh_token_idle_ttl - DAY;
+        let times = [NOW + step, NOW + 2 * step, NOW + family - 1];
+        let mut last = NOW;
+        for at in times {
+            assert!(at - last < lifetimes.refresh_token_idle_ttl);
+            tokens = f
+                .token("web", &refresh(&tokens), at)
+                .await
+                .unwrap_or_else(|e| panic!("at +{}: {e:?}", at - NOW));
+            last = at;
+        }
+        // Issued a second before the family ends, idle-valid for days, yet expired.
+        let e = f
+            .token_error("web", &refresh(&tokens), NOW + family + 1)
+            .await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(e.description.contains("expired"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn no_refresh_for_a_disabled_or_revoked_user() {
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        let tokens = signed_in(&f, "openid+offline_access").await;
+        f.core
+            .store
+            .revoke_user(&alice.id, NOW + 10)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = f.token_error("web", &refresh(&tokens), NOW + 20).await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        let tokens = signed_in(&f, "openid+offline_access").await;
+        f.core
+            .store
+            .set_user_disabled(&alice.id, true, NOW + 10)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = f.token_error("web", &refresh(&tokens), NOW + 20).await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+    }
+
+    #[tokio::test]
+    async fn a_grant_authenticated_at_or_before_a_revocation_is_refused_on_use() {
+        // A login still being checked when the admin acted creates its grant after the
+        // sweep: the grant is live, but the user authenticated no later than the revocation.
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        f.core
+            .store
+            .revoke_user(&alice.id, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tokens = f
+            .token(
+                "legacy",
+                &format!(
+                    "grant_type=password&username=alice&password={}&scope=openid+offline_access",
+                    crate::testing::PASSWORD.replace(' ', "+")
+                ),
+                NOW,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let e = f.token_error("legacy", &refresh(&tokens), NOW + 1).await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(e.description.contains("signed out everywhere"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_token_of_another_client_or_unknown_is_refused() {
+        let f = Fixture::new().await;
+        let tokens = signed_in(&f, "openid+offline_access").await;
+        let e = f.token_error("spa", &refresh(&tokens), NOW + 1).await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(e.description.contains("another client"), "{e:?}");
+        let e = f
+            .token_error(
+                "web",
+                "grant_type=refresh_token&refresh_token=nope",
+                NOW + 1,
+            )
+            .await;
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        // The refused attempt by another client did not use the token up.
+        f.token("web", &refresh(&tokens), NOW + 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+}
