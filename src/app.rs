@@ -25,8 +25,17 @@ use crate::state::{AppState, CorsOrigins, Shared};
 use crate::store::users::NewUser;
 use crate::store::{Store, StoreError};
 
-/// The master key from config/env, or (SQLite only) one generated into the data folder.
+/// The master key from config/env, or (SQLite only) one generated into the data folder;
+/// with the previous key, when a rotation is under way.
 pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    let key = current_master_key(config)?;
+    Ok(match &config.previous_master_key {
+        Some(previous) => key.with_previous(previous),
+        None => key,
+    })
+}
+
+fn current_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     if let Some(k) = &config.master_key {
         return Ok(k.clone());
     }

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app;
 use crate::clock::Clock;
 use crate::config::{ClientConfig, Config, Severity, validate_client};
+use crate::crypto::aead::{MasterKey, OpenedWith};
 use crate::crypto::keys;
 use crate::crypto::password::hash_default;
 use crate::crypto::secret::{MIN_FAST_SECRET_LEN, SecretHash, new_token};
@@ -334,6 +335,11 @@ pub enum KeysCmd {
         #[arg(long, value_enum)]
         alg: Option<SigningAlg>,
     },
+    /// Print a new random master key (base64 of 32 bytes) for a rotation.
+    NewMasterKey,
+    /// Re-seal every stored signing key under the current master key, after a rotation
+    /// (master_key = the new key, previous_master_key = the old one). All or nothing.
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -1015,6 +1021,10 @@ async fn existing_user(
 }
 
 async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
+    if let KeysCmd::NewMasterKey = cmd {
+        println!("{}", MasterKey::generate().to_base64());
+        return Ok(0);
+    }
     let store = open_store(config).await?;
     let master = app::master_key(config)?;
     let t = now();
@@ -1063,6 +1073,39 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<i32> {
                 );
             }
         }
+        KeysCmd::NewMasterKey => {}
+        KeysCmd::Reseal => return reseal(&store, &master).await,
+    }
+    Ok(0)
+}
+
+/// `keys reseal`: open every signing key (under the current or the previous master key) and
+/// store it sealed under the current one. A key neither opens stops the command before
+/// anything is written.
+async fn reseal(store: &Store, master: &MasterKey) -> anyhow::Result<i32> {
+    let records = store.list_keys().await?;
+    let mut resealed = Vec::new();
+    for r in &records {
+        let (pkcs8, by) = master.decrypt_telling(&r.private_enc).map_err(|_| {
+            anyhow::anyhow!(
+                "signing key {} opens with neither master_key nor previous_master_key; nothing was changed",
+                r.kid
+            )
+        })?;
+        if by == OpenedWith::Previous {
+            resealed.push((r.kid.clone(), master.encrypt(&pkcs8)?));
+        }
+    }
+    store.reseal_keys(&resealed).await?;
+    println!(
+        "{} of {} signing keys re-sealed under the current master key; every key now opens with it",
+        resealed.len(),
+        records.len()
+    );
+    if master.has_previous() {
+        println!(
+            "next: remove previous_master_key (LATCHKEY_PREVIOUS_MASTER_KEY) from every node and restart them"
+        );
     }
     Ok(0)
 }

@@ -55,6 +55,11 @@ pub struct Config {
     /// Prefer `LATCHKEY_MASTER_KEY`. Generated into `data_dir` for the embedded SQLite store.
     #[serde(default, deserialize_with = "values::optional")]
     pub master_key: Option<MasterKey>,
+    /// The master key being replaced, while a rotation is under way: what it sealed still
+    /// opens, nothing new is sealed with it (README, "Rotating the master key"). Prefer
+    /// `LATCHKEY_PREVIOUS_MASTER_KEY`.
+    #[serde(default, deserialize_with = "values::optional")]
+    pub previous_master_key: Option<MasterKey>,
     /// Load balancers / reverse proxies (IPs or CIDR networks) whose `X-Forwarded-For` is
     /// believed for the client address used by throttles and audit.
     #[serde(default, deserialize_with = "values::list")]

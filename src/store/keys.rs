@@ -38,6 +38,28 @@ impl Store {
         Ok(())
     }
 
+    /// Replace the sealed private keys of `resealed` (kid, new `private_enc`) in one
+    /// transaction: after a master key rotation every key is readable under the new key, or
+    /// (on any failure) every key is as it was.
+    pub async fn reseal_keys(&self, resealed: &[(String, String)]) -> DbResult<()> {
+        let mut tx = self.begin().await?;
+        for (kid, private_enc) in resealed {
+            let done = sqlx::query("UPDATE signing_keys SET private_enc = $1 WHERE kid = $2")
+                .bind(private_enc)
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::corrupt(
+                    "signing key",
+                    format!("key {kid} disappeared while it was being re-sealed"),
+                ));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn delete_key(&self, kid: &str) -> DbResult<()> {
         sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
             .bind(kid)

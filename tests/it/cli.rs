@@ -748,6 +748,82 @@ async fn client_disable_enable_update(b: Backend) {
     }
 }
 
+/// A master key rotation: with the new key as `master_key` and the old as
+/// `previous_master_key`, `keys reseal` re-seals every signing key, all or nothing, after
+/// which the new key alone opens them and the old one opens none.
+async fn the_master_key_rotates_without_losing_a_signing_key(b: Backend) {
+    use latchkey::crypto::aead::MasterKey;
+    use latchkey::crypto::keys::KeyRing;
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let old = app
+        .state
+        .config
+        .master_key
+        .clone()
+        .expect("the test config sets one");
+    let out = latchkey(&app, &["keys", "new-master-key"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let new = MasterKey::from_base64(&text(&out.stdout)).expect("base64 of 32 bytes");
+    let run = |previous: String| {
+        let config = app.state.config.data_dir.join("cli.toml");
+        std::fs::write(
+            &config,
+            crate::common::config_toml(
+                &app.state.config.database_url,
+                &app.state.config.data_dir.display().to_string(),
+            ),
+        )
+        .expect("config");
+        let env = [
+            ("LATCHKEY_MASTER_KEY", new.to_base64()),
+            ("LATCHKEY_PREVIOUS_MASTER_KEY", previous),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_with(&config, &["keys", "reseal"], &env)
+    };
+    let opens = |key: &MasterKey, records: &[latchkey::model::KeyRecord]| {
+        KeyRing::default()
+            .load(key, records, app.clock.now(), 86_400)
+            .is_ok()
+    };
+    let before = app.state.core.store.list_keys().await.expect("keys");
+    assert!(!before.is_empty());
+    // A wrong previous key opens nothing: refused, and nothing is written.
+    let out = run(MasterKey::generate().to_base64());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("opens with neither"),
+        "{}",
+        text(&out.stderr)
+    );
+    let same = app.state.core.store.list_keys().await.expect("keys");
+    assert!(
+        same.iter()
+            .zip(&before)
+            .all(|(a, b)| a.private_enc == b.private_enc)
+    );
+    // With the old key as the previous one, every key is re-sealed.
+    let out = run(old.to_base64());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "{n} of {n} signing keys re-sealed",
+            n = before.len()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let after = app.state.core.store.list_keys().await.expect("keys");
+    assert!(opens(&new, &after), "the new key alone opens every key");
+    assert!(!opens(&old, &after), "the old key opens none");
+    assert!(opens(&old, &before) && !opens(&new, &before));
+    // Run again, nothing is left to re-seal.
+    let out = run(old.to_base64());
+    assert!(text(&out.stdout).starts_with(&format!("0 of {} signing keys", before.len())));
+}
+
 crate::both_stores!(
     user_show_prints_the_account,
     client_disable_enable_update,
@@ -757,6 +833,7 @@ crate::both_stores!(
     client_add_refuses_what_the_config_refuses,
     state_files_are_owner_only_whatever_the_umask,
     serve_puts_metrics_on_their_own_listener,
+    the_master_key_rotates_without_losing_a_signing_key,
 );
 
 /// Run the binary with `--config <config> args...` and extra environment, no store needed.
