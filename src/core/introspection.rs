@@ -114,7 +114,9 @@ async fn access(core: &Core, c: AccessClaims) -> OAuthResult<IntrospectionRespon
         iat: Some(c.iat),
         iss: Some(c.iss),
         jti: Some(c.jti),
-        scope: Some(c.scope),
+        // RFC 7662 section 2.2: `scope` lists the token's scopes; a token granted none has
+        // no member rather than an empty one.
+        scope: (!c.scope.is_empty()).then_some(c.scope),
         sub: Some(c.sub),
         token_type: Some(TokenType::Bearer.as_str()),
         username: user.map(|u| u.username),
@@ -148,7 +150,7 @@ async fn refresh(core: &Core, r: RefreshRow, now: i64) -> OAuthResult<Introspect
         iat: Some(r.created_at),
         iss: Some(core.tokens.issuer().to_owned()),
         jti: None,
-        scope: Some(r.data.scope.to_wire()),
+        scope: (!r.data.scope.is_empty()).then(|| r.data.scope.to_wire()),
         sub: r.user_id,
         token_type: Some("refresh_token"),
         username: user.map(|u| u.username),

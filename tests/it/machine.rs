@@ -612,6 +612,23 @@ async fn client_credentials_answers_the_scope_granted(b: Backend) {
             Some(g) => assert_eq!(t["scope"], g, "{client} {asked:?}: {t}"),
             None => assert!(t.get("scope").is_none(), "{client} {asked:?}: {t}"),
         }
+        // Introspection says the same (RFC 7662 section 2.2): the scopes, or no member.
+        let token = t["access_token"].as_str().expect("token");
+        let i = json(
+            app.http
+                .post(app.url("/introspect"))
+                .basic_auth("rs", Some(RS_SECRET))
+                .form(&[("token", token), ("token_type_hint", "access_token")])
+                .send()
+                .await
+                .expect("introspect"),
+        )
+        .await;
+        assert_eq!(i["active"], true, "{i}");
+        match granted {
+            Some(g) => assert_eq!(i["scope"], g, "{client} {asked:?}: {i}"),
+            None => assert!(i.get("scope").is_none(), "{client} {asked:?}: {i}"),
+        }
     }
 }
 
