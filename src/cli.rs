@@ -522,7 +522,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     "DEMO clients or the DEMO user from the example config are registered: their secrets and password are published; remove them before production"
                 );
             }
-            app::spawn_background(&state)?;
+            let background = app::spawn_background(&state)?;
             // One signal stops both listeners: the metrics one when `stop` is dropped.
             let (stop, mut stopped) = tokio::sync::watch::channel(());
             let metrics = match metrics_listener {
@@ -553,6 +553,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             if let Some(m) = metrics {
                 m.await??;
             }
+            background.shutdown().await;
             Ok(0)
         }
         #[cfg(feature = "bench")]

@@ -117,6 +117,8 @@ disabled = true
 /// One test's core and its store. The folder lives as long as the fixture.
 pub struct Fixture {
     pub core: Arc<Core>,
+    /// The whole state, for what runs beside the protocol (background tasks).
+    pub state: crate::state::AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -137,6 +139,7 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("core: {e}"));
         Fixture {
             core: state.core.clone(),
+            state,
             _dir: dir,
         }
     }
