@@ -9,10 +9,14 @@
 //! computes the same active key from the same rows and the same clock.
 //!
 //! Private keys are parsed once into aws-lc key pairs and kept in memory; signing never
-//! re-parses PEM/DER (the trap of re-parsing on every `encode`).
+//! re-parses PEM/DER (the trap of re-parsing on every `encode`). `rotation` says which key
+//! is in which state; `ring` is the node's parsed copy.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+mod ring;
+mod rotation;
+
+pub use ring::KeyRing;
+pub use rotation::{KeyState, classify};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -24,7 +28,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use super::aead::MasterKey;
 use crate::oauth::types::SigningAlg;
 
 /// A signing key as the store keeps it: the private key sealed with the master key.
@@ -182,141 +185,10 @@ impl SigningKey {
     }
 }
 
-/// The key states shown by `latchkey keys list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyState {
-    Next,
-    Active,
-    Retired,
-    Expired,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Active => "active",
-            KeyState::Retired => "retired",
-            KeyState::Expired => "expired",
-        }
-    }
-}
-
-/// Classify every key of one store snapshot at `now`. `retire_after` is how long a superseded
-/// key stays published: the longest lifetime of anything it signed.
-pub fn classify(
-    records: &[KeyRecord],
-    now: i64,
-    retire_after: i64,
-) -> Vec<(KeyState, Option<i64>)> {
-    records
-        .iter()
-        .map(|r| {
-            if r.activates_at > now {
-                return (KeyState::Next, None);
-            }
-            // Superseded when a newer key of the same alg has activated.
-            let superseded_at = records
-                .iter()
-                .filter(|o| {
-                    o.alg == r.alg && o.activates_at > r.activates_at && o.activates_at <= now
-                })
-                .map(|o| o.activates_at)
-                .min();
-            match superseded_at {
-                None => (KeyState::Active, None),
-                Some(t) if t + retire_after > now => (KeyState::Retired, Some(t + retire_after)),
-                Some(t) => (KeyState::Expired, Some(t + retire_after)),
-            }
-        })
-        .collect()
-}
-
-#[derive(Default)]
-struct Snapshot {
-    /// Published keys (next, active, retired), newest first.
-    keys: Vec<Arc<SigningKey>>,
-    by_kid: HashMap<String, Arc<SigningKey>>,
-    jwks: Arc<Value>,
-}
-
-/// The in-process cache of the store's key set. Truth stays in the store.
-#[derive(Clone, Default)]
-pub struct KeyRing {
-    inner: Arc<RwLock<Arc<Snapshot>>>,
-}
-
-impl KeyRing {
-    /// Replace the cache with a fresh snapshot (parsed keys are reused by kid).
-    pub fn load(
-        &self,
-        master: &MasterKey,
-        records: &[KeyRecord],
-        now: i64,
-        retire_after: i64,
-    ) -> anyhow::Result<()> {
-        let states = classify(records, now, retire_after);
-        let old = self.snapshot();
-        let mut keys = Vec::new();
-        for (r, (state, _)) in records.iter().zip(states) {
-            if state == KeyState::Expired {
-                continue;
-            }
-            let key = match old.by_kid.get(&r.kid) {
-                Some(k) => k.clone(),
-                None => {
-                    let pkcs8 = master.decrypt(&r.private_enc)?;
-                    Arc::new(SigningKey::from_pkcs8(
-                        r.kid.clone(),
-                        r.alg,
-                        &pkcs8,
-                        r.activates_at,
-                        r.created_at,
-                    )?)
-                }
-            };
-            keys.push(key);
-        }
-        keys.sort_by_key(|k| std::cmp::Reverse(k.activates_at));
-        let by_kid = keys.iter().map(|k| (k.kid.clone(), k.clone())).collect();
-        let jwks =
-            Arc::new(json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}));
-        let snap = Arc::new(Snapshot { keys, by_kid, jwks });
-        match self.inner.write() {
-            Ok(mut g) => *g = snap,
-            Err(p) => *p.into_inner() = snap,
-        }
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Arc<Snapshot> {
-        match self.inner.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    /// The key that signs for `alg` at `now`: the newest one already activated.
-    pub fn active(&self, alg: SigningAlg, now: i64) -> Option<Arc<SigningKey>> {
-        self.snapshot()
-            .keys
-            .iter()
-            .find(|k| k.alg == alg && k.activates_at <= now)
-            .cloned()
-    }
-
-    pub fn get(&self, kid: &str) -> Option<Arc<SigningKey>> {
-        self.snapshot().by_kid.get(kid).cloned()
-    }
-
-    pub fn jwks(&self) -> Arc<Value> {
-        self.snapshot().jwks.clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::aead::MasterKey;
 
     fn rec(kid: &str, alg: &str, activates_at: i64) -> KeyRecord {
         KeyRecord {
