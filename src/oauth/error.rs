@@ -22,10 +22,8 @@ pub enum ErrorCode {
     LoginRequired,
     ConsentRequired,
     InteractionRequired,
-    AccountSelectionRequired,
     RequestNotSupported,
     RequestUriNotSupported,
-    RegistrationNotSupported,
     InvalidToken,
     InsufficientScope,
     UnsupportedTokenType,
@@ -51,10 +49,8 @@ impl ErrorCode {
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::InteractionRequired => "interaction_required",
-            ErrorCode::AccountSelectionRequired => "account_selection_required",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
-            ErrorCode::RegistrationNotSupported => "registration_not_supported",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
@@ -365,6 +361,7 @@ mod tests {
             ),
             (ErrorCode::SlowDown, "slow_down", 400),
             (ErrorCode::ExpiredToken, "expired_token", 400),
+            (ErrorCode::InvalidTarget, "invalid_target", 400),
         ];
         for (code, s, status) in cases {
             assert_eq!(code.as_str(), s);
