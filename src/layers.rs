@@ -170,6 +170,9 @@ fn lower_layers_do_not_import_higher_ones() {
     // store knows no protocol or config, the vocabulary knows nothing above it.
     let rules: &[(&str, &[&str])] = &[
         ("core", &["http", "state", "app", "cli", "server"]),
+        // The admin service is shared by the CLI and a future HTTP admin API: it knows
+        // neither, nor the server's state.
+        ("admin", &["cli", "http", "state"]),
         ("store", &["core", "http", "state", "app", "cli", "config"]),
         (
             "model",

@@ -9,6 +9,7 @@
 // Request/response enums are short-lived values on the stack; boxing would not pay.
 #![allow(clippy::large_enum_variant)]
 
+pub mod admin;
 pub mod app;
 #[cfg(feature = "bench")]
 pub mod ceilings;
