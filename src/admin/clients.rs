@@ -169,6 +169,8 @@ impl Admin<'_> {
 
     /// Delete a client (a config client too: the file brings it back at the next start).
     pub async fn remove_client(&self, client_id: &str) -> AdminResult<()> {
+        // A client of the config would be registered again at the next start.
+        self.client_to_change(client_id).await?;
         if !self.store.delete_client(client_id).await? {
             return Err(AdminError::NoClient(client_id.to_owned()));
         }

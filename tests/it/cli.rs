@@ -727,6 +727,7 @@ async fn client_disable_enable_update(b: Backend) {
         &["client", "disable", "web"][..],
         &["client", "enable", "web"],
         &["client", "update", "web", "--name", "x"],
+        &["client", "remove", "web"],
     ] {
         let out = latchkey(&app, args).await;
         let err = text(&out.stderr);
