@@ -3,6 +3,7 @@
 
 use crate::core::Core;
 use crate::model::AuditEvent;
+use std::net::IpAddr;
 
 /// What happened. Stored and logged by its `as_str` name, which is what operators query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +43,17 @@ pub async fn audit(
     kind: AuditKind,
     user_id: Option<&str>,
     client_id: Option<&str>,
-    ip: &str,
+    ip: Option<IpAddr>,
     now: i64,
 ) {
     let kind = kind.as_str();
+    let ip = ip.map(|ip| ip.to_string());
     tracing::info!(event = kind, user_id, client_id, ip, "audit");
     let e = AuditEvent {
         kind,
         user_id,
         client_id,
-        ip: Some(ip),
+        ip: ip.as_deref(),
         detail: serde_json::json!({}),
     };
     if let Err(err) = core.store.audit(&e, now).await {

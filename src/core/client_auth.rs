@@ -10,6 +10,7 @@
 //! is ever cached, and the cache key cannot be reversed into the secret.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -157,7 +158,7 @@ pub async fn authenticate(
     core: &Core,
     authorization: Option<&str>,
     params: &Params,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Arc<Client>> {
     let p = presented(authorization, params)?;
@@ -193,7 +194,7 @@ pub async fn authenticate(
             AuditKind::ClientAuthFailure,
             None,
             Some(&p.client_id),
-            ip,
+            Some(ip),
             now,
         )
         .await;
@@ -214,7 +215,7 @@ async fn verify(
     core: &Core,
     p: &Presented,
     client: Option<Arc<Client>>,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Arc<Client>> {
     let fail = |reason: &str| {
@@ -222,7 +223,7 @@ async fn verify(
         tracing::info!(
             client_id = p.client_id.as_str(),
             presented_method = p.method.as_str(),
-            ip,
+            %ip,
             reason,
             "client authentication failed"
         );
@@ -301,7 +302,7 @@ async fn verify(
 /// addresses is bounded per address, and nobody can lock a client out for its owner by
 /// guessing from elsewhere. Per client only the argon2 checks in flight are bounded, which
 /// bounds the hashing work one client's name can cost without ever locking it.
-fn guards(core: &Core, client: Option<&str>, ip: &str) -> Vec<Guard> {
+fn guards(core: &Core, client: Option<&str>, ip: IpAddr) -> Vec<Guard> {
     let s = &core.config.client_auth;
     let policy = |max_failures| ThrottlePolicy {
         max_failures,
@@ -349,7 +350,7 @@ async fn begin(
     core: &Core,
     client_id: &str,
     client: Option<&str>,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Attempt> {
     let lease = core.config.limits.attempt_lease();
@@ -369,7 +370,7 @@ async fn count_failure(
     core: &Core,
     client_id: &str,
     client: Option<&str>,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) -> OAuthResult<()> {
     let attempt = begin(core, client_id, client, ip, now).await?;
@@ -379,10 +380,10 @@ async fn count_failure(
     Ok(())
 }
 
-fn throttled(client_id: &str, ip: &str, until: i64, now: i64) -> OAuthError {
+fn throttled(client_id: &str, ip: IpAddr, until: i64, now: i64) -> OAuthError {
     tracing::warn!(
         client_id,
-        ip,
+        %ip,
         "client authentication throttled after repeated failures"
     );
     let wait = (until - now).max(1);

@@ -1,6 +1,7 @@
 //! The consent form's answer (OIDC Core §3.1.2.4), and the stored authorization requests
 //! ("interactions") that the login and consent forms continue.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::core::Core;
@@ -61,7 +62,7 @@ pub async fn answer(
     session: &Session,
     user: &User,
     allow: bool,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Answered> {
     if core
@@ -78,7 +79,7 @@ pub async fn answer(
     } else {
         AuditKind::ConsentDenied
     };
-    audit(core, kind, Some(&user.id), Some(&client.id), ip, now).await;
+    audit(core, kind, Some(&user.id), Some(&client.id), Some(ip), now).await;
     if !allow {
         let ret = req.return_to(core.tokens.issuer());
         return Ok(Answered::Return(Ok(ret.error(&OAuthError::access_denied(

@@ -5,6 +5,7 @@
 //! The /token side (polling) is `grants::device_code`; the pages are `http::device`.
 
 use serde::Serialize;
+use std::net::IpAddr;
 
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
@@ -148,7 +149,7 @@ pub enum CodeProblem {
 pub async fn find_pending(
     core: &Core,
     typed: &str,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Result<DeviceRow, CodeProblem>> {
     let s = &core.config.device;
@@ -196,7 +197,7 @@ pub async fn find_pending(
             .await?;
         return Ok(Err(match attempt.failed(now).await? {
             Some(until) => {
-                tracing::warn!(ip, "device user-code attempts throttled");
+                tracing::warn!(%ip, "device user-code attempts throttled");
                 CodeProblem::Throttled { until }
             }
             None => CodeProblem::Unknown,
@@ -237,7 +238,7 @@ pub async fn decide(
     session: &Session,
     user: &User,
     allow: bool,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Decided> {
     // Back-Channel Logout 1.0 section 2.3: the device's tokens carry this session's sid, so
@@ -264,7 +265,15 @@ pub async fn decide(
     } else {
         (AuditKind::DeviceDenied, Decided::Denied)
     };
-    audit(core, kind, Some(&user.id), Some(&row.client_id), ip, now).await;
+    audit(
+        core,
+        kind,
+        Some(&user.id),
+        Some(&row.client_id),
+        Some(ip),
+        now,
+    )
+    .await;
     Ok(decided)
 }
 

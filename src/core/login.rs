@@ -8,6 +8,7 @@ use crate::crypto::password::HashError;
 use crate::model::User;
 use crate::oauth::error::OAuthResult;
 use crate::store::ThrottlePolicy;
+use std::net::IpAddr;
 
 /// Why a password check did not sign the user in.
 #[derive(Debug)]
@@ -78,7 +79,7 @@ pub fn throttle_policy(s: &LoginSettings, max_failures: i64, max_in_flight: i64)
 /// no account a count), then the account. The account is the resolved user, so every name
 /// it can be typed as shares one counter; a name that is no account gets its own, so an
 /// unknown user is throttled exactly like a known one.
-fn guards(core: &Core, login: &str, user: Option<&User>, ip: Option<&str>) -> Vec<Guard> {
+fn guards(core: &Core, login: &str, user: Option<&User>, ip: Option<IpAddr>) -> Vec<Guard> {
     let s = &core.config.login;
     let mut guards = Vec::with_capacity(2);
     if let Some(ip) = ip {
@@ -117,7 +118,7 @@ pub async fn check_password(
     core: &Core,
     login: &str,
     password: &str,
-    ip: Option<&str>,
+    ip: Option<IpAddr>,
     now: i64,
 ) -> OAuthResult<Result<Verified, LoginFailure>> {
     // A flood is turned away before it costs a store round trip; nothing is checked, so
@@ -181,7 +182,7 @@ mod tests {
         password: &str,
         now: i64,
     ) -> Result<Verified, LoginFailure> {
-        check_password(&f.core, login, password, Some("192.0.2.7"), now)
+        check_password(&f.core, login, password, Some([192, 0, 2, 7].into()), now)
             .await
             .unwrap_or_else(|e| panic!("{e:?}"))
     }

@@ -6,6 +6,7 @@
 //! signed, for the user of this browser's session. Anything else gets a confirmation page
 //! first. The pages are `http::logout`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -186,7 +187,7 @@ pub async fn end(
     session: Option<&str>,
     req: &LogoutRequest,
     user: Option<&User>,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) -> OAuthResult<()> {
     let sid = match session {
@@ -199,7 +200,7 @@ pub async fn end(
         AuditKind::Logout,
         user.map(|u| u.id.as_str()),
         req.client.as_ref().map(|c| c.id.as_str()),
-        ip,
+        Some(ip),
         now,
     )
     .await;

@@ -198,7 +198,7 @@ pub async fn login(
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let (form, pending) = pending_form(&state, &jar, &body, |i| Bind::Interaction(i)).await?;
-    match sign_in(&state, jar, &form, &pending.client.id, &ip)
+    match sign_in(&state, jar, &form, &pending.client.id, ip)
         .await
         .or_page(&state)?
     {
@@ -224,7 +224,7 @@ pub async fn consent(
         return continue_request(&state, jar, (&pending).into(), None, false, None).await;
     };
     let allow = form.get("decision") == Some("allow");
-    match consent::answer(&state.core, &pending, &s, &user, allow, &ip, state.now())
+    match consent::answer(&state.core, &pending, &s, &user, allow, ip, state.now())
         .await
         .or_page(&state)?
     {

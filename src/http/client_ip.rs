@@ -6,7 +6,6 @@
 //! the first address not itself a trusted proxy is the client (entries further left were
 //! written by the client and prove nothing).
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -14,24 +13,32 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use ipnet::IpNet;
 
+use crate::oauth::error::OAuthError;
 use crate::state::AppState;
 
 /// The client's address as text (`203.0.113.9`), or `unknown` without a peer address.
-#[derive(Debug, Clone)]
-pub struct ClientIp(pub String);
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = Infallible;
+    type Rejection = OAuthError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, OAuthError> {
+        // `server` puts the peer on every request. Without one there is no address to count
+        // guesses against, and no sentinel stands in for it: that would pool every such
+        // request under one throttle key.
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        Ok(ClientIp(match peer {
-            Some(peer) => resolve(peer, &parts.headers, &state.trusted_proxies).to_string(),
-            None => "unknown".to_owned(),
-        }))
+            .map(|c| c.0.ip())
+            .ok_or_else(|| {
+                OAuthError::internal("a request without its connection's peer address")
+            })?;
+        Ok(ClientIp(resolve(
+            peer,
+            &parts.headers,
+            &state.trusted_proxies,
+        )))
     }
 }
 

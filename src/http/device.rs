@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
+use std::net::IpAddr;
 
 use crate::core::device::{self, CodeProblem, Decided, DeviceAuthorization, display_user_code};
 use crate::core::login::wait_words;
@@ -105,7 +106,7 @@ struct DeviceForm {
 async fn pending_form(
     state: &AppState,
     jar: &CookieJar,
-    ip: &str,
+    ip: IpAddr,
     body: &[u8],
     bind: Bind<'_>,
 ) -> Result<Result<DeviceForm, Response>, PageError> {
@@ -132,7 +133,7 @@ pub async fn submit(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let row = match pending_form(&state, &jar, &ip, &body, Bind::Nothing).await? {
+    let row = match pending_form(&state, &jar, ip, &body, Bind::Nothing).await? {
         Ok(f) => f.row,
         Err(page) => return Ok(page),
     };
@@ -206,11 +207,11 @@ pub async fn login(
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let DeviceForm { form, row } =
-        match pending_form(&state, &jar, &ip, &body, Bind::Nothing).await? {
+        match pending_form(&state, &jar, ip, &body, Bind::Nothing).await? {
             Ok(f) => f,
             Err(page) => return Ok(page),
         };
-    match sign_in(&state, jar, &form, &row.client_id, &ip)
+    match sign_in(&state, jar, &form, &row.client_id, ip)
         .await
         .or_page(&state)?
     {
@@ -227,7 +228,7 @@ pub async fn confirm(
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let DeviceForm { form, row } =
-        match pending_form(&state, &jar, &ip, &body, Bind::Session).await? {
+        match pending_form(&state, &jar, ip, &body, Bind::Session).await? {
             Ok(f) => f,
             Err(page) => return Ok(page),
         };
@@ -249,7 +250,7 @@ pub async fn confirm(
         &s,
         &user,
         allow,
-        &ip,
+        ip,
         state.now(),
     )
     .await

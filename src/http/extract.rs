@@ -2,6 +2,7 @@
 //! authenticates (§2.3), and a bearer token (RFC 6750 §2). Each rejects with the protocol's
 //! JSON error, so a handler starts from typed values and never shapes an error itself.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -86,7 +87,7 @@ pub struct AuthenticatedClient {
     pub client: Arc<Client>,
     pub params: Params,
     /// Where the request came from, for the throttles and the audit log.
-    pub ip: String,
+    pub ip: IpAddr,
 }
 
 impl FromRequest<AppState> for AuthenticatedClient {
@@ -94,7 +95,7 @@ impl FromRequest<AppState> for AuthenticatedClient {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiRejection> {
         let (mut parts, body) = req.into_parts();
-        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
+        let ClientIp(ip) = ClientIp::from_request_parts(&mut parts, state).await?;
         let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -106,7 +107,7 @@ impl FromRequest<AppState> for AuthenticatedClient {
             &state.core,
             authorization.as_deref(),
             &params,
-            &ip,
+            ip,
             state.now(),
         )
         .await?;

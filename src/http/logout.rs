@@ -6,6 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
+use std::net::IpAddr;
 
 use crate::core::logout::{self, Action, LogoutParams, LogoutRequest};
 use crate::model::User;
@@ -29,7 +30,7 @@ pub async fn get(
     let raw = raw.unwrap_or_default();
     let params = Params::parse(raw.as_bytes(), state.config.limits.params())
         .map_err(|e| bad_logout_request(&state, e))?;
-    run(&state, &ip, jar, &params).await
+    run(&state, ip, jar, &params).await
 }
 
 /// §2: the OP MUST support both GET and POST (form-encoded) at the endpoint.
@@ -40,12 +41,12 @@ pub async fn post(
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let params = parse_form(&state, &body).map_err(|e| bad_logout_request(&state, e))?;
-    run(&state, &ip, jar, &params).await
+    run(&state, ip, jar, &params).await
 }
 
 async fn run(
     state: &AppState,
-    ip: &str,
+    ip: IpAddr,
     jar: CookieJar,
     params: &Params,
 ) -> Result<Response, PageError> {
@@ -124,14 +125,14 @@ pub async fn confirm(
         return Ok((jar, body).into_response());
     }
     let session = session::current(&state, &jar).await.or_page(&state)?;
-    end(&state, jar, &ip, &req, session.as_ref().map(|(_, u)| u)).await
+    end(&state, jar, ip, &req, session.as_ref().map(|(_, u)| u)).await
 }
 
 /// End the browser's session (revoking what the config says, auditing), and finish.
 async fn end(
     state: &AppState,
     jar: CookieJar,
-    ip: &str,
+    ip: IpAddr,
     req: &LogoutRequest,
     user: Option<&User>,
 ) -> Result<Response, PageError> {

@@ -2,6 +2,7 @@
 //! every page handler), the form preambles, and signing in from a login form.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -180,7 +181,7 @@ pub async fn sign_in(
     jar: CookieJar,
     form: &Params,
     client_id: &str,
-    ip: &str,
+    ip: IpAddr,
 ) -> OAuthResult<SignIn> {
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
@@ -196,7 +197,7 @@ pub async fn sign_in(
                     AuditKind::LoginFailure,
                     None,
                     Some(client_id),
-                    ip,
+                    Some(ip),
                     now,
                 )
                 .await;
@@ -223,7 +224,7 @@ pub async fn sign_in(
         AuditKind::LoginSuccess,
         Some(&user.id),
         Some(client_id),
-        ip,
+        Some(ip),
         now,
     )
     .await;

@@ -13,11 +13,12 @@ use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::GrantType;
 use crate::store::grants::{NewFamily, NewGrant, NewRefresh};
+use std::net::IpAddr;
 
 /// Facts about the HTTP request a grant may need.
 #[derive(Debug, Clone, Default)]
 pub struct TokenContext {
-    pub client_ip: Option<String>,
+    pub client_ip: Option<IpAddr>,
 }
 
 /// Run the grant named by `grant_type` for an already-authenticated client.

@@ -22,10 +22,9 @@ pub async fn handle(
     let username = params.require("username")?;
     let password = params.require("password")?;
     let scope = client.requested_scope(params.get("scope"))?;
-    let ip = ctx.client_ip.as_deref();
+    let ip = ctx.client_ip;
     let checked = check_password(core, username, password, ip, now).await?;
     // The same audit trail as the login page: the password grant is a sign-in too.
-    let at = ip.unwrap_or("unknown");
     match &checked {
         Ok(v) => {
             audit(
@@ -33,7 +32,7 @@ pub async fn handle(
                 AuditKind::LoginSuccess,
                 Some(&v.user.id),
                 Some(&client.id),
-                at,
+                ip,
                 now,
             )
             .await
@@ -44,7 +43,7 @@ pub async fn handle(
                 AuditKind::LoginFailure,
                 None,
                 Some(&client.id),
-                at,
+                ip,
                 now,
             )
             .await;
