@@ -11,40 +11,40 @@ use crate::oauth::types::{GrantType, ResponseType, ScopeSet, SigningAlg, TokenEn
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
-    pub source: ClientSource,
+    pub source: Source,
     pub enabled: bool,
     pub secret_hash: Option<SecretHash>,
     pub settings: ClientSettings,
 }
 
-/// Who owns a client's registration.
+/// Who owns a registration, a client's or a user's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientSource {
+pub enum Source {
     /// The config file: applied at every start, so the CLI must not change it.
     Config,
-    /// `latchkey client add`.
+    /// `latchkey client add` or `latchkey user add`.
     Cli,
 }
 
-impl ClientSource {
-    /// As stored in `clients.source`.
+impl Source {
+    /// As stored in `clients.source` and `users.source`.
     pub fn as_str(self) -> &'static str {
         match self {
-            ClientSource::Config => "config",
-            ClientSource::Cli => "cli",
+            Source::Config => "config",
+            Source::Cli => "cli",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "config" => Some(ClientSource::Config),
-            "cli" => Some(ClientSource::Cli),
+            "config" => Some(Source::Config),
+            "cli" => Some(Source::Cli),
             _ => None,
         }
     }
 }
 
-impl std::fmt::Display for ClientSource {
+impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `pad`, so `{:<8}` lines up a table.
         f.pad(self.as_str())
@@ -197,8 +197,8 @@ pub struct User {
     pub disabled: bool,
     pub claims: UserClaims,
     pub updated_at: i64,
-    /// 'config' (owned by the config file) or 'cli'.
-    pub source: String,
+    /// Who owns the account: the config file or the CLI.
+    pub source: Source,
     /// Tokens issued at or before this time are revoked (0: none).
     pub tokens_revoked_at: i64,
 }
@@ -421,10 +421,10 @@ mod tests {
 
     #[test]
     fn client_sources_round_trip_and_pad() {
-        for s in [ClientSource::Config, ClientSource::Cli] {
-            assert_eq!(ClientSource::parse(s.as_str()), Some(s));
+        for s in [Source::Config, Source::Cli] {
+            assert_eq!(Source::parse(s.as_str()), Some(s));
         }
-        assert_eq!(ClientSource::parse("other"), None);
-        assert_eq!(format!("{:<8}|", ClientSource::Cli), "cli     |");
+        assert_eq!(Source::parse("other"), None);
+        assert_eq!(format!("{:<8}|", Source::Cli), "cli     |");
     }
 }

@@ -5,7 +5,7 @@ use super::{Admin, AdminError, AdminResult};
 use crate::app;
 use crate::config::{ClientConfig, Problem, Severity, validate_client};
 use crate::crypto::secret::{SecretHash, new_token};
-use crate::model::{Client, ClientSource};
+use crate::model::{Client, Source};
 use crate::oauth::types::{GrantType, TokenEndpointAuthMethod};
 
 /// A client to register.
@@ -135,7 +135,7 @@ impl Admin<'_> {
         if self.store.get_client(&client_id).await?.is_some() {
             return Err(AdminError::ClientExists(client_id));
         }
-        let client = app::client_from_config(&draft.entry, ClientSource::Cli)?;
+        let client = app::client_from_config(&draft.entry, Source::Cli)?;
         self.store.upsert_client(&client, self.now()).await?;
         Ok(Registered {
             client_id,
@@ -158,7 +158,7 @@ impl Admin<'_> {
     /// A client registered here that an admin named; one the config file owns is refused.
     async fn client_to_change(&self, client_id: &str) -> AdminResult<Client> {
         let c = self.client(client_id).await?;
-        if c.source == ClientSource::Config {
+        if c.source == Source::Config {
             return Err(AdminError::ConfigClient {
                 client_id: client_id.to_owned(),
                 config_path: self.config_path.to_owned(),
@@ -181,7 +181,7 @@ impl Admin<'_> {
     /// working at once.
     pub async fn rotate_client_secret(&self, client_id: &str) -> AdminResult<String> {
         let c = self.client(client_id).await?;
-        if c.source == ClientSource::Config {
+        if c.source == Source::Config {
             return Err(AdminError::ConfigClientSecret(client_id.to_owned()));
         }
         if c.is_public() {

@@ -124,7 +124,7 @@ mod tests {
     use crate::clock::Clock;
     use crate::config::Severity;
     use crate::crypto::secret::SecretHash;
-    use crate::model::{ClientSource, UserClaims};
+    use crate::model::{Source, UserClaims};
     use crate::oauth::types::GrantType;
     use crate::testing::{Fixture, NOW};
 
@@ -159,7 +159,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let secret = r.secret.unwrap_or_else(|| panic!("no secret"));
         let c = a.client("svc").await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.source, ClientSource::Cli);
+        assert_eq!(c.source, Source::Cli);
         assert!(c.settings.require_pkce);
         assert_eq!(
             c.secret_hash.map(|h| h.encode()),

@@ -3,7 +3,7 @@
 
 use super::{Admin, AdminError, AdminResult};
 use crate::crypto::password::hash_default;
-use crate::model::{User, UserClaims};
+use crate::model::{Source, User, UserClaims};
 use crate::store::users::NewUser;
 
 /// The shortest password accepted.
@@ -38,7 +38,7 @@ impl Admin<'_> {
                     username,
                     password_hash: &hash,
                     claims,
-                    source: "cli",
+                    source: Source::Cli,
                 },
                 self.now(),
             )
@@ -73,7 +73,7 @@ impl Admin<'_> {
     /// before asking for a password that would be refused.
     pub async fn user_to_change(&self, login: &str) -> AdminResult<User> {
         let user = self.user(login).await?;
-        if user.source == "config" {
+        if user.source == Source::Config {
             return Err(AdminError::ConfigUser {
                 username: user.username,
                 config_path: self.config_path.to_owned(),

@@ -5,7 +5,7 @@ use crate::config::{ClientConfig, Config};
 use crate::crypto::aead::MasterKey;
 use crate::crypto::secret::SecretHash;
 use crate::files;
-use crate::model::{Client, ClientSettings, ClientSource};
+use crate::model::{Client, ClientSettings, Source};
 use crate::store::Store;
 use crate::store::users::NewUser;
 
@@ -44,7 +44,7 @@ fn current_master_key(config: &Config) -> anyhow::Result<MasterKey> {
 /// A client entry (from the config file, or built by `latchkey client add`, named by
 /// `source`) in the stored form. Its values were parsed when it was read; only a secret from
 /// the environment is still to be hashed.
-pub fn client_from_config(c: &ClientConfig, source: ClientSource) -> anyhow::Result<Client> {
+pub fn client_from_config(c: &ClientConfig, source: Source) -> anyhow::Result<Client> {
     let secret_hash = match (&c.client_secret_hash, &c.secret_env, &c.env_secret) {
         (Some(h), _, _) => Some(h.clone()),
         (None, Some(_), Some(secret)) => Some(SecretHash::Argon2(
@@ -95,7 +95,7 @@ impl From<&ClientConfig> for ClientSettings {
 pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Result<()> {
     let mut keep = Vec::new();
     for c in &config.clients {
-        let mut client = client_from_config(c, ClientSource::Config)?;
+        let mut client = client_from_config(c, Source::Config)?;
         // secret_env secrets are re-hashed with a new salt on every start; keep the stored
         // hash when it still verifies, so a restart changes nothing.
         if let (Some(secret), Some(SecretHash::Argon2(_))) = (&c.env_secret, &client.secret_hash)
@@ -120,7 +120,7 @@ pub async fn bootstrap(config: &Config, store: &Store, now: i64) -> anyhow::Resu
                     username: &u.username,
                     password_hash: &u.password_hash,
                     claims: &u.claims,
-                    source: "config",
+                    source: Source::Config,
                 },
                 u.disabled,
                 now,

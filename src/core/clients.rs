@@ -115,12 +115,12 @@ impl ClientCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ClientSettings, ClientSource};
+    use crate::model::{ClientSettings, Source};
 
     fn client(id: &str, enabled: bool) -> Client {
         Client {
             id: id.into(),
-            source: ClientSource::Config,
+            source: Source::Config,
             enabled,
             secret_hash: None,
             settings: ClientSettings::default(),

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{Backend, DbResult, Store, StoreError, encode_err, flag, json_err};
 use crate::crypto::secret::SecretHash;
-use crate::model::{Client, ClientSettings, ClientSource};
+use crate::model::{Client, ClientSettings, Source};
 
 fn client_from_row(row: &AnyRow) -> DbResult<Client> {
     let settings: String = row.try_get("settings")?;
@@ -19,7 +19,7 @@ fn client_from_row(row: &AnyRow) -> DbResult<Client> {
     let source: String = row.try_get("source")?;
     Ok(Client {
         id: row.try_get("id")?,
-        source: ClientSource::parse(&source).ok_or_else(|| {
+        source: Source::parse(&source).ok_or_else(|| {
             StoreError::corrupt("client source", format!("unknown source `{source}`"))
         })?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
@@ -118,7 +118,7 @@ impl Store {
         now: i64,
     ) -> DbResult<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM clients WHERE source = $1 AND enabled = 1")
-            .bind(ClientSource::Config.as_str())
+            .bind(Source::Config.as_str())
             .fetch_all(self.pool())
             .await?;
         let mut disabled = Vec::new();

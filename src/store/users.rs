@@ -2,11 +2,12 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{DbResult, Store, backchannel, encode_err, flag, json_err};
-use crate::model::{User, UserClaims};
+use super::{DbResult, Store, StoreError, backchannel, encode_err, flag, json_err};
+use crate::model::{Source, User, UserClaims};
 
 pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
     let claims: String = row.try_get("claims")?;
+    let source: String = row.try_get("source")?;
     Ok(User {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -14,7 +15,9 @@ pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         claims: serde_json::from_str::<UserClaims>(&claims).map_err(json_err)?,
         updated_at: row.try_get("updated_at")?,
-        source: row.try_get("source")?,
+        source: Source::parse(&source).ok_or_else(|| {
+            StoreError::corrupt("user source", format!("unknown source `{source}`"))
+        })?,
         tokens_revoked_at: row.try_get("tokens_revoked_at")?,
     })
 }
@@ -34,7 +37,7 @@ pub struct NewUser<'a> {
     pub username: &'a str,
     pub password_hash: &'a str,
     pub claims: &'a UserClaims,
-    pub source: &'a str,
+    pub source: Source,
 }
 
 impl Store {
@@ -53,7 +56,7 @@ impl Store {
         .bind(u.claims.email.as_ref().map(|e| e.to_lowercase()))
         .bind(u.password_hash)
         .bind(claims)
-        .bind(u.source)
+        .bind(u.source.as_str())
         .bind(now)
         .execute(self.pool())
         .await?;
@@ -118,7 +121,10 @@ impl Store {
         let keep: Vec<String> = keep.iter().map(|k| k.to_lowercase()).collect();
         let mut out = Vec::new();
         for u in self.list_users().await? {
-            if u.source == "config" && !u.disabled && !keep.contains(&u.username.to_lowercase()) {
+            if u.source == Source::Config
+                && !u.disabled
+                && !keep.contains(&u.username.to_lowercase())
+            {
                 self.set_user_disabled(&u.id, true, now).await?;
                 out.push(u.username);
             }

@@ -769,7 +769,7 @@ async fn signing_in_as_someone_else_than_the_hint_is_refused(b: Backend) {
                 username: "carol",
                 password_hash: &hash,
                 claims: &Default::default(),
-                source: "cli",
+                source: latchkey::model::Source::Cli,
             },
             app.clock.now(),
         )

@@ -2,7 +2,7 @@
 
 use std::process::Output;
 
-use latchkey::model::ClientSource;
+use latchkey::model::Source;
 
 use crate::common::{Backend, TestApp, database_for, json};
 use crate::flows::latchkey;
@@ -146,7 +146,7 @@ async fn client_add_refuses_what_the_config_refuses(b: Backend) {
         .await
         .expect("store")
         .expect("registered");
-    assert_eq!(stored.source, ClientSource::Cli);
+    assert_eq!(stored.source, Source::Cli);
 }
 
 /// Files the CLI creates are the owner's alone even under `umask 000`: the modes are given
@@ -718,7 +718,7 @@ async fn client_disable_enable_update(b: Backend) {
     assert_eq!(stored.name(), "Service Two");
     assert_eq!(stored.settings.scopes, ["api.read", "api.write"]);
     assert!(stored.enabled);
-    assert_eq!(stored.source, ClientSource::Cli);
+    assert_eq!(stored.source, Source::Cli);
     let out = latchkey(&app, &["client", "show", "svc"]).await;
     assert!(text(&out.stdout).contains("Service Two"));
 
