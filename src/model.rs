@@ -372,6 +372,8 @@ pub struct DeviceRow {
     pub user_code: String,
     pub client_id: String,
     pub scope: ScopeSet,
+    /// The same scopes in the order the device asked for them.
+    pub scope_order: Vec<String>,
     pub status: DeviceStatus,
     pub user_id: Option<String>,
     /// The approved grant (who, when, how they authenticated); None until approved.

@@ -4,6 +4,7 @@
 //!
 //! The /token side (polling) is `grants::device_code`; the pages are `http::device`.
 
+use crate::oauth::scope::request_order;
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -89,6 +90,7 @@ pub async fn start(
         )));
     }
     let scope = client.requested_scope(params.get("scope"))?;
+    let scope_order = request_order(params.get("scope"));
     let settings = &core.config.device;
     let device_code = new_token();
     let device_code_hash = hash_token(&device_code);
@@ -103,6 +105,7 @@ pub async fn start(
                     user_code: &user_code,
                     client_id: &client.id,
                     scope: &scope,
+                    scope_order: &scope_order,
                     interval_secs: settings.poll_interval,
                     expires_at: now + settings.code_ttl,
                 },

@@ -192,7 +192,10 @@ async fn next_step(
                 username: &user.username,
                 csrf: &csrf,
                 user_code: &shown,
-                scopes: scope_lines(&state.config.scopes, row.scope.iter()),
+                scopes: scope_lines(
+                    &state.config.scopes,
+                    row.scope_order.iter().map(String::as_str),
+                ),
             },
         ),
     };

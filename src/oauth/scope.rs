@@ -2,6 +2,8 @@
 //! table says what each releases, how the consent page words it, and what discovery lists.
 //! Deployments describe their own scopes in config (`[[scopes]]`).
 
+use super::types::ScopeSet;
+
 /// One standard scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StandardScope {
@@ -80,9 +82,40 @@ pub fn is_scope_token(name: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
+/// The scope tokens of a `scope` parameter in the order they were sent, each once. The
+/// scope set is sorted; this order is for showing the user what the client asked for.
+pub fn request_order(raw: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in raw.unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
+        if !out.iter().any(|x| x == s) {
+            out.push(s.to_owned());
+        }
+    }
+    out
+}
+
+/// `scopes` in `order`; any not in `order` (a client's defaults) follow in sorted order.
+pub fn ordered(scopes: &ScopeSet, order: &[String]) -> Vec<String> {
+    let listed = order.iter().filter(|s| scopes.contains(s)).cloned();
+    let rest = scopes
+        .iter()
+        .filter(|s| !order.iter().any(|x| x == s))
+        .map(str::to_owned);
+    listed.chain(rest).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_order_of_the_request_is_kept_for_display() {
+        let order = request_order(Some("email  openid email zeta"));
+        assert_eq!(order, ["email", "openid", "zeta"]);
+        let set = ScopeSet::parse("openid email alpha").unwrap_or_default();
+        assert_eq!(ordered(&set, &order), ["email", "openid", "alpha"]);
+        assert!(request_order(None).is_empty());
+    }
 
     #[test]
     fn the_table_answers_for_each_standard_scope() {

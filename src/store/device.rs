@@ -2,6 +2,7 @@
 //! decision on it. Every rule that must hold across nodes (one decision, one issuance, the
 //! polling pace) is a conditional UPDATE, so the database arbitrates races.
 
+use crate::oauth::scope::{ordered, request_order};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -16,6 +17,8 @@ pub struct NewDevice<'a> {
     pub user_code: &'a str,
     pub client_id: &'a str,
     pub scope: &'a ScopeSet,
+    /// The scopes in the order the device asked for them, for the confirmation page.
+    pub scope_order: &'a [String],
     pub interval_secs: i64,
     pub expires_at: i64,
 }
@@ -42,6 +45,7 @@ fn from_row(row: &AnyRow) -> DbResult<DeviceRow> {
         user_code: row.try_get("user_code")?,
         client_id: row.try_get("client_id")?,
         scope: ScopeSet::parse(&scope).map_err(|e| StoreError::corrupt("device scope", e))?,
+        scope_order: request_order(Some(&scope)),
         status: DeviceStatus::parse(&status).ok_or_else(|| {
             StoreError::corrupt("device status", format!("unknown status `{status}`"))
         })?,
@@ -77,7 +81,8 @@ impl Store {
         .bind(d.device_code_hash)
         .bind(d.user_code)
         .bind(d.client_id)
-        .bind(d.scope.to_wire())
+        // Stored in the order asked (the set is read back sorted; the order is for display).
+        .bind(ordered(d.scope, d.scope_order).join(" "))
         .bind(DeviceStatus::Pending.as_str())
         .bind(d.interval_secs)
         .bind(now)

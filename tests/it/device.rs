@@ -273,7 +273,8 @@ async fn verification_pages(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let d = start(&app, "openid profile").await;
+    // Asked in this order, and shown in it on the confirmation page.
+    let d = start(&app, "profile openid").await;
     let user_code = d["user_code"].as_str().expect("user_code").to_owned();
     let device_code = d["device_code"].as_str().expect("device_code").to_owned();
     let base = app.base.as_str();
@@ -326,6 +327,12 @@ async fn verification_pages(b: Backend) {
     assert!(confirm.body.contains(&user_code));
     assert!(confirm.body.contains("Living Room TV"));
     assert!(confirm.body.contains("See your name and basic profile"));
+    let profile = confirm.body.find("See your name and basic profile");
+    let openid = confirm.body.find("Know who you are");
+    assert!(
+        profile.is_some() && openid.is_some() && profile < openid,
+        "the scopes are not in the order the device asked for them"
+    );
     assert!(confirm.body.contains("matches") || confirm.body.contains("differ"));
     let done = decide(base, &person, &confirm, "allow").await;
     assert!(done.body.contains("Return to your device"), "{}", done.body);

@@ -275,6 +275,7 @@ async fn device_redemption_is_atomic(b: Backend) {
         user_code,
         client_id: "web",
         scope: &scope,
+        scope_order: &[],
         interval_secs: 5,
         expires_at: now + 600,
     };

@@ -7,6 +7,7 @@ use crate::model::{Client, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::prompt::Prompt;
 use crate::oauth::redirect::Delivery;
+use crate::oauth::scope::ordered;
 use crate::oauth::types::ScopeSet;
 
 use super::issue::issue;
@@ -90,7 +91,7 @@ pub async fn proceed(
             };
             return Ok(Next::Consent {
                 interaction: id,
-                scopes: in_request_order(req, shown),
+                scopes: ordered(shown, &req.scope_order),
             });
         }
     }
@@ -108,21 +109,6 @@ pub async fn proceed(
     Ok(Next::Deliver(
         issue(core, req, client, &session, &user, now).await?,
     ))
-}
-
-/// `scopes` in the order the request listed them; any the request did not list (the
-/// client's defaults) follow in their sorted order.
-fn in_request_order(req: &AuthorizationRequest, scopes: &ScopeSet) -> Vec<String> {
-    let listed = req
-        .scope_order
-        .iter()
-        .filter(|s| scopes.contains(s))
-        .cloned();
-    let rest = scopes
-        .iter()
-        .filter(|s| !req.scope_order.iter().any(|x| x == s))
-        .map(str::to_owned);
-    listed.chain(rest).collect()
 }
 
 /// The pending interaction's id: the one already started, or a newly stored one.

@@ -16,6 +16,7 @@ use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::oauth::prompt::{Display, Prompt};
 use crate::oauth::redirect::{Delivery, ReturnTo};
+use crate::oauth::scope::request_order;
 use crate::oauth::types::{ResponseMode, ResponseType, ScopeSet};
 
 /// A validated authorization request, stored while the user logs in or consents.
@@ -435,17 +436,7 @@ fn check(
         redirect_uri_sent,
         response_type,
         response_mode,
-        scope_order: p
-            .get("scope")
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .fold(Vec::new(), |mut seen: Vec<String>, s| {
-                if !seen.iter().any(|x| x == s) {
-                    seen.push(s.to_owned());
-                }
-                seen
-            }),
+        scope_order: request_order(p.get("scope")),
         scope,
         state: p.get("state").map(str::to_owned),
         nonce,
