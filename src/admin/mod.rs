@@ -101,7 +101,7 @@ impl<'a> Admin<'a> {
         self.clock.now()
     }
 
-    /// Running nodes read clients from their cache (`client_cache`): when a change that
+    /// Running nodes read clients from their cache (`core::clients`): when a change that
     /// shuts something out reaches them.
     pub fn propagation_note(&self) -> String {
         match self.config.cache.clients_seconds {

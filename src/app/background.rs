@@ -114,7 +114,7 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
     let mut aborted = vec![logout_worker];
     aborted.extend(watch_client_changes(state));
     // The client table changes more often than keys and bounds how long a disabled client
-    // keeps working (`client_cache`), so it has its own, shorter period.
+    // keeps working (`core::clients`), so it has its own, shorter period.
     let period = state.config.cache.clients_seconds;
     if period > 0 {
         let s = state.clone();

@@ -351,7 +351,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSettings {
-    /// How often each node re-reads the client table (`client_cache`). On SQLite (and on
+    /// How often each node re-reads the client table (`core::clients`). On SQLite (and on
     /// Postgres if a notification is lost) also the longest a disabled client or a
     /// rotated-away secret keeps working on a node. 0 = no cache.
     pub clients_seconds: u64,

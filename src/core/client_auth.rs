@@ -151,7 +151,7 @@ fn presented(authorization: Option<&str>, params: &Params) -> OAuthResult<Presen
 
 /// Authenticate the calling client with the one method it is registered for.
 ///
-/// The client comes from this node's cache (`client_cache`). A refusal based on the cached
+/// The client comes from this node's cache (`core::clients`). A refusal based on the cached
 /// copy is checked once more against the store, so a secret rotated or a client re-enabled
 /// on another node works here at once rather than after the next cache reload.
 pub async fn authenticate(

@@ -7,7 +7,7 @@
 //!   client registered with the CLI works at once on every node;
 //! - a request that fails against the cached copy (wrong secret, disabled client) is checked
 //!   once more against the store before it is refused, so a rotated secret or a re-enabled
-//!   client also works at once (`oauth::client_auth`);
+//!   client also works at once (`core::client_auth`);
 //! - what can lag is the other direction: a client disabled or removed, a secret rotated
 //!   away, a redirect URI unregistered keep working on a node until it reloads. On Postgres
 //!   every change is announced with NOTIFY and each node reloads at once

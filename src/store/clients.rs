@@ -29,7 +29,7 @@ fn client_from_row(row: &AnyRow) -> DbResult<Client> {
 }
 
 /// Postgres channel on which every change to the client table is announced, so that every
-/// node's client cache (`client_cache`) reloads at once instead of at its next period.
+/// node's client cache (`core::clients`) reloads at once instead of at its next period.
 const CLIENTS_CHANNEL: &str = "latchkey_clients";
 
 /// Reasons to reload a client cache, from [`Store::client_changes`]. Dropping it stops the
