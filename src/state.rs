@@ -34,8 +34,10 @@ pub struct Shared {
     pub core: Arc<Core>,
     pub master: MasterKey,
     pub clock: Clock,
-    /// Keys CSRF tokens; derived from the master key so every node agrees.
-    pub csrf_key: Arc<[u8; 32]>,
+    /// Keys CSRF tokens; derived from the master key so every node agrees. The first makes
+    /// them; during a master key rotation the previous key's is still accepted, so a form
+    /// made by a node not yet restarted still posts to one that is.
+    pub csrf_keys: Arc<[[u8; 32]]>,
     /// Origins allowed to call the API endpoints cross-origin (a cache of the client list).
     pub cors_origins: CorsOrigins,
     /// Proxies whose `X-Forwarded-For` is believed (`http::client_ip`).

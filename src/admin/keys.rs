@@ -6,6 +6,7 @@ use crate::crypto::aead::{MasterKey, OpenedWith};
 use crate::crypto::keys::{self, KeyState};
 use crate::model::KeyRecord;
 use crate::oauth::types::SigningAlg;
+use crate::store::keys::Reseal;
 
 /// A stored key, its state now, and when it stops being published (retired keys).
 #[derive(Debug)]
@@ -54,22 +55,39 @@ impl Admin<'_> {
 
     /// Open every signing key (under the current or the previous master key) and store it
     /// sealed under the current one, in one transaction. A key neither opens stops it before
-    /// anything is written.
+    /// anything is written. A key another node adds meanwhile (a scheduled rotation on a node
+    /// still on the old key) is caught by reading the keys again after the write, and
+    /// re-sealed in another pass: the command ends only when every key opens with the
+    /// current key alone, so removing the previous key afterwards loses none.
     pub async fn reseal_keys(&self, master: &MasterKey) -> AdminResult<Resealed> {
-        let records = self.store.list_keys().await?;
-        let mut resealed = Vec::new();
-        for r in &records {
-            let (pkcs8, by) = master
-                .decrypt_telling(&r.private_enc)
-                .map_err(|_| AdminError::UnopenableKey(r.kid.clone()))?;
-            if by == OpenedWith::Previous {
-                resealed.push((r.kid.clone(), master.encrypt(&pkcs8)?));
+        let mut resealed = 0;
+        for _ in 0..RESEAL_PASSES {
+            let records = self.store.list_keys().await?;
+            let mut batch = Vec::new();
+            for r in &records {
+                let (pkcs8, by) = master
+                    .decrypt_telling(&r.private_enc)
+                    .map_err(|_| AdminError::UnopenableKey(r.kid.clone()))?;
+                if by == OpenedWith::Previous {
+                    batch.push(Reseal {
+                        kid: r.kid.clone(),
+                        was: r.private_enc.clone(),
+                        now: master.encrypt(&pkcs8)?,
+                    });
+                }
             }
+            if batch.is_empty() {
+                return Ok(Resealed {
+                    resealed,
+                    total: records.len(),
+                });
+            }
+            resealed += self.store.reseal_keys(&batch).await?;
         }
-        self.store.reseal_keys(&resealed).await?;
-        Ok(Resealed {
-            resealed: resealed.len(),
-            total: records.len(),
-        })
+        Err(AdminError::KeysKeepChanging(RESEAL_PASSES))
     }
 }
+
+/// How many times `reseal_keys` reads and re-seals before it gives up on keys that keep
+/// being added under the previous master key.
+const RESEAL_PASSES: usize = 5;

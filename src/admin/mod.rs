@@ -69,6 +69,11 @@ pub enum AdminError {
         "signing key {0} opens with neither master_key nor previous_master_key; nothing was changed"
     )]
     UnopenableKey(String),
+    /// Keys sealed under the previous master key kept appearing while they were re-sealed.
+    #[error(
+        "signing keys sealed under the previous master key were still being added after {0} passes: restart every node with the new master_key first, then run keys reseal again"
+    )]
+    KeysKeepChanging(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Hashing, sealing or key generation failed.
@@ -137,6 +142,50 @@ mod tests {
             Path::new(PATH),
             Clock::manual(NOW),
         )
+    }
+
+    /// A re-seal re-reads the keys until every one opens with the current key alone, and
+    /// leaves alone a key that changed after it was read.
+    #[tokio::test]
+    async fn reseal_ends_only_when_every_key_opens_with_the_new_key() {
+        use crate::crypto::aead::MasterKey;
+        use crate::store::keys::Reseal;
+        let f = Fixture::new().await;
+        let old = f
+            .core
+            .config
+            .master_key
+            .clone()
+            .unwrap_or_else(MasterKey::generate);
+        let new = MasterKey::generate().with_previous(&old);
+        let keys = f.core.store.list_keys().await.unwrap_or_default();
+        assert!(!keys.is_empty());
+        // A stale read: the row no longer holds what was read, so nothing is replaced.
+        let stale = Reseal {
+            kid: keys[0].kid.clone(),
+            was: "not what the row holds".into(),
+            now: "x".into(),
+        };
+        assert_eq!(f.core.store.reseal_keys(&[stale]).await.ok(), Some(0));
+        let done = admin(&f)
+            .reseal_keys(&new)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((done.resealed, done.total), (keys.len(), keys.len()));
+        let alone = MasterKey::from_base64(&new.to_base64()).unwrap_or_else(|()| panic!("key"));
+        for k in f.core.store.list_keys().await.unwrap_or_default() {
+            assert!(
+                alone.decrypt(&k.private_enc).is_ok(),
+                "{} still needs the old key",
+                k.kid
+            );
+        }
+        // Nothing left to do.
+        let again = admin(&f)
+            .reseal_keys(&new)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.resealed, 0);
     }
 
     fn svc() -> NewClient {

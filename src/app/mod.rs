@@ -85,7 +85,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
         config: config.clone(),
     };
     let state = AppState::new(Shared {
-        csrf_key: Arc::new(master.derive("latchkey csrf")),
+        csrf_keys: master.derive_all("latchkey csrf").into(),
         config,
         core: Arc::new(core),
         master,

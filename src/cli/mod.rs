@@ -174,15 +174,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             };
             tracing::info!(issuer = %state.config.issuer, listen = %listener.local_addr()?, store = ?state.core.store.backend(), "latchkey is serving");
-            app::serve(state, listener, async move {
+            let served = app::serve(state, listener, async move {
                 app::shutdown_signal().await;
                 drop(stop);
             })
-            .await?;
-            if let Some(m) = metrics {
-                m.await??;
-            }
+            .await;
+            let metrics_served = match metrics {
+                Some(m) => m.await.map_err(anyhow::Error::from).and_then(|r| r),
+                None => Ok(()),
+            };
+            // Stopped whether serving ended well or not: nothing runs against the store after.
             background.shutdown().await;
+            served?;
+            metrics_served?;
             Ok(0)
         }
         #[cfg(feature = "bench")]

@@ -93,6 +93,9 @@ struct Held {
 pub struct Attempt {
     store: Store,
     now: i64,
+    /// When `begin` ran, on the monotonic clock: an attempt can wait (for an argon2 thread,
+    /// a global slowdown), and its outcome happens that much later than `now`.
+    began: std::time::Instant,
     held: Vec<Held>,
 }
 
@@ -108,6 +111,7 @@ impl Attempt {
         let mut attempt = Attempt {
             store: store.clone(),
             now,
+            began: std::time::Instant::now(),
             held: Vec::with_capacity(guards.len()),
         };
         for guard in guards {
@@ -145,9 +149,13 @@ impl Attempt {
         .map(|_| ())
     }
 
-    /// Count the failure on every key, with lockouts from `now` (the attempt may have
-    /// waited); the latest lockout it started, if any.
-    pub async fn failed(self, now: i64) -> DbResult<Option<i64>> {
+    /// Count the failure on every key, with lockouts from when it was found: `now` as the
+    /// caller passed it to `begin`, plus the time the attempt waited since (argon2's queue,
+    /// a global slowdown), so a lockout is as long as configured. The latest lockout it
+    /// started, if any.
+    pub async fn failed(self) -> DbResult<Option<i64>> {
+        let waited = i64::try_from(self.began.elapsed().as_secs()).unwrap_or(i64::MAX);
+        let now = self.now.saturating_add(waited);
         self.end_each(now, Held::failure).await
     }
 

@@ -12,8 +12,9 @@ pub enum AuditKind {
     /// A password that was checked and was wrong (refusals before any check are not audited:
     /// a flood would write a row each).
     LoginFailure,
-    /// A client secret that was checked and was wrong, or an unknown client; refusals by the
-    /// throttle are not audited, for the same reason.
+    /// Client credentials refused as invalid_client (unknown client, wrong secret, wrong
+    /// method, no secret), each counted by the throttle first; refusals by the throttle are
+    /// not audited, for the same reason.
     ClientAuthFailure,
     ConsentGranted,
     ConsentDenied,

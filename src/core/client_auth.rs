@@ -183,9 +183,10 @@ pub async fn authenticate(
             }
         }
     };
-    // Only refusals as invalid_client are audited. A throttle or busy refusal (429, 503)
-    // writes nothing, so a flood cannot write a row per request; the failure that trips a
-    // lock is answered 429 and logged as throttled instead.
+    // Only refusals as invalid_client are audited, and each of those was counted by the
+    // throttle first, so one address writes at most its limit of rows per window; a throttle
+    // or busy refusal (429, 503) writes nothing. The failure that trips a lock is answered
+    // 429 and logged as throttled instead.
     if let Err(e) = &result
         && e.code == ErrorCode::InvalidClient
     {
@@ -240,7 +241,11 @@ async fn verify(
         }
     };
     let registered = client.auth_method();
+    // A wrong method and a missing secret cost nothing to check, like a wrong generated
+    // secret, and are counted like one: a caller repeating them is throttled, and so is
+    // what it makes the audit log record.
     if registered != p.method {
+        count_failure(core, &client.id, Some(&client.id), ip, now).await?;
         let reason = format!("the client is registered for {}", registered.as_str());
         return Err(fail(&reason));
     }
@@ -248,6 +253,7 @@ async fn verify(
         return Ok(client);
     }
     let (Some(secret), Some(stored)) = (p.secret.as_deref(), client.secret_hash.as_ref()) else {
+        count_failure(core, &client.id, Some(&client.id), ip, now).await?;
         return Err(fail("no secret presented, or none stored for the client"));
     };
     let ok = match stored {
@@ -280,7 +286,7 @@ async fn verify(
                     core.secrets.remember(k, now);
                     return Ok(client);
                 }
-                if let Some(until) = attempt.failed(now).await? {
+                if let Some(until) = attempt.failed().await? {
                     return Err(throttled(&client.id, ip, until, now));
                 }
                 false
@@ -374,7 +380,7 @@ async fn count_failure(
     now: i64,
 ) -> OAuthResult<()> {
     let attempt = begin(core, client_id, client, ip, now).await?;
-    if let Some(until) = attempt.failed(now).await? {
+    if let Some(until) = attempt.failed().await? {
         return Err(throttled(client_id, ip, until, now));
     }
     Ok(())

@@ -198,7 +198,7 @@ pub async fn find_pending(
         core.store
             .throttle_count(&ThrottleKey::DeviceAll.to_string(), now, window)
             .await?;
-        return Ok(Err(match attempt.failed(now).await? {
+        return Ok(Err(match attempt.failed().await? {
             Some(until) => {
                 tracing::warn!(%ip, "device user-code attempts throttled");
                 CodeProblem::Throttled { until }

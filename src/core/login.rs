@@ -164,7 +164,7 @@ pub async fn check_password(
                 Ok(Verified { user: u, at: now })
             })
         }
-        _ => Ok(Err(match attempt.failed(now).await? {
+        _ => Ok(Err(match attempt.failed().await? {
             Some(until) => LoginFailure::Locked { until },
             None => LoginFailure::Invalid,
         })),

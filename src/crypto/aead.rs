@@ -71,6 +71,20 @@ impl MasterKey {
         super::secret::sha256(&data)
     }
 
+    /// `derive` of the current key, then of the previous one during a rotation: what signs
+    /// comes first, and the rest is still accepted.
+    pub fn derive_all(&self, label: &str) -> Vec<[u8; 32]> {
+        let mut keys = vec![self.derive(label)];
+        if let Some(previous) = self.previous {
+            let old = MasterKey {
+                key: previous,
+                previous: None,
+            };
+            keys.push(old.derive(label));
+        }
+        keys
+    }
+
     /// Seal under the current key.
     pub fn encrypt(&self, plaintext: &[u8]) -> anyhow::Result<String> {
         seal(&self.key, plaintext)
@@ -149,8 +163,10 @@ mod tests {
         let new_alone =
             MasterKey::from_base64(&new.to_base64()).unwrap_or_else(|()| MasterKey::generate());
         assert!(new_alone.decrypt(&sealed_old).is_err());
-        // The CSRF subkey follows the current key only.
+        // The CSRF subkey is made with the current key; the previous one's is still accepted.
         assert_eq!(new.derive("x"), new_alone.derive("x"));
+        assert_eq!(new.derive_all("x"), [new.derive("x"), old.derive("x")]);
+        assert_eq!(new_alone.derive_all("x"), [new.derive("x")]);
         // Naming the same key twice is no rotation.
         assert!(!old.clone().with_previous(&old).has_previous());
     }

@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use crate::oauth::error::OAuthError;
 use crate::state::AppState;
 
-/// The client's address as text (`203.0.113.9`), or `unknown` without a peer address.
+/// The client's address: the peer, or what trusted proxies say it is.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 

@@ -123,9 +123,15 @@ pub enum Bind<'a> {
 
 /// HMAC(csrf key, csrf cookie, session cookie or "", interaction or ""), each part
 /// length-prefixed so no two different triples hash alike.
-fn form_token(state: &AppState, jar: &CookieJar, cookie_value: &str, bind: Bind<'_>) -> String {
+fn form_token(
+    state: &AppState,
+    key: &[u8; 32],
+    jar: &CookieJar,
+    cookie_value: &str,
+    bind: Bind<'_>,
+) -> String {
     use hmac::{KeyInit, Mac};
-    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&state.csrf_key[..]) else {
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key[..]) else {
         // Any key length is valid for HMAC; unreachable, and failing closed if not.
         return new_token();
     };
@@ -151,22 +157,27 @@ fn form_token(state: &AppState, jar: &CookieJar, cookie_value: &str, bind: Bind<
 /// none.
 pub fn csrf(state: &AppState, jar: CookieJar, bind: Bind<'_>) -> (CookieJar, String) {
     let n = name(state, "csrf");
+    let key = &state.csrf_keys[0];
     if let Some(c) = jar.get(&n) {
-        let t = form_token(state, &jar, c.value(), bind);
+        let t = form_token(state, key, &jar, c.value(), bind);
         return (jar, t);
     }
     let v = new_token();
-    let t = form_token(state, &jar, &v, bind);
+    let t = form_token(state, key, &jar, &v, bind);
     (jar.add(cookie(state, "csrf", v)), t)
 }
 
 /// Check a submitted CSRF value against the cookie and `bind`, in constant time.
 pub fn csrf_ok(state: &AppState, jar: &CookieJar, bind: Bind<'_>, submitted: Option<&str>) -> bool {
     match (jar.get(&name(state, "csrf")), submitted) {
-        (Some(c), Some(s)) => ct_eq(
-            form_token(state, jar, c.value(), bind).as_bytes(),
-            s.as_bytes(),
-        ),
+        // Every key is tried (a rotation has two), so the answer takes the same time whether
+        // or not the first matched.
+        (Some(c), Some(s)) => state.csrf_keys.iter().fold(false, |ok, key| {
+            ct_eq(
+                form_token(state, key, jar, c.value(), bind).as_bytes(),
+                s.as_bytes(),
+            ) | ok
+        }),
         _ => false,
     }
 }

@@ -4,6 +4,13 @@ use super::{DbResult, Store, StoreError};
 use crate::model::KeyRecord;
 use crate::oauth::types::SigningAlg;
 
+/// One signing key to re-seal: its sealed form as read, and its new one.
+pub struct Reseal {
+    pub kid: String,
+    pub was: String,
+    pub now: String,
+}
+
 impl Store {
     pub async fn list_keys(&self) -> DbResult<Vec<KeyRecord>> {
         let rows = sqlx::query("SELECT kid, alg, private_enc, created_at, activates_at FROM signing_keys ORDER BY activates_at")
@@ -38,26 +45,26 @@ impl Store {
         Ok(())
     }
 
-    /// Replace the sealed private keys of `resealed` (kid, new `private_enc`) in one
-    /// transaction: after a master key rotation every key is readable under the new key, or
-    /// (on any failure) every key is as it was.
-    pub async fn reseal_keys(&self, resealed: &[(String, String)]) -> DbResult<()> {
+    /// Replace sealed private keys in one transaction: after a master key rotation every key
+    /// is readable under the new key, or (on any failure) every key is as it was. A key
+    /// changed or deleted since it was read (the janitor, another reseal) is left alone.
+    /// Returns how many were replaced.
+    pub async fn reseal_keys(&self, batch: &[Reseal]) -> DbResult<usize> {
         let mut tx = self.begin().await?;
-        for (kid, private_enc) in resealed {
-            let done = sqlx::query("UPDATE signing_keys SET private_enc = $1 WHERE kid = $2")
-                .bind(private_enc)
-                .bind(kid)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::corrupt(
-                    "signing key",
-                    format!("key {kid} disappeared while it was being re-sealed"),
-                ));
-            }
+        let mut replaced = 0;
+        for r in batch {
+            let done = sqlx::query(
+                "UPDATE signing_keys SET private_enc = $1 WHERE kid = $2 AND private_enc = $3",
+            )
+            .bind(&r.now)
+            .bind(&r.kid)
+            .bind(&r.was)
+            .execute(&mut *tx)
+            .await?;
+            replaced += usize::try_from(done.rows_affected()).unwrap_or(0);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(replaced)
     }
 
     pub async fn delete_key(&self, kid: &str) -> DbResult<()> {

@@ -23,7 +23,7 @@ pub mod device;
 mod error;
 pub mod grants;
 mod janitor;
-mod keys;
+pub mod keys;
 mod sessions;
 pub mod throttle;
 pub mod users;

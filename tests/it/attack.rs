@@ -799,6 +799,41 @@ async fn signing_in_as_someone_else_than_the_hint_is_refused(b: Backend) {
     assert_eq!(crate::common::param(&params, "state"), Some("s1"));
 }
 
+/// Credentials refused without any secret being checked (the wrong authentication method, no
+/// secret) are counted like a wrong secret: a caller repeating them is throttled, and the
+/// audit rows it causes stop at the limit instead of one per request.
+async fn refusals_that_check_nothing_are_throttled_too(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        c.client_auth.max_failures_per_client = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        // `web` authenticates with HTTP Basic; a secret in the body, or none, is refused.
+        let form: Vec<(&str, &str)> = if i % 2 == 0 {
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "web"),
+                ("client_secret", "whatever"),
+            ]
+        } else {
+            vec![("grant_type", "client_credentials"), ("client_id", "web")]
+        };
+        let r = app.post_form("/token", &form).await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429, 429, 429, 429], "{statuses:?}");
+    let kinds = app.state.core.store.audit_kinds(100).await.expect("audit");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "client_auth.failure").count(),
+        2,
+        "{kinds:?}"
+    );
+}
+
 crate::both_stores!(
     the_password_grant_is_audited,
     signing_in_as_someone_else_than_the_hint_is_refused,
@@ -812,4 +847,5 @@ crate::both_stores!(
     a_flood_of_abandoned_guesses_does_not_take_logins_down,
     client_secret_guessing_is_throttled,
     parallel_user_code_guesses_are_bounded,
+    refusals_that_check_nothing_are_throttled_too,
 );
