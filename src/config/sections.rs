@@ -172,7 +172,8 @@ impl Default for LoginSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogoutSettings {
-    /// On logout, revoke the refresh tokens issued in the ended browser session.
+    /// On logout, revoke the refresh tokens issued in the ended browser session, except the
+    /// `offline_access` ones (Back-Channel Logout 1.0 section 2.7).
     pub revoke_session_tokens: bool,
 }
 

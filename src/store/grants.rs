@@ -16,6 +16,8 @@ pub struct NewGrant<'a> {
     pub user_id: Option<&'a str>,
     pub sid: Option<&'a str>,
     pub expires_at: i64,
+    /// Made with `offline_access`: outlives the end of its browser session.
+    pub offline_access: bool,
 }
 
 /// A grant family and its first refresh token, recorded together (`record_grant`, and the
@@ -69,13 +71,18 @@ const REFRESH_SELECT: &str =
         r.expires_at, r.family_expires_at, r.rotated_at, r.successor, g.revoked_at
      FROM refresh_tokens r LEFT JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1";
 
-/// Revoke every grant started in a browser session, inside the transaction that ends it.
+/// Revoke the grants started in a browser session, inside the transaction that ends it:
+/// every one but those made with `offline_access`, which is access for when the user is not
+/// signed in (OpenID Connect Core section 11; Back-Channel Logout 1.0 section 2.7: such
+/// refresh tokens "normally SHOULD NOT be revoked").
 pub(super) async fn revoke_grants_of_session_in(
     conn: &mut AnyConnection,
     sid: &str,
     now: i64,
 ) -> DbResult<u64> {
-    let r = sqlx::query("UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
+    let r = sqlx::query(
+        "UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL AND offline_access = 0",
+    )
         .bind(sid)
         .bind(now)
         .execute(&mut *conn)
@@ -89,7 +96,8 @@ pub(super) async fn insert_grant(
     now: i64,
 ) -> DbResult<()> {
     sqlx::query(
-        "INSERT INTO grants (id, client_id, user_id, sid, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO grants (id, client_id, user_id, sid, created_at, expires_at, offline_access)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(g.id)
@@ -98,6 +106,7 @@ pub(super) async fn insert_grant(
     .bind(g.sid)
     .bind(now)
     .bind(g.expires_at)
+    .bind(super::flag(g.offline_access))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -334,7 +343,7 @@ impl Store {
         Ok(())
     }
 
-    /// Revoke every grant started in browser session `sid`.
+    /// Revoke the grants started in browser session `sid`, but not its offline ones.
     pub async fn revoke_grants_of_session(&self, sid: &str, now: i64) -> DbResult<u64> {
         let mut conn = self.pool().acquire().await?;
         revoke_grants_of_session_in(&mut conn, sid, now).await

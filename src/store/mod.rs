@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "code failed at",
         include_str!("../../migrations/0005_code_failed_at.sql"),
     ),
+    (
+        6,
+        "offline grants",
+        include_str!("../../migrations/0006_offline_grants.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -7,9 +7,14 @@ use crate::flows::{exchange, get_code};
 
 const AFTER: &str = "http://localhost:3000/";
 
-/// Sign alice in to `web`; returns (id_token, refresh_token).
+/// Sign alice in to `web`; returns (id_token, refresh_token). The refresh token is one of
+/// the browser session (no `offline_access`): `app` issues those (`online_refresh`).
 async fn sign_in(app: &TestApp) -> (String, String) {
-    let issued = get_code(app, "openid offline_access").await;
+    sign_in_for(app, "openid").await
+}
+
+async fn sign_in_for(app: &TestApp, scope: &str) -> (String, String) {
+    let issued = get_code(app, scope).await;
     let t = json(exchange(app, &issued).await).await;
     (
         t["id_token"].as_str().expect("id_token").to_owned(),
@@ -43,6 +48,12 @@ async fn signed_in(app: &TestApp) -> bool {
     !loc.contains("error=login_required")
 }
 
+/// A test app that issues refresh tokens without `offline_access` too, so the tests see the
+/// session-bound kind a logout revokes.
+async fn online_refresh(b: Backend) -> Option<TestApp> {
+    TestApp::spawn_with(b, |c| c.tokens.issue_refresh_without_offline_access = true).await
+}
+
 async fn refresh_works(app: &TestApp, refresh: &str) -> bool {
     let r = app.refresh_web(refresh).await;
     r.status() == 200
@@ -60,7 +71,7 @@ async fn logout(app: &TestApp, query: &[(&str, &str)]) -> reqwest::Response {
 /// A code issued before the user logged out cannot be redeemed after: its client may
 /// already have been told of the logout (Back-Channel Logout 1.0 section 2.7).
 async fn a_code_from_an_ended_session_is_refused(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = online_refresh(b).await else {
         return;
     };
     let (id_token, _) = sign_in(&app).await;
@@ -85,7 +96,7 @@ async fn a_code_from_an_ended_session_is_refused(b: Backend) {
 }
 
 async fn valid_hint_logs_out_and_redirects(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = online_refresh(b).await else {
         return;
     };
     let doc = app.discovery().await;
@@ -126,7 +137,12 @@ async fn valid_hint_logs_out_and_redirects(b: Backend) {
 }
 
 async fn tokens_survive_logout_when_configured(b: Backend) {
-    let Some(app) = TestApp::spawn_with(b, |c| c.logout.revoke_session_tokens = false).await else {
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        c.logout.revoke_session_tokens = false;
+        c.tokens.issue_refresh_without_offline_access = true;
+    })
+    .await
+    else {
         return;
     };
     let (id_token, refresh) = sign_in(&app).await;
@@ -138,7 +154,7 @@ async fn tokens_survive_logout_when_configured(b: Backend) {
 }
 
 async fn without_a_hint_the_user_confirms(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = online_refresh(b).await else {
         return;
     };
     let (_, refresh) = sign_in(&app).await;
@@ -231,7 +247,7 @@ async fn without_a_hint_the_user_confirms(b: Backend) {
 }
 
 async fn a_hint_from_an_earlier_session_asks_first(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = online_refresh(b).await else {
         return;
     };
     let (old_hint, _) = sign_in(&app).await;
@@ -256,7 +272,7 @@ async fn a_hint_from_an_earlier_session_asks_first(b: Backend) {
 }
 
 async fn unregistered_redirect_is_not_followed(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = online_refresh(b).await else {
         return;
     };
     let (id_token, _) = sign_in(&app).await;
@@ -276,7 +292,7 @@ async fn unregistered_redirect_is_not_followed(b: Backend) {
 }
 
 async fn bad_requests_get_an_error_page(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = online_refresh(b).await else {
         return;
     };
     let (id_token, _) = sign_in(&app).await;
@@ -300,7 +316,50 @@ async fn bad_requests_get_an_error_page(b: Backend) {
     assert_eq!(r.status(), 400);
 }
 
+/// Logging out revokes the refresh tokens of the session, but not one granted with
+/// `offline_access`: that is access for when the user is not signed in (OpenID Connect Core
+/// section 11), and Back-Channel Logout 1.0 section 2.7 says such tokens "normally SHOULD
+/// NOT be revoked". Signing out everywhere still revokes it.
+async fn offline_access_outlives_the_logout(b: Backend) {
+    let Some(app) = online_refresh(b).await else {
+        return;
+    };
+    let (_, online) = sign_in_for(&app, "openid").await;
+    let (id_token, offline) = sign_in_for(&app, "openid offline_access").await;
+    let r = logout(&app, &[("id_token_hint", &id_token)]).await;
+    assert!(r.status() == 200 || r.status() == 303, "{}", r.status());
+    assert!(!signed_in(&app).await);
+    assert!(
+        !refresh_works(&app, &online).await,
+        "the session's token is revoked"
+    );
+    let r = app.refresh_web(&offline).await;
+    assert_eq!(r.status(), 200, "the offline token is not");
+    let rotated = json(r).await["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
+    // An administrator's sign-out everywhere ends offline access too.
+    let alice = app
+        .state
+        .core
+        .store
+        .find_user_by_login("alice")
+        .await
+        .expect("store")
+        .expect("alice");
+    app.state
+        .core
+        .store
+        .revoke_user(&alice.id, app.clock.now())
+        .await
+        .expect("revoke");
+    app.clock.advance(1);
+    assert!(!refresh_works(&app, &rotated).await);
+}
+
 crate::both_stores!(
+    offline_access_outlives_the_logout,
     a_code_from_an_ended_session_is_refused,
     valid_hint_logs_out_and_redirects,
     tokens_survive_logout_when_configured,

@@ -377,6 +377,7 @@ async fn refresh_under_more_concurrency_than_pooled_connections(b: Backend) {
                 user_id: Some(&alice.id),
                 sid: None,
                 expires_at: now + 3600,
+                offline_access: false,
             },
             refresh: NewRefresh {
                 token_hash: &hash_token(&token),

@@ -106,6 +106,7 @@ fn family<'a>(grant_id: &'a str, refresh: &'a str, data: &'a GrantData, now: i64
             user_id: Some("u1"),
             sid: None,
             expires_at: now + 100,
+            offline_access: false,
         },
         refresh: NewRefresh {
             token_hash: refresh,
@@ -411,6 +412,7 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
                     user_id: Some("u"),
                     sid: Some("s"),
                     expires_at: now + 100,
+                    offline_access: false,
                 },
                 refresh: NewRefresh {
                     token_hash: &hash,

@@ -109,6 +109,7 @@ fn new_family<'a>(
             user_id: Some(&i.user.id),
             sid: i.grant.sid.as_deref(),
             expires_at: family_expires_at,
+            offline_access: i.grant.scope.contains("offline_access"),
         },
         refresh: NewRefresh {
             token_hash: hash,
