@@ -305,6 +305,44 @@ pub async fn database_for(backend: Backend) -> Option<(String, tempfile::TempDir
     }
 }
 
+/// A store on its own, migrated and holding the test config's clients and users: what the
+/// store contract tests need, without signing keys or a server.
+pub struct TestStore {
+    pub store: latchkey::store::Store,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+    pg_db: Option<String>,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> Option<TestStore> {
+        let (url, dir, pg_db) = database_for(backend).await?;
+        let text = config_toml(&url, &dir.path().display().to_string());
+        let (config, _) = Config::from_toml(&text, &[]).expect("test config is valid");
+        let store = latchkey::store::Store::connect(&config.database_url)
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        app::bootstrap(&config, &store, Clock::System.now())
+            .await
+            .expect("bootstrap");
+        Some(TestStore {
+            store,
+            config,
+            _dir: dir,
+            pg_db,
+        })
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(db) = self.pg_db.take() {
+            drop_pg_database(db);
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         Self::spawn_with(backend, |_| {}).await

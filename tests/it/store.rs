@@ -14,7 +14,7 @@ use latchkey::store::device::NewDevice;
 use latchkey::store::grants::{NewFamily, NewGrant, NewRefresh};
 use latchkey::store::throttle::{Admission, Outcome};
 
-use crate::common::{Backend, TestApp};
+use crate::common::{Backend, TestStore};
 
 fn code_data() -> CodeData {
     CodeData {
@@ -31,10 +31,10 @@ fn code_data() -> CodeData {
 }
 
 async fn codes_are_single_use_and_expire(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = TestStore::new(b).await else {
         return;
     };
-    let store = &app.state.core.store;
+    let store = &app.store;
     let now = 1_000_000;
     let code = new_token();
     store
@@ -138,10 +138,10 @@ async fn refresh_stored(store: &Store, hash: &str) -> bool {
 /// the grant (to revoke it); an expired or unknown code records nothing; a code burnt by a
 /// failed check says nothing was issued.
 async fn code_redemption_is_atomic_and_reports_the_grant(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = TestStore::new(b).await else {
         return;
     };
-    let store = &app.state.core.store;
+    let store = &app.store;
     let now = 1_000_000;
     let data = GrantData::default();
 
@@ -264,10 +264,10 @@ async fn code_redemption_is_atomic_and_reports_the_grant(b: Backend) {
 /// Redeeming an approved device authorization: exactly one of concurrent polls wins and only
 /// its family is stored; a pending, denied, redeemed or unknown one records nothing.
 async fn device_redemption_is_atomic(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = TestStore::new(b).await else {
         return;
     };
-    let store = &app.state.core.store;
+    let store = &app.store;
     let now = 1_000_000;
     let data = GrantData::default();
     let scope = ScopeSet::from_scopes(["openid"]);
@@ -396,10 +396,10 @@ async fn revoked(store: &Store, jti: &str, grant_id: &str) -> bool {
 }
 
 async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = TestStore::new(b).await else {
         return;
     };
-    let store = &app.state.core.store;
+    let store = &app.store;
     let now = 1_000_000;
     let data = GrantData::default();
     let hash = hash_token(&new_token());
@@ -472,12 +472,12 @@ async fn grant_revocation_reaches_refresh_and_access_tokens(b: Backend) {
 }
 
 async fn throttles_admit_exactly_the_limit(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = TestStore::new(b).await else {
         return;
     };
-    let store = &app.state.core.store;
-    let p = throttle_policy(&app.state.config.login, 3, 1);
-    let lockout = app.state.config.login.lockout_seconds;
+    let store = &app.store;
+    let p = throttle_policy(&app.config.login, 3, 1);
+    let lockout = app.config.login.lockout_seconds;
     let now = 5_000;
     let failed = |attempt, strikes| Outcome::Failed { attempt, strikes };
     let first = store.throttle_begin("k", now, &p, 30).await.expect("1");
@@ -571,7 +571,7 @@ async fn throttles_admit_exactly_the_limit(b: Backend) {
     // admitted, on any backend.
     let wide = latchkey::store::ThrottlePolicy {
         max_in_flight: 1000,
-        ..throttle_policy(&app.state.config.login, 5, 1)
+        ..throttle_policy(&app.config.login, 5, 1)
     };
     let tasks: Vec<_> = (0..100)
         .map(|_| {
@@ -593,10 +593,10 @@ async fn throttles_admit_exactly_the_limit(b: Backend) {
 
 /// Introspection and userinfo read revocation and the user in one query.
 async fn access_token_state_reads_revocation_and_user_together(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = TestStore::new(b).await else {
         return;
     };
-    let store = &app.state.core.store;
+    let store = &app.store;
     let alice = store
         .find_user_by_login("alice")
         .await
@@ -628,11 +628,11 @@ async fn access_token_state_reads_revocation_and_user_together(b: Backend) {
 /// claimed by exactly one of two concurrent claimers, finished only by the latest claim, and
 /// purged only once finished.
 async fn backchannel_logouts_are_claimed_once(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else {
+    let Some(app) = TestStore::new(b).await else {
         return;
     };
-    let store = &app.state.core.store;
-    let now = app.clock.now();
+    let store = &app.store;
+    let now = latchkey::clock::Clock::System.now();
     let alice = store
         .find_user_by_login("alice")
         .await
@@ -734,9 +734,7 @@ async fn backchannel_logouts_are_claimed_once(b: Backend) {
     );
     // Past the session's end and the retention, the janitor purges the finished delivery and
     // keeps the one still pending.
-    app.state
-        .core
-        .store
+    app.store
         .purge_expired(now + 4000, 1000, 0)
         .await
         .expect("purge");
