@@ -224,6 +224,43 @@ impl Fixture {
         .map(|(_, r)| r)
     }
 
+    /// The tokens the `web` client gets at `at` for a code made in `session` for `scope`
+    /// (`+`-separated, as in a form).
+    pub async fn web_tokens(&self, session: &Session, scope: &str, at: i64) -> TokenResponse {
+        let code = self
+            .code(
+                session,
+                &format!(
+                    "client_id=web&response_type=code&redirect_uri={WEB_REDIRECT}&scope={scope}"
+                ),
+                at,
+            )
+            .await;
+        self.token(
+            "web",
+            &format!("grant_type=authorization_code&code={code}&redirect_uri={WEB_REDIRECT}"),
+            at,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{scope}: {e:?}"))
+    }
+
+    /// Client `id` as the store and the cache now have it, `enabled` or not.
+    pub async fn set_client_enabled(&self, id: &str, enabled: bool) {
+        let mut c = (*self.client(id).await).clone();
+        c.enabled = enabled;
+        self.core
+            .store
+            .upsert_client(&c, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("upsert {id}: {e}"));
+        self.core
+            .clients
+            .from_store(id)
+            .await
+            .unwrap_or_else(|e| panic!("reload {id}: {e}"));
+    }
+
     /// The error of a token request that must be refused.
     pub async fn token_error(&self, client_id: &str, form: &str, at: i64) -> OAuthError {
         match self.token(client_id, form, at).await {

@@ -283,6 +283,8 @@ pub async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::error::ErrorCode;
+    use crate::testing::{Fixture, NOW, jwt_claims, params};
 
     #[test]
     fn user_codes_use_the_alphabet_and_length() {
@@ -315,5 +317,149 @@ mod tests {
     #[test]
     fn codes_are_shown_with_a_dash() {
         assert_eq!(display_user_code("BCDFGHJK"), "BCDF-GHJK");
+    }
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    /// A device authorization the TV started at NOW, and its row.
+    async fn started(f: &Fixture) -> (DeviceAuthorization, DeviceRow) {
+        let tv = f.client("tv").await;
+        let d = start(&f.core, &tv, &params("scope=openid+offline_access"), NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let row = stored(f, &d).await;
+        assert_eq!(row.status, DeviceStatus::Pending);
+        (d, row)
+    }
+
+    async fn stored(f: &Fixture, d: &DeviceAuthorization) -> DeviceRow {
+        let code = normalize_user_code(&d.user_code).unwrap_or_else(|| panic!("{}", d.user_code));
+        f.core
+            .store
+            .device_by_user_code(&code)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no row for {code}"))
+    }
+
+    fn poll(d: &DeviceAuthorization) -> String {
+        format!(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}",
+            d.device_code
+        )
+    }
+
+    async fn decided(
+        f: &Fixture,
+        row: &DeviceRow,
+        client: Option<&Client>,
+        session: &Session,
+        user: &User,
+        allow: bool,
+        at: i64,
+    ) -> Decided {
+        decide(&f.core, row, client, session, user, allow, IP, at)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[tokio::test]
+    async fn an_approval_carries_the_session_into_the_grant() {
+        let f = Fixture::new().await;
+        let (d, row) = started(&f).await;
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW - 50).await;
+        let tv = f.client("tv").await;
+        assert_eq!(
+            decided(&f, &row, Some(&tv), &session, &alice, true, NOW + 1).await,
+            Decided::Approved
+        );
+        let row = stored(&f, &d).await;
+        assert_eq!(row.status, DeviceStatus::Approved);
+        assert_eq!(row.user_id.as_deref(), Some(alice.id.as_str()));
+        let grant = row.data.unwrap_or_else(|| panic!("no grant data"));
+        assert_eq!(grant.sid.as_deref(), Some(session.sid.as_str()));
+        assert_eq!(grant.auth_time, Some(NOW - 50));
+        assert_eq!(grant.scope.to_wire(), "offline_access openid");
+        let t = f
+            .token("tv", &poll(&d), NOW + d.interval)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(jwt_claims(&t.access_token)["sub"], alice.id.as_str());
+    }
+
+    #[tokio::test]
+    async fn a_denial_is_access_denied_for_the_device() {
+        let f = Fixture::new().await;
+        let (d, row) = started(&f).await;
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW).await;
+        assert_eq!(
+            decided(&f, &row, None, &session, &alice, false, NOW + 1).await,
+            Decided::Denied
+        );
+        let row = stored(&f, &d).await;
+        assert_eq!(row.status, DeviceStatus::Denied);
+        assert!(row.data.is_none());
+        let e = f.token_error("tv", &poll(&d), NOW + d.interval).await;
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+    }
+
+    #[tokio::test]
+    async fn a_second_answer_or_a_late_one_changes_nothing() {
+        let f = Fixture::new().await;
+        let (d, row) = started(&f).await;
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW).await;
+        assert_eq!(
+            decided(&f, &row, None, &session, &alice, false, NOW + 1).await,
+            Decided::Denied
+        );
+        // Another tab approves the page it still shows.
+        assert_eq!(
+            decided(&f, &row, None, &session, &alice, true, NOW + 2).await,
+            Decided::AlreadyDecided
+        );
+        assert_eq!(stored(&f, &d).await.status, DeviceStatus::Denied);
+
+        // Past the device code's lifetime nothing can be decided.
+        let (d, row) = started(&f).await;
+        assert_eq!(
+            decided(&f, &row, None, &session, &alice, true, NOW + d.expires_in).await,
+            Decided::AlreadyDecided
+        );
+        assert_eq!(stored(&f, &d).await.status, DeviceStatus::Pending);
+    }
+
+    #[tokio::test]
+    async fn an_approval_after_the_session_ended_is_not_recorded() {
+        let f = Fixture::new().await;
+        let (d, row) = started(&f).await;
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW).await;
+        // Back-Channel Logout: the TV must be told when this session ends.
+        let mut tv = (*f.client("tv").await).clone();
+        tv.settings.backchannel_logout_uri = Some("https://tv.example.com/logout".into());
+        f.core
+            .store
+            .end_session(&session.id_hash, NOW + 1, true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            decided(&f, &row, Some(&tv), &session, &alice, true, NOW + 2).await,
+            Decided::SessionEnded
+        );
+        assert_eq!(stored(&f, &d).await.status, DeviceStatus::Pending);
+        // The person signs in again and approves.
+        let again = f.session(&alice, NOW + 3).await;
+        assert_eq!(
+            decided(&f, &row, Some(&tv), &again, &alice, true, NOW + 4).await,
+            Decided::Approved
+        );
+        let grant = stored(&f, &d)
+            .await
+            .data
+            .unwrap_or_else(|| panic!("no grant"));
+        assert_eq!(grant.sid.as_deref(), Some(again.sid.as_str()));
     }
 }

@@ -206,3 +206,227 @@ pub async fn end(
     .await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::tokens::TokenResponse;
+    use crate::oauth::error::ErrorCode;
+    use crate::testing::{Fixture, NOW};
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const AFTER_LOGOUT: &str = "http://localhost:3000/signed-out";
+
+    fn id_token(t: &TokenResponse) -> &str {
+        t.id_token
+            .as_deref()
+            .unwrap_or_else(|| panic!("no id_token in {t:?}"))
+    }
+
+    async fn checked(f: &Fixture, p: LogoutParams<'_>) -> LogoutRequest {
+        check(&f.core, p)
+            .await
+            .unwrap_or_else(|e| panic!("{p:?}: {e:?}"))
+    }
+
+    async fn refused(f: &Fixture, p: LogoutParams<'_>) -> OAuthError {
+        match check(&f.core, p).await {
+            Ok(r) => panic!("{p:?}: accepted as {r:?}"),
+            Err(e) => e,
+        }
+    }
+
+    async fn refresh(f: &Fixture, t: &TokenResponse, at: i64) -> OAuthResult<TokenResponse> {
+        let r = t
+            .refresh_token
+            .as_deref()
+            .unwrap_or_else(|| panic!("no refresh token in {t:?}"));
+        f.token(
+            "web",
+            &format!("grant_type=refresh_token&refresh_token={r}"),
+            at,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_hint_for_this_session_ends_it_and_revokes_its_online_grants() {
+        // Refresh tokens without offline_access too, to see which grants logout revokes.
+        let f = Fixture::with(|c| c.tokens.issue_refresh_without_offline_access = true).await;
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW).await;
+        let online = f.web_tokens(&session, "openid", NOW).await;
+        let offline = f.web_tokens(&session, "openid+offline_access", NOW).await;
+        let req = checked(
+            &f,
+            LogoutParams {
+                id_token_hint: Some(id_token(&online)),
+                ..LogoutParams::default()
+            },
+        )
+        .await;
+        assert_eq!(req.client.as_ref().map(|c| c.id.as_str()), Some("web"));
+        assert_eq!(decide(&req, Some((&session, &alice))), Action::End);
+        end(
+            &f.core,
+            Some(&session.id_hash),
+            &req,
+            Some(&alice),
+            IP,
+            NOW + 10,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let live = f
+            .core
+            .store
+            .get_session(&session.id_hash, NOW + 11, 3600)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(live.is_none(), "the session survived logout");
+        let e = refresh(&f, &online, NOW + 12)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("the session's grant survived logout"));
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        // Back-Channel Logout 1.0 section 2.7: offline_access outlives the session.
+        refresh(&f, &offline, NOW + 12)
+            .await
+            .unwrap_or_else(|e| panic!("offline grant: {e:?}"));
+        // Ending it again finds nothing live.
+        let sid = end_session(&f.core, &session.id_hash, NOW + 13)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(sid, None);
+    }
+
+    #[tokio::test]
+    async fn anything_but_this_sessions_user_is_confirmed_first() {
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        let bob = f.user("bob").await;
+        let session = f.session(&alice, NOW).await;
+        let t = f.web_tokens(&session, "openid", NOW).await;
+        let req = checked(
+            &f,
+            LogoutParams {
+                id_token_hint: Some(id_token(&t)),
+                ..LogoutParams::default()
+            },
+        )
+        .await;
+        // Another user's browser: a planted link must not sign them out.
+        let bobs = f.session(&bob, NOW).await;
+        assert_eq!(decide(&req, Some((&bobs, &bob))), Action::Confirm);
+        // Alice, but another of her sessions than the one the hint names (its sid).
+        let other = f.session(&alice, NOW).await;
+        assert_eq!(decide(&req, Some((&other, &alice))), Action::Confirm);
+        assert_eq!(decide(&req, Some((&session, &alice))), Action::End);
+        assert_eq!(decide(&req, None), Action::NotSignedIn);
+        // No hint at all.
+        let bare = checked(
+            &f,
+            LogoutParams {
+                client_id: Some("web"),
+                ..LogoutParams::default()
+            },
+        )
+        .await;
+        assert_eq!(decide(&bare, Some((&session, &alice))), Action::Confirm);
+    }
+
+    #[tokio::test]
+    async fn only_a_registered_post_logout_redirect_uri_is_followed() {
+        let f = Fixture::new().await;
+        let mut web = (*f.client("web").await).clone();
+        web.settings.post_logout_redirect_uris = vec![AFTER_LOGOUT.into()];
+        f.core
+            .store
+            .upsert_client(&web, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.core
+            .clients
+            .from_store("web")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let with = |client_id, uri| LogoutParams {
+            client_id,
+            post_logout_redirect_uri: Some(uri),
+            state: Some("st 1"),
+            ..LogoutParams::default()
+        };
+        let ok = checked(&f, with(Some("web"), AFTER_LOGOUT)).await;
+        assert!(!ok.refused_redirect);
+        assert_eq!(
+            ok.return_uri().as_deref(),
+            Some("http://localhost:3000/signed-out?state=st+1")
+        );
+        // §3: exact comparison; not registered, or no client to check it against.
+        for p in [
+            with(Some("web"), "https://evil.example/"),
+            with(Some("web"), "http://localhost:3000/signed-out/"),
+            with(Some("spa"), AFTER_LOGOUT),
+            with(None, AFTER_LOGOUT),
+        ] {
+            let r = checked(&f, p).await;
+            assert!(r.refused_redirect, "{p:?}");
+            assert_eq!(r.return_uri(), None, "{p:?}");
+        }
+        let plain = checked(&f, LogoutParams::default()).await;
+        assert!(!plain.refused_redirect && plain.return_uri().is_none());
+    }
+
+    #[tokio::test]
+    async fn bad_hints_and_clients_are_invalid_requests() {
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW).await;
+        let t = f.web_tokens(&session, "openid", NOW).await;
+        // An access token is not an ID token; nor is garbage.
+        for hint in [t.access_token.as_str(), "not-a-jwt"] {
+            let e = refused(
+                &f,
+                LogoutParams {
+                    id_token_hint: Some(hint),
+                    ..LogoutParams::default()
+                },
+            )
+            .await;
+            assert_eq!(e.code, ErrorCode::InvalidRequest);
+            assert!(e.description.contains("id_token_hint"), "{e:?}");
+        }
+        // client_id must be the hint's audience.
+        let e = refused(
+            &f,
+            LogoutParams {
+                id_token_hint: Some(id_token(&t)),
+                client_id: Some("spa"),
+                ..LogoutParams::default()
+            },
+        )
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(e.description.contains("audience"), "{e:?}");
+        let e = refused(
+            &f,
+            LogoutParams {
+                client_id: Some("nobody"),
+                ..LogoutParams::default()
+            },
+        )
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        // A disabled client is as unknown, even behind a valid hint.
+        f.set_client_enabled("web", false).await;
+        let e = refused(
+            &f,
+            LogoutParams {
+                id_token_hint: Some(id_token(&t)),
+                ..LogoutParams::default()
+            },
+        )
+        .await;
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+}

@@ -114,3 +114,210 @@ pub async fn revoke(core: &Core, client: &Client, params: &Params, now: i64) -> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::introspection::introspect;
+    use crate::core::tokens::TokenResponse;
+    use crate::testing::{Fixture, NOW, params};
+
+    /// Alice's tokens for the `web` client, refresh token included.
+    async fn tokens(f: &Fixture) -> TokenResponse {
+        let alice = f.user("alice").await;
+        let session = f.session(&alice, NOW).await;
+        f.web_tokens(&session, "openid+offline_access", NOW).await
+    }
+
+    fn refresh_token(t: &TokenResponse) -> &str {
+        t.refresh_token
+            .as_deref()
+            .unwrap_or_else(|| panic!("no refresh token in {t:?}"))
+    }
+
+    async fn revoke_as(f: &Fixture, client_id: &str, form: &str, at: i64) -> OAuthResult<()> {
+        let client = f.client(client_id).await;
+        revoke(&f.core, &client, &params(form), at).await
+    }
+
+    async fn refresh(f: &Fixture, t: &TokenResponse, at: i64) -> OAuthResult<TokenResponse> {
+        f.token(
+            "web",
+            &format!(
+                "grant_type=refresh_token&refresh_token={}",
+                refresh_token(t)
+            ),
+            at,
+        )
+        .await
+    }
+
+    /// Whether `web` is told its own `token` is active at `at`.
+    async fn active(f: &Fixture, token: &str, at: i64) -> bool {
+        let web = f.client("web").await;
+        introspect(&f.core, &web, &params(&format!("token={token}")), at)
+            .await
+            .unwrap_or_else(|e| panic!("introspect: {e:?}"))
+            .active
+    }
+
+    #[tokio::test]
+    async fn revoking_a_refresh_token_revokes_its_grant() {
+        let f = Fixture::new().await;
+        let t = tokens(&f).await;
+        assert!(active(&f, &t.access_token, NOW + 1).await);
+        revoke_as(
+            &f,
+            "web",
+            &format!("token={}&token_type_hint=refresh_token", refresh_token(&t)),
+            NOW + 1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let e = refresh(&f, &t, NOW + 2)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("refreshed after revocation"));
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        // §2.1: the access tokens of the same grant go with it.
+        assert!(!active(&f, &t.access_token, NOW + 2).await);
+        assert!(!active(&f, refresh_token(&t), NOW + 2).await);
+    }
+
+    #[tokio::test]
+    async fn revoking_an_access_token_makes_it_inactive_and_spares_the_grant() {
+        let f = Fixture::new().await;
+        let t = tokens(&f).await;
+        revoke_as(
+            &f,
+            "web",
+            &format!("token={}&token_type_hint=access_token", t.access_token),
+            NOW + 1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!active(&f, &t.access_token, NOW + 2).await);
+        // Only that token: the refresh token still works.
+        refresh(&f, &t, NOW + 3)
+            .await
+            .unwrap_or_else(|e| panic!("refresh: {e:?}"));
+        // A second revocation of the same token is still a success.
+        revoke_as(&f, "web", &format!("token={}", t.access_token), NOW + 4)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+
+    #[tokio::test]
+    async fn another_clients_token_is_answered_as_success_but_not_revoked() {
+        let f = Fixture::new().await;
+        let t = tokens(&f).await;
+        // §2.2: `legacy` is told 200 for web's tokens, and nothing happens to them.
+        for token in [t.access_token.as_str(), refresh_token(&t)] {
+            revoke_as(&f, "legacy", &format!("token={token}"), NOW + 1)
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"));
+        }
+        assert!(active(&f, &t.access_token, NOW + 2).await);
+        refresh(&f, &t, NOW + 3)
+            .await
+            .unwrap_or_else(|e| panic!("refresh: {e:?}"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_token_is_success() {
+        let f = Fixture::new().await;
+        for form in [
+            "token=no-such-token",
+            "token=no-such-token&token_type_hint=access_token",
+            "token=no-such-token&token_type_hint=refresh_token",
+            "token=a.b.c",
+        ] {
+            revoke_as(&f, "web", form, NOW)
+                .await
+                .unwrap_or_else(|e| panic!("{form}: {e:?}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_hint_still_finds_the_token() {
+        let f = Fixture::new().await;
+        let t = tokens(&f).await;
+        // §2.1: the hint is only where to look first.
+        revoke_as(
+            &f,
+            "web",
+            &format!("token={}&token_type_hint=refresh_token", t.access_token),
+            NOW + 1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!active(&f, &t.access_token, NOW + 2).await);
+
+        let t = tokens(&f).await;
+        revoke_as(
+            &f,
+            "web",
+            &format!("token={}&token_type_hint=access_token", refresh_token(&t)),
+            NOW + 1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let e = refresh(&f, &t, NOW + 2)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("refreshed after revocation"));
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_hint_is_refused_only_for_a_token_not_found() {
+        let f = Fixture::new().await;
+        // §2.2.1: a type we never issue, and no token of ours to show for it.
+        let e = revoke_as(
+            &f,
+            "web",
+            "token=no-such-token&token_type_hint=id_token",
+            NOW,
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(e.code, ErrorCode::UnsupportedTokenType);
+        assert!(e.description.contains("id_token"), "{e:?}");
+        // A token we do find is revoked whatever the hint says.
+        let t = tokens(&f).await;
+        revoke_as(
+            &f,
+            "web",
+            &format!("token={}&token_type_hint=id_token", t.access_token),
+            NOW + 1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!active(&f, &t.access_token, NOW + 2).await);
+    }
+
+    #[tokio::test]
+    async fn an_expired_access_token_is_still_revoked_with_success() {
+        let f = Fixture::new().await;
+        let t = tokens(&f).await;
+        revoke_as(
+            &f,
+            "web",
+            &format!("token={}", t.access_token),
+            NOW + t.expires_in + 100,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+
+    #[tokio::test]
+    async fn a_request_without_token_is_invalid() {
+        let f = Fixture::new().await;
+        let e = revoke_as(&f, "web", "token_type_hint=access_token", NOW)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+}
