@@ -167,10 +167,16 @@ impl Admin<'_> {
         Ok(c)
     }
 
-    /// Delete a client (a config client too: the file brings it back at the next start).
+    /// Delete a client. One the config file still lists is refused: the next start would
+    /// register it again. One taken out of the file stays in the store, disabled, and this is
+    /// how it goes (and its id becomes free).
     pub async fn remove_client(&self, client_id: &str) -> AdminResult<()> {
-        // A client of the config would be registered again at the next start.
-        self.client_to_change(client_id).await?;
+        if self.config.clients.iter().any(|c| c.client_id == client_id) {
+            return Err(AdminError::ConfigClient {
+                client_id: client_id.to_owned(),
+                config_path: self.config_path.to_owned(),
+            });
+        }
         if !self.store.delete_client(client_id).await? {
             return Err(AdminError::NoClient(client_id.to_owned()));
         }

@@ -65,9 +65,12 @@ impl Admin<'_> {
             let records = self.store.list_keys().await?;
             let mut batch = Vec::new();
             for r in &records {
-                let (pkcs8, by) = master
-                    .decrypt_telling(&r.private_enc)
-                    .map_err(|_| AdminError::UnopenableKey(r.kid.clone()))?;
+                let (pkcs8, by) = master.decrypt_telling(&r.private_enc).map_err(|_| {
+                    AdminError::UnopenableKey {
+                        kid: r.kid.clone(),
+                        resealed,
+                    }
+                })?;
                 if by == OpenedWith::Previous {
                     batch.push(Reseal {
                         kid: r.kid.clone(),

@@ -65,10 +65,8 @@ pub enum AdminError {
     #[error("the password must be at least {MIN_PASSWORD_LEN} characters")]
     ShortPassword,
     /// `keys reseal` found a key that neither master key opens; nothing was written.
-    #[error(
-        "signing key {0} opens with neither master_key nor previous_master_key; nothing was changed"
-    )]
-    UnopenableKey(String),
+    #[error("{}", unopenable(kid, *resealed))]
+    UnopenableKey { kid: String, resealed: usize },
     /// Keys sealed under the previous master key kept appearing while they were re-sealed.
     #[error(
         "signing keys sealed under the previous master key were still being added after {0} passes: restart every node with the new master_key first, then run keys reseal again"
@@ -79,6 +77,16 @@ pub enum AdminError {
     /// Hashing, sealing or key generation failed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+fn unopenable(kid: &str, resealed: usize) -> String {
+    let changed = match resealed {
+        0 => "nothing was changed".to_owned(),
+        n => format!(
+            "{n} keys found before it were already re-sealed under master_key, and they stay so"
+        ),
+    };
+    format!("signing key {kid} opens with neither master_key nor previous_master_key; {changed}")
 }
 
 pub type AdminResult<T> = Result<T, AdminError>;
@@ -259,6 +267,26 @@ mod tests {
         );
         let e = a.update_client("web", ClientChanges::default()).await.err();
         assert!(matches!(e, Some(AdminError::ConfigClient { .. })), "{e:?}");
+        let e = a.remove_client("web").await.err();
+        assert!(matches!(e, Some(AdminError::ConfigClient { .. })), "{e:?}");
+        // A client taken out of the file stays in the store, disabled, with the file as its
+        // source: removing it is how it goes, and its id is free again.
+        let mut gone = (*f.client("web").await).clone();
+        gone.id = "gone".into();
+        gone.enabled = false;
+        f.core
+            .store
+            .upsert_client(&gone, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(gone.source, Source::Config);
+        a.remove_client("gone")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            a.client("gone").await.err(),
+            Some(AdminError::NoClient(_))
+        ));
         let e = a.rotate_client_secret("web").await.err();
         assert_eq!(
             e.map(|e| e.to_string()).as_deref(),

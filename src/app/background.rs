@@ -51,7 +51,8 @@ pub struct Background {
 }
 
 impl Background {
-    /// Stop every task and wait until each has: nothing runs against the store after this.
+    /// Stop every task and wait until each has. (The Postgres listener's own connection
+    /// closes with its next notification or reconnect, or when the process exits.)
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in &self.aborted {
