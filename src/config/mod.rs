@@ -185,7 +185,14 @@ impl Config {
             };
             let span = e.span();
             let removed = span.as_ref().and_then(|s| remove_at(&mut doc, s));
-            let path = removed.clone().unwrap_or_else(|| "(schema)".into());
+            // Named as the file has it: an earlier refused item was taken out of `doc`, which
+            // shifts the index of a later one in the same list.
+            let as_written = span
+                .as_ref()
+                .and_then(|s| remove_at(&mut original.clone(), s));
+            let path = as_written
+                .or_else(|| removed.clone())
+                .unwrap_or_else(|| "(schema)".into());
             // A value its parser refused is named as `validate` names a problem; serde's own
             // schema errors keep the bare path.
             let refused = e.message().trim().strip_prefix(values::REFUSED);
@@ -316,6 +323,21 @@ grant_types = ["authorization_code", "refresh_token"]
             Ok((_, w)) => w,
             Err(p) => p,
         }
+    }
+
+    /// Two refused items of one list are each named by their place in the file.
+    #[test]
+    fn refused_list_items_keep_their_index() {
+        let text = MINIMAL.replace(
+            r#"grant_types = ["authorization_code", "refresh_token"]"#,
+            r#"grant_types = ["authorization_code", "magic", "more"]"#,
+        );
+        let fields: Vec<String> = problems(&text).into_iter().map(|p| p.field).collect();
+        assert!(
+            fields.iter().any(|f| f.ends_with("grant_types[1]"))
+                && fields.iter().any(|f| f.ends_with("grant_types[2]")),
+            "{fields:?}"
+        );
     }
 
     #[test]
