@@ -220,8 +220,102 @@ pub struct Session {
     pub user_id: String,
     pub auth_time: i64,
     pub amr: Vec<String>,
+    /// When the second factor was checked; None for a password-only session.
+    pub mfa_at: Option<i64>,
     pub created_at: i64,
     pub last_seen_at: i64,
+    pub expires_at: i64,
+    /// Where the browser signed in from, and its user agent (cut to 256 bytes): for the
+    /// account page's list of sessions.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What kind of second factor a user enrolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorKind {
+    /// An authenticator app: time-based one-time codes (RFC 6238).
+    Totp,
+}
+
+impl FactorKind {
+    /// As stored in `mfa_factors.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactorKind::Totp => "totp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "totp" => Some(FactorKind::Totp),
+            _ => None,
+        }
+    }
+}
+
+/// A confirmed second factor, as the account page and `latchkey user show` list it: never
+/// its secret.
+#[derive(Debug, Clone)]
+pub struct Factor {
+    pub id: String,
+    pub user_id: String,
+    pub kind: FactorKind,
+    pub name: String,
+    pub created_at: i64,
+    pub confirmed_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A TOTP factor as the check needs it: its sealed secret and the last step it accepted.
+#[derive(Debug, Clone)]
+pub struct TotpRow {
+    pub id: String,
+    pub secret_enc: String,
+    pub last_step: i64,
+}
+
+/// Where a sign-in that waits for its second factor goes on once the factor is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingPurpose {
+    /// An authorization request: the pending row names its interaction.
+    Authorize,
+    /// A device being connected: the form carries the user code.
+    Device,
+    /// The account page.
+    Account,
+}
+
+impl PendingPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PendingPurpose::Authorize => "authorize",
+            PendingPurpose::Device => "device",
+            PendingPurpose::Account => "account",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "authorize" => Some(PendingPurpose::Authorize),
+            "device" => Some(PendingPurpose::Device),
+            "account" => Some(PendingPurpose::Account),
+            _ => None,
+        }
+    }
+}
+
+/// A sign-in whose password was checked, waiting for the second factor.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    pub user_id: String,
+    pub purpose: PendingPurpose,
+    /// The authorization request it continues (`Authorize` only).
+    pub interaction: Option<String>,
+    /// The factors done so far (`pwd`).
+    pub amr: Vec<String>,
+    /// When the password was checked: the session's `auth_time`.
+    pub auth_time: i64,
     pub expires_at: i64,
 }
 

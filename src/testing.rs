@@ -169,6 +169,9 @@ impl Fixture {
             created_at: at,
             last_seen_at: at,
             expires_at: at + 3600,
+            mfa_at: None,
+            ip: None,
+            user_agent: None,
         };
         self.core
             .store

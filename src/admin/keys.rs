@@ -22,6 +22,9 @@ pub struct Resealed {
     /// Keys that opened only with the previous master key, now sealed under the current one.
     pub resealed: usize,
     pub total: usize,
+    /// Likewise for the authenticator-app secrets of second factors.
+    pub secrets_resealed: usize,
+    pub secrets_total: usize,
 }
 
 impl Admin<'_> {
@@ -73,19 +76,49 @@ impl Admin<'_> {
                 })?;
                 if by == OpenedWith::Previous {
                     batch.push(Reseal {
-                        kid: r.kid.clone(),
+                        id: r.kid.clone(),
                         was: r.private_enc.clone(),
                         now: master.encrypt(&pkcs8)?,
                     });
                 }
             }
             if batch.is_empty() {
+                let (secrets_resealed, secrets_total) = self.reseal_factor_secrets(master).await?;
                 return Ok(Resealed {
                     resealed,
                     total: records.len(),
+                    secrets_resealed,
+                    secrets_total,
                 });
             }
             resealed += self.store.reseal_keys(&batch).await?;
+        }
+        Err(AdminError::KeysKeepChanging(RESEAL_PASSES))
+    }
+
+    /// The same for the sealed TOTP secrets (users enrol on nodes still on the old key, so
+    /// they too are read again until none opens only with it): (re-sealed, total).
+    async fn reseal_factor_secrets(&self, master: &MasterKey) -> AdminResult<(usize, usize)> {
+        let mut resealed = 0;
+        for _ in 0..RESEAL_PASSES {
+            let sealed = self.store.sealed_factor_secrets().await?;
+            let mut batch = Vec::new();
+            for (id, was) in &sealed {
+                let (plain, by) = master
+                    .decrypt_telling(was)
+                    .map_err(|_| AdminError::UnopenableSecret { factor: id.clone() })?;
+                if by == OpenedWith::Previous {
+                    batch.push(Reseal {
+                        id: id.clone(),
+                        was: was.clone(),
+                        now: master.encrypt(&plain)?,
+                    });
+                }
+            }
+            if batch.is_empty() {
+                return Ok((resealed, sealed.len()));
+            }
+            resealed += self.store.reseal_factor_secrets(&batch).await?;
         }
         Err(AdminError::KeysKeepChanging(RESEAL_PASSES))
     }

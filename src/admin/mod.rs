@@ -67,6 +67,12 @@ pub enum AdminError {
     /// `keys reseal` found a key that neither master key opens; nothing was written.
     #[error("{}", unopenable(kid, *resealed))]
     UnopenableKey { kid: String, resealed: usize },
+    /// A second factor's secret that neither master key opens. The signing keys were
+    /// re-sealed; the secrets were not.
+    #[error(
+        "the authenticator-app secret of second factor {factor} opens with neither master key; the signing keys were re-sealed, no secret was: reset that user's two-step sign-in (latchkey user reset-mfa) or restore the key it was sealed under"
+    )]
+    UnopenableSecret { factor: String },
     /// Keys sealed under the previous master key kept appearing while they were re-sealed.
     #[error(
         "signing keys sealed under the previous master key were still being added after {0} passes: restart every node with the new master_key first, then run keys reseal again"
@@ -170,7 +176,7 @@ mod tests {
         assert!(!keys.is_empty());
         // A stale read: the row no longer holds what was read, so nothing is replaced.
         let stale = Reseal {
-            kid: keys[0].kid.clone(),
+            id: keys[0].kid.clone(),
             was: "not what the row holds".into(),
             now: "x".into(),
         };

@@ -2,18 +2,21 @@
 //! looked at and signed out, not changed.
 
 use super::{Admin, AdminError, AdminResult};
+use crate::core::audit::AuditKind;
 use crate::crypto::password::hash_default;
-use crate::model::{Source, User, UserClaims};
+use crate::model::{AuditEvent, Factor, Source, User, UserClaims};
 use crate::store::users::NewUser;
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 8;
 
-/// One user and when the account was created (Unix seconds; 0 when unknown).
+/// One user, when the account was created (Unix seconds; 0 when unknown), and its second
+/// factors (never their secrets).
 #[derive(Debug)]
 pub struct UserDetails {
     pub user: User,
     pub created_at: i64,
+    pub factors: Vec<Factor>,
 }
 
 fn hash_password(password: &str) -> AdminResult<String> {
@@ -65,7 +68,12 @@ impl Admin<'_> {
             .user_created_at(&user.id)
             .await?
             .unwrap_or_default();
-        Ok(UserDetails { user, created_at })
+        let factors = self.store.factors(&user.id).await?;
+        Ok(UserDetails {
+            user,
+            created_at,
+            factors,
+        })
     }
 
     /// The named user, unless the config file owns it: the file is applied at every start,
@@ -121,5 +129,28 @@ impl Admin<'_> {
         let user = self.user_to_change(login).await?;
         self.store.remove_user(&user.id, self.now()).await?;
         Ok(user)
+    }
+
+    /// Remove every second factor and recovery code of the user (config users too: a lost
+    /// phone is not the config's business), so they sign in with the password alone and can
+    /// set up a new app. Their sessions stay. How many factors were removed.
+    pub async fn reset_mfa(&self, login: &str) -> AdminResult<(User, u64)> {
+        let user = self.user(login).await?;
+        let removed = self.store.reset_factors(&user.id).await?;
+        if removed > 0 {
+            self.store
+                .audit(
+                    &AuditEvent {
+                        kind: AuditKind::MfaRemoved.as_str(),
+                        user_id: Some(&user.id),
+                        client_id: None,
+                        ip: None,
+                        detail: serde_json::json!({"by": "admin", "factors": removed}),
+                    },
+                    self.now(),
+                )
+                .await?;
+        }
+        Ok((user, removed))
     }
 }

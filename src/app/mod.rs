@@ -81,6 +81,7 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
         clients: Clients::new(store.clone(), config.cache.clients_seconds),
         secrets: SecretCache::default(),
         metrics: Metrics::new()?,
+        sealing: master.clone(),
         store,
         config: config.clone(),
     };

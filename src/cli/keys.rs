@@ -85,8 +85,8 @@ pub(super) async fn run(config: &Config, config_path: &Path, cmd: KeysCmd) -> an
         KeysCmd::Reseal => {
             let r = admin.reseal_keys(&master).await?;
             println!(
-                "{} of {} signing keys re-sealed under the current master key; every key now opens with it",
-                r.resealed, r.total
+                "{} of {} signing keys and {} of {} authenticator-app secrets re-sealed under the current master key; every one now opens with it",
+                r.resealed, r.total, r.secrets_resealed, r.secrets_total
             );
             if master.has_previous() {
                 println!(

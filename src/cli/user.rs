@@ -186,6 +186,13 @@ pub enum UserCmd {
         /// The user's username or email.
         username: String,
     },
+    /// Turn two-step sign-in off for a user who lost their authenticator app: removes every
+    /// second factor and recovery code, so the password alone signs in and a new app can be
+    /// set up on the account page. Sessions stay.
+    ResetMfa {
+        /// The user's username or email.
+        username: String,
+    },
 }
 
 /// A password from stdin (one line) or asked for twice at the terminal, without echo. Its
@@ -250,6 +257,21 @@ pub(super) async fn run(config: &Config, config_path: &Path, cmd: UserCmd) -> an
             if user.tokens_revoked_at > 0 {
                 println!("tokens revoked at: {}", utc(user.tokens_revoked_at));
             }
+            if details.factors.is_empty() {
+                println!("second factors: none");
+            } else {
+                println!("second factors:");
+                for f in &details.factors {
+                    let used = f.last_used_at.map_or_else(|| "never".to_owned(), utc);
+                    println!(
+                        "  {} ({}): added {}, last used {}",
+                        f.name,
+                        f.kind.as_str(),
+                        utc(f.confirmed_at),
+                        used
+                    );
+                }
+            }
             println!("claims:");
             let claims = serde_json::to_value(&user.claims)?;
             for (k, v) in claims.as_object().into_iter().flatten() {
@@ -296,6 +318,17 @@ pub(super) async fn run(config: &Config, config_path: &Path, cmd: UserCmd) -> an
         UserCmd::Remove { username } => {
             let user = admin.remove_user(&username).await?;
             println!("user {username} removed (sub {} is never reused)", user.id);
+        }
+        UserCmd::ResetMfa { username } => {
+            let (user, removed) = admin.reset_mfa(&username).await?;
+            match removed {
+                0 => println!("{} has no second factor; nothing to reset", user.username),
+                n => println!(
+                    "two-step sign-in reset for {}: {n} factor{} and every recovery code removed; the password alone signs in now",
+                    user.username,
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
         }
     }
     Ok(0)

@@ -50,6 +50,10 @@ pub enum ThrottleKey {
     DeviceAddress(String),
     /// Wrong device user codes from everywhere (the global slowdown).
     DeviceAll,
+    /// Second-factor codes typed from one address.
+    MfaAddress(String),
+    /// Second-factor codes typed for one account (after its password was right).
+    MfaUser(String),
 }
 
 impl std::fmt::Display for ThrottleKey {
@@ -65,6 +69,8 @@ impl std::fmt::Display for ThrottleKey {
             ThrottleKey::ClientAuthClient(id) => write!(f, "client_auth:client:{id}"),
             ThrottleKey::DeviceAddress(a) => write!(f, "device:ip:{a}"),
             ThrottleKey::DeviceAll => f.write_str("device:all"),
+            ThrottleKey::MfaAddress(a) => write!(f, "mfa:ip:{a}"),
+            ThrottleKey::MfaUser(id) => write!(f, "mfa:user:{id}"),
         }
     }
 }

@@ -21,6 +21,12 @@ pub enum AuditKind {
     DeviceApproved,
     DeviceDenied,
     Logout,
+    /// An authenticator app was set up (its first code confirmed).
+    MfaEnrolled,
+    /// A second factor was removed, by the user or by an admin's reset.
+    MfaRemoved,
+    /// A second-factor code that was checked and was wrong (or used before).
+    MfaFailure,
 }
 
 impl AuditKind {
@@ -34,6 +40,9 @@ impl AuditKind {
             AuditKind::DeviceApproved => "device.approved",
             AuditKind::DeviceDenied => "device.denied",
             AuditKind::Logout => "logout",
+            AuditKind::MfaEnrolled => "mfa.enrolled",
+            AuditKind::MfaRemoved => "mfa.removed",
+            AuditKind::MfaFailure => "mfa.failure",
         }
     }
 }

@@ -289,6 +289,9 @@ mod tests {
                 created_at: auth_time,
                 last_seen_at: auth_time,
                 expires_at: auth_time + 3600,
+                mfa_at: None,
+                ip: None,
+                user_agent: None,
             };
             let grant = Fixture::grant(&session, "openid");
             f.core

@@ -15,6 +15,7 @@ pub mod grants;
 pub mod introspection;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 pub mod revocation;
 pub mod tokens;
 pub mod userinfo;
@@ -22,6 +23,7 @@ pub mod userinfo;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::crypto::aead::MasterKey;
 use crate::crypto::password::PasswordHasherPool;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -47,6 +49,9 @@ pub struct Core {
     /// Client secrets this process has already verified with argon2.
     pub secrets: SecretCache,
     pub metrics: Metrics,
+    /// Opens the TOTP secrets the store keeps sealed (the master key, with the previous one
+    /// during a rotation).
+    pub sealing: MasterKey,
 }
 
 impl Core {

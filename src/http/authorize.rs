@@ -10,13 +10,14 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::core::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::core::consent::{self, Answered, Pending};
-use crate::model::{Client, Session, User};
+use crate::model::{Client, PendingPurpose, Session, User};
 use crate::oauth::params::{self, Params};
 use crate::state::AppState;
 
-use super::client_ip::ClientIp;
+use super::client_ip::{Browser, ClientIp};
 use super::pages::{
-    Login, LoginProblem, OrPage, PageError, SignIn, login_page, parse_form, sign_in,
+    Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
+    login_page, parse_form, sign_in,
 };
 use super::respond::{deliver, deliver_error, deliver_result, page};
 use super::session::{self, Bind};
@@ -193,21 +194,67 @@ async fn pending_form(
 /// POST /login: the login form of an authorization request.
 pub async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    browser: Browser,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let (form, pending) = pending_form(&state, &jar, &body, |i| Bind::Interaction(i)).await?;
-    match sign_in(&state, jar, &form, &pending.client.id, ip)
+    let then = Continue {
+        purpose: PendingPurpose::Authorize,
+        interaction: Some(&pending.id),
+        client_id: Some(&pending.client.id),
+    };
+    match sign_in(&state, jar, &form, then, &browser)
         .await
         .or_page(&state)?
     {
         SignIn::Done(jar, s, user) => {
             continue_request(&state, jar, (&pending).into(), Some((s, user)), true, None).await
         }
+        SignIn::SecondFactor(jar, token) => {
+            Ok(factor_page(&state, jar, FACTOR_ACTION, &token, &[], None))
+        }
         SignIn::Failed(jar, failure) => {
             continue_request(&state, jar, (&pending).into(), None, false, Some(failure)).await
         }
+    }
+}
+
+const FACTOR_ACTION: &str = "/login/factor";
+
+/// POST /login/factor: the second factor of a sign-in for an authorization request.
+pub async fn login_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&state, &body).map_err(|_| PageError::expired(&state))?;
+    let step = factor_step(
+        &state,
+        jar,
+        &form,
+        PendingPurpose::Authorize,
+        FACTOR_ACTION,
+        &[],
+        &browser,
+    )
+    .await?;
+    let (jar, s, user, signed_in) = match step {
+        FactorStep::Done(jar, s, user, p) => (jar, s, user, p),
+        FactorStep::Again(page) => return Ok(page),
+    };
+    let id = signed_in.interaction.unwrap_or_default();
+    match consent::pending(&state.core, &id, state.now())
+        .await
+        .or_page(&state)?
+    {
+        Some(pending) => {
+            continue_request(&state, jar, (&pending).into(), Some((s, user)), true, None).await
+        }
+        // The request lapsed while the code was typed: the session stands, the request
+        // must be started again from the app.
+        None => Ok((jar, PageError::expired(&state)).into_response()),
     }
 }
 

@@ -42,6 +42,38 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The browser a page talks to: its address, and the user agent it names itself by (cut to
+/// 256 bytes). Both are recorded with a session, for the account page's list of sessions.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+/// How much of a `User-Agent` a session keeps: enough to name the browser and system.
+const USER_AGENT_BYTES: usize = 256;
+
+impl FromRequestParts<AppState> for Browser {
+    type Rejection = OAuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, OAuthError> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| {
+                let mut end = ua.len().min(USER_AGENT_BYTES);
+                while !ua.is_char_boundary(end) {
+                    end -= 1;
+                }
+                ua[..end].to_owned()
+            })
+            .filter(|ua| !ua.is_empty());
+        Ok(Browser { ip, user_agent })
+    }
+}
+
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|n| n.contains(&ip))
 }

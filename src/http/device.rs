@@ -9,15 +9,16 @@ use std::net::IpAddr;
 
 use crate::core::device::{self, CodeProblem, Decided, DeviceAuthorization, display_user_code};
 use crate::core::login::wait_words;
-use crate::model::{DeviceRow, Session, User};
+use crate::model::{DeviceRow, PendingPurpose, Session, User};
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
 
-use super::client_ip::ClientIp;
+use super::client_ip::{Browser, ClientIp};
 use super::extract::AuthenticatedClient;
 use super::pages::{
-    Login, LoginProblem, OrPage, PageError, SignIn, login_page, parse_form, sign_in,
+    Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
+    login_page, parse_form, sign_in,
 };
 use super::respond::{NoStore, page};
 use super::session::{self, Bind};
@@ -205,21 +206,71 @@ async fn next_step(
 /// POST /device/login: sign in on the way to confirming a device.
 pub async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    browser: Browser,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let DeviceForm { form, row } =
-        match pending_form(&state, &jar, ip, &body, Bind::Nothing).await? {
+        match pending_form(&state, &jar, browser.ip, &body, Bind::Nothing).await? {
             Ok(f) => f,
             Err(page) => return Ok(page),
         };
-    match sign_in(&state, jar, &form, &row.client_id, ip)
+    let then = Continue {
+        purpose: PendingPurpose::Device,
+        interaction: None,
+        client_id: Some(&row.client_id),
+    };
+    match sign_in(&state, jar, &form, then, &browser)
         .await
         .or_page(&state)?
     {
         SignIn::Done(jar, s, user) => next_step(&state, jar, &row, Some((s, user)), None).await,
+        SignIn::SecondFactor(jar, token) => {
+            let shown = display_user_code(&row.user_code);
+            Ok(factor_page(
+                &state,
+                jar,
+                FACTOR_ACTION,
+                &token,
+                &[("user_code", &shown)],
+                None,
+            ))
+        }
         SignIn::Failed(jar, failure) => next_step(&state, jar, &row, None, Some(failure)).await,
+    }
+}
+
+const FACTOR_ACTION: &str = "/device/login/factor";
+
+/// POST /device/login/factor: the second factor, on the way to confirming a device.
+pub async fn login_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&state, &body).or_page(&state)?;
+    let typed = form.get("user_code").unwrap_or_default().to_owned();
+    let step = factor_step(
+        &state,
+        jar,
+        &form,
+        PendingPurpose::Device,
+        FACTOR_ACTION,
+        &[("user_code", &typed)],
+        &browser,
+    )
+    .await?;
+    let (jar, s, user) = match step {
+        FactorStep::Done(jar, s, user, _) => (jar, s, user),
+        FactorStep::Again(page) => return Ok(page),
+    };
+    match device::find_pending(&state.core, &typed, browser.ip, state.now())
+        .await
+        .or_page(&state)?
+    {
+        Ok(row) => next_step(&state, jar, &row, Some((s, user)), None).await,
+        Err(problem) => Ok(entry_page(&state, jar, &typed, Some(problem))),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Routes and layers. Handlers are thin: they translate HTTP to and from the protocol code.
 
+pub mod account;
 pub mod authorize;
 pub mod client_ip;
 pub mod demo;
@@ -59,11 +60,19 @@ pub fn router(state: AppState) -> Router {
     let mut pages = Router::new()
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/login", post(authorize::login))
+        .route("/login/factor", post(authorize::login_factor))
         .route("/consent", post(authorize::consent))
         .route("/device", get(device::entry).post(device::submit))
         .route("/device/login", post(device::login))
+        .route("/device/login/factor", post(device::login_factor))
         .route("/device/confirm", post(device::confirm))
         .route("/logout", get(logout::get).post(logout::post))
+        .route("/account", get(account::show))
+        .route("/account/login", post(account::login))
+        .route("/account/login/factor", post(account::login_factor))
+        .route("/account/totp", post(account::start_totp))
+        .route("/account/totp/confirm", post(account::confirm_totp))
+        .route("/account/factor/remove", post(account::remove_factor))
         .route("/logout/confirm", post(logout::confirm))
         .route("/theme.css", get(theme_css))
         .route("/static/latchkey.css", get(stylesheet));

@@ -2,7 +2,6 @@
 //! every page handler), the form preambles, and signing in from a login form.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,14 +9,16 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
-use crate::model::{Session, User};
+use crate::core::mfa::{self, FactorFailure};
+use crate::model::{PendingLogin, PendingPurpose, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
 
+use super::client_ip::Browser;
 use super::respond::{page, with_cause};
-use super::session;
-use super::views::{ErrorPage, LoginPage, Theme};
+use super::session::{self, Bind, SignedIn};
+use super::views::{ErrorPage, FactorPage, LoginPage, Theme};
 
 /// An error answered with the themed HTML error page, for errors that must not be
 /// redirected to the client (RFC 6749 §4.1.2.1) and for the pages' own failures. The status
@@ -159,6 +160,9 @@ pub fn parse_form(state: &AppState, body: &[u8]) -> OAuthResult<Params> {
 pub enum SignIn {
     /// A new session (a new cookie in the jar).
     Done(CookieJar, Session, User),
+    /// The password was right and the account has a second factor: the factor page comes
+    /// next, for this pending sign-in.
+    SecondFactor(CookieJar, String),
     /// The message for the login page, and the username to show again.
     Failed(CookieJar, LoginProblem),
 }
@@ -174,18 +178,31 @@ pub struct LoginProblem {
     pub retry_after: Option<u64>,
 }
 
+/// Where a sign-in goes on: the pending sign-in of an account with a second factor keeps it,
+/// to continue there once the factor is accepted.
+#[derive(Clone, Copy)]
+pub struct Continue<'a> {
+    pub purpose: PendingPurpose,
+    /// The authorization request (`Authorize` only).
+    pub interaction: Option<&'a str>,
+    /// The app the sign-in is for, for the audit log.
+    pub client_id: Option<&'a str>,
+}
+
 /// Check the `username` and `password` of a login form (throttled), audit the outcome and
-/// start a session on success. Shared by the authorization and the device login pages.
+/// start a session on success, or a pending sign-in when the account has a second factor.
+/// Shared by the authorization, device and account login pages.
 pub async fn sign_in(
     state: &AppState,
     jar: CookieJar,
     form: &Params,
-    client_id: &str,
-    ip: IpAddr,
+    then: Continue<'_>,
+    browser: &Browser,
 ) -> OAuthResult<SignIn> {
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
     let now = state.now();
+    let ip = browser.ip;
     let verified = match check_password(&state.core, &username, password, Some(ip), now).await? {
         Ok(v) => v,
         Err(failed) => {
@@ -196,7 +213,7 @@ pub async fn sign_in(
                     &state.core,
                     AuditKind::LoginFailure,
                     None,
-                    Some(client_id),
+                    then.client_id,
                     Some(ip),
                     now,
                 )
@@ -219,17 +236,148 @@ pub async fn sign_in(
         }
     };
     let user = verified.user;
+    if state.core.store.has_factor(&user.id).await? {
+        let pending = mfa::begin_pending(
+            &state.core,
+            &user,
+            then.purpose,
+            then.interaction,
+            verified.at,
+            now,
+        )
+        .await?;
+        return Ok(SignIn::SecondFactor(jar, pending));
+    }
     audit(
         &state.core,
         AuditKind::LoginSuccess,
         Some(&user.id),
-        Some(client_id),
+        then.client_id,
         Some(ip),
         now,
     )
     .await;
-    let (jar, s) = session::start(state, jar, &user, verified.at).await?;
+    let (jar, s) =
+        session::start(state, jar, &user, SignedIn::password(verified.at), browser).await?;
     Ok(SignIn::Done(jar, s, user))
+}
+
+/// The second-factor page: `action` is where its form posts, `hidden` what that endpoint
+/// continues with besides the pending sign-in.
+pub fn factor_page(
+    state: &AppState,
+    jar: CookieJar,
+    action: &str,
+    pending: &str,
+    hidden: &[(&str, &str)],
+    problem: Option<(StatusCode, String)>,
+) -> Response {
+    let (jar, csrf) = session::csrf(state, jar, Bind::Pending(pending));
+    let (status, error) = match problem {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
+    let r = page(
+        status,
+        &FactorPage {
+            theme: Theme::from(state),
+            action,
+            pending,
+            hidden,
+            csrf: &csrf,
+            error,
+        },
+    );
+    (jar, r).into_response()
+}
+
+/// What a posted second-factor form came to.
+pub enum FactorStep {
+    /// The code was right: a new session, and the pending sign-in it finished.
+    Done(CookieJar, Session, User, PendingLogin),
+    /// The page to answer with: the factor page again, saying why.
+    Again(Response),
+}
+
+/// Check a posted second-factor form: its CSRF value, its pending sign-in (which must be
+/// for `purpose`), then the code, throttled. `action` and `hidden` redraw the page.
+pub async fn factor_step(
+    state: &AppState,
+    jar: CookieJar,
+    form: &Params,
+    purpose: PendingPurpose,
+    action: &str,
+    hidden: &[(&str, &str)],
+    browser: &Browser,
+) -> Result<FactorStep, PageError> {
+    let token = form.get("pending").unwrap_or_default();
+    if !session::csrf_ok(state, &jar, Bind::Pending(token), form.get("csrf")) {
+        return Err(PageError::csrf_failed(state));
+    }
+    let now = state.now();
+    let Some((pending, user)) = mfa::pending(&state.core, token, now)
+        .await
+        .or_page(state)?
+        .filter(|(p, _)| p.purpose == purpose)
+    else {
+        return Err(PageError::expired(state));
+    };
+    let code = form.get("code").unwrap_or_default();
+    let ip = browser.ip;
+    let client_id = None;
+    match mfa::check_code(&state.core, &user, code, ip, now)
+        .await
+        .or_page(state)?
+    {
+        Ok(()) => {}
+        Err(FactorFailure::Gone) => return Err(PageError::expired(state)),
+        Err(failed) => {
+            if failed.was_checked() {
+                audit(
+                    &state.core,
+                    AuditKind::MfaFailure,
+                    Some(&user.id),
+                    client_id,
+                    Some(ip),
+                    now,
+                )
+                .await;
+            }
+            let status = match failed {
+                FactorFailure::Wrong => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
+            let problem = Some((status, failed.page_message(now)));
+            return Ok(FactorStep::Again(factor_page(
+                state, jar, action, token, hidden, problem,
+            )));
+        }
+    }
+    // Taken once: of two right codes posted at once, one starts a session.
+    let Some(amr) = mfa::finish_pending(&state.core, token, now)
+        .await
+        .or_page(state)?
+    else {
+        return Err(PageError::expired(state));
+    };
+    audit(
+        &state.core,
+        AuditKind::LoginSuccess,
+        Some(&user.id),
+        client_id,
+        Some(ip),
+        now,
+    )
+    .await;
+    let how = SignedIn {
+        at: pending.auth_time,
+        amr,
+        mfa_at: Some(now),
+    };
+    let (jar, s) = session::start(state, jar, &user, how, browser)
+        .await
+        .or_page(state)?;
+    Ok(FactorStep::Done(jar, s, user, pending))
 }
 
 /// The login page, for an authorization request (`action` /login) or a device being

@@ -20,6 +20,8 @@ use crate::model::{Session, User};
 use crate::oauth::error::OAuthResult;
 use crate::state::AppState;
 
+use super::client_ip::Browser;
+
 fn name(state: &AppState, base: &str) -> String {
     if state.config.issuer_is_https() {
         format!("__Host-latchkey_{base}")
@@ -54,13 +56,33 @@ pub async fn current(state: &AppState, jar: &CookieJar) -> OAuthResult<Option<(S
     }
 }
 
-/// Start a session after a successful login that began at `authenticated_at`. Always a
-/// new id (no session fixation); an earlier session in this browser is ended.
+/// How the person just signed in: when the first factor (the password) was checked, the
+/// `amr` values of every factor (RFC 8176), and when the second factor was checked.
+pub struct SignedIn {
+    pub at: i64,
+    pub amr: Vec<String>,
+    pub mfa_at: Option<i64>,
+}
+
+impl SignedIn {
+    /// A password alone, checked at `at`.
+    pub fn password(at: i64) -> Self {
+        SignedIn {
+            at,
+            amr: vec!["pwd".into()],
+            mfa_at: None,
+        }
+    }
+}
+
+/// Start a session after a successful sign-in. Always a new id (no session fixation); an
+/// earlier session in this browser is ended.
 pub async fn start(
     state: &AppState,
     jar: CookieJar,
     user: &User,
-    authenticated_at: i64,
+    how: SignedIn,
+    browser: &Browser,
 ) -> OAuthResult<(CookieJar, Session)> {
     let now = state.now();
     if let Some(old) = id_hash(state, &jar) {
@@ -71,11 +93,14 @@ pub async fn start(
         id_hash: hash_token(&id),
         sid: uuid::Uuid::new_v4().to_string(),
         user_id: user.id.clone(),
-        auth_time: authenticated_at,
-        amr: vec!["pwd".into()],
+        auth_time: how.at,
+        amr: how.amr,
+        mfa_at: how.mfa_at,
         created_at: now,
         last_seen_at: now,
         expires_at: now + state.config.sessions.absolute_ttl,
+        ip: Some(browser.ip.to_string()),
+        user_agent: browser.user_agent.clone(),
     };
     state.core.store.insert_session(&s).await?;
     let mut c = cookie(state, "session", id);
@@ -119,6 +144,8 @@ pub enum Bind<'a> {
     Session,
     /// The consent form: the request it answers, for the session that answers it.
     SessionAndInteraction(&'a str),
+    /// The second-factor form: the pending sign-in it finishes.
+    Pending(&'a str),
 }
 
 /// HMAC(csrf key, csrf cookie, session cookie or "", interaction or ""), each part
@@ -140,11 +167,18 @@ fn form_token(
             .map(|c| c.value().to_owned())
             .unwrap_or_default()
     };
+    let pending;
     let (session, interaction) = match bind {
         Bind::Nothing => (String::new(), ""),
         Bind::Interaction(i) => (String::new(), i),
         Bind::Session => (session(), ""),
         Bind::SessionAndInteraction(i) => (session(), i),
+        // Prefixed with what no interaction id contains (they are base64url), so a value
+        // made for one kind of form never passes for the other.
+        Bind::Pending(p) => {
+            pending = format!("pending:{p}");
+            (String::new(), pending.as_str())
+        }
     };
     for part in [cookie_value, session.as_str(), interaction] {
         mac.update(&(part.len() as u64).to_be_bytes());

@@ -33,6 +33,17 @@ pub struct LoginPage<'a> {
     pub error: Option<String>,
 }
 
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+pub struct FactorPage<'a> {
+    pub theme: Theme,
+    pub action: &'a str,
+    pub pending: &'a str,
+    pub hidden: &'a [(&'a str, &'a str)],
+    pub csrf: &'a str,
+    pub error: Option<String>,
+}
+
 pub struct ScopeLine {
     pub name: String,
     pub text: String,
@@ -144,4 +155,51 @@ pub struct LogoutPage<'a> {
     pub username: &'a str,
     pub csrf: &'a str,
     pub hidden: &'a [(&'a str, &'a str)],
+}
+
+/// A factor as the account page lists it.
+pub struct FactorLine {
+    pub id: String,
+    pub name: String,
+    pub added: String,
+    pub last_used: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub theme: Theme,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub notice: Option<&'a str>,
+    pub error: Option<String>,
+    pub factors: Vec<FactorLine>,
+}
+
+#[derive(Template)]
+#[template(path = "totp_enrol.html")]
+pub struct TotpEnrolPage<'a> {
+    pub theme: Theme,
+    pub csrf: &'a str,
+    pub factor_id: &'a str,
+    /// The `otpauth://` link as an SVG QR code in a `data:` URI.
+    pub qr: &'a str,
+    /// The secret in base32, for typing by hand.
+    pub secret: &'a str,
+    pub error: Option<String>,
+}
+
+/// A moment for a page: `2026-11-26 05:34 UTC`.
+pub fn when(unix: i64) -> String {
+    match cookie::time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => unix.to_string(),
+    }
 }

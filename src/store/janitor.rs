@@ -59,6 +59,21 @@ const PURGEABLE: &[(&str, &str, &str, AfterExpiry, &str)] = &[
         "",
     ),
     (
+        "pending_logins",
+        "id_hash",
+        "expires_at",
+        AfterExpiry::Delete,
+        "",
+    ),
+    // Enrolments never confirmed; a confirmed factor has no expiry.
+    (
+        "mfa_factors",
+        "id",
+        "expires_at",
+        AfterExpiry::Delete,
+        "AND confirmed_at IS NULL",
+    ),
+    (
         "backchannel_logouts",
         "jti",
         "expires_at",

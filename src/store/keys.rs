@@ -4,9 +4,10 @@ use super::{DbResult, Store, StoreError};
 use crate::model::KeyRecord;
 use crate::oauth::types::SigningAlg;
 
-/// One signing key to re-seal: its sealed form as read, and its new one.
+/// One sealed value to re-seal (a signing key by kid, a TOTP secret by factor id): its
+/// sealed form as read, and its new one.
 pub struct Reseal {
-    pub kid: String,
+    pub id: String,
     pub was: String,
     pub now: String,
 }
@@ -57,7 +58,7 @@ impl Store {
                 "UPDATE signing_keys SET private_enc = $1 WHERE kid = $2 AND private_enc = $3",
             )
             .bind(&r.now)
-            .bind(&r.kid)
+            .bind(&r.id)
             .bind(&r.was)
             .execute(&mut *tx)
             .await?;

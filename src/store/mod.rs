@@ -21,6 +21,7 @@ pub mod backchannel;
 mod clients;
 pub mod device;
 mod error;
+pub mod factors;
 pub mod grants;
 mod janitor;
 pub mod keys;
@@ -81,6 +82,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "offline grants",
         include_str!("../../migrations/0006_offline_grants.sql"),
+    ),
+    (
+        7,
+        "second factors",
+        include_str!("../../migrations/0007_second_factors.sql"),
     ),
 ];
 

@@ -10,8 +10,8 @@ use crate::oauth::types::ScopeSet;
 impl Store {
     pub async fn insert_session(&self, s: &Session) -> DbResult<()> {
         sqlx::query(
-            "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, created_at, last_seen_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, created_at, last_seen_at, expires_at, mfa_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&s.id_hash)
         .bind(&s.sid)
@@ -21,6 +21,9 @@ impl Store {
         .bind(s.created_at)
         .bind(s.last_seen_at)
         .bind(s.expires_at)
+        .bind(s.mfa_at)
+        .bind(s.ip.as_deref())
+        .bind(s.user_agent.as_deref())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -37,7 +40,7 @@ impl Store {
         // The user comes in the same round trip: every caller needs both.
         let row = sqlx::query(concat!(
             "SELECT s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_seen_at,
-                    s.expires_at, ",
+                    s.expires_at, s.mfa_at, s.ip, s.user_agent, ",
             user_columns!(),
             " FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2
@@ -63,6 +66,9 @@ impl Store {
             created_at: row.try_get("created_at")?,
             last_seen_at: row.try_get("last_seen_at")?,
             expires_at: row.try_get("expires_at")?,
+            mfa_at: row.try_get("mfa_at")?,
+            ip: row.try_get("ip")?,
+            user_agent: row.try_get("user_agent")?,
         };
         if now - s.last_seen_at >= 60 {
             sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")

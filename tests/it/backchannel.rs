@@ -569,6 +569,9 @@ async fn two_nodes_send_each_logout_once() {
                 created_at: now,
                 last_seen_at: now,
                 expires_at: now + 3600,
+                mfa_at: None,
+                ip: None,
+                user_agent: None,
             })
             .await
             .expect("session");

@@ -810,7 +810,7 @@ async fn the_master_key_rotates_without_losing_a_signing_key(b: Backend) {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with(&format!(
-            "{n} of {n} signing keys re-sealed",
+            "{n} of {n} signing keys and 0 of 0 authenticator-app secrets re-sealed",
             n = before.len()
         )),
         "{}",

@@ -355,6 +355,9 @@ async fn a_login_racing_a_revocation_does_not_survive_it(b: Backend) {
         created_at: began + 1,
         last_seen_at: began + 1,
         expires_at: began + 3600,
+        mfa_at: None,
+        ip: None,
+        user_agent: None,
     };
     store
         .insert_session(&session("raced", began))

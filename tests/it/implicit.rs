@@ -290,6 +290,9 @@ async fn front_channel_tokens_are_issued_once_per_request(b: Backend) {
         created_at: now,
         last_seen_at: now,
         expires_at: now + 3600,
+        mfa_at: None,
+        ip: None,
+        user_agent: None,
     };
     let mut issued = 0;
     for _ in 0..2 {

@@ -19,6 +19,7 @@ mod hybrid;
 mod implicit;
 mod logout;
 mod machine;
+mod mfa;
 mod multinode;
 mod ops;
 mod real_browser;

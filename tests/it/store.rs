@@ -648,6 +648,9 @@ async fn backchannel_logouts_are_claimed_once(b: Backend) {
             created_at: now,
             last_seen_at: now,
             expires_at: now + 3600,
+            mfa_at: None,
+            ip: None,
+            user_agent: None,
         })
         .await
         .expect("session");

@@ -24,6 +24,16 @@ pub async fn handle(
     let scope = client.requested_scope(params.get("scope"))?;
     let ip = ctx.client_ip;
     let checked = check_password(core, username, password, ip, now).await?;
+    // This grant cannot ask for a second factor: for an account that has one it would be a
+    // way around it, so a right password is refused like a wrong one, and not audited as a
+    // sign-in.
+    if let Ok(v) = &checked
+        && core.store.has_factor(&v.user.id).await?
+    {
+        return Err(OAuthError::invalid_grant(
+            "this account signs in with a second factor, which the password grant cannot ask for; use the authorization code flow",
+        ));
+    }
     // The same audit trail as the login page: the password grant is a sign-in too.
     match &checked {
         Ok(v) => {

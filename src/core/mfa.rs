@@ -1,0 +1,486 @@
+//! Second factors: setting up an authenticator app, checking its codes, and the sign-in that
+//! waits between a right password and its second factor.
+//!
+//! Codes are guessable (each guess hits 3 of 10^6 codes, with one step of skew either way),
+//! so every check is an `Attempt` under the same kind of throttle as passwords: one check at
+//! a time per account, lockouts that double, and a per-address limit. A code is accepted once
+//! (RFC 6238 section 5.2): the store moves the factor's last step past it in the statement
+//! that accepts it, so a replayed code, or one raced from two browsers, fails.
+
+use std::net::IpAddr;
+
+use crate::core::Core;
+use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
+use crate::core::login::{throttle_policy, wait_words};
+use crate::crypto::secret::{hash_token, new_token};
+use crate::crypto::totp::TotpSecret;
+use crate::model::{Factor, FactorKind, PendingLogin, PendingPurpose, TotpRow, User};
+use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::store::factors::NewFactor;
+
+/// RFC 8176 section 2: the `amr` values a second factor adds.
+pub const AMR_OTP: &str = "otp";
+pub const AMR_MFA: &str = "mfa";
+
+/// Why a second-factor code was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorFailure {
+    /// Not the code of this moment, or a code already used.
+    Wrong,
+    /// This wrong code reached the limit for the account or the address.
+    Locked { until: i64 },
+    /// Refused unchecked: the account or the address is locked out until then.
+    Waiting { until: i64 },
+    /// Another code for this account is being checked right now.
+    InFlight,
+    /// The enrolment being confirmed lapsed, or was confirmed already; or the factor was
+    /// removed meanwhile.
+    Gone,
+}
+
+impl FactorFailure {
+    /// Whether a code was checked (and so is worth an audit row: refusals before any check
+    /// are not audited, or a flood would write a row each).
+    pub fn was_checked(self) -> bool {
+        matches!(self, FactorFailure::Wrong | FactorFailure::Locked { .. })
+    }
+
+    pub fn page_message(self, now: i64) -> String {
+        match self {
+            FactorFailure::Wrong => "That code is not right, or was used already. Type the code your authenticator app shows now.".to_owned(),
+            FactorFailure::Locked { until } | FactorFailure::Waiting { until } => format!(
+                "Too many wrong codes. For your security, sign-in is paused; try again in {}.",
+                wait_words(until - now)
+            ),
+            FactorFailure::InFlight => "Another code for this account is being checked; try again in a few seconds.".to_owned(),
+            FactorFailure::Gone => "This setup has expired. Start again.".to_owned(),
+        }
+    }
+}
+
+/// The guards of a code check: the address first, then the account. The account's counter
+/// is its own, apart from the password's: a right password does not clear wrong codes.
+fn guards(core: &Core, user_id: &str, ip: IpAddr) -> Vec<Guard> {
+    let s = &core.config.login;
+    vec![
+        Guard {
+            key: ThrottleKey::MfaAddress(address_key(ip)),
+            policy: throttle_policy(s, s.max_failures_per_ip, s.max_in_flight_per_ip),
+            on_success: OnSuccess::Credit,
+            counts_abandoned: true,
+        },
+        Guard {
+            key: ThrottleKey::MfaUser(user_id.to_owned()),
+            policy: throttle_policy(s, s.max_failures, 1),
+            on_success: OnSuccess::Clear,
+            counts_abandoned: false,
+        },
+    ]
+}
+
+/// Run `check` as a throttled attempt: it returns whether the code was accepted.
+async fn attempt<F, Fut>(
+    core: &Core,
+    user_id: &str,
+    ip: IpAddr,
+    now: i64,
+    check: F,
+) -> OAuthResult<Result<(), FactorFailure>>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = OAuthResult<Option<bool>>>,
+{
+    let lease = core.config.limits.attempt_lease();
+    let attempt = match Attempt::begin(&core.store, now, guards(core, user_id, ip), lease).await? {
+        Ok(a) => a,
+        Err(Refusal::Locked { until }) => return Ok(Err(FactorFailure::Waiting { until })),
+        Err(Refusal::Busy) => return Ok(Err(FactorFailure::InFlight)),
+    };
+    match check().await {
+        // Nothing to check against: not a guess.
+        Ok(None) => {
+            attempt.withdraw().await?;
+            Ok(Err(FactorFailure::Gone))
+        }
+        Ok(Some(true)) => {
+            attempt.succeeded().await?;
+            Ok(Ok(()))
+        }
+        Ok(Some(false)) => Ok(Err(match attempt.failed().await? {
+            Some(until) => FactorFailure::Locked { until },
+            None => FactorFailure::Wrong,
+        })),
+        Err(e) => {
+            attempt.withdraw().await?;
+            Err(e)
+        }
+    }
+}
+
+fn open(core: &Core, row: &TotpRow) -> OAuthResult<TotpSecret> {
+    TotpSecret::open(&core.sealing, &row.secret_enc).map_err(OAuthError::internal)
+}
+
+/// Check a code from the user's authenticator app, and use it up.
+pub async fn check_code(
+    core: &Core,
+    user: &User,
+    code: &str,
+    ip: IpAddr,
+    now: i64,
+) -> OAuthResult<Result<(), FactorFailure>> {
+    attempt(core, &user.id, ip, now, || async {
+        let Some(row) = core.store.confirmed_totp(&user.id).await? else {
+            return Ok(None);
+        };
+        let Some(step) = open(core, &row)?.matching_step(code, now) else {
+            return Ok(Some(false));
+        };
+        Ok(Some(core.store.accept_totp_step(&row.id, step, now).await?))
+    })
+    .await
+}
+
+/// An authenticator app being set up: shown until its first code is typed.
+#[derive(Debug)]
+pub struct Enrolment {
+    pub factor_id: String,
+    pub secret: TotpSecret,
+}
+
+/// The name an authenticator app is listed under until the user renames it.
+pub const DEFAULT_TOTP_NAME: &str = "Authenticator app";
+
+/// Start setting up an authenticator app: a new secret, stored sealed and unconfirmed for
+/// as long as a sign-in page lasts. None when the user has one already (one per account).
+pub async fn start_totp(core: &Core, user: &User, now: i64) -> OAuthResult<Option<Enrolment>> {
+    if core.store.confirmed_totp(&user.id).await?.is_some() {
+        return Ok(None);
+    }
+    let secret = TotpSecret::generate();
+    let sealed = secret.seal(&core.sealing).map_err(OAuthError::internal)?;
+    let factor_id = uuid::Uuid::new_v4().to_string();
+    core.store
+        .insert_factor(&NewFactor {
+            id: &factor_id,
+            user_id: &user.id,
+            kind: FactorKind::Totp,
+            name: DEFAULT_TOTP_NAME,
+            secret_enc: Some(&sealed),
+            created_at: now,
+            expires_at: now + core.config.sessions.interaction_ttl,
+        })
+        .await?;
+    Ok(Some(Enrolment { factor_id, secret }))
+}
+
+/// An enrolment of this user's still waiting for its first code, to show it again.
+pub async fn enrolment(
+    core: &Core,
+    user: &User,
+    factor_id: &str,
+    now: i64,
+) -> OAuthResult<Option<Enrolment>> {
+    match core
+        .store
+        .unconfirmed_totp(factor_id, &user.id, now)
+        .await?
+    {
+        Some(row) => Ok(Some(Enrolment {
+            factor_id: row.id.clone(),
+            secret: open(core, &row)?,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// Confirm an enrolment with its first code, which is used up by doing so. Throttled like a
+/// sign-in: the person is signed in, but a stolen session must not get unlimited guesses.
+pub async fn confirm_totp(
+    core: &Core,
+    user: &User,
+    factor_id: &str,
+    code: &str,
+    ip: IpAddr,
+    now: i64,
+) -> OAuthResult<Result<(), FactorFailure>> {
+    attempt(core, &user.id, ip, now, || async {
+        let Some(row) = core
+            .store
+            .unconfirmed_totp(factor_id, &user.id, now)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(step) = open(core, &row)?.matching_step(code, now) else {
+            return Ok(Some(false));
+        };
+        if core
+            .store
+            .confirm_totp(&row.id, &user.id, step, now)
+            .await?
+        {
+            Ok(Some(true))
+        } else {
+            // It lapsed or another confirmation won meanwhile: nothing was guessed wrong.
+            Ok(None)
+        }
+    })
+    .await
+}
+
+/// The user's second factors, for the account page and the CLI.
+pub async fn factors(core: &Core, user_id: &str) -> OAuthResult<Vec<Factor>> {
+    Ok(core.store.factors(user_id).await?)
+}
+
+/// Start the wait for a second factor after a right password checked at `auth_time`. The
+/// returned value goes in the factor form; only its hash is stored.
+pub async fn begin_pending(
+    core: &Core,
+    user: &User,
+    purpose: PendingPurpose,
+    interaction: Option<&str>,
+    auth_time: i64,
+    now: i64,
+) -> OAuthResult<String> {
+    let token = new_token();
+    core.store
+        .insert_pending_login(
+            &hash_token(&token),
+            &PendingLogin {
+                user_id: user.id.clone(),
+                purpose,
+                interaction: interaction.map(str::to_owned),
+                amr: vec!["pwd".into()],
+                auth_time,
+                expires_at: now + core.config.sessions.interaction_ttl,
+            },
+            now,
+        )
+        .await?;
+    Ok(token)
+}
+
+/// A live pending sign-in and its user (who must still be enabled).
+pub async fn pending(
+    core: &Core,
+    token: &str,
+    now: i64,
+) -> OAuthResult<Option<(PendingLogin, User)>> {
+    let Some(p) = core
+        .store
+        .get_pending_login(&hash_token(token), now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(core
+        .store
+        .get_user(&p.user_id)
+        .await?
+        .filter(|u| u.honours_authentication_at(p.auth_time))
+        .map(|u| (p, u)))
+}
+
+/// Take the pending sign-in once its factor is accepted: the `amr` of the session it starts,
+/// or None when another request took it first.
+pub async fn finish_pending(
+    core: &Core,
+    token: &str,
+    now: i64,
+) -> OAuthResult<Option<Vec<String>>> {
+    Ok(core
+        .store
+        .take_pending_login(&hash_token(token), now)
+        .await?
+        .map(|p| with_second_factor(&p.amr)))
+}
+
+/// `amr` after a one-time code: the password's, plus `otp` and `mfa` (RFC 8176 section 2).
+pub fn with_second_factor(amr: &[String]) -> Vec<String> {
+    let mut out = amr.to_vec();
+    for m in [AMR_OTP, AMR_MFA] {
+        if !out.iter().any(|a| a == m) {
+            out.push(m.to_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::totp::STEP_SECONDS;
+    use crate::testing::{Fixture, NOW};
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
+
+    async fn enrolled(f: &Fixture) -> (User, TotpSecret) {
+        let alice = f.user("alice").await;
+        let e = start_totp(&f.core, &alice, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .unwrap_or_else(|| panic!("alice has no app yet"));
+        let code = e.secret.code_at(NOW / STEP_SECONDS);
+        let done = confirm_totp(&f.core, &alice, &e.factor_id, &code, IP, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(done, Ok(()));
+        (alice, e.secret)
+    }
+
+    async fn check(f: &Fixture, user: &User, code: &str, now: i64) -> Result<(), FactorFailure> {
+        check_code(&f.core, user, code, IP, now)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[tokio::test]
+    async fn the_confirming_code_cannot_sign_in_but_the_next_one_can() {
+        let f = Fixture::new().await;
+        let (alice, secret) = enrolled(&f).await;
+        let step = NOW / STEP_SECONDS;
+        // RFC 6238 section 5.2: the code that confirmed the app is used up.
+        assert_eq!(
+            check(&f, &alice, &secret.code_at(step), NOW).await,
+            Err(FactorFailure::Wrong)
+        );
+        let next = NOW + STEP_SECONDS;
+        assert_eq!(
+            check(&f, &alice, &secret.code_at(step + 1), next).await,
+            Ok(())
+        );
+        // Replayed: refused, and so is an older step's code that was never used.
+        assert_eq!(
+            check(&f, &alice, &secret.code_at(step + 1), next + 1).await,
+            Err(FactorFailure::Wrong)
+        );
+        assert_eq!(
+            check(&f, &alice, &secret.code_at(step), next + 1).await,
+            Err(FactorFailure::Wrong)
+        );
+        // The one step ahead of a clock that is behind is still good.
+        assert_eq!(
+            check(&f, &alice, &secret.code_at(step + 2), next).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_codes_lock_the_factor_and_the_right_one_waits() {
+        let f = Fixture::new().await;
+        let (alice, secret) = enrolled(&f).await;
+        let max = f.core.config.login.max_failures;
+        for i in 0..max {
+            let r = check(&f, &alice, "000000", NOW + 1 + i).await;
+            assert!(r.err().is_some_and(FactorFailure::was_checked), "{r:?}");
+        }
+        let at = NOW + 1 + max;
+        let until = match check(&f, &alice, &secret.code_at(at / STEP_SECONDS + 1), at).await {
+            Err(FactorFailure::Waiting { until }) => until,
+            other => panic!("not locked: {other:?}"),
+        };
+        assert!(until > at);
+        // After the lockout, a fresh code works and clears the count.
+        assert_eq!(
+            check(&f, &alice, &secret.code_at(until / STEP_SECONDS + 1), until).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn enrolment_needs_a_right_code_before_it_lapses() {
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        let e = start_totp(&f.core, &alice, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .unwrap_or_else(|| panic!("no enrolment"));
+        let confirm = |code: String, now: i64| {
+            let (core, alice, id) = (f.core.clone(), alice.clone(), e.factor_id.clone());
+            async move {
+                confirm_totp(&core, &alice, &id, &code, IP, now)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e:?}"))
+            }
+        };
+        assert_eq!(
+            confirm("123456".into(), NOW).await,
+            Err(FactorFailure::Wrong)
+        );
+        // Not active yet: nothing to check a sign-in code against.
+        assert!(
+            f.core
+                .store
+                .confirmed_totp(&alice.id)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+        );
+        let lapsed = NOW + f.core.config.sessions.interaction_ttl;
+        let code = e.secret.code_at(lapsed / STEP_SECONDS);
+        assert_eq!(confirm(code, lapsed).await, Err(FactorFailure::Gone));
+        // Another user cannot confirm alice's enrolment.
+        let bob = f.user("bob").await;
+        let code = e.secret.code_at(NOW / STEP_SECONDS);
+        let r = confirm_totp(&f.core, &bob, &e.factor_id, &code, IP, NOW).await;
+        assert_eq!(r.ok(), Some(Err(FactorFailure::Gone)));
+        assert_eq!(
+            confirm(e.secret.code_at(NOW / STEP_SECONDS), NOW).await,
+            Ok(())
+        );
+        // One app per account.
+        assert!(
+            start_totp(&f.core, &alice, NOW)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+        );
+        let listed = factors(&f.core, &alice.id).await.unwrap_or_default();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, DEFAULT_TOTP_NAME);
+    }
+
+    #[tokio::test]
+    async fn a_pending_sign_in_is_finished_once() {
+        let f = Fixture::new().await;
+        let alice = f.user("alice").await;
+        let token = begin_pending(&f.core, &alice, PendingPurpose::Account, None, NOW, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (p, u) = pending(&f.core, &token, NOW + 1)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("not pending"));
+        assert_eq!((p.purpose, p.auth_time), (PendingPurpose::Account, NOW));
+        assert_eq!(u.id, alice.id);
+        let amr = finish_pending(&f.core, &token, NOW + 2)
+            .await
+            .ok()
+            .flatten();
+        assert_eq!(amr, Some(vec!["pwd".into(), "otp".into(), "mfa".into()]));
+        assert_eq!(
+            finish_pending(&f.core, &token, NOW + 2)
+                .await
+                .ok()
+                .flatten(),
+            None
+        );
+        // Expiry.
+        let token = begin_pending(&f.core, &alice, PendingPurpose::Account, None, NOW, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let ttl = f.core.config.sessions.interaction_ttl;
+        assert!(
+            pending(&f.core, &token, NOW + ttl)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+        );
+    }
+}

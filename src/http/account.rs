@@ -1,0 +1,356 @@
+//! /account: the signed-in person's own page. Today: two-step sign-in (setting up an
+//! authenticator app, removing it). Every form is bound to the session by its CSRF value,
+//! and every change is audited.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+
+use crate::core::audit::{AuditKind, audit};
+use crate::core::mfa::{self, Enrolment, FactorFailure};
+use crate::crypto::totp::qr_data_uri;
+use crate::model::{PendingPurpose, Session, User};
+use crate::oauth::error::OAuthError;
+use crate::oauth::params::Params;
+use crate::state::AppState;
+
+use super::client_ip::Browser;
+use super::pages::{
+    Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
+    login_page, parse_form, sign_in,
+};
+use super::respond::page;
+use super::session::{self, Bind};
+use super::views::{AccountPage, FactorLine, Theme, TotpEnrolPage, when};
+
+const FACTOR_ACTION: &str = "/account/login/factor";
+
+/// What a finished action tells the person, by the `notice` the redirect carries. Only these
+/// words are ever shown: the query names one, it cannot supply text.
+fn notice(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "enrolled" => {
+            "Two-step sign-in is on. From now on you will be asked for a code from your app after your password."
+        }
+        "removed" => "The authenticator app was removed. Signing in now needs your password only.",
+        "expired" => "That setup expired before it was finished. Start again.",
+        "has-app" => "You already have an authenticator app. Remove it first to set up another.",
+        _ => return None,
+    })
+}
+
+fn back(to_notice: &str) -> Response {
+    Redirect::to(&format!("/account?notice={to_notice}")).into_response()
+}
+
+/// GET /account: the account page, or the login form when nobody is signed in.
+pub async fn show(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let shown = q
+        .iter()
+        .find(|(k, _)| k == "notice")
+        .and_then(|(_, v)| notice(v));
+    match session::current(&state, &jar).await.or_page(&state)? {
+        Some((s, user)) => account_page(&state, jar, &s, &user, shown, None).await,
+        None => Ok(account_login(&state, jar, None)),
+    }
+}
+
+fn account_login(state: &AppState, jar: CookieJar, problem: Option<LoginProblem>) -> Response {
+    let (jar, csrf) = session::csrf(state, jar, Bind::Nothing);
+    let login = Login {
+        client_name: "your account",
+        action: "/account/login",
+        hidden: &[],
+        csrf: &csrf,
+        username: String::new(),
+    };
+    (jar, login_page(state, login, problem)).into_response()
+}
+
+async fn account_page(
+    state: &AppState,
+    jar: CookieJar,
+    _session: &Session,
+    user: &User,
+    notice: Option<&str>,
+    problem: Option<(StatusCode, String)>,
+) -> Result<Response, PageError> {
+    let factors = mfa::factors(&state.core, &user.id)
+        .await
+        .or_page(state)?
+        .into_iter()
+        .map(|f| FactorLine {
+            id: f.id,
+            name: f.name,
+            added: when(f.confirmed_at),
+            last_used: f.last_used_at.map(when),
+        })
+        .collect();
+    let (jar, csrf) = session::csrf(state, jar, Bind::Session);
+    let (status, error) = match problem {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
+    let body = page(
+        status,
+        &AccountPage {
+            theme: Theme::from(state),
+            username: &user.username,
+            csrf: &csrf,
+            notice,
+            error,
+            factors,
+        },
+    );
+    Ok((jar, body).into_response())
+}
+
+/// POST /account/login.
+pub async fn login(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&state, &body).or_page(&state)?;
+    if !session::csrf_ok(&state, &jar, Bind::Nothing, form.get("csrf")) {
+        return Err(PageError::csrf_failed(&state));
+    }
+    let then = Continue {
+        purpose: PendingPurpose::Account,
+        interaction: None,
+        client_id: None,
+    };
+    match sign_in(&state, jar, &form, then, &browser)
+        .await
+        .or_page(&state)?
+    {
+        SignIn::Done(jar, _, _) => Ok((jar, Redirect::to("/account")).into_response()),
+        SignIn::SecondFactor(jar, token) => {
+            Ok(factor_page(&state, jar, FACTOR_ACTION, &token, &[], None))
+        }
+        SignIn::Failed(jar, problem) => Ok(account_login(&state, jar, Some(problem))),
+    }
+}
+
+/// POST /account/login/factor.
+pub async fn login_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&state, &body).map_err(|_| PageError::expired(&state))?;
+    match factor_step(
+        &state,
+        jar,
+        &form,
+        PendingPurpose::Account,
+        FACTOR_ACTION,
+        &[],
+        &browser,
+    )
+    .await?
+    {
+        FactorStep::Done(jar, ..) => Ok((jar, Redirect::to("/account")).into_response()),
+        FactorStep::Again(page) => Ok(page),
+    }
+}
+
+/// A form posted from the account page: its CSRF value checks out for this session, and
+/// the session is live. `Err` is the page to answer with.
+async fn signed_in_form(
+    state: &AppState,
+    jar: &CookieJar,
+    body: &[u8],
+) -> Result<Result<(Params, Session, User), Response>, PageError> {
+    let form = parse_form(state, body).or_page(state)?;
+    if !session::csrf_ok(state, jar, Bind::Session, form.get("csrf")) {
+        return Err(PageError::csrf_failed(state));
+    }
+    Ok(match session::current(state, jar).await.or_page(state)? {
+        Some((s, u)) => Ok((form, s, u)),
+        // Signed out meanwhile: the page shows the login form.
+        None => Err(Redirect::to("/account").into_response()),
+    })
+}
+
+fn enrol_page(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+    e: &Enrolment,
+    problem: Option<(StatusCode, String)>,
+) -> Result<Response, PageError> {
+    let issuer = &state.config.theme.product_name;
+    let uri = e.secret.otpauth_uri(issuer, &user.username);
+    let qr = qr_data_uri(&uri).map_err(|e| PageError::new(state, OAuthError::internal(e)))?;
+    let (jar, csrf) = session::csrf(state, jar, Bind::Session);
+    let (status, error) = match problem {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
+    let body = page(
+        status,
+        &TotpEnrolPage {
+            theme: Theme::from(state),
+            csrf: &csrf,
+            factor_id: &e.factor_id,
+            qr: &qr,
+            secret: &e.secret.base32(),
+            error,
+        },
+    );
+    Ok((jar, body).into_response())
+}
+
+/// POST /account/totp: start setting up an authenticator app.
+pub async fn start_totp(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (_, _, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    match mfa::start_totp(&state.core, &user, state.now())
+        .await
+        .or_page(&state)?
+    {
+        Some(e) => enrol_page(&state, jar, &user, &e, None),
+        None => Ok(back("has-app")),
+    }
+}
+
+/// POST /account/totp/confirm: the first code from the app turns it on.
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, _, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let factor = form.get("factor").unwrap_or_default();
+    let code = form.get("code").unwrap_or_default();
+    let now = state.now();
+    let ip = Some(browser.ip);
+    match mfa::confirm_totp(&state.core, &user, factor, code, browser.ip, now)
+        .await
+        .or_page(&state)?
+    {
+        Ok(()) => {
+            audit(
+                &state.core,
+                AuditKind::MfaEnrolled,
+                Some(&user.id),
+                None,
+                ip,
+                now,
+            )
+            .await;
+            Ok(back("enrolled"))
+        }
+        Err(FactorFailure::Gone) => Ok(back("expired")),
+        Err(failed) => {
+            if failed.was_checked() {
+                audit(
+                    &state.core,
+                    AuditKind::MfaFailure,
+                    Some(&user.id),
+                    None,
+                    ip,
+                    now,
+                )
+                .await;
+            }
+            let Some(e) = mfa::enrolment(&state.core, &user, factor, now)
+                .await
+                .or_page(&state)?
+            else {
+                return Ok(back("expired"));
+            };
+            let status = match failed {
+                FactorFailure::Wrong => StatusCode::BAD_REQUEST,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
+            enrol_page(
+                &state,
+                jar,
+                &user,
+                &e,
+                Some((status, failed.page_message(now))),
+            )
+        }
+    }
+}
+
+/// POST /account/factor/remove: turn two-step sign-in off. A current code from the app is
+/// asked for, so a stolen session cookie alone cannot take the second factor away.
+pub async fn remove_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let factor = form.get("factor").unwrap_or_default();
+    let code = form.get("code").unwrap_or_default();
+    let now = state.now();
+    let ip = Some(browser.ip);
+    match mfa::check_code(&state.core, &user, code, browser.ip, now)
+        .await
+        .or_page(&state)?
+    {
+        Ok(()) => {}
+        Err(FactorFailure::Gone) => return Ok(back("removed")),
+        Err(failed) => {
+            if failed.was_checked() {
+                audit(
+                    &state.core,
+                    AuditKind::MfaFailure,
+                    Some(&user.id),
+                    None,
+                    ip,
+                    now,
+                )
+                .await;
+            }
+            let status = match failed {
+                FactorFailure::Wrong => StatusCode::BAD_REQUEST,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
+            let problem = Some((status, failed.page_message(now)));
+            return account_page(&state, jar, &s, &user, None, problem).await;
+        }
+    }
+    if state
+        .core
+        .store
+        .remove_factor(&user.id, factor)
+        .await
+        .or_page(&state)?
+    {
+        audit(
+            &state.core,
+            AuditKind::MfaRemoved,
+            Some(&user.id),
+            None,
+            ip,
+            now,
+        )
+        .await;
+    }
+    Ok(back("removed"))
+}

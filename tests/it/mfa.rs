@@ -1,0 +1,667 @@
+//! Two-step sign-in over HTTP: setting up an authenticator app on /account, signing in with
+//! its codes on every login page, and each refusal. The codes are computed here with
+//! totp-rs, from the key the setup page shows, at the server's clock.
+
+use reqwest::StatusCode;
+use totp_rs::{Algorithm, Builder, Secret};
+
+use crate::common::{
+    Backend, LEGACY_SECRET, PASSWORD, TestApp, WEB_REDIRECT, browser_client, hidden, json,
+    location_params_in, param,
+};
+use crate::flows::{self, CHALLENGE, Issued, VERIFIER, decode_jwt, latchkey};
+
+/// The 6-digit code of `secret` (base32, as the page shows it) at Unix time `t`.
+fn code_at(secret: &str, t: i64) -> String {
+    let secret = Secret::try_from_base32(secret.replace(' ', "")).expect("base32 key");
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .with_account_name("test")
+        .build()
+        .expect("totp")
+        .generate(u64::try_from(t).expect("time"))
+        .to_string()
+}
+
+/// What the browser got back: status, `Location` and body.
+struct Got {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+async fn got(r: reqwest::Response) -> Got {
+    Got {
+        status: r.status(),
+        location: r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().expect("ascii").to_owned()),
+        body: r.text().await.expect("body"),
+    }
+}
+
+async fn post(app: &TestApp, b: &reqwest::Client, path: &str, form: &[(&str, &str)]) -> Got {
+    got(b.post(app.url(path)).form(form).send().await.expect("POST")).await
+}
+
+async fn get(app: &TestApp, b: &reqwest::Client, path: &str) -> Got {
+    got(b.get(app.url(path)).send().await.expect("GET")).await
+}
+
+/// The text between `<code id="totp-secret">` and `</code>`.
+fn shown_secret(html: &str) -> String {
+    let start = html.find("id=\"totp-secret\">").expect("the key is shown") + 17;
+    html[start..start + html[start..].find('<').expect("end")].to_owned()
+}
+
+/// Sign in to /account with the password (and nothing else: no factor yet).
+async fn account_sign_in(app: &TestApp, b: &reqwest::Client) -> Got {
+    let login = get(app, b, "/account").await;
+    assert_eq!(login.status, 200);
+    assert!(
+        login.body.contains("action=\"/account/login\""),
+        "{}",
+        login.body
+    );
+    post(
+        app,
+        b,
+        "/account/login",
+        &[
+            ("csrf", &hidden(&login.body, "csrf")),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await
+}
+
+/// Alice sets up an authenticator app from /account in browser `b`; the key it shows.
+async fn enrol(app: &TestApp, b: &reqwest::Client) -> String {
+    let signed_in = account_sign_in(app, b).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let account = get(app, b, "/account").await;
+    assert!(
+        account.body.contains("Set up an authenticator app"),
+        "{}",
+        account.body
+    );
+    let setup = post(
+        app,
+        b,
+        "/account/totp",
+        &[("csrf", &hidden(&account.body, "csrf"))],
+    )
+    .await;
+    assert_eq!(setup.status, 200, "{}", setup.body);
+    assert!(
+        setup.body.contains("src=\"data:image/svg+xml;base64,"),
+        "a QR code"
+    );
+    let secret = shown_secret(&setup.body);
+    let confirm = |code: String| {
+        let body = setup.body.clone();
+        async move {
+            post(
+                app,
+                b,
+                "/account/totp/confirm",
+                &[
+                    ("csrf", &hidden(&body, "csrf")),
+                    ("factor", &hidden(&body, "factor")),
+                    ("code", &code),
+                ],
+            )
+            .await
+        }
+    };
+    // Not the current code: refused, and the same setup is shown again.
+    let now = app.clock.now();
+    let wrong = confirm(code_at(&secret, now + 300)).await;
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(wrong.body.contains("not right"), "{}", wrong.body);
+    assert_eq!(shown_secret(&wrong.body), secret);
+    let done = confirm(code_at(&secret, now)).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/account?notice=enrolled"));
+    let account = get(app, b, "/account?notice=enrolled").await;
+    assert!(
+        account.body.contains("Two-step sign-in is on"),
+        "{}",
+        account.body
+    );
+    assert!(
+        account.body.contains("Authenticator app"),
+        "{}",
+        account.body
+    );
+    secret
+}
+
+/// Start the code flow for `web` in browser `b` and sign in with the password: the page
+/// that comes next.
+async fn authorize_and_sign_in(app: &TestApp, b: &reqwest::Client, password: &str) -> Got {
+    let login = got(b
+        .get(app.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", WEB_REDIRECT),
+            ("scope", "openid"),
+            ("state", "xyz"),
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .expect("authorize"))
+    .await;
+    assert!(login.body.contains("action=\"/login\""), "{}", login.body);
+    post(
+        app,
+        b,
+        "/login",
+        &[
+            ("csrf", &hidden(&login.body, "csrf")),
+            ("interaction", &hidden(&login.body, "interaction")),
+            ("username", "alice"),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+/// Post `code` on a second-factor page.
+async fn send_code(app: &TestApp, b: &reqwest::Client, factor_page: &Got, code: &str) -> Got {
+    let body = &factor_page.body;
+    let action = if body.contains("action=\"/device/login/factor\"") {
+        "/device/login/factor"
+    } else if body.contains("action=\"/account/login/factor\"") {
+        "/account/login/factor"
+    } else {
+        assert!(
+            body.contains("action=\"/login/factor\""),
+            "not the factor page: {body}"
+        );
+        "/login/factor"
+    };
+    let mut form = vec![
+        ("csrf", hidden(body, "csrf")),
+        ("pending", hidden(body, "pending")),
+        ("code", code.to_owned()),
+    ];
+    if action == "/device/login/factor" {
+        form.push(("user_code", hidden(body, "user_code")));
+    }
+    got(b
+        .post(app.url(action))
+        .form(&form)
+        .send()
+        .await
+        .expect("POST"))
+    .await
+}
+
+/// Allow on the consent page, if it is shown; the redirect back to the client.
+async fn past_consent(app: &TestApp, b: &reqwest::Client, after: Got) -> Got {
+    if !after.body.contains("action=\"/consent\"") {
+        return after;
+    }
+    post(
+        app,
+        b,
+        "/consent",
+        &[
+            ("csrf", &hidden(&after.body, "csrf")),
+            ("interaction", &hidden(&after.body, "interaction")),
+            ("decision", "allow"),
+        ],
+    )
+    .await
+}
+
+fn code_in(redirect: &Got) -> String {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "location",
+        redirect
+            .location
+            .as_deref()
+            .expect("a redirect")
+            .parse()
+            .expect("header"),
+    );
+    let (to, params) = location_params_in(&headers);
+    assert!(to.starts_with(WEB_REDIRECT), "{to}");
+    param(&params, "code").expect("a code").to_owned()
+}
+
+async fn enrol_then_sign_in_with_the_app(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let secret = enrol(&app, &browser_client()).await;
+    // Another browser signs in for the web app: the password, then the code.
+    let signed_in_at = app.clock.now();
+    let other = browser_client();
+    let factor = authorize_and_sign_in(&app, &other, PASSWORD).await;
+    assert_eq!(factor.status, 200, "{}", factor.body);
+    assert!(
+        factor.body.contains("autocomplete=\"one-time-code\""),
+        "{}",
+        factor.body
+    );
+    // The password alone started no session.
+    assert!(
+        get(&app, &other, "/account")
+            .await
+            .body
+            .contains("action=\"/account/login\"")
+    );
+    let wrong = send_code(&app, &other, &factor, "000000").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.body.contains("not right"), "{}", wrong.body);
+    // The code that confirmed the app is used up; the next step's code signs in.
+    app.clock.advance(30);
+    let right = send_code(&app, &other, &wrong, &code_at(&secret, app.clock.now())).await;
+    let back = past_consent(&app, &other, right).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let issued = Issued {
+        code: code_in(&back),
+        verifier: VERIFIER.into(),
+    };
+    let tokens = json(flows::exchange(&app, &issued).await).await;
+    let (_, id) = decode_jwt(tokens["id_token"].as_str().expect("id_token"));
+    // RFC 8176 section 2: a password and a one-time password, two factors.
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    // auth_time is when the password was checked (the first factor).
+    assert_eq!(id["auth_time"], serde_json::json!(signed_in_at));
+    // The session in that browser now carries the factor: a new request goes straight back.
+    let again = authorize_and_sign_in_silently(&app, &other).await;
+    assert_eq!(again.status, 303, "{}", again.body);
+}
+
+/// /authorize in a browser that has a session: no page.
+async fn authorize_and_sign_in_silently(app: &TestApp, b: &reqwest::Client) -> Got {
+    got(b
+        .get(app.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", WEB_REDIRECT),
+            ("scope", "openid"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .expect("authorize"))
+    .await
+}
+
+async fn a_code_is_accepted_once(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let secret = enrol(&app, &browser_client()).await;
+    app.clock.advance(30);
+    let (first, second) = (browser_client(), browser_client());
+    let page1 = authorize_and_sign_in(&app, &first, PASSWORD).await;
+    let page2 = authorize_and_sign_in(&app, &second, PASSWORD).await;
+    let code = code_at(&secret, app.clock.now());
+    let used = send_code(&app, &first, &page1, &code).await;
+    assert!(used.status == 200 || used.status == 303, "{}", used.body);
+    assert!(!used.body.contains("not right"), "{}", used.body);
+    // RFC 6238 section 5.2: the same code, from another browser at the same moment.
+    let replayed = send_code(&app, &second, &page2, &code).await;
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+    // An older step's code, never used, is refused too: steps only move forward.
+    let older = code_at(&secret, app.clock.now() - 30);
+    let older = send_code(&app, &second, &replayed, &older).await;
+    assert_eq!(older.status, 401, "{}", older.body);
+    app.clock.advance(30);
+    let next = send_code(&app, &second, &older, &code_at(&secret, app.clock.now())).await;
+    assert!(!next.body.contains("not right"), "{}", next.body);
+    assert!(next.status == 200 || next.status == 303, "{}", next.body);
+}
+
+async fn code_guessing_is_throttled(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let secret = enrol(&app, &browser_client()).await;
+    let audited = || async {
+        let kinds = app.state.core.store.audit_kinds(1000).await.expect("audit");
+        kinds.iter().filter(|k| *k == "mfa.failure").count()
+    };
+    // The wrong code typed while setting the app up.
+    assert_eq!(audited().await, 1);
+    app.clock.advance(30);
+    let guesser = browser_client();
+    let mut page = authorize_and_sign_in(&app, &guesser, PASSWORD).await;
+    let max = app.state.config.login.max_failures;
+    for i in 1..=max {
+        page = send_code(&app, &guesser, &page, "000000").await;
+        // The guess that reaches the limit is answered with the lockout itself.
+        let expected = if i < max { 401 } else { 429 };
+        assert_eq!(page.status, expected, "{}", page.body);
+    }
+    // Locked: even the right code waits, and says for how long.
+    let locked = send_code(&app, &guesser, &page, &code_at(&secret, app.clock.now())).await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(
+        locked.body.contains("Too many wrong codes"),
+        "{}",
+        locked.body
+    );
+    // A right password again does not lift the lock on codes.
+    let fresh = browser_client();
+    let other = authorize_and_sign_in(&app, &fresh, PASSWORD).await;
+    let still = send_code(&app, &fresh, &other, &code_at(&secret, app.clock.now())).await;
+    assert_eq!(still.status, 429, "{}", still.body);
+    // Wrong codes were audited, the refusals while locked were not.
+    assert_eq!(audited().await, 1 + usize::try_from(max).expect("small"));
+    app.clock
+        .advance(app.state.config.login.lockout_seconds + 1);
+    let after = send_code(&app, &fresh, &still, &code_at(&secret, app.clock.now())).await;
+    assert!(!after.body.contains("Too many"), "{}", after.body);
+    assert!(after.status == 200 || after.status == 303, "{}", after.body);
+}
+
+async fn parallel_guesses_are_checked_one_at_a_time(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    enrol(&app, &browser_client()).await;
+    let guesser = browser_client();
+    let page = authorize_and_sign_in(&app, &guesser, PASSWORD).await;
+    let tries = 12;
+    let all = futures_join(
+        (0..tries)
+            .map(|i| {
+                let (app, guesser, page) = (&app, guesser.clone(), &page);
+                async move {
+                    send_code(app, &guesser, page, &format!("{:06}", i))
+                        .await
+                        .status
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let wrong = all
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = all
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(wrong + refused, tries, "{all:?}");
+    // However they were raced, no more guesses were checked than the limit allows.
+    let limit = usize::try_from(app.state.config.login.max_failures).expect("small");
+    assert!(
+        wrong <= limit,
+        "{wrong} guesses checked, limit {limit}: {all:?}"
+    );
+}
+
+/// Run futures at once (the test crate has no `futures` dependency).
+async fn futures_join<F: std::future::Future<Output = StatusCode> + Send>(
+    futs: Vec<F>,
+) -> Vec<StatusCode> {
+    let mut set = Vec::with_capacity(futs.len());
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    // Polled together: each request is in flight before any is answered.
+    let joined = std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out.len() <= i {
+                out.resize(i + 1, None);
+            }
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(s) => out[i] = Some(s),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    });
+    joined.await;
+    out.into_iter().map(|s| s.expect("done")).collect()
+}
+
+async fn the_device_flow_asks_for_the_factor(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let secret = enrol(&app, &browser_client()).await;
+    app.clock.advance(30);
+    let started = flows::start(&app, "openid profile").await;
+    let user_code = started["user_code"].as_str().expect("user_code");
+    let person = browser_client();
+    let login = flows::enter_code(&app.base, &person, user_code).await;
+    let factor = flows::sign_in(&app.base, &person, &login, PASSWORD).await;
+    assert_eq!(factor.status, 200, "{}", factor.body);
+    let factor = Got {
+        status: StatusCode::OK,
+        location: None,
+        body: factor.body,
+    };
+    let confirm = send_code(&app, &person, &factor, &code_at(&secret, app.clock.now())).await;
+    assert!(
+        confirm.body.contains("action=\"/device/confirm\""),
+        "{}",
+        confirm.body
+    );
+    let confirm = flows::Page {
+        status: confirm.status.as_u16(),
+        retry_after: None,
+        body: confirm.body,
+    };
+    let done = flows::decide(&app.base, &person, &confirm, "allow").await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let (status, tokens) =
+        flows::poll(&app, started["device_code"].as_str().expect("device_code")).await;
+    assert_eq!(status, 200, "{tokens}");
+    let (_, id) = decode_jwt(tokens["id_token"].as_str().expect("id_token"));
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+}
+
+async fn the_password_grant_refuses_an_account_with_a_second_factor(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let grant = || {
+        app.token_basic(
+            "legacy",
+            LEGACY_SECRET,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("scope", "openid"),
+            ],
+        )
+    };
+    assert_eq!(grant().await.status(), 200);
+    enrol(&app, &browser_client()).await;
+    // It cannot ask for the code: a right password is refused, or the grant would be a way
+    // around the second factor.
+    let r = grant().await;
+    assert_eq!(r.status(), 400);
+    let body = json(r).await;
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("second factor")),
+        "{body}"
+    );
+}
+
+async fn an_expired_or_forged_pending_sign_in_goes_nowhere(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let secret = enrol(&app, &browser_client()).await;
+    let person = browser_client();
+    let factor = authorize_and_sign_in(&app, &person, PASSWORD).await;
+    // A CSRF value from another form: refused before anything is read.
+    let forged = got(person
+        .post(app.url("/login/factor"))
+        .form(&[
+            ("csrf", "forged"),
+            ("pending", &hidden(&factor.body, "pending")),
+            ("code", "000000"),
+        ])
+        .send()
+        .await
+        .expect("POST"))
+    .await;
+    assert_eq!(forged.status, 403);
+    // The pending sign-in lasts as long as a sign-in page.
+    app.clock.advance(app.state.config.sessions.interaction_ttl);
+    let late = send_code(&app, &person, &factor, &code_at(&secret, app.clock.now())).await;
+    assert_eq!(late.status, 400, "{}", late.body);
+    assert!(late.body.contains("has expired"), "{}", late.body);
+    // A pending sign-in of the account page does not finish an authorization request.
+    let b2 = browser_client();
+    let login = get(&app, &b2, "/account").await;
+    let account_factor = post(
+        &app,
+        &b2,
+        "/account/login",
+        &[
+            ("csrf", &hidden(&login.body, "csrf")),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert!(
+        account_factor
+            .body
+            .contains("action=\"/account/login/factor\"")
+    );
+    let wrong_door = got(b2
+        .post(app.url("/login/factor"))
+        .form(&[
+            ("csrf", hidden(&account_factor.body, "csrf")),
+            ("pending", hidden(&account_factor.body, "pending")),
+            ("code", code_at(&secret, app.clock.now())),
+        ])
+        .send()
+        .await
+        .expect("POST"))
+    .await;
+    assert_eq!(wrong_door.status, 400, "{}", wrong_door.body);
+    // Through its own door it works, and lands on the account page.
+    let ok = send_code(
+        &app,
+        &b2,
+        &account_factor,
+        &code_at(&secret, app.clock.now()),
+    )
+    .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.location.as_deref(), Some("/account"));
+}
+
+async fn removing_the_app_needs_a_code(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let person = browser_client();
+    let secret = enrol(&app, &person).await;
+    app.clock.advance(30);
+    let account = get(&app, &person, "/account").await;
+    let remove = |code: String| {
+        let body = account.body.clone();
+        let person = person.clone();
+        let app = &app;
+        async move {
+            post(
+                app,
+                &person,
+                "/account/factor/remove",
+                &[
+                    ("csrf", &hidden(&body, "csrf")),
+                    ("factor", &hidden(&body, "factor")),
+                    ("code", &code),
+                ],
+            )
+            .await
+        }
+    };
+    let wrong = remove("000000".into()).await;
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(
+        wrong.body.contains("Authenticator app"),
+        "still there: {}",
+        wrong.body
+    );
+    let done = remove(code_at(&secret, app.clock.now())).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/account?notice=removed"));
+    // The password alone signs in again.
+    let next = authorize_and_sign_in(&app, &browser_client(), PASSWORD).await;
+    assert!(!next.body.contains("one-time-code"), "{}", next.body);
+}
+
+async fn an_admin_lists_and_resets_the_factor(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let shown = latchkey(&app, &["user", "show", "alice"]).await;
+    let text = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(text.contains("second factors: none"), "{text}");
+    let secret = enrol(&app, &browser_client()).await;
+    let shown = latchkey(&app, &["user", "show", "alice"]).await;
+    let text = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(text.contains("Authenticator app (totp): added "), "{text}");
+    // Never the key.
+    assert!(!text.contains(&secret.replace(' ', "")), "{text}");
+    let reset = latchkey(&app, &["user", "reset-mfa", "alice"]).await;
+    assert_eq!(
+        reset.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let text = String::from_utf8_lossy(&reset.stdout).into_owned();
+    assert!(
+        text.contains("1 factor and every recovery code removed"),
+        "{text}"
+    );
+    let next = authorize_and_sign_in(&app, &browser_client(), PASSWORD).await;
+    assert!(!next.body.contains("one-time-code"), "{}", next.body);
+    let again = latchkey(&app, &["user", "reset-mfa", "alice"]).await;
+    let text = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(text.contains("no second factor"), "{text}");
+}
+
+crate::both_stores!(
+    enrol_then_sign_in_with_the_app,
+    a_code_is_accepted_once,
+    code_guessing_is_throttled,
+    parallel_guesses_are_checked_one_at_a_time,
+    the_device_flow_asks_for_the_factor,
+    the_password_grant_refuses_an_account_with_a_second_factor,
+    an_expired_or_forged_pending_sign_in_goes_nowhere,
+    removing_the_app_needs_a_code,
+    an_admin_lists_and_resets_the_factor,
+);
