@@ -27,6 +27,10 @@ pub enum AuditKind {
     MfaRemoved,
     /// A second-factor code that was checked and was wrong (or used before).
     MfaFailure,
+    /// A recovery code signed in (one fewer left).
+    RecoveryCodeUsed,
+    /// A new set of recovery codes replaced the old one.
+    RecoveryCodesRenewed,
 }
 
 impl AuditKind {
@@ -43,6 +47,8 @@ impl AuditKind {
             AuditKind::MfaEnrolled => "mfa.enrolled",
             AuditKind::MfaRemoved => "mfa.removed",
             AuditKind::MfaFailure => "mfa.failure",
+            AuditKind::RecoveryCodeUsed => "mfa.recovery_code_used",
+            AuditKind::RecoveryCodesRenewed => "mfa.recovery_codes_renewed",
         }
     }
 }

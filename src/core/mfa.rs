@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
 use crate::core::login::{throttle_policy, wait_words};
+use crate::crypto::recovery;
 use crate::crypto::secret::{hash_token, new_token};
 use crate::crypto::totp::TotpSecret;
 use crate::model::{Factor, FactorKind, PendingLogin, PendingPurpose, TotpRow, User};
@@ -121,24 +122,66 @@ fn open(core: &Core, row: &TotpRow) -> OAuthResult<TotpSecret> {
     TotpSecret::open(&core.sealing, &row.secret_enc).map_err(OAuthError::internal)
 }
 
-/// Check a code from the user's authenticator app, and use it up.
+/// Which second factor a sign-in used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Used {
+    /// A code from the authenticator app.
+    App,
+    /// One of the recovery codes, now used up.
+    RecoveryCode,
+}
+
+/// Check a code from the user's authenticator app, or one of their recovery codes, and use
+/// it up. Both share one throttle: recovery codes are no way around the limit on guesses.
 pub async fn check_code(
     core: &Core,
     user: &User,
     code: &str,
     ip: IpAddr,
     now: i64,
-) -> OAuthResult<Result<(), FactorFailure>> {
-    attempt(core, &user.id, ip, now, || async {
+) -> OAuthResult<Result<Used, FactorFailure>> {
+    let mut used = Used::App;
+    let checked = attempt(core, &user.id, ip, now, || async {
         let Some(row) = core.store.confirmed_totp(&user.id).await? else {
             return Ok(None);
         };
+        if let Some(canonical) = recovery::normalize(code) {
+            used = Used::RecoveryCode;
+            let hash = hash_token(&canonical);
+            return Ok(Some(
+                core.store.use_recovery_code(&user.id, &hash, now).await?,
+            ));
+        }
         let Some(step) = open(core, &row)?.matching_step(code, now) else {
             return Ok(Some(false));
         };
         Ok(Some(core.store.accept_totp_step(&row.id, step, now).await?))
     })
-    .await
+    .await?;
+    Ok(checked.map(|()| used))
+}
+
+/// How many recovery codes a set has.
+pub const RECOVERY_CODES: usize = 10;
+
+/// A new set of recovery codes for the user, replacing any earlier set (which stops working
+/// now). Returned once, to be shown once: only their hashes are kept.
+pub async fn new_recovery_codes(core: &Core, user: &User, now: i64) -> OAuthResult<Vec<String>> {
+    let codes = recovery::generate(RECOVERY_CODES);
+    let hashes: Vec<String> = codes
+        .iter()
+        .filter_map(|c| recovery::normalize(c))
+        .map(|c| hash_token(&c))
+        .collect();
+    core.store
+        .replace_recovery_codes(&user.id, &hashes, now)
+        .await?;
+    Ok(codes)
+}
+
+/// How many of the user's recovery codes are unused.
+pub async fn recovery_codes_left(core: &Core, user_id: &str) -> OAuthResult<i64> {
+    Ok(core.store.recovery_codes_left(user_id).await?)
 }
 
 /// An authenticator app being set up: shown until its first code is typed.
@@ -334,6 +377,7 @@ mod tests {
         check_code(&f.core, user, code, IP, now)
             .await
             .unwrap_or_else(|e| panic!("{e:?}"))
+            .map(|used| assert_eq!(used, Used::App))
     }
 
     #[tokio::test]
@@ -482,5 +526,33 @@ mod tests {
                 .flatten()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_recovery_code_signs_in_once_and_a_new_set_voids_the_old() {
+        let f = Fixture::new().await;
+        let (alice, _) = enrolled(&f).await;
+        let codes = new_recovery_codes(&f.core, &alice, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(codes.len(), RECOVERY_CODES);
+        let use_code = |code: String| {
+            let (core, alice) = (f.core.clone(), alice.clone());
+            async move {
+                check_code(&core, &alice, &code, IP, NOW + 1)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e:?}"))
+            }
+        };
+        // Typed in lower case without dashes: the same code.
+        let typed = codes[0].to_lowercase().replace('-', "");
+        assert_eq!(use_code(typed).await, Ok(Used::RecoveryCode));
+        assert_eq!(use_code(codes[0].clone()).await, Err(FactorFailure::Wrong));
+        assert_eq!(recovery_codes_left(&f.core, &alice.id).await.ok(), Some(9));
+        let fresh = new_recovery_codes(&f.core, &alice, NOW + 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(use_code(codes[1].clone()).await, Err(FactorFailure::Wrong));
+        assert_eq!(use_code(fresh[1].clone()).await, Ok(Used::RecoveryCode));
     }
 }

@@ -4,5 +4,6 @@ pub mod aead;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod recovery;
 pub mod secret;
 pub mod totp;

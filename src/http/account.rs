@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use crate::core::audit::{AuditKind, audit};
-use crate::core::mfa::{self, Enrolment, FactorFailure};
+use crate::core::mfa::{self, Enrolment, FactorFailure, Used};
 use crate::crypto::totp::qr_data_uri;
 use crate::model::{PendingPurpose, Session, User};
 use crate::oauth::error::OAuthError;
@@ -22,7 +22,7 @@ use super::pages::{
 };
 use super::respond::page;
 use super::session::{self, Bind};
-use super::views::{AccountPage, FactorLine, Theme, TotpEnrolPage, when};
+use super::views::{AccountPage, FactorLine, RecoveryCodesPage, Theme, TotpEnrolPage, when};
 
 const FACTOR_ACTION: &str = "/account/login/factor";
 
@@ -36,6 +36,7 @@ fn notice(name: &str) -> Option<&'static str> {
         "removed" => "The authenticator app was removed. Signing in now needs your password only.",
         "expired" => "That setup expired before it was finished. Start again.",
         "has-app" => "You already have an authenticator app. Remove it first to set up another.",
+        "renewed" => "Your new recovery codes are ready; the old ones no longer work.",
         _ => return None,
     })
 }
@@ -91,6 +92,9 @@ async fn account_page(
             last_used: f.last_used_at.map(when),
         })
         .collect();
+    let recovery_left = mfa::recovery_codes_left(&state.core, &user.id)
+        .await
+        .or_page(state)?;
     let (jar, csrf) = session::csrf(state, jar, Bind::Session);
     let (status, error) = match problem {
         Some((status, message)) => (status, Some(message)),
@@ -105,6 +109,7 @@ async fn account_page(
             notice,
             error,
             factors,
+            recovery_left,
         },
     );
     Ok((jar, body).into_response())
@@ -257,7 +262,10 @@ pub async fn confirm_totp(
                 now,
             )
             .await;
-            Ok(back("enrolled"))
+            let codes = mfa::new_recovery_codes(&state.core, &user, now)
+                .await
+                .or_page(&state)?;
+            Ok((jar, codes_page(&state, &codes, "enrolled")).into_response())
         }
         Err(FactorFailure::Gone) => Ok(back("expired")),
         Err(failed) => {
@@ -309,31 +317,8 @@ pub async fn remove_factor(
     let code = form.get("code").unwrap_or_default();
     let now = state.now();
     let ip = Some(browser.ip);
-    match mfa::check_code(&state.core, &user, code, browser.ip, now)
-        .await
-        .or_page(&state)?
-    {
-        Ok(()) => {}
-        Err(FactorFailure::Gone) => return Ok(back("removed")),
-        Err(failed) => {
-            if failed.was_checked() {
-                audit(
-                    &state.core,
-                    AuditKind::MfaFailure,
-                    Some(&user.id),
-                    None,
-                    ip,
-                    now,
-                )
-                .await;
-            }
-            let status = match failed {
-                FactorFailure::Wrong => StatusCode::BAD_REQUEST,
-                _ => StatusCode::TOO_MANY_REQUESTS,
-            };
-            let problem = Some((status, failed.page_message(now)));
-            return account_page(&state, jar, &s, &user, None, problem).await;
-        }
+    if let Err(page) = code_again(&state, jar.clone(), &s, &user, code, &browser).await? {
+        return Ok(page);
     }
     if state
         .core
@@ -353,4 +338,101 @@ pub async fn remove_factor(
         .await;
     }
     Ok(back("removed"))
+}
+
+/// A code from the app (or a recovery code) typed again on the account page, for a change
+/// that a stolen session cookie alone must not be able to make. `Err` is the account page
+/// saying why it was refused.
+async fn code_again(
+    state: &AppState,
+    jar: CookieJar,
+    s: &Session,
+    user: &User,
+    code: &str,
+    browser: &Browser,
+) -> Result<Result<(), Response>, PageError> {
+    let now = state.now();
+    let ip = Some(browser.ip);
+    match mfa::check_code(&state.core, user, code, browser.ip, now)
+        .await
+        .or_page(state)?
+    {
+        Ok(used) => {
+            if used == Used::RecoveryCode {
+                audit(
+                    &state.core,
+                    AuditKind::RecoveryCodeUsed,
+                    Some(&user.id),
+                    None,
+                    ip,
+                    now,
+                )
+                .await;
+            }
+            Ok(Ok(()))
+        }
+        Err(FactorFailure::Gone) => Ok(Err(back("removed"))),
+        Err(failed) => {
+            if failed.was_checked() {
+                audit(
+                    &state.core,
+                    AuditKind::MfaFailure,
+                    Some(&user.id),
+                    None,
+                    ip,
+                    now,
+                )
+                .await;
+            }
+            let status = match failed {
+                FactorFailure::Wrong => StatusCode::BAD_REQUEST,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
+            let problem = Some((status, failed.page_message(now)));
+            Ok(Err(account_page(state, jar, s, user, None, problem).await?))
+        }
+    }
+}
+
+/// The recovery codes, shown this once; `then` is the notice of the account page after.
+fn codes_page(state: &AppState, codes: &[String], then: &str) -> Response {
+    page(
+        StatusCode::OK,
+        &RecoveryCodesPage {
+            theme: Theme::from(state),
+            codes,
+            next: &format!("/account?notice={then}"),
+        },
+    )
+}
+
+/// POST /account/recovery-codes: a new set of recovery codes, after a current code.
+pub async fn renew_recovery_codes(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let code = form.get("code").unwrap_or_default();
+    if let Err(page) = code_again(&state, jar.clone(), &s, &user, code, &browser).await? {
+        return Ok(page);
+    }
+    let now = state.now();
+    let codes = mfa::new_recovery_codes(&state.core, &user, now)
+        .await
+        .or_page(&state)?;
+    audit(
+        &state.core,
+        AuditKind::RecoveryCodesRenewed,
+        Some(&user.id),
+        None,
+        Some(browser.ip),
+        now,
+    )
+    .await;
+    Ok((jar, codes_page(&state, &codes, "renewed")).into_response())
 }

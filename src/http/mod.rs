@@ -73,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/account/totp", post(account::start_totp))
         .route("/account/totp/confirm", post(account::confirm_totp))
         .route("/account/factor/remove", post(account::remove_factor))
+        .route(
+            "/account/recovery-codes",
+            post(account::renew_recovery_codes),
+        )
         .route("/logout/confirm", post(logout::confirm))
         .route("/theme.css", get(theme_css))
         .route("/static/latchkey.css", get(stylesheet));

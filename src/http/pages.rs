@@ -9,7 +9,7 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
-use crate::core::mfa::{self, FactorFailure};
+use crate::core::mfa::{self, FactorFailure, Used};
 use crate::model::{PendingLogin, PendingPurpose, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
@@ -329,7 +329,18 @@ pub async fn factor_step(
         .await
         .or_page(state)?
     {
-        Ok(()) => {}
+        Ok(Used::App) => {}
+        Ok(Used::RecoveryCode) => {
+            audit(
+                &state.core,
+                AuditKind::RecoveryCodeUsed,
+                Some(&user.id),
+                client_id,
+                Some(ip),
+                now,
+            )
+            .await;
+        }
         Err(FactorFailure::Gone) => return Err(PageError::expired(state)),
         Err(failed) => {
             if failed.was_checked() {

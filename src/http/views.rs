@@ -174,6 +174,17 @@ pub struct AccountPage<'a> {
     pub notice: Option<&'a str>,
     pub error: Option<String>,
     pub factors: Vec<FactorLine>,
+    /// Unused recovery codes.
+    pub recovery_left: i64,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage<'a> {
+    pub theme: Theme,
+    pub codes: &'a [String],
+    /// Where "I have saved them" goes.
+    pub next: &'a str,
 }
 
 #[derive(Template)]

@@ -82,6 +82,23 @@ async fn account_sign_in(app: &TestApp, b: &reqwest::Client) -> Got {
 
 /// Alice sets up an authenticator app from /account in browser `b`; the key it shows.
 async fn enrol(app: &TestApp, b: &reqwest::Client) -> String {
+    enrol_with_codes(app, b).await.0
+}
+
+/// The recovery codes a page shows.
+fn shown_codes(html: &str) -> Vec<String> {
+    let list = &html[html
+        .find("id=\"recovery-codes\"")
+        .expect("the codes are shown")..];
+    let list = &list[..list.find("</ul>").expect("end of list")];
+    list.split("<code>")
+        .skip(1)
+        .map(|c| c[..c.find('<').expect("end")].to_owned())
+        .collect()
+}
+
+/// `enrol`, and the recovery codes shown once the app is on.
+async fn enrol_with_codes(app: &TestApp, b: &reqwest::Client) -> (String, Vec<String>) {
     let signed_in = account_sign_in(app, b).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     let account = get(app, b, "/account").await;
@@ -126,8 +143,15 @@ async fn enrol(app: &TestApp, b: &reqwest::Client) -> String {
     assert!(wrong.body.contains("not right"), "{}", wrong.body);
     assert_eq!(shown_secret(&wrong.body), secret);
     let done = confirm(code_at(&secret, now)).await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    assert_eq!(done.location.as_deref(), Some("/account?notice=enrolled"));
+    // On: the recovery codes are shown, this once.
+    assert_eq!(done.status, 200, "{}", done.body);
+    let codes = shown_codes(&done.body);
+    assert_eq!(codes.len(), 10, "{}", done.body);
+    assert!(
+        done.body.contains("href=\"/account?notice=enrolled\""),
+        "{}",
+        done.body
+    );
     let account = get(app, b, "/account?notice=enrolled").await;
     assert!(
         account.body.contains("Two-step sign-in is on"),
@@ -139,7 +163,12 @@ async fn enrol(app: &TestApp, b: &reqwest::Client) -> String {
         "{}",
         account.body
     );
-    secret
+    assert!(
+        account.body.contains("10 unused recovery codes left"),
+        "{}",
+        account.body
+    );
+    (secret, codes)
 }
 
 /// Start the code flow for `web` in browser `b` and sign in with the password: the page
@@ -654,7 +683,88 @@ async fn an_admin_lists_and_resets_the_factor(b: Backend) {
     assert!(text.contains("no second factor"), "{text}");
 }
 
+async fn recovery_codes_sign_in_once_and_can_be_renewed(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let owner = browser_client();
+    let (secret, codes) = enrol_with_codes(&app, &owner).await;
+    // Typed in lower case, with spaces for dashes: the same code.
+    let typed = codes[0].to_lowercase().replace('-', " ");
+    let phoneless = browser_client();
+    let factor = authorize_and_sign_in(&app, &phoneless, PASSWORD).await;
+    assert!(
+        factor.body.contains("Use a recovery code"),
+        "{}",
+        factor.body
+    );
+    let used = send_code(&app, &phoneless, &factor, &typed).await;
+    let back = past_consent(&app, &phoneless, used).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let issued = Issued {
+        code: code_in(&back),
+        verifier: VERIFIER.into(),
+    };
+    let tokens = json(flows::exchange(&app, &issued).await).await;
+    let (_, id) = decode_jwt(tokens["id_token"].as_str().expect("id_token"));
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    // Each code works once.
+    let again = browser_client();
+    let factor = authorize_and_sign_in(&app, &again, PASSWORD).await;
+    let reused = send_code(&app, &again, &factor, &codes[0]).await;
+    assert_eq!(reused.status, 401, "{}", reused.body);
+    let account = get(&app, &owner, "/account").await;
+    assert!(
+        account.body.contains("9 unused recovery codes left"),
+        "{}",
+        account.body
+    );
+    // A new set needs a current code from the app, and voids the old set.
+    let renew = |code: String| {
+        let body = account.body.clone();
+        let (app, owner) = (&app, owner.clone());
+        async move {
+            post(
+                app,
+                &owner,
+                "/account/recovery-codes",
+                &[("csrf", &hidden(&body, "csrf")), ("code", &code)],
+            )
+            .await
+        }
+    };
+    let refused = renew("000000".into()).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    app.clock.advance(30);
+    let renewed = renew(code_at(&secret, app.clock.now())).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.body);
+    let fresh = shown_codes(&renewed.body);
+    assert_eq!(fresh.len(), 10);
+    assert!(fresh.iter().all(|c| !codes.contains(c)));
+    let old = send_code(&app, &again, &reused, &codes[1]).await;
+    assert_eq!(old.status, 401, "{}", old.body);
+    let new = send_code(&app, &again, &old, &fresh[0]).await;
+    assert!(!new.body.contains("not right"), "{}", new.body);
+    assert!(new.status == 200 || new.status == 303, "{}", new.body);
+    let kinds = app.state.core.store.audit_kinds(1000).await.expect("audit");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "mfa.recovery_code_used")
+            .count(),
+        2
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "mfa.recovery_codes_renewed")
+            .count(),
+        1
+    );
+}
+
 crate::both_stores!(
+    recovery_codes_sign_in_once_and_can_be_renewed,
     enrol_then_sign_in_with_the_app,
     a_code_is_accepted_once,
     code_guessing_is_throttled,
