@@ -40,6 +40,8 @@ CREATE TABLE pending_logins (
     -- or the account page.
     purpose     TEXT NOT NULL,
     interaction TEXT,
+    -- A step-up: the session (by its public sid) that gets the second factor in place.
+    sid         TEXT,
     amr         TEXT NOT NULL,
     auth_time   BIGINT NOT NULL,
     created_at  BIGINT NOT NULL,

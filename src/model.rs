@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::secret::SecretHash;
+use crate::oauth::acr::Level;
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::pkce;
 use crate::oauth::types::{GrantType, ResponseType, ScopeSet, SigningAlg, TokenEndpointAuthMethod};
@@ -68,6 +69,8 @@ pub struct ClientSettings {
     pub require_pkce: bool,
     pub allow_plain_pkce: bool,
     pub skip_consent: bool,
+    /// Sign-ins for this client need a second factor.
+    pub require_mfa: bool,
     pub always_issue_refresh_token: bool,
     /// Put the granted scopes' claims in the ID token even when an access token is issued;
     /// None: the server default (`tokens.id_token_scope_claims`).
@@ -312,6 +315,9 @@ pub struct PendingLogin {
     pub purpose: PendingPurpose,
     /// The authorization request it continues (`Authorize` only).
     pub interaction: Option<String>,
+    /// A step-up of a signed-in session (its public `sid`): the factor is added to that
+    /// session rather than starting a new one.
+    pub sid: Option<String>,
     /// The factors done so far (`pwd`).
     pub amr: Vec<String>,
     /// When the password was checked: the session's `auth_time`.
@@ -333,8 +339,8 @@ pub struct GrantData {
     /// The OIDC Core §5.5 `claims` request, kept for id_tokens and userinfo.
     pub claims: Option<serde_json::Value>,
     pub audiences: Vec<String>,
-    /// `acr_values` the client asked for (OIDC Core §3.1.2.1). Recorded with the grant; no
-    /// `acr` is claimed, because only password authentication exists.
+    /// `acr_values` the client asked for (OIDC Core §3.1.2.1), recorded with the grant; the
+    /// level reached is `acr`.
     pub requested_acr_values: Option<String>,
 }
 
@@ -351,7 +357,8 @@ impl GrantData {
             scope: scope.clone(),
             auth_time: Some(session.auth_time),
             sid: Some(session.sid.clone()),
-            acr: None,
+            // OIDC Core section 2: the level the session reached (`oauth::acr`).
+            acr: Some(Level::of_amr(&session.amr).as_str().to_owned()),
             amr: session.amr.clone(),
             claims,
             audiences: Vec::new(),

@@ -21,6 +21,7 @@ pub struct NewClient {
     /// No secret; PKCE required (as for every client registered here).
     pub public: bool,
     pub skip_consent: bool,
+    pub require_mfa: bool,
     pub introspection: bool,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
@@ -110,6 +111,7 @@ impl Admin<'_> {
             require_pkce: true,
             allow_plain_pkce: false,
             skip_consent: new.skip_consent,
+            require_mfa: new.require_mfa,
             always_issue_refresh_token: false,
             id_token_scope_claims: None,
             introspection: new.introspection,
@@ -255,6 +257,7 @@ fn client_entry(c: &Client) -> ClientConfig {
         require_pkce: s.require_pkce,
         allow_plain_pkce: s.allow_plain_pkce,
         skip_consent: s.skip_consent,
+        require_mfa: s.require_mfa,
         always_issue_refresh_token: s.always_issue_refresh_token,
         id_token_scope_claims: s.id_token_scope_claims,
         introspection: s.introspection,

@@ -78,6 +78,7 @@ impl From<&ClientConfig> for ClientSettings {
             require_pkce: c.require_pkce,
             allow_plain_pkce: c.allow_plain_pkce,
             skip_consent: c.skip_consent,
+            require_mfa: c.require_mfa,
             always_issue_refresh_token: c.always_issue_refresh_token,
             id_token_scope_claims: c.id_token_scope_claims,
             introspection: c.introspection,

@@ -34,6 +34,9 @@ pub enum ClientCmd {
         /// Never ask users for consent (first-party clients only).
         #[arg(long)]
         skip_consent: bool,
+        /// Every sign-in for this client needs a second factor (an authenticator app).
+        #[arg(long)]
+        require_mfa: bool,
         /// Allow the client to call the introspection endpoint.
         #[arg(long)]
         introspection: bool,
@@ -130,6 +133,7 @@ async fn execute(admin: &Admin<'_>, cmd: ClientCmd) -> anyhow::Result<()> {
             scopes,
             public,
             skip_consent,
+            require_mfa,
             introspection,
             backchannel_logout_uri,
             backchannel_logout_session_required,
@@ -142,6 +146,7 @@ async fn execute(admin: &Admin<'_>, cmd: ClientCmd) -> anyhow::Result<()> {
                 scopes,
                 public,
                 skip_consent,
+                require_mfa,
                 introspection,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,

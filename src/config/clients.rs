@@ -46,6 +46,9 @@ pub struct ClientConfig {
     pub allow_plain_pkce: bool,
     #[serde(default)]
     pub skip_consent: bool,
+    /// Every sign-in for this client needs two factors (README "Two-step sign-in").
+    #[serde(default)]
+    pub require_mfa: bool,
     #[serde(default)]
     pub always_issue_refresh_token: bool,
     /// Overrides `tokens.id_token_scope_claims` for this client.

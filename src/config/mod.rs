@@ -73,6 +73,8 @@ pub struct Config {
     #[serde(default)]
     pub login: LoginSettings,
     #[serde(default)]
+    pub mfa: MfaSettings,
+    #[serde(default)]
     pub logout: LogoutSettings,
     #[serde(default)]
     pub backchannel_logout: BackchannelLogoutSettings,

@@ -419,3 +419,26 @@ pub struct MetricsSettings {
     #[serde(default, deserialize_with = "super::values::metrics_bind")]
     pub bind: Option<std::net::SocketAddr>,
 }
+
+/// Two-step sign-in (issue 19; README "Two-step sign-in and the account page").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaSettings {
+    pub mode: MfaMode,
+}
+
+/// Whether a second factor is used at all, on request, or always.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaMode {
+    /// Never asked for: factors users set up stay, unused, and an essential request for the
+    /// two-factor level cannot be met.
+    Off,
+    /// Asked of users who set one up, and of others when a client requires it or a request
+    /// insists on it (they set one up first).
+    #[default]
+    Optional,
+    /// Every sign-in needs two factors; a user without a second factor sets one up right
+    /// after the password.
+    Required,
+}

@@ -11,8 +11,10 @@ use std::net::IpAddr;
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
 use crate::core::audit::{AuditKind, audit};
+use crate::core::mfa;
 use crate::crypto::secret::{hash_token, new_token};
 use crate::model::{Client, DeviceRow, DeviceStatus, GrantData, Session, User};
+use crate::oauth::acr::Requested;
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::oauth::types::GrantType;
@@ -227,6 +229,9 @@ pub enum Decided {
     SessionEnded,
     /// Decided in another tab or on another node a moment ago.
     AlreadyDecided,
+    /// The client (or the server) needs two factors and this session has one: the second
+    /// comes first.
+    NeedsSecondFactor,
 }
 
 /// Record the signed-in `user`'s answer for the pending device authorization `row`. An
@@ -244,6 +249,16 @@ pub async fn decide(
     ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Decided> {
+    // Two factors needed and this session has one: the confirmation page asked for the second
+    // first, and a form posted around it does not approve.
+    if allow
+        && let Some(c) = client
+        && mfa::shortfall(core, c, &Requested::Nothing, session)
+            .await?
+            .is_ok_and(|s| s.is_some())
+    {
+        return Ok(Decided::NeedsSecondFactor);
+    }
     // Back-Channel Logout 1.0 section 2.3: the device's tokens carry this session's sid, so
     // the client is told when the session ends; it is remembered before anything is issued.
     if allow

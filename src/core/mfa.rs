@@ -9,14 +9,18 @@
 
 use std::net::IpAddr;
 
+use crate::config::MfaMode;
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
 use crate::core::login::{throttle_policy, wait_words};
 use crate::crypto::recovery;
 use crate::crypto::secret::{hash_token, new_token};
 use crate::crypto::totp::TotpSecret;
-use crate::model::{Factor, FactorKind, PendingLogin, PendingPurpose, TotpRow, User};
-use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::model::{
+    Client, Factor, FactorKind, PendingLogin, PendingPurpose, Session, TotpRow, User,
+};
+use crate::oauth::acr::{Level, Requested};
+use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::store::factors::NewFactor;
 
 /// RFC 8176 section 2: the `amr` values a second factor adds.
@@ -184,6 +188,104 @@ pub async fn recovery_codes_left(core: &Core, user_id: &str) -> OAuthResult<i64>
     Ok(core.store.recovery_codes_left(user_id).await?)
 }
 
+/// The level a sign-in for a client must reach, and whether it must (else it is only
+/// preferred, and a user without a second factor goes on with a password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub level: Level,
+    pub essential: bool,
+}
+
+/// A requirement this server cannot meet (an essential `acr` it does not know, or two
+/// factors while second factors are off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unmet;
+
+impl Unmet {
+    /// OpenID Connect Core Unmet Authentication Requirements 1.0 section 2.
+    pub fn error(self) -> OAuthError {
+        OAuthError::new(
+            ErrorCode::UnmetAuthenticationRequirements,
+            "the essential acr requested is not one this server can reach (see acr_values_supported in discovery)",
+        )
+    }
+}
+
+/// What a sign-in for `client` needs: the server's `[mfa] mode`, the client's
+/// `require_mfa`, and the request's `acr_values` or essential `acr`, the highest of them.
+pub fn need(mode: MfaMode, client: &Client, requested: &Requested) -> Result<Need, Unmet> {
+    if *requested == Requested::Unmeetable {
+        return Err(Unmet);
+    }
+    let mut need = Need {
+        level: Level::Password,
+        essential: false,
+    };
+    if let Some((level, essential)) = requested.needs() {
+        need = Need { level, essential };
+    }
+    if mode == MfaMode::Off {
+        // Second factors are never asked for: a request that insists on them is refused, one
+        // that prefers them gets the password level.
+        return if need.essential && need.level > Level::Password {
+            Err(Unmet)
+        } else {
+            Ok(Need {
+                level: Level::Password,
+                essential: need.essential,
+            })
+        };
+    }
+    if mode == MfaMode::Required || client.settings.require_mfa {
+        need = Need {
+            level: Level::MultiFactor,
+            essential: true,
+        };
+    }
+    Ok(need)
+}
+
+/// What a signed-in session lacks for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortfall {
+    /// The user's second factor, to be added to the session (a step-up).
+    SecondFactor,
+    /// A second factor the user has not set up, and the request insists on.
+    Enrol,
+}
+
+/// Whether `session` falls short of what a request from `client` needs: None when it may
+/// go on (it reached the level, or the level is only preferred and the user has no second
+/// factor to add). Every place that issues from a session asks this, so no form can skip
+/// the step the decision showed.
+pub async fn shortfall(
+    core: &Core,
+    client: &Client,
+    requested: &Requested,
+    session: &Session,
+) -> OAuthResult<Result<Option<Shortfall>, Unmet>> {
+    let need = match need(core.config.mfa.mode, client, requested) {
+        Ok(n) => n,
+        Err(u) => return Ok(Err(u)),
+    };
+    if Level::of_amr(&session.amr) >= need.level {
+        return Ok(Ok(None));
+    }
+    Ok(Ok(if asks_for_factor(core, &session.user_id).await? {
+        Some(Shortfall::SecondFactor)
+    } else if need.essential {
+        Some(Shortfall::Enrol)
+    } else {
+        None
+    }))
+}
+
+/// Whether second factors are checked at sign-in for this user: they have one, and the
+/// server has not turned them off.
+pub async fn asks_for_factor(core: &Core, user_id: &str) -> OAuthResult<bool> {
+    Ok(core.config.mfa.mode != MfaMode::Off && core.store.has_factor(user_id).await?)
+}
+
 /// An authenticator app being set up: shown until its first code is typed.
 #[derive(Debug)]
 pub struct Enrolment {
@@ -287,6 +389,41 @@ pub async fn begin_pending(
     auth_time: i64,
     now: i64,
 ) -> OAuthResult<String> {
+    begin(core, user, purpose, interaction, None, auth_time, now).await
+}
+
+/// Start a step-up: the signed-in `session` is asked for its user's second factor, which is
+/// then added to it in place.
+pub async fn begin_step_up(
+    core: &Core,
+    user: &User,
+    session: &Session,
+    purpose: PendingPurpose,
+    interaction: Option<&str>,
+    now: i64,
+) -> OAuthResult<String> {
+    let token = begin(
+        core,
+        user,
+        purpose,
+        interaction,
+        Some(session),
+        session.auth_time,
+        now,
+    )
+    .await?;
+    Ok(token)
+}
+
+async fn begin(
+    core: &Core,
+    user: &User,
+    purpose: PendingPurpose,
+    interaction: Option<&str>,
+    session: Option<&Session>,
+    auth_time: i64,
+    now: i64,
+) -> OAuthResult<String> {
     let token = new_token();
     core.store
         .insert_pending_login(
@@ -295,7 +432,8 @@ pub async fn begin_pending(
                 user_id: user.id.clone(),
                 purpose,
                 interaction: interaction.map(str::to_owned),
-                amr: vec!["pwd".into()],
+                sid: session.map(|s| s.sid.clone()),
+                amr: session.map_or_else(|| vec!["pwd".into()], |s| s.amr.clone()),
                 auth_time,
                 expires_at: now + core.config.sessions.interaction_ttl,
             },

@@ -22,7 +22,7 @@ use super::pages::{
 };
 use super::respond::page;
 use super::session::{self, Bind};
-use super::views::{AccountPage, FactorLine, RecoveryCodesPage, Theme, TotpEnrolPage, when};
+use super::views::{AccountPage, FactorLine, Next, RecoveryCodesPage, Theme, TotpEnrolPage, when};
 
 const FACTOR_ACTION: &str = "/account/login/factor";
 
@@ -185,17 +185,36 @@ async fn signed_in_form(
     })
 }
 
-fn enrol_page(
+/// The account page's own setup form.
+const ACCOUNT_ENROL: EnrolForm<'static> = EnrolForm {
+    action: "/account/totp/confirm",
+    hidden: &[],
+    cancel: false,
+    bind: Bind::Session,
+};
+
+/// Where an authenticator-app setup form posts, what it carries, whether it can be declined,
+/// and what its CSRF value is bound to.
+pub(super) struct EnrolForm<'a> {
+    pub action: &'a str,
+    pub hidden: &'a [(&'a str, &'a str)],
+    pub cancel: bool,
+    pub bind: Bind<'a>,
+}
+
+/// The setup page of an authenticator app: its QR code and key, and the confirming form.
+pub(super) fn enrol_page(
     state: &AppState,
     jar: CookieJar,
     user: &User,
     e: &Enrolment,
+    form: &EnrolForm<'_>,
     problem: Option<(StatusCode, String)>,
 ) -> Result<Response, PageError> {
     let issuer = &state.config.theme.product_name;
     let uri = e.secret.otpauth_uri(issuer, &user.username);
     let qr = qr_data_uri(&uri).map_err(|e| PageError::new(state, OAuthError::internal(e)))?;
-    let (jar, csrf) = session::csrf(state, jar, Bind::Session);
+    let (jar, csrf) = session::csrf(state, jar, form.bind);
     let (status, error) = match problem {
         Some((status, message)) => (status, Some(message)),
         None => (StatusCode::OK, None),
@@ -204,6 +223,9 @@ fn enrol_page(
         status,
         &TotpEnrolPage {
             theme: Theme::from(state),
+            action: form.action,
+            hidden: form.hidden,
+            cancel: form.cancel,
             csrf: &csrf,
             factor_id: &e.factor_id,
             qr: &qr,
@@ -228,7 +250,7 @@ pub async fn start_totp(
         .await
         .or_page(&state)?
     {
-        Some(e) => enrol_page(&state, jar, &user, &e, None),
+        Some(e) => enrol_page(&state, jar, &user, &e, &ACCOUNT_ENROL, None),
         None => Ok(back("has-app")),
     }
 }
@@ -265,7 +287,11 @@ pub async fn confirm_totp(
             let codes = mfa::new_recovery_codes(&state.core, &user, now)
                 .await
                 .or_page(&state)?;
-            Ok((jar, codes_page(&state, &codes, "enrolled")).into_response())
+            Ok((
+                jar,
+                codes_page(&state, &codes, Next::Link("/account?notice=enrolled")),
+            )
+                .into_response())
         }
         Err(FactorFailure::Gone) => Ok(back("expired")),
         Err(failed) => {
@@ -295,6 +321,7 @@ pub async fn confirm_totp(
                 jar,
                 &user,
                 &e,
+                &ACCOUNT_ENROL,
                 Some((status, failed.page_message(now))),
             )
         }
@@ -394,14 +421,14 @@ async fn code_again(
     }
 }
 
-/// The recovery codes, shown this once; `then` is the notice of the account page after.
-fn codes_page(state: &AppState, codes: &[String], then: &str) -> Response {
+/// The recovery codes, shown this once; `next` is where the person goes after.
+pub(super) fn codes_page(state: &AppState, codes: &[String], next: Next<'_>) -> Response {
     page(
         StatusCode::OK,
         &RecoveryCodesPage {
             theme: Theme::from(state),
             codes,
-            next: &format!("/account?notice={then}"),
+            next,
         },
     )
 }
@@ -434,5 +461,9 @@ pub async fn renew_recovery_codes(
         now,
     )
     .await;
-    Ok((jar, codes_page(&state, &codes, "renewed")).into_response())
+    Ok((
+        jar,
+        codes_page(&state, &codes, Next::Link("/account?notice=renewed")),
+    )
+        .into_response())
 }

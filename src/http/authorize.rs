@@ -8,12 +8,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
+use crate::core::audit::{AuditKind, audit};
 use crate::core::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::core::consent::{self, Answered, Pending};
+use crate::core::mfa::{self, FactorFailure};
+use crate::crypto::secret::hash_token;
 use crate::model::{Client, PendingPurpose, Session, User};
+use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::{self, Params};
 use crate::state::AppState;
 
+use super::account::{EnrolForm, codes_page, enrol_page};
 use super::client_ip::{Browser, ClientIp};
 use super::pages::{
     Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
@@ -21,7 +26,7 @@ use super::pages::{
 };
 use super::respond::{deliver, deliver_error, deliver_result, page};
 use super::session::{self, Bind};
-use super::views::{ConsentPage, Theme, scope_lines};
+use super::views::{ConsentPage, Next as ViewNext, Theme, scope_lines};
 
 pub async fn get(
     State(state): State<AppState>,
@@ -109,6 +114,7 @@ async fn continue_request(
         interaction,
     } = step;
     let username = session.as_ref().map(|(_, u)| u.username.clone());
+    let signed_in = session.clone();
     let next = authorize::proceed(
         &state.core,
         req,
@@ -149,6 +155,28 @@ async fn continue_request(
                 },
             );
             (jar, body).into_response()
+        }
+        Ok(Next::SecondFactor { interaction }) => {
+            let Some((s, user)) = signed_in else {
+                return Err(PageError::expired(state));
+            };
+            let token = mfa::begin_step_up(
+                &state.core,
+                &user,
+                &s,
+                PendingPurpose::Authorize,
+                Some(&interaction),
+                state.now(),
+            )
+            .await
+            .or_page(state)?;
+            factor_page(state, jar, FACTOR_ACTION, &token, &[], None)
+        }
+        Ok(Next::Enrol { interaction }) => {
+            let Some((_, user)) = signed_in else {
+                return Err(PageError::expired(state));
+            };
+            return enrol_in_flow(state, jar, &user, &interaction, None).await;
         }
         // The same form was posted twice at once (a double click) and the other post
         // answered it. A session this post just started would be a second live session
@@ -281,4 +309,151 @@ pub async fn consent(
             Ok(deliver_result(&state, &ret, result))
         }
     }
+}
+
+const ENROL_ACTION: &str = "/login/enrol";
+
+/// The request needs two factors and the signed-in user has no second factor: the setup
+/// page of an authenticator app, within the sign-in, which may be declined.
+async fn enrol_in_flow(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+    interaction: &str,
+    problem: Option<(StatusCode, String)>,
+) -> Result<Response, PageError> {
+    let Some(e) = mfa::start_totp(&state.core, user, state.now())
+        .await
+        .or_page(state)?
+    else {
+        // An app was set up meanwhile (another tab): starting the request again asks for it.
+        return Err(PageError::expired(state));
+    };
+    enrol_form_page(state, jar, user, &e, interaction, problem)
+}
+
+fn enrol_form_page(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+    e: &mfa::Enrolment,
+    interaction: &str,
+    problem: Option<(StatusCode, String)>,
+) -> Result<Response, PageError> {
+    let form = EnrolForm {
+        action: ENROL_ACTION,
+        hidden: &[("interaction", interaction)],
+        cancel: true,
+        bind: Bind::SessionAndInteraction(interaction),
+    };
+    enrol_page(state, jar, user, e, &form, problem)
+}
+
+/// POST /login/enrol: the authenticator app set up during a sign-in that requires it (its
+/// first code), or declined.
+pub async fn login_enrol(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, pending) =
+        pending_form(&state, &jar, &body, |i| Bind::SessionAndInteraction(i)).await?;
+    let Some((s, user)) = session::current(&state, &jar).await.or_page(&state)? else {
+        return continue_request(&state, jar, (&pending).into(), None, false, None).await;
+    };
+    let now = state.now();
+    let ret = pending.request.return_to(state.issuer());
+    if form.get("decision") == Some("cancel") {
+        // Declined: the request fails, once (OpenID Connect Core Unmet Authentication
+        // Requirements 1.0 section 2).
+        if state
+            .core
+            .store
+            .take_interaction(&hash_token(&pending.id), now)
+            .await
+            .or_page(&state)?
+            .is_none()
+        {
+            return Err(PageError::expired(&state));
+        }
+        let e = OAuthError::new(
+            ErrorCode::UnmetAuthenticationRequirements,
+            "the request needs a second factor and the user did not set one up",
+        );
+        return Ok((jar, deliver_error(&state, &ret, &e)).into_response());
+    }
+    let factor = form.get("factor").unwrap_or_default();
+    let code = form.get("code").unwrap_or_default();
+    let ip = Some(browser.ip);
+    match mfa::confirm_totp(&state.core, &user, factor, code, browser.ip, now)
+        .await
+        .or_page(&state)?
+    {
+        Ok(()) => {
+            audit(
+                &state.core,
+                AuditKind::MfaEnrolled,
+                Some(&user.id),
+                Some(&pending.client.id),
+                ip,
+                now,
+            )
+            .await;
+            let amr = mfa::with_second_factor(&s.amr);
+            let Some((jar, _)) = session::elevate(&state, jar, &s, amr)
+                .await
+                .or_page(&state)?
+            else {
+                return Err(PageError::expired(&state));
+            };
+            let codes = mfa::new_recovery_codes(&state.core, &user, now)
+                .await
+                .or_page(&state)?;
+            let (jar, csrf) = session::csrf(&state, jar, Bind::SessionAndInteraction(&pending.id));
+            let next = ViewNext::Continue {
+                csrf: &csrf,
+                interaction: &pending.id,
+            };
+            Ok((jar, codes_page(&state, &codes, next)).into_response())
+        }
+        Err(FactorFailure::Gone) => enrol_in_flow(&state, jar, &user, &pending.id, None).await,
+        Err(failed) => {
+            if failed.was_checked() {
+                audit(
+                    &state.core,
+                    AuditKind::MfaFailure,
+                    Some(&user.id),
+                    Some(&pending.client.id),
+                    ip,
+                    now,
+                )
+                .await;
+            }
+            let Some(e) = mfa::enrolment(&state.core, &user, factor, now)
+                .await
+                .or_page(&state)?
+            else {
+                return enrol_in_flow(&state, jar, &user, &pending.id, None).await;
+            };
+            let status = match failed {
+                FactorFailure::Wrong => StatusCode::BAD_REQUEST,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
+            let problem = Some((status, failed.page_message(now)));
+            enrol_form_page(&state, jar, &user, &e, &pending.id, problem)
+        }
+    }
+}
+
+/// POST /login/continue: go on with the request once the recovery codes were shown.
+pub async fn login_continue(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (_, pending) =
+        pending_form(&state, &jar, &body, |i| Bind::SessionAndInteraction(i)).await?;
+    let session = session::current(&state, &jar).await.or_page(&state)?;
+    continue_request(&state, jar, (&pending).into(), session, false, None).await
 }

@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use crate::core::device::{self, CodeProblem, Decided, DeviceAuthorization, display_user_code};
 use crate::core::login::wait_words;
+use crate::core::mfa;
 use crate::model::{DeviceRow, PendingPurpose, Session, User};
+use crate::oauth::acr::{Level, Requested};
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -165,6 +167,48 @@ async fn next_step(
             ),
         ));
     };
+    // Two factors needed (by the server or the client) and this session has one: the second
+    // is added to it first, or, for a user with none, set up on the account page first.
+    if let Some((s, user)) = &session
+        && let Ok(need) = mfa::need(state.config.mfa.mode, &client, &Requested::Nothing)
+        && Level::of_amr(&s.amr) < need.level
+    {
+        let shown = display_user_code(&row.user_code);
+        if mfa::asks_for_factor(&state.core, &user.id)
+            .await
+            .or_page(state)?
+        {
+            let token = mfa::begin_step_up(
+                &state.core,
+                user,
+                s,
+                PendingPurpose::Device,
+                None,
+                state.now(),
+            )
+            .await
+            .or_page(state)?;
+            return Ok(factor_page(
+                state,
+                jar,
+                FACTOR_ACTION,
+                &token,
+                &[("user_code", &shown)],
+                None,
+            ));
+        }
+        return Err(PageError::new(
+            state,
+            OAuthError::access_denied(
+                "This app needs a second sign-in step, and the account has none set up.",
+            ),
+        )
+        .status(StatusCode::FORBIDDEN)
+        .saying(
+            "Set up two-step sign-in first",
+            "This app asks for a code from an authenticator app after your password. Set one up on your account page (/account), then enter the code from your device again.",
+        ));
+    }
     // The login form is bound to nothing (nobody is signed in yet), the confirmation to
     // the session that confirms.
     let bind = if session.is_some() {
@@ -313,6 +357,8 @@ pub async fn confirm(
     match decided {
         // The session ended a moment ago: sign in again, then confirm.
         Decided::SessionEnded => next_step(&state, jar, &row, None, None).await,
+        // The confirmation page asks for the second factor first.
+        Decided::NeedsSecondFactor => next_step(&state, jar, &row, Some((s, user)), None).await,
         Decided::AlreadyDecided => {
             let typed = form.get("user_code").unwrap_or_default();
             Ok(entry_page(

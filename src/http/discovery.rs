@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::oauth::acr::Level;
 use crate::oauth::types::{
     GrantType, ResponseMode, ResponseType, STANDARD_SCOPES, SigningAlg, TokenEndpointAuthMethod,
 };
@@ -36,6 +37,7 @@ pub fn document(state: &AppState) -> Value {
         "at_hash",
         "sid",
         "amr",
+        "acr",
     ];
     for s in &crate::oauth::scope::STANDARD {
         claims.extend_from_slice(s.claims);
@@ -76,6 +78,8 @@ pub fn document(state: &AppState) -> Value {
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "grant_types_supported": grants,
         "subject_types_supported": ["public"],
+        // OIDC Discovery section 3, OIDC Core section 2: the levels `oauth::acr` defines.
+        "acr_values_supported": Level::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": secret_methods.iter().chain(["none"].iter()).collect::<Vec<_>>(),

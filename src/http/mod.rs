@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/login", post(authorize::login))
         .route("/login/factor", post(authorize::login_factor))
+        .route("/login/enrol", post(authorize::login_enrol))
+        .route("/login/continue", post(authorize::login_continue))
         .route("/consent", post(authorize::consent))
         .route("/device", get(device::entry).post(device::submit))
         .route("/device/login", post(device::login))

@@ -236,7 +236,7 @@ pub async fn sign_in(
         }
     };
     let user = verified.user;
-    if state.core.store.has_factor(&user.id).await? {
+    if mfa::asks_for_factor(&state.core, &user.id).await? {
         let pending = mfa::begin_pending(
             &state.core,
             &user,
@@ -380,6 +380,17 @@ pub async fn factor_step(
         now,
     )
     .await;
+    if let Some(sid) = &pending.sid {
+        // A step-up: the factor goes to the session that asked for it, in this browser.
+        let current = session::current(state, &jar).await.or_page(state)?;
+        let Some((s, _)) = current.filter(|(s, u)| s.sid == *sid && u.id == user.id) else {
+            return Err(PageError::expired(state));
+        };
+        let Some((jar, s)) = session::elevate(state, jar, &s, amr).await.or_page(state)? else {
+            return Err(PageError::expired(state));
+        };
+        return Ok(FactorStep::Done(jar, s, user, pending));
+    }
     let how = SignedIn {
         at: pending.auth_time,
         amr,

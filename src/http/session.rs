@@ -108,6 +108,37 @@ pub async fn start(
     Ok((jar.add(c), s))
 }
 
+/// Add a second factor to the browser's live session `s` in place (a step-up): the same
+/// `sid` and `auth_time`, the new `amr`, and a new cookie. None when it ended meanwhile.
+pub async fn elevate(
+    state: &AppState,
+    jar: CookieJar,
+    s: &Session,
+    amr: Vec<String>,
+) -> OAuthResult<Option<(CookieJar, Session)>> {
+    let now = state.now();
+    let id = new_token();
+    let id_hash = hash_token(&id);
+    if !state
+        .core
+        .store
+        .elevate_session(&s.id_hash, &id_hash, &amr, now)
+        .await?
+    {
+        return Ok(None);
+    }
+    let mut c = cookie(state, "session", id);
+    c.set_max_age(time_duration((s.expires_at - now).max(0)));
+    let elevated = Session {
+        id_hash,
+        amr,
+        mfa_at: Some(now),
+        last_seen_at: now,
+        ..s.clone()
+    };
+    Ok(Some((jar.add(c), elevated)))
+}
+
 /// The store's key for the browser's session cookie, if it sends one.
 pub fn id_hash(state: &AppState, jar: &CookieJar) -> Option<String> {
     jar.get(&name(state, "session"))

@@ -183,14 +183,21 @@ pub struct AccountPage<'a> {
 pub struct RecoveryCodesPage<'a> {
     pub theme: Theme,
     pub codes: &'a [String],
-    /// Where "I have saved them" goes.
-    pub next: &'a str,
+    /// Where "I have saved them" goes: a link, or (during a sign-in) a form that continues
+    /// the app's request.
+    pub next: Next<'a>,
 }
 
 #[derive(Template)]
 #[template(path = "totp_enrol.html")]
 pub struct TotpEnrolPage<'a> {
     pub theme: Theme,
+    /// Where the confirming form posts, and what that endpoint continues with.
+    pub action: &'a str,
+    pub hidden: &'a [(&'a str, &'a str)],
+    /// Whether the person may decline (a sign-in that requires a second factor: declining
+    /// fails the app's request).
+    pub cancel: bool,
     pub csrf: &'a str,
     pub factor_id: &'a str,
     /// The `otpauth://` link as an SVG QR code in a `data:` URI.
@@ -213,4 +220,14 @@ pub fn when(unix: i64) -> String {
         ),
         Err(_) => unix.to_string(),
     }
+}
+
+/// Where a page's button goes next.
+pub enum Next<'a> {
+    Link(&'a str),
+    /// Continue an authorization request: POST /login/continue with this CSRF value.
+    Continue {
+        csrf: &'a str,
+        interaction: &'a str,
+    },
 }

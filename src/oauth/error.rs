@@ -31,6 +31,9 @@ pub enum ErrorCode {
     SlowDown,
     ExpiredToken,
     InvalidTarget,
+    /// OpenID Connect Core Unmet Authentication Requirements 1.0 section 2: the sign-in
+    /// could not reach what the request required (an essential `acr`).
+    UnmetAuthenticationRequirements,
 }
 
 impl ErrorCode {
@@ -58,6 +61,7 @@ impl ErrorCode {
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
         }
     }
 
@@ -362,6 +366,11 @@ mod tests {
             (ErrorCode::SlowDown, "slow_down", 400),
             (ErrorCode::ExpiredToken, "expired_token", 400),
             (ErrorCode::InvalidTarget, "invalid_target", 400),
+            (
+                ErrorCode::UnmetAuthenticationRequirements,
+                "unmet_authentication_requirements",
+                400,
+            ),
         ];
         for (code, s, status) in cases {
             assert_eq!(code.as_str(), s);

@@ -1,5 +1,6 @@
 //! Protocol vocabulary: no axum, no SQL.
 
+pub mod acr;
 pub mod error;
 pub mod params;
 pub mod pkce;

@@ -302,8 +302,8 @@ impl Store {
         now: i64,
     ) -> DbResult<()> {
         sqlx::query(
-            "INSERT INTO pending_logins (id_hash, user_id, purpose, interaction, amr, auth_time, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO pending_logins (id_hash, user_id, purpose, interaction, amr, auth_time, created_at, expires_at, sid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id_hash)
         .bind(&p.user_id)
@@ -313,6 +313,7 @@ impl Store {
         .bind(p.auth_time)
         .bind(now)
         .bind(p.expires_at)
+        .bind(p.sid.as_deref())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -325,7 +326,7 @@ impl Store {
         now: i64,
     ) -> DbResult<Option<PendingLogin>> {
         let row = sqlx::query(
-            "SELECT user_id, purpose, interaction, amr, auth_time, expires_at FROM pending_logins
+            "SELECT user_id, purpose, interaction, sid, amr, auth_time, expires_at FROM pending_logins
              WHERE id_hash = $1 AND expires_at > $2",
         )
         .bind(id_hash)
@@ -343,7 +344,7 @@ impl Store {
     ) -> DbResult<Option<PendingLogin>> {
         let row = sqlx::query(
             "DELETE FROM pending_logins WHERE id_hash = $1 AND expires_at > $2
-             RETURNING user_id, purpose, interaction, amr, auth_time, expires_at",
+             RETURNING user_id, purpose, interaction, sid, amr, auth_time, expires_at",
         )
         .bind(id_hash)
         .bind(now)
@@ -361,6 +362,7 @@ fn pending_from_row(r: &AnyRow) -> DbResult<PendingLogin> {
             StoreError::corrupt("pending sign-in", format!("unknown purpose `{purpose}`"))
         })?,
         interaction: r.try_get("interaction")?,
+        sid: r.try_get("sid")?,
         amr: r
             .try_get::<String, _>("amr")?
             .split(' ')

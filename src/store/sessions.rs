@@ -80,6 +80,30 @@ impl Store {
         Ok(Some((s, super::users::user_from_row(&row)?)))
     }
 
+    /// Add a second factor to a live session in place (a step-up): the same `sid`, so the
+    /// clients it signed in to and their back-channel logouts still match, under a new id,
+    /// since a session that gains privilege gets a new cookie. False when the session ended
+    /// or expired meanwhile.
+    pub async fn elevate_session(
+        &self,
+        id_hash: &str,
+        new_id_hash: &str,
+        amr: &[String],
+        now: i64,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET id_hash = $2, amr = $3, mfa_at = $4, last_seen_at = $4
+             WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $4",
+        )
+        .bind(id_hash)
+        .bind(new_id_hash)
+        .bind(amr.join(" "))
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// End a session; returns its public `sid` when it was live. In the same transaction:
     /// with `revoke_grants`, the grants issued in it are revoked (so a client is never told
     /// of the logout while its refresh token still works), and the back-channel logouts of

@@ -763,7 +763,420 @@ async fn recovery_codes_sign_in_once_and_can_be_renewed(b: Backend) {
     );
 }
 
+// Step-up and policy: acr_values, an essential acr, prompt=none, max_age, the server's
+// `[mfa] mode` and a client's `require_mfa` (OIDC Core sections 2, 3.1.2.1, 5.5.1.1).
+
+const ACR_PWD: &str = "urn:latchkey:acr:pwd";
+const ACR_MFA: &str = "urn:latchkey:acr:mfa";
+
+/// GET /authorize for `web` (code + PKCE, openid offline_access) with `extra` parameters.
+async fn authorize_with(app: &TestApp, b: &reqwest::Client, extra: &[(&str, &str)]) -> Got {
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", "web"),
+        ("redirect_uri", WEB_REDIRECT),
+        ("scope", "openid offline_access"),
+        ("state", "st"),
+        ("nonce", "n-1"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    query.extend_from_slice(extra);
+    got(b
+        .get(app.url("/authorize"))
+        .query(&query)
+        .send()
+        .await
+        .expect("authorize"))
+    .await
+}
+
+/// Post the password on a login page.
+async fn password(app: &TestApp, b: &reqwest::Client, login: &Got) -> Got {
+    assert!(
+        login.body.contains("action=\"/login\""),
+        "not the login page: {}",
+        login.body
+    );
+    post(
+        app,
+        b,
+        "/login",
+        &[
+            ("csrf", &hidden(&login.body, "csrf")),
+            ("interaction", &hidden(&login.body, "interaction")),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await
+}
+
+/// The ID token of a redirect carrying a code (consent allowed on the way).
+async fn id_token_of(
+    app: &TestApp,
+    b: &reqwest::Client,
+    after: Got,
+) -> (serde_json::Value, serde_json::Value) {
+    let back = past_consent(app, b, after).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let issued = Issued {
+        code: code_in(&back),
+        verifier: VERIFIER.into(),
+    };
+    let tokens = json(flows::exchange(app, &issued).await).await;
+    let (_, id) = decode_jwt(tokens["id_token"].as_str().expect("id_token"));
+    (id, tokens)
+}
+
+/// The error a redirect back to the client carries, with its `state`.
+fn redirect_error(g: &Got) -> (String, String) {
+    assert_eq!(g.status, 303, "{}", g.body);
+    let loc = g.location.as_deref().expect("location");
+    let url = url::Url::parse(loc).expect("url");
+    let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    (
+        param(&q, "error").expect("error").to_owned(),
+        param(&q, "state").unwrap_or_default().to_owned(),
+    )
+}
+
+fn essential(values: &[&str]) -> String {
+    serde_json::json!({"id_token": {"acr": {"essential": true, "values": values}}}).to_string()
+}
+
+async fn acr_values_step_up_the_session_in_place(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    // This browser signed in with the password before it set up the app: a one-factor session.
+    let person = browser_client();
+    let secret = enrol(&app, &person).await;
+    let (id, _) = id_token_of(&app, &person, authorize_with(&app, &person, &[]).await).await;
+    assert_eq!(id["acr"], ACR_PWD);
+    assert_eq!(id["amr"], serde_json::json!(["pwd"]));
+    let sid = id["sid"].clone();
+    // prompt=none cannot show the code page (OIDC Core section 3.1.2.6).
+    let none = authorize_with(
+        &app,
+        &person,
+        &[("acr_values", ACR_MFA), ("prompt", "none")],
+    )
+    .await;
+    assert_eq!(
+        redirect_error(&none),
+        ("interaction_required".into(), "st".into())
+    );
+    // Asked for two factors: the code page, without the password again.
+    let asked = authorize_with(&app, &person, &[("acr_values", ACR_MFA)]).await;
+    assert!(asked.body.contains("one-time-code"), "{}", asked.body);
+    assert!(!asked.body.contains("type=\"password\""), "{}", asked.body);
+    app.clock.advance(30);
+    let stepped = send_code(&app, &person, &asked, &code_at(&secret, app.clock.now())).await;
+    let (id, tokens) = id_token_of(&app, &person, stepped).await;
+    assert_eq!(id["acr"], ACR_MFA);
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    // The same session: its sid is unchanged, so logout still reaches every client.
+    assert_eq!(id["sid"], sid);
+    // A refreshed ID token keeps acr and amr (OIDC Core section 12.2).
+    let refreshed = json(
+        app.refresh_web(tokens["refresh_token"].as_str().expect("refresh_token"))
+            .await,
+    )
+    .await;
+    let (_, again) = decode_jwt(refreshed["id_token"].as_str().expect("id_token"));
+    assert_eq!(
+        (again["acr"].clone(), again["amr"].clone()),
+        (id["acr"].clone(), id["amr"].clone())
+    );
+    // Now two-factor, the session answers acr_values=mfa with no page.
+    let silent = authorize_with(
+        &app,
+        &person,
+        &[("acr_values", ACR_MFA), ("prompt", "none")],
+    )
+    .await;
+    assert_eq!(silent.status, 303, "{}", silent.body);
+    assert!(
+        silent
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("code=")),
+        "{:?}",
+        silent.location
+    );
+}
+
+async fn a_preference_for_two_factors_is_not_a_demand(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    // No app set up: acr_values is voluntary (OIDC Core section 3.1.2.1), the password does.
+    let person = browser_client();
+    let login = authorize_with(
+        &app,
+        &person,
+        &[("acr_values", &format!("urn:unknown {ACR_MFA}"))],
+    )
+    .await;
+    let (id, _) = id_token_of(&app, &person, password(&app, &person, &login).await).await;
+    assert_eq!(id["acr"], ACR_PWD);
+    // An essential value this server does not know cannot be met.
+    let unknown = authorize_with(&app, &person, &[("claims", &essential(&["urn:unknown"]))]).await;
+    assert_eq!(
+        redirect_error(&unknown),
+        ("unmet_authentication_requirements".into(), "st".into())
+    );
+    // Essential pwd is met by the password, and the claim is that value.
+    let pwd = authorize_with(&app, &person, &[("claims", &essential(&[ACR_PWD]))]).await;
+    let (id, _) = id_token_of(&app, &person, pwd).await;
+    assert_eq!(id["acr"], ACR_PWD);
+}
+
+async fn an_essential_second_factor_is_set_up_during_the_sign_in(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let person = browser_client();
+    let login = authorize_with(&app, &person, &[("claims", &essential(&[ACR_MFA]))]).await;
+    let setup = password(&app, &person, &login).await;
+    assert_eq!(setup.status, 200, "{}", setup.body);
+    assert!(
+        setup.body.contains("action=\"/login/enrol\""),
+        "{}",
+        setup.body
+    );
+    // The consent form cannot be posted around the setup: nothing is issued.
+    let around = post(
+        &app,
+        &person,
+        "/consent",
+        &[
+            ("csrf", &hidden(&setup.body, "csrf")),
+            ("interaction", &hidden(&setup.body, "interaction")),
+            ("decision", "allow"),
+        ],
+    )
+    .await;
+    assert_eq!(redirect_error(&around).0, "interaction_required");
+    // Again, and this time set it up.
+    let login = authorize_with(&app, &person, &[("claims", &essential(&[ACR_MFA]))]).await;
+    let setup = if login.body.contains("action=\"/login\"") {
+        password(&app, &person, &login).await
+    } else {
+        login
+    };
+    let secret = shown_secret(&setup.body);
+    let confirmed = post(
+        &app,
+        &person,
+        "/login/enrol",
+        &[
+            ("csrf", &hidden(&setup.body, "csrf")),
+            ("interaction", &hidden(&setup.body, "interaction")),
+            ("factor", &hidden(&setup.body, "factor")),
+            ("code", &code_at(&secret, app.clock.now())),
+        ],
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    assert_eq!(shown_codes(&confirmed.body).len(), 10);
+    let next = post(
+        &app,
+        &person,
+        "/login/continue",
+        &[
+            ("csrf", &hidden(&confirmed.body, "csrf")),
+            ("interaction", &hidden(&confirmed.body, "interaction")),
+        ],
+    )
+    .await;
+    let (id, _) = id_token_of(&app, &person, next).await;
+    assert_eq!(id["acr"], ACR_MFA);
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+}
+
+async fn declining_the_setup_fails_the_request(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let person = browser_client();
+    let login = authorize_with(&app, &person, &[("claims", &essential(&[ACR_MFA]))]).await;
+    let setup = password(&app, &person, &login).await;
+    let declined = post(
+        &app,
+        &person,
+        "/login/enrol",
+        &[
+            ("csrf", &hidden(&setup.body, "csrf")),
+            ("interaction", &hidden(&setup.body, "interaction")),
+            ("decision", "cancel"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        redirect_error(&declined),
+        ("unmet_authentication_requirements".into(), "st".into())
+    );
+}
+
+async fn max_age_asks_for_both_factors_again(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let secret = enrol(&app, &browser_client()).await;
+    let person = browser_client();
+    app.clock.advance(30);
+    let login = authorize_with(&app, &person, &[]).await;
+    let factor = password(&app, &person, &login).await;
+    let done = send_code(&app, &person, &factor, &code_at(&secret, app.clock.now())).await;
+    let (id, _) = id_token_of(&app, &person, done).await;
+    assert_eq!(id["acr"], ACR_MFA);
+    app.clock.advance(120);
+    let again = authorize_with(&app, &person, &[("max_age", "60")]).await;
+    let factor = password(&app, &person, &again).await;
+    assert!(
+        factor.body.contains("one-time-code"),
+        "the code again: {}",
+        factor.body
+    );
+}
+
+async fn a_client_or_the_server_can_require_two_factors(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        for client in &mut c.clients {
+            if client.client_id == "web" || client.client_id == "legacy" {
+                client.require_mfa = true;
+            }
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    // No app yet: the setup page comes right after the password.
+    let person = browser_client();
+    let login = authorize_with(&app, &person, &[]).await;
+    let setup = password(&app, &person, &login).await;
+    assert!(
+        setup.body.contains("action=\"/login/enrol\""),
+        "{}",
+        setup.body
+    );
+    // The password grant cannot give two factors.
+    let r = app
+        .token_basic(
+            "legacy",
+            LEGACY_SECRET,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("scope", "openid"),
+            ],
+        )
+        .await;
+    assert_eq!(json(r).await["error"], "invalid_grant");
+
+    let Some(app) =
+        TestApp::spawn_with(b, |c| c.mfa.mode = latchkey::config::MfaMode::Required).await
+    else {
+        return;
+    };
+    let person = browser_client();
+    let login = authorize_with(&app, &person, &[]).await;
+    let setup = password(&app, &person, &login).await;
+    assert!(
+        setup.body.contains("action=\"/login/enrol\""),
+        "{}",
+        setup.body
+    );
+}
+
+async fn with_second_factors_off_the_password_is_enough(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    enrol(&app, &browser_client()).await;
+    // The same store, served by a node whose config turns second factors off.
+    let mut config = (*app.state.config).clone();
+    config.mfa.mode = latchkey::config::MfaMode::Off;
+    let off = TestApp::start(config, tempfile::tempdir().expect("dir"), None).await;
+    let person = browser_client();
+    let login = authorize_with(&off, &person, &[]).await;
+    let (id, _) = id_token_of(&off, &person, password(&off, &person, &login).await).await;
+    assert_eq!(id["acr"], ACR_PWD);
+    assert_eq!(id["amr"], serde_json::json!(["pwd"]));
+    let insisted = authorize_with(&off, &person, &[("claims", &essential(&[ACR_MFA]))]).await;
+    assert_eq!(
+        redirect_error(&insisted).0,
+        "unmet_authentication_requirements"
+    );
+}
+
+async fn a_device_client_that_requires_two_factors_steps_up(b: Backend) {
+    let Some(app) = TestApp::spawn_with(b, |c| {
+        for client in &mut c.clients {
+            if client.client_id == "tv" {
+                client.require_mfa = true;
+            }
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    // A one-factor session: the browser that set up the app.
+    let person = browser_client();
+    let secret = enrol(&app, &person).await;
+    app.clock.advance(30);
+    let started = flows::start(&app, "openid").await;
+    let user_code = started["user_code"].as_str().expect("user_code");
+    let entry = get(&app, &person, "/device").await;
+    let asked = post(
+        &app,
+        &person,
+        "/device",
+        &[
+            ("csrf", &hidden(&entry.body, "csrf")),
+            ("user_code", user_code),
+        ],
+    )
+    .await;
+    assert!(
+        asked.body.contains("action=\"/device/login/factor\""),
+        "{}",
+        asked.body
+    );
+    let confirm = send_code(&app, &person, &asked, &code_at(&secret, app.clock.now())).await;
+    assert!(
+        confirm.body.contains("action=\"/device/confirm\""),
+        "{}",
+        confirm.body
+    );
+    let confirm = flows::Page {
+        status: confirm.status.as_u16(),
+        retry_after: None,
+        body: confirm.body,
+    };
+    let done = flows::decide(&app.base, &person, &confirm, "allow").await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let (status, tokens) =
+        flows::poll(&app, started["device_code"].as_str().expect("device_code")).await;
+    assert_eq!(status, 200, "{tokens}");
+    let (_, id) = decode_jwt(tokens["id_token"].as_str().expect("id_token"));
+    assert_eq!(id["acr"], ACR_MFA);
+}
+
 crate::both_stores!(
+    acr_values_step_up_the_session_in_place,
+    a_preference_for_two_factors_is_not_a_demand,
+    an_essential_second_factor_is_set_up_during_the_sign_in,
+    declining_the_setup_fails_the_request,
+    max_age_asks_for_both_factors_again,
+    a_client_or_the_server_can_require_two_factors,
+    with_second_factors_off_the_password_is_enough,
+    a_device_client_that_requires_two_factors_steps_up,
     recovery_codes_sign_in_once_and_can_be_renewed,
     enrol_then_sign_in_with_the_app,
     a_code_is_accepted_once,

@@ -2,8 +2,10 @@
 //! §3.1.2.3 and §3.1.2.4, with `prompt` and `max_age` from §3.1.2.1).
 
 use crate::core::Core;
+use crate::core::mfa;
 use crate::crypto::secret::{hash_token, new_token};
 use crate::model::{Client, Session, User};
+use crate::oauth::acr::Requested;
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::prompt::Prompt;
 use crate::oauth::redirect::Delivery;
@@ -24,6 +26,16 @@ pub enum Next {
         /// What the consent page asks for, in the order the request listed it: the scopes
         /// not yet allowed, or all of them with `prompt=consent`.
         scopes: Vec<String>,
+    },
+    /// The signed-in user must add their second factor to this session first (a step-up:
+    /// the request asks for more than the session reached).
+    SecondFactor {
+        interaction: String,
+    },
+    /// The request needs two factors and the user has no second factor: they set one up
+    /// first, or the request fails with `unmet_authentication_requirements`.
+    Enrol {
+        interaction: String,
     },
     /// The interaction was finished by another request in the meantime (a login form posted
     /// twice at once): that request delivered the answer.
@@ -72,6 +84,32 @@ pub async fn proceed(
             ErrorCode::LoginRequired,
             "the user who signed in is not the one named by id_token_hint; sign in as that user",
         ))));
+    }
+    // The level of authentication (OIDC Core sections 2, 3.1.2.1 and 5.5.1.1): what the
+    // server, the client and the request need, against what this session reached.
+    let requested = Requested::of(req.acr_values.as_deref(), req.claims.as_ref());
+    let short = match mfa::shortfall(core, client, &requested, &session).await? {
+        Ok(short) => short,
+        Err(mfa::Unmet) => {
+            if let Some(id) = interaction {
+                core.store.take_interaction(&hash_token(&id), now).await?;
+            }
+            return Ok(Next::Deliver(ret.error(&mfa::Unmet.error())));
+        }
+    };
+    if let Some(short) = short {
+        // OIDC Core section 3.1.2.6: a page would be needed, and prompt=none forbids it.
+        if req.has_prompt(Prompt::None) {
+            return Ok(Next::Deliver(ret.error(&OAuthError::new(
+                ErrorCode::InteractionRequired,
+                "the request needs a second factor this session has not given, and prompt=none forbids asking",
+            ))));
+        }
+        let id = interaction_id(core, req, interaction, now).await?;
+        return Ok(match short {
+            mfa::Shortfall::SecondFactor => Next::SecondFactor { interaction: id },
+            mfa::Shortfall::Enrol => Next::Enrol { interaction: id },
+        });
     }
     if !client.settings.skip_consent {
         let granted = core.store.get_consent(&user.id, &client.id).await?;
@@ -154,6 +192,8 @@ mod tests {
             Next::Deliver(d) => format!("deliver {d:?}"),
             Next::Login { .. } => "login".into(),
             Next::Consent { scopes, .. } => format!("consent {}", scopes.join(" ")),
+            Next::SecondFactor { .. } => "second factor".into(),
+            Next::Enrol { .. } => "enrol".into(),
             Next::AlreadyUsed => "already used".into(),
         }
     }

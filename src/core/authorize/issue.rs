@@ -2,9 +2,11 @@
 //! (OIDC Core §3.2.2.5) or both (the hybrid flow, OIDC Core §3.3.2.5).
 
 use crate::core::Core;
+use crate::core::mfa;
 use crate::core::tokens::FrontChannel;
 use crate::crypto::secret::{hash_token, new_token};
 use crate::model::{Client, CodeData, GrantData, Session, User};
+use crate::oauth::acr::{Level, Requested};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::redirect::Delivery;
 
@@ -26,6 +28,19 @@ pub async fn issue(
     now: i64,
 ) -> OAuthResult<Delivery> {
     let ret = req.return_to(core.tokens.issuer());
+    // The decision showed the factor or setup page for a session that falls short; a form
+    // posted around it (consent, a continue) must not issue anyway.
+    let requested = Requested::of(req.acr_values.as_deref(), req.claims.as_ref());
+    match mfa::shortfall(core, client, &requested, session).await? {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return Ok(ret.error(&OAuthError::new(
+                ErrorCode::InteractionRequired,
+                "the request needs a second factor this session has not given",
+            )));
+        }
+        Err(mfa::Unmet) => return Ok(ret.error(&mfa::Unmet.error())),
+    }
     // Back-Channel Logout 1.0 section 2.3: the client is remembered before it gets anything
     // from this session, so a session that ends at any moment after still reaches it.
     if client.settings.backchannel_logout_uri.is_some()
@@ -40,11 +55,18 @@ pub async fn issue(
         )));
     }
     let rt = req.response_type;
-    let grant = GrantData::from_session(
+    let mut grant = GrantData::from_session(
         session,
         &req.scope,
         req.claims.clone(),
         req.acr_values.clone(),
+    );
+    // OIDC Core section 5.5.1.1: with an essential acr, the claim is one of its values.
+    grant.acr = Some(
+        requested
+            .claim(Level::of_amr(&session.amr))
+            .as_str()
+            .to_owned(),
     );
     let grant_id = uuid::Uuid::new_v4().to_string();
     // Tokens are signed before the code is stored, so a signing failure leaves no code

@@ -7,6 +7,7 @@ use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
 use crate::core::tokens::TokenResponse;
 use crate::model::{Client, GrantData};
+use crate::oauth::acr::Level;
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 
@@ -27,12 +28,19 @@ pub async fn handle(
     // This grant cannot ask for a second factor: for an account that has one it would be a
     // way around it, so a right password is refused like a wrong one, and not audited as a
     // sign-in.
-    if let Ok(v) = &checked
-        && core.store.has_factor(&v.user.id).await?
-    {
-        return Err(OAuthError::invalid_grant(
-            "this account signs in with a second factor, which the password grant cannot ask for; use the authorization code flow",
-        ));
+    if let Ok(v) = &checked {
+        if crate::core::mfa::asks_for_factor(core, &v.user.id).await? {
+            return Err(OAuthError::invalid_grant(
+                "this account signs in with a second factor, which the password grant cannot ask for; use the authorization code flow",
+            ));
+        }
+        // The server or the client requires two factors, which a password alone never is.
+        let needs = crate::core::mfa::need(core.config.mfa.mode, client, &Default::default());
+        if needs.is_ok_and(|n| n.level > Level::Password) {
+            return Err(OAuthError::invalid_grant(
+                "sign-ins for this client need a second factor, which the password grant cannot ask for; use the authorization code flow",
+            ));
+        }
     }
     // The same audit trail as the login page: the password grant is a sign-in too.
     match &checked {
@@ -91,6 +99,7 @@ pub async fn handle(
         scope,
         auth_time: Some(verified.at),
         amr: vec!["pwd".into()],
+        acr: Some(Level::Password.as_str().to_owned()),
         ..GrantData::default()
     };
     issue_user_grant(
