@@ -513,6 +513,25 @@ description = ""
     }
 
     #[test]
+    fn the_mfa_mode_from_the_file_or_the_environment() {
+        let (c, _) = Config::from_toml(MINIMAL, &[]).expect("valid");
+        assert_eq!(c.mfa.mode, MfaMode::Optional);
+        let text = format!("{MINIMAL}\n[mfa]\nmode = \"off\"\n");
+        let (c, _) = Config::from_toml(&text, &[]).expect("valid");
+        assert_eq!(c.mfa.mode, MfaMode::Off);
+        let env = vec![("LATCHKEY_MFA__MODE".to_owned(), "required".to_owned())];
+        let (c, _) = Config::from_toml(MINIMAL, &env).expect("valid");
+        assert_eq!(c.mfa.mode, MfaMode::Required);
+        let text = format!("{MINIMAL}\n[mfa]\nmode = \"always\"\n");
+        let e = errors_for(&text, "mfa.mode");
+        assert!(
+            e.iter().any(|m| m.contains("always")),
+            "{:?}",
+            problems(&text)
+        );
+    }
+
+    #[test]
     fn unknown_env_override_is_refused() {
         let env = vec![("LATCHKEY_NOPE".to_owned(), "1".to_owned())];
         let err = Config::from_toml(MINIMAL, &env).expect_err("unknown field");
