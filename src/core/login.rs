@@ -17,8 +17,11 @@ pub enum LoginFailure {
     Invalid,
     /// The account is disabled; said only after a correct password.
     Disabled,
-    /// Too many failures for this account or this client address.
+    /// This wrong password reached the limit for the account or the client address.
     Locked { until: i64 },
+    /// Refused unchecked: the account or the address is locked out until then. Not audited:
+    /// a flood against a locked account would write a row per request.
+    Waiting { until: i64 },
     /// Another attempt for this account (or too many from this address) is being checked
     /// right now: attempts are checked one at a time, never raced.
     InFlight,
@@ -43,7 +46,7 @@ impl LoginFailure {
             LoginFailure::Disabled => {
                 "This account is disabled. Contact your administrator.".to_owned()
             }
-            LoginFailure::Locked { until } => format!(
+            LoginFailure::Locked { until } | LoginFailure::Waiting { until } => format!(
                 "Too many failed attempts. For your security, sign-in is paused; try again in {}.",
                 wait_words(*until - now)
             ),
@@ -137,7 +140,7 @@ pub async fn check_password(
     .await?
     {
         Ok(a) => a,
-        Err(Refusal::Locked { until }) => return Ok(Err(LoginFailure::Locked { until })),
+        Err(Refusal::Locked { until }) => return Ok(Err(LoginFailure::Waiting { until })),
         Err(Refusal::Busy) => return Ok(Err(LoginFailure::InFlight)),
     };
     let verified = core
@@ -241,7 +244,7 @@ mod tests {
         }
         let at = NOW + s.max_failures;
         let until = match check(&f, "alice", PASSWORD, at).await {
-            Err(LoginFailure::Locked { until }) => until,
+            Err(LoginFailure::Waiting { until }) => until,
             other => panic!("not locked: {other:?}"),
         };
         assert!(until > at && until <= at + s.lockout_seconds, "{until}");
@@ -264,7 +267,8 @@ mod tests {
             let _ = check(&f, "mallory", "nope", NOW + i).await;
         }
         let r = check(&f, "Mallory ", "nope", NOW + max).await;
-        assert!(matches!(r, Err(LoginFailure::Locked { .. })), "{r:?}");
+        assert!(matches!(r, Err(LoginFailure::Waiting { .. })), "{r:?}");
+        assert!(!r.as_ref().err().is_some_and(LoginFailure::was_checked));
     }
 
     #[tokio::test]
@@ -282,7 +286,7 @@ mod tests {
         for login in ["alice", "alice@example.com"] {
             let r = check(&f, login, PASSWORD, NOW + max).await;
             assert!(
-                matches!(r, Err(LoginFailure::Locked { .. })),
+                matches!(r, Err(LoginFailure::Waiting { .. })),
                 "{login}: {r:?}"
             );
         }

@@ -834,7 +834,29 @@ async fn refusals_that_check_nothing_are_throttled_too(b: Backend) {
     );
 }
 
+/// A flood against a locked account is refused unchecked, and writes no audit row per
+/// request: only the checked guesses are in the trail.
+async fn refusals_while_locked_are_not_audited(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let max = app.state.config.login.max_failures;
+    for _ in 0..max {
+        guess(&app, "alice", "wrong").await;
+    }
+    for _ in 0..20 {
+        assert_eq!(guess(&app, "alice", "wrong").await, Guess::Locked);
+    }
+    let kinds = app.state.core.store.audit_kinds(100).await.expect("audit");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "login.failure").count(),
+        usize::try_from(max).expect("small"),
+        "{kinds:?}"
+    );
+}
+
 crate::both_stores!(
+    refusals_while_locked_are_not_audited,
     the_password_grant_is_audited,
     signing_in_as_someone_else_than_the_hint_is_refused,
     a_planted_csrf_cookie_cannot_sign_the_victim_out,

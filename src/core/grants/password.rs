@@ -76,7 +76,7 @@ pub async fn handle(
         Err(LoginFailure::Disabled) => {
             return Err(OAuthError::invalid_grant("this account is disabled"));
         }
-        Err(LoginFailure::Locked { until }) => {
+        Err(LoginFailure::Locked { until } | LoginFailure::Waiting { until }) => {
             return Err(OAuthError::invalid_grant(format!(
                 "too many failed attempts; try again in {} seconds",
                 (until - now).max(1)
