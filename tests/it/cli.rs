@@ -750,11 +750,13 @@ async fn client_disable_enable_update(b: Backend) {
 }
 
 /// A master key rotation: with the new key as `master_key` and the old as
-/// `previous_master_key`, `keys reseal` re-seals every signing key, all or nothing, after
-/// which the new key alone opens them and the old one opens none.
+/// `previous_master_key`, `keys reseal` re-seals every signing key, all or nothing, and
+/// every authenticator-app secret, after which the new key alone opens them and the old one
+/// opens none.
 async fn the_master_key_rotates_without_losing_a_signing_key(b: Backend) {
     use latchkey::crypto::aead::MasterKey;
     use latchkey::crypto::keys::KeyRing;
+    use latchkey::crypto::totp::{STEP_SECONDS, TotpSecret};
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
@@ -791,6 +793,42 @@ async fn the_master_key_rotates_without_losing_a_signing_key(b: Backend) {
     };
     let before = app.state.core.store.list_keys().await.expect("keys");
     assert!(!before.is_empty());
+    // Alice's authenticator app, set up under the old key: after the rotation the codes her
+    // app shows must still be accepted, or she is locked out of her account.
+    let core = &app.state.core;
+    let now = app.clock.now();
+    let alice = core
+        .store
+        .find_user_by_login("alice")
+        .await
+        .expect("find")
+        .expect("alice");
+    let enrolment = latchkey::core::mfa::start_totp(core, &alice, now)
+        .await
+        .expect("start")
+        .expect("alice has no app yet");
+    let step = now / STEP_SECONDS;
+    let confirmed = latchkey::core::mfa::confirm_totp(
+        core,
+        &alice,
+        &enrolment.factor_id,
+        &enrolment.secret.code_at(step),
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        now,
+    )
+    .await
+    .expect("confirm");
+    assert_eq!(confirmed, Ok(()));
+    let (store, alice_id) = (&core.store, alice.id.as_str());
+    let sealed_secret = move || async move {
+        store
+            .confirmed_totp(alice_id)
+            .await
+            .expect("store")
+            .expect("confirmed")
+            .secret_enc
+    };
+    let secret_before = sealed_secret().await;
     // A wrong previous key opens nothing: refused, and nothing is written.
     let out = run(MasterKey::generate().to_base64());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
@@ -805,12 +843,13 @@ async fn the_master_key_rotates_without_losing_a_signing_key(b: Backend) {
             .zip(&before)
             .all(|(a, b)| a.private_enc == b.private_enc)
     );
-    // With the old key as the previous one, every key is re-sealed.
+    assert_eq!(sealed_secret().await, secret_before);
+    // With the old key as the previous one, every key and secret is re-sealed.
     let out = run(old.to_base64());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with(&format!(
-            "{n} of {n} signing keys and 0 of 0 authenticator-app secrets re-sealed",
+            "{n} of {n} signing keys and 1 of 1 authenticator-app secrets re-sealed",
             n = before.len()
         )),
         "{}",
@@ -820,9 +859,30 @@ async fn the_master_key_rotates_without_losing_a_signing_key(b: Backend) {
     assert!(opens(&new, &after), "the new key alone opens every key");
     assert!(!opens(&old, &after), "the old key opens none");
     assert!(opens(&old, &before) && !opens(&new, &before));
+    let secret_after = sealed_secret().await;
+    assert!(
+        new.decrypt(&secret_after).is_ok(),
+        "the new key alone opens it"
+    );
+    assert!(old.decrypt(&secret_after).is_err(), "the old key does not");
+    // The same secret inside: the app's next code is accepted.
+    let next = step + 1;
+    assert_eq!(
+        TotpSecret::open(&new, &secret_after)
+            .expect("open")
+            .matching_step(&enrolment.secret.code_at(next), next * STEP_SECONDS),
+        Some(next)
+    );
     // Run again, nothing is left to re-seal.
     let out = run(old.to_base64());
-    assert!(text(&out.stdout).starts_with(&format!("0 of {} signing keys", before.len())));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "0 of {} signing keys and 0 of 1 authenticator-app secrets",
+            before.len()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 crate::both_stores!(

@@ -4,13 +4,15 @@
 use latchkey::core::login::throttle_policy;
 use latchkey::crypto::secret::{hash_token, new_token};
 use latchkey::model::{
-    CodeData, CodeLookup, CodeRedemption, CodeRefusal, DeviceStatus, GrantData, Session,
+    CodeData, CodeLookup, CodeRedemption, CodeRefusal, DeviceStatus, FactorKind, GrantData,
+    PendingLogin, PendingPurpose, Session,
 };
 use latchkey::oauth::pkce;
 use latchkey::oauth::types::ScopeSet;
 use latchkey::store::Store;
 use latchkey::store::backchannel::Finish;
 use latchkey::store::device::NewDevice;
+use latchkey::store::factors::NewFactor;
 use latchkey::store::grants::{NewFamily, NewGrant, NewRefresh};
 use latchkey::store::throttle::{Admission, Outcome};
 
@@ -757,6 +759,543 @@ async fn backchannel_logouts_are_claimed_once(b: Backend) {
     );
 }
 
+/// An authenticator app enrolled for `user_id` (unconfirmed until `expires_at`). The store
+/// never opens the secret, so any text stands in for a sealed one.
+async fn enrol(store: &Store, id: &str, user_id: &str, now: i64, expires_at: i64) {
+    store
+        .insert_factor(&NewFactor {
+            id,
+            user_id,
+            kind: FactorKind::Totp,
+            name: "Authenticator app",
+            secret_enc: Some("sealed"),
+            created_at: now,
+            expires_at,
+        })
+        .await
+        .expect("insert factor");
+}
+
+/// Enrolled and confirmed by a code of `step`.
+async fn confirmed(store: &Store, id: &str, user_id: &str, step: i64, now: i64) {
+    enrol(store, id, user_id, now, now + 600).await;
+    assert!(
+        store
+            .confirm_totp(id, user_id, step, now)
+            .await
+            .expect("confirm")
+    );
+}
+
+/// A TOTP step is accepted once, and never after a later one (RFC 6238 section 5.2): the
+/// `UPDATE` that records it is the check, so of two concurrent uses of one code one wins.
+async fn totp_steps_are_accepted_once_and_in_order(b: Backend) {
+    let Some(app) = TestStore::new(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let now = 1_000_000;
+    enrol(store, "f1", "u1", now, now + 600).await;
+    assert!(
+        !store.accept_totp_step("f1", 5, now).await.expect("accept"),
+        "an enrolment signs no one in before its first code"
+    );
+    assert!(
+        store
+            .confirm_totp("f1", "u1", 10, now)
+            .await
+            .expect("confirm")
+    );
+    // The confirming code is used up by the confirmation.
+    assert!(!store.accept_totp_step("f1", 10, now).await.expect("again"));
+    assert!(
+        store
+            .accept_totp_step("f1", 11, now + 1)
+            .await
+            .expect("next")
+    );
+    assert!(
+        !store
+            .accept_totp_step("f1", 11, now + 2)
+            .await
+            .expect("replay")
+    );
+    assert!(
+        !store
+            .accept_totp_step("f1", 10, now + 2)
+            .await
+            .expect("older")
+    );
+    assert!(
+        store
+            .accept_totp_step("f1", 12, now + 3)
+            .await
+            .expect("later")
+    );
+    let row = store.confirmed_totp("u1").await.expect("row").expect("f1");
+    assert_eq!(row.last_step, 12);
+    let listed = store.factors("u1").await.expect("factors");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_used_at, Some(now + 3));
+    assert!(
+        !store
+            .accept_totp_step("nope", 13, now)
+            .await
+            .expect("unknown")
+    );
+
+    // One code typed in two browsers at once: one sign-in.
+    for step in 100..120 {
+        let (x, y) = tokio::join!(
+            tokio::spawn({
+                let store = store.clone();
+                async move { store.accept_totp_step("f1", step, now).await }
+            }),
+            tokio::spawn({
+                let store = store.clone();
+                async move { store.accept_totp_step("f1", step, now).await }
+            })
+        );
+        let won = [x.expect("join").expect("x"), y.expect("join").expect("y")];
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            1,
+            "step {step}: {won:?}"
+        );
+    }
+}
+
+/// Confirming an enrolment: once, in time, by its own user, and only while the account has
+/// no authenticator app (one per account, also when two confirmations race).
+async fn totp_confirmation_is_single_and_one_per_account(b: Backend) {
+    let Some(app) = TestStore::new(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let now = 1_000_000;
+    enrol(store, "f1", "u1", now, now + 600).await;
+    assert!(
+        !store
+            .confirm_totp("f1", "u2", 1, now)
+            .await
+            .expect("other user"),
+        "a user cannot confirm someone else's enrolment"
+    );
+    assert!(
+        !store
+            .confirm_totp("f1", "u1", 1, now + 600)
+            .await
+            .expect("lapsed"),
+        "expiry is at expires_at"
+    );
+    assert!(
+        store
+            .confirm_totp("f1", "u1", 1, now + 599)
+            .await
+            .expect("in time")
+    );
+    assert!(
+        !store
+            .confirm_totp("f1", "u1", 2, now + 599)
+            .await
+            .expect("again")
+    );
+    assert!(
+        store
+            .unconfirmed_totp("f1", "u1", now)
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // A second app for the same account stays an enrolment.
+    enrol(store, "f2", "u1", now, now + 600).await;
+    assert!(
+        !store
+            .confirm_totp("f2", "u1", 3, now)
+            .await
+            .expect("second app")
+    );
+    assert!(
+        store
+            .unconfirmed_totp("f2", "u1", now)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .confirmed_totp("u1")
+            .await
+            .expect("row")
+            .expect("f1")
+            .id,
+        "f1"
+    );
+    assert_eq!(store.factors("u1").await.expect("factors").len(), 1);
+
+    // Two enrolments confirmed at once: both can pass the NOT EXISTS check before either
+    // writes, and then the unique index decides; the loser is told false, not an error.
+    for round in 0..20 {
+        let user = format!("racer{round}");
+        let (a, z) = (format!("{user}-a"), format!("{user}-z"));
+        enrol(store, &a, &user, now, now + 600).await;
+        enrol(store, &z, &user, now, now + 600).await;
+        let confirm = |id: String| {
+            let (store, user) = (store.clone(), user.clone());
+            tokio::spawn(async move { store.confirm_totp(&id, &user, 1, now).await })
+        };
+        let (x, y) = tokio::join!(confirm(a.clone()), confirm(z.clone()));
+        let won = [x.expect("join").expect("x"), y.expect("join").expect("y")];
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            1,
+            "round {round}: {won:?}"
+        );
+        let winner = if won[0] { &a } else { &z };
+        assert_eq!(
+            &store
+                .confirmed_totp(&user)
+                .await
+                .expect("row")
+                .expect("one")
+                .id,
+            winner
+        );
+    }
+}
+
+/// Recovery codes are stored as hashes, each good once, and a new set voids the old one.
+async fn recovery_codes_are_single_use_and_replaced_whole(b: Backend) {
+    let Some(app) = TestStore::new(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let now = 1_000_000;
+    let codes: Vec<String> = (0..4).map(|_| new_token()).collect();
+    let hashes: Vec<String> = codes.iter().map(|c| hash_token(c)).collect();
+    store
+        .replace_recovery_codes("u1", &hashes, now)
+        .await
+        .expect("replace");
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 4);
+    assert!(
+        store
+            .use_recovery_code("u1", &hashes[0], now)
+            .await
+            .expect("use")
+    );
+    assert!(
+        !store
+            .use_recovery_code("u1", &hashes[0], now)
+            .await
+            .expect("reuse")
+    );
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 3);
+    // What the user types is not what is stored.
+    assert!(
+        !store
+            .use_recovery_code("u1", &codes[1], now)
+            .await
+            .expect("plain")
+    );
+    assert!(
+        !store
+            .use_recovery_code("u2", &hashes[1], now)
+            .await
+            .expect("other user"),
+        "a code is good for its own account only"
+    );
+    assert_eq!(store.recovery_codes_left("u2").await.expect("left"), 0);
+
+    let fresh: Vec<String> = (0..2).map(|_| hash_token(&new_token())).collect();
+    store
+        .replace_recovery_codes("u1", &fresh, now + 1)
+        .await
+        .expect("replace");
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 2);
+    assert!(
+        !store
+            .use_recovery_code("u1", &hashes[1], now + 1)
+            .await
+            .expect("old")
+    );
+    assert!(
+        store
+            .use_recovery_code("u1", &fresh[1], now + 1)
+            .await
+            .expect("new")
+    );
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 1);
+
+    // Used from two browsers at once: once.
+    let (x, y) = tokio::join!(
+        store.use_recovery_code("u1", &fresh[0], now + 2),
+        store.use_recovery_code("u1", &fresh[0], now + 2)
+    );
+    assert_ne!(x.expect("x"), y.expect("y"));
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 0);
+}
+
+/// Removing factors: only the user's own; recovery codes go with the last confirmed factor
+/// (they would be a second factor for an account without one); an admin's reset clears
+/// factors, codes and sign-ins waiting for a code, of that user only.
+async fn removing_factors_takes_their_recovery_codes(b: Backend) {
+    let Some(app) = TestStore::new(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let now = 1_000_000;
+    let codes = |n: usize| -> Vec<String> { (0..n).map(|_| hash_token(&new_token())).collect() };
+    confirmed(store, "f1", "u1", 1, now).await;
+    enrol(store, "f2", "u1", now, now + 600).await;
+    store
+        .replace_recovery_codes("u1", &codes(3), now)
+        .await
+        .expect("codes");
+    assert!(
+        !store.remove_factor("u2", "f1").await.expect("other user"),
+        "someone else's factor is not removed"
+    );
+    assert!(store.has_factor("u1").await.expect("has"));
+    // An enrolment goes alone while a confirmed factor remains.
+    assert!(store.remove_factor("u1", "f2").await.expect("enrolment"));
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 3);
+    assert!(store.remove_factor("u1", "f1").await.expect("last"));
+    assert!(!store.has_factor("u1").await.expect("has"));
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 0);
+    assert!(!store.remove_factor("u1", "f1").await.expect("again"));
+
+    // Reset: u1 with everything, u2 alongside to be left alone.
+    confirmed(store, "f3", "u1", 1, now).await;
+    enrol(store, "f4", "u1", now, now + 600).await;
+    confirmed(store, "f5", "u2", 1, now).await;
+    store
+        .replace_recovery_codes("u1", &codes(2), now)
+        .await
+        .expect("codes");
+    store
+        .replace_recovery_codes("u2", &codes(2), now)
+        .await
+        .expect("codes");
+    store
+        .insert_pending_login("p1", &pending("u1", now + 300), now)
+        .await
+        .expect("pending");
+    store
+        .insert_pending_login("p2", &pending("u2", now + 300), now)
+        .await
+        .expect("pending");
+    assert_eq!(store.reset_factors("u1").await.expect("reset"), 1);
+    assert!(store.factors("u1").await.expect("factors").is_empty());
+    assert!(
+        store
+            .unconfirmed_totp("f4", "u1", now)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 0);
+    assert!(
+        store
+            .get_pending_login("p1", now)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(store.has_factor("u2").await.expect("has"));
+    assert_eq!(store.recovery_codes_left("u2").await.expect("left"), 2);
+    assert!(
+        store
+            .get_pending_login("p2", now)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(store.reset_factors("u1").await.expect("again"), 0);
+}
+
+fn pending(user_id: &str, expires_at: i64) -> PendingLogin {
+    PendingLogin {
+        user_id: user_id.into(),
+        purpose: PendingPurpose::Authorize,
+        interaction: Some("i1".into()),
+        amr: vec!["pwd".into()],
+        auth_time: expires_at - 300,
+        expires_at,
+    }
+}
+
+/// A sign-in waiting for its second factor is read as often as a wrong code is typed, taken
+/// by the first right one only, and neither read nor taken from its expiry on.
+async fn pending_logins_are_taken_once_before_expiry(b: Backend) {
+    let Some(app) = TestStore::new(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let now = 1_000_000;
+    store
+        .insert_pending_login("p1", &pending("u1", now + 300), now)
+        .await
+        .expect("insert");
+    for _ in 0..2 {
+        let p = store
+            .get_pending_login("p1", now)
+            .await
+            .expect("get")
+            .expect("live");
+        assert_eq!(p.user_id, "u1");
+        assert_eq!(p.purpose, PendingPurpose::Authorize);
+        assert_eq!(p.interaction.as_deref(), Some("i1"));
+        assert_eq!(p.amr, ["pwd"]);
+        assert_eq!((p.auth_time, p.expires_at), (now, now + 300));
+    }
+    let taken = store.take_pending_login("p1", now + 1).await.expect("take");
+    assert_eq!(taken.expect("first take").user_id, "u1");
+    assert!(
+        store
+            .take_pending_login("p1", now + 1)
+            .await
+            .expect("again")
+            .is_none()
+    );
+    assert!(
+        store
+            .get_pending_login("p1", now + 1)
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    for round in 0..10 {
+        let id = format!("race{round}");
+        store
+            .insert_pending_login(&id, &pending("u1", now + 300), now)
+            .await
+            .expect("insert");
+        let take = || {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { store.take_pending_login(&id, now).await })
+        };
+        let (x, y) = tokio::join!(take(), take());
+        let (x, y) = (x.expect("join").expect("x"), y.expect("join").expect("y"));
+        assert_eq!(
+            usize::from(x.is_some()) + usize::from(y.is_some()),
+            1,
+            "round {round}"
+        );
+    }
+
+    store
+        .insert_pending_login("p2", &pending("u1", now + 10), now)
+        .await
+        .expect("insert");
+    assert!(
+        store
+            .get_pending_login("p2", now + 10)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .take_pending_login("p2", now + 10)
+            .await
+            .expect("take")
+            .is_none()
+    );
+    assert!(
+        store
+            .take_pending_login("p2", now + 11)
+            .await
+            .expect("take")
+            .is_none()
+    );
+    // Refused at expiry, not consumed: it was there all along.
+    assert!(
+        store
+            .take_pending_login("p2", now + 9)
+            .await
+            .expect("take")
+            .is_some()
+    );
+}
+
+/// The janitor drops sign-ins and enrolments at their expiry, and never a confirmed factor,
+/// however old.
+async fn the_janitor_purges_lapsed_enrolments_but_no_confirmed_factor(b: Backend) {
+    let Some(app) = TestStore::new(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let now = 1_000_000;
+    confirmed(store, "kept", "u1", 1, now).await;
+    enrol(store, "lapsed", "u2", now, now + 60).await;
+    enrol(store, "lapsed2", "u3", now, now + 100).await;
+    enrol(store, "live", "u4", now, now + 101).await;
+    for (id, expires_at) in [
+        ("gone", now + 60),
+        ("gone2", now + 100),
+        ("alive", now + 101),
+    ] {
+        store
+            .insert_pending_login(id, &pending("u1", expires_at), now)
+            .await
+            .expect("pending");
+    }
+    // The reuse grace of codes and tokens does not apply: nothing reads these after expiry.
+    let purged = store
+        .purge_expired(now + 100, 1, 10_000)
+        .await
+        .expect("purge");
+    let deleted = |table: &str| {
+        purged
+            .deleted
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, n)| *n)
+    };
+    assert_eq!(deleted("mfa_factors"), Some(2));
+    assert_eq!(deleted("pending_logins"), Some(2));
+    assert!(
+        store
+            .unconfirmed_totp("live", "u4", now)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        store
+            .get_pending_login("alive", now)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        store
+            .get_pending_login("gone2", now)
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    let purged = store
+        .purge_expired(now + 100_000_000, 1000, 0)
+        .await
+        .expect("purge");
+    assert!(purged.deleted.contains(&("mfa_factors", 1)));
+    assert_eq!(
+        store
+            .confirmed_totp("u1")
+            .await
+            .expect("row")
+            .expect("kept")
+            .id,
+        "kept"
+    );
+    assert!(store.has_factor("u1").await.expect("has"));
+}
+
 crate::both_stores!(
     backchannel_logouts_are_claimed_once,
     access_token_state_reads_revocation_and_user_together,
@@ -764,5 +1303,11 @@ crate::both_stores!(
     code_redemption_is_atomic_and_reports_the_grant,
     device_redemption_is_atomic,
     grant_revocation_reaches_refresh_and_access_tokens,
-    throttles_admit_exactly_the_limit
+    throttles_admit_exactly_the_limit,
+    totp_steps_are_accepted_once_and_in_order,
+    totp_confirmation_is_single_and_one_per_account,
+    recovery_codes_are_single_use_and_replaced_whole,
+    removing_factors_takes_their_recovery_codes,
+    pending_logins_are_taken_once_before_expiry,
+    the_janitor_purges_lapsed_enrolments_but_no_confirmed_factor,
 );
