@@ -1120,6 +1120,7 @@ fn pending(user_id: &str, expires_at: i64) -> PendingLogin {
         user_id: user_id.into(),
         purpose: PendingPurpose::Authorize,
         interaction: Some("i1".into()),
+        sid: Some("s1".into()),
         amr: vec!["pwd".into()],
         auth_time: expires_at - 300,
         expires_at,
@@ -1147,6 +1148,7 @@ async fn pending_logins_are_taken_once_before_expiry(b: Backend) {
         assert_eq!(p.user_id, "u1");
         assert_eq!(p.purpose, PendingPurpose::Authorize);
         assert_eq!(p.interaction.as_deref(), Some("i1"));
+        assert_eq!(p.sid.as_deref(), Some("s1"));
         assert_eq!(p.amr, ["pwd"]);
         assert_eq!((p.auth_time, p.expires_at), (now, now + 300));
     }
