@@ -313,7 +313,8 @@ impl PendingPurpose {
 pub struct PendingLogin {
     pub user_id: String,
     pub purpose: PendingPurpose,
-    /// The authorization request it continues (`Authorize` only).
+    /// The SHA-256 of what it continues: an authorization request's interaction id, or a
+    /// device's user code (normalized). The form carries the value; it must hash to this.
     pub interaction: Option<String>,
     /// A step-up of a signed-in session (its public `sid`): the factor is added to that
     /// session rather than starting a new one.

@@ -103,10 +103,15 @@ impl Admin<'_> {
         for _ in 0..RESEAL_PASSES {
             let sealed = self.store.sealed_factor_secrets().await?;
             let mut batch = Vec::new();
-            for (id, was) in &sealed {
-                let (plain, by) = master
-                    .decrypt_telling(was)
-                    .map_err(|_| AdminError::UnopenableSecret { factor: id.clone() })?;
+            for (id, user_id, was) in &sealed {
+                let (plain, by) =
+                    master
+                        .decrypt_telling(was)
+                        .map_err(|_| AdminError::UnopenableSecret {
+                            factor: id.clone(),
+                            user_id: user_id.clone(),
+                            resealed,
+                        })?;
                 if by == OpenedWith::Previous {
                     batch.push(Reseal {
                         id: id.clone(),

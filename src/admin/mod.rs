@@ -67,12 +67,16 @@ pub enum AdminError {
     /// `keys reseal` found a key that neither master key opens; nothing was written.
     #[error("{}", unopenable(kid, *resealed))]
     UnopenableKey { kid: String, resealed: usize },
-    /// A second factor's secret that neither master key opens. The signing keys were
-    /// re-sealed; the secrets were not.
+    /// A second factor's secret that neither master key opens. The signing keys, and
+    /// `resealed` secrets in earlier passes, were re-sealed.
     #[error(
-        "the authenticator-app secret of second factor {factor} opens with neither master key; the signing keys were re-sealed, no secret was: reset that user's two-step sign-in (latchkey user reset-mfa) or restore the key it was sealed under"
+        "the authenticator-app secret of second factor {factor} (user {user_id}) opens with neither master key; every signing key and {resealed} app secrets were re-sealed before it: reset that user's two-step sign-in (latchkey user reset-mfa) or restore the key it was sealed under, then run keys reseal again"
     )]
-    UnopenableSecret { factor: String },
+    UnopenableSecret {
+        factor: String,
+        user_id: String,
+        resealed: usize,
+    },
     /// Keys sealed under the previous master key kept appearing while they were re-sealed.
     #[error(
         "signing keys sealed under the previous master key were still being added after {0} passes: restart every node with the new master_key first, then run keys reseal again"

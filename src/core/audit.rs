@@ -21,6 +21,9 @@ pub enum AuditKind {
     DeviceApproved,
     DeviceDenied,
     Logout,
+    /// A right password for an account that signs in with a second factor: the code is
+    /// asked next (or, at the password grant, which cannot ask, the sign-in is refused).
+    PasswordAccepted,
     /// An authenticator app was set up (its first code confirmed).
     MfaEnrolled,
     /// A second factor was removed, by the user or by an admin's reset.
@@ -44,6 +47,7 @@ impl AuditKind {
             AuditKind::DeviceApproved => "device.approved",
             AuditKind::DeviceDenied => "device.denied",
             AuditKind::Logout => "logout",
+            AuditKind::PasswordAccepted => "login.password_accepted",
             AuditKind::MfaEnrolled => "mfa.enrolled",
             AuditKind::MfaRemoved => "mfa.removed",
             AuditKind::MfaFailure => "mfa.failure",

@@ -32,6 +32,8 @@ pub const AMR_MFA: &str = "mfa";
 pub enum FactorFailure {
     /// Not the code of this moment, or a code already used.
     Wrong,
+    /// Not shaped like a code at all: refused before anything is counted.
+    Malformed,
     /// This wrong code reached the limit for the account or the address.
     Locked { until: i64 },
     /// Refused unchecked: the account or the address is locked out until then.
@@ -53,6 +55,7 @@ impl FactorFailure {
     pub fn page_message(self, now: i64) -> String {
         match self {
             FactorFailure::Wrong => "That code is not right, or was used already. Type the code your authenticator app shows now.".to_owned(),
+            FactorFailure::Malformed => "Type the 6-digit code your authenticator app shows now, or one of your recovery codes.".to_owned(),
             FactorFailure::Locked { until } | FactorFailure::Waiting { until } => format!(
                 "Too many wrong codes. For your security, sign-in is paused; try again in {}.",
                 wait_words(until - now)
@@ -144,14 +147,19 @@ pub async fn check_code(
     ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Result<Used, FactorFailure>> {
+    let recovery_code = recovery::normalize(code);
+    if recovery_code.is_none() && !TotpSecret::well_formed(code) {
+        // Not a code of either kind: no guess was made, nothing is counted.
+        return Ok(Err(FactorFailure::Malformed));
+    }
     let mut used = Used::App;
     let checked = attempt(core, &user.id, ip, now, || async {
         let Some(row) = core.store.confirmed_totp(&user.id).await? else {
             return Ok(None);
         };
-        if let Some(canonical) = recovery::normalize(code) {
+        if let Some(canonical) = &recovery_code {
             used = Used::RecoveryCode;
-            let hash = hash_token(&canonical);
+            let hash = hash_token(canonical);
             return Ok(Some(
                 core.store.use_recovery_code(&user.id, &hash, now).await?,
             ));
@@ -268,16 +276,18 @@ pub async fn shortfall(
         Ok(n) => n,
         Err(u) => return Ok(Err(u)),
     };
-    if Level::of_amr(&session.amr) >= need.level {
+    let reached = Level::of_amr(&session.amr);
+    if reached == Level::MultiFactor {
         return Ok(Ok(None));
     }
-    Ok(Ok(if asks_for_factor(core, &session.user_id).await? {
-        Some(Shortfall::SecondFactor)
-    } else if need.essential {
-        Some(Shortfall::Enrol)
-    } else {
-        None
-    }))
+    // A user who has a second factor signs in with it, whatever the request asks: a session
+    // from before it was set up (a password someone else may also know) gives it first.
+    if asks_for_factor(core, &session.user_id).await? {
+        return Ok(Ok(Some(Shortfall::SecondFactor)));
+    }
+    Ok(Ok(
+        (reached < need.level && need.essential).then_some(Shortfall::Enrol)
+    ))
 }
 
 /// Whether second factors are checked at sign-in for this user: they have one, and the
@@ -349,6 +359,9 @@ pub async fn confirm_totp(
     ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Result<(), FactorFailure>> {
+    if !TotpSecret::well_formed(code) {
+        return Ok(Err(FactorFailure::Malformed));
+    }
     attempt(core, &user.id, ip, now, || async {
         let Some(row) = core
             .store
@@ -431,7 +444,9 @@ async fn begin(
             &PendingLogin {
                 user_id: user.id.clone(),
                 purpose,
-                interaction: interaction.map(str::to_owned),
+                // Only a hash, as the interactions table keeps: a database reader learns
+                // nothing that continues a sign-in.
+                interaction: interaction.map(hash_token),
                 sid: session.map(|s| s.sid.clone()),
                 amr: session.map_or_else(|| vec!["pwd".into()], |s| s.amr.clone()),
                 auth_time,

@@ -93,11 +93,20 @@ impl TotpSecret {
             .and_then(|step| i64::try_from(step).ok())
     }
 
+    /// Whether `typed` has the shape of a code at all (6 digits, spaces ignored). Anything
+    /// else is refused before it is counted as a guess.
+    pub fn well_formed(typed: &str) -> bool {
+        let digits = typed.chars().filter(|c| !c.is_whitespace());
+        digits.clone().count() == usize::from(DIGITS)
+            && digits.into_iter().all(|c| c.is_ascii_digit())
+    }
+
     /// The Key Uri Format link an authenticator app scans: `otpauth://totp/Issuer:account?...`.
     /// Neither part may contain ':' (it separates them), so any is replaced.
     pub fn otpauth_uri(&self, issuer: &str, account: &str) -> String {
-        let issuer = issuer.replace(':', " ");
-        let account = account.replace(':', " ");
+        // Apps show the label on a small screen, and a long one would not fit a QR code.
+        let issuer: String = issuer.replace(':', " ").chars().take(64).collect();
+        let account: String = account.replace(':', " ").chars().take(64).collect();
         // `to_url` refuses only a name with ':', which is gone.
         self.totp(&account, Some(&issuer))
             .to_url()

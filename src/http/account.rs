@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use crate::core::audit::{AuditKind, audit};
+use crate::core::login::{LoginFailure, check_password};
 use crate::core::mfa::{self, Enrolment, FactorFailure, Used};
 use crate::crypto::totp::qr_data_uri;
 use crate::model::{PendingPurpose, Session, User};
@@ -37,6 +38,7 @@ fn notice(name: &str) -> Option<&'static str> {
         "expired" => "That setup expired before it was finished. Start again.",
         "has-app" => "You already have an authenticator app. Remove it first to set up another.",
         "renewed" => "Your new recovery codes are ready; the old ones no longer work.",
+        "gone" => "That authenticator app was already removed.",
         _ => return None,
     })
 }
@@ -156,6 +158,7 @@ pub async fn login_factor(
         jar,
         &form,
         PendingPurpose::Account,
+        None,
         FACTOR_ACTION,
         &[],
         &browser,
@@ -239,14 +242,58 @@ pub(super) fn enrol_page(
 /// POST /account/totp: start setting up an authenticator app.
 pub async fn start_totp(
     State(state): State<AppState>,
+    browser: Browser,
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let (_, _, user) = match signed_in_form(&state, &jar, &body).await? {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
         Ok(f) => f,
         Err(r) => return Ok(r),
     };
-    match mfa::start_totp(&state.core, &user, state.now())
+    // The password again: a stolen session cookie alone must not be able to set up an app
+    // of the thief's, which would then lock the owner out of their own account.
+    let now = state.now();
+    let password = form.get("password").unwrap_or_default();
+    match check_password(&state.core, &user.username, password, Some(browser.ip), now)
+        .await
+        .or_page(&state)?
+    {
+        Ok(v) if v.user.id == user.id => {}
+        // The name resolved to another account (a username that is someone's email).
+        Ok(_) => {
+            let problem = Some((
+                StatusCode::UNAUTHORIZED,
+                "That is not your password.".into(),
+            ));
+            return account_page(&state, jar, &s, &user, None, problem).await;
+        }
+        Err(failed) => {
+            if failed.was_checked() {
+                audit(
+                    &state.core,
+                    AuditKind::LoginFailure,
+                    Some(&user.id),
+                    None,
+                    Some(browser.ip),
+                    now,
+                )
+                .await;
+            }
+            let status = match failed {
+                LoginFailure::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                LoginFailure::InFlight | LoginFailure::Waiting { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let message = match failed {
+                LoginFailure::Invalid => "That is not your password.".to_owned(),
+                other => other.page_message(now),
+            };
+            return account_page(&state, jar, &s, &user, None, Some((status, message))).await;
+        }
+    }
+    match mfa::start_totp(&state.core, &user, now)
         .await
         .or_page(&state)?
     {
@@ -262,7 +309,7 @@ pub async fn confirm_totp(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let (form, _, user) = match signed_in_form(&state, &jar, &body).await? {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
         Ok(f) => f,
         Err(r) => return Ok(r),
     };
@@ -284,6 +331,16 @@ pub async fn confirm_totp(
                 now,
             )
             .await;
+            // This browser just proved it holds the factor: its session counts as two-factor
+            // from now on (in place, under a new cookie), while every other session of the
+            // user gives the factor at its next sign-in (`mfa::shortfall`).
+            let amr = mfa::with_second_factor(&s.amr);
+            let Some((jar, _)) = session::elevate(&state, jar, &s, amr)
+                .await
+                .or_page(&state)?
+            else {
+                return Ok(Redirect::to("/account").into_response());
+            };
             let codes = mfa::new_recovery_codes(&state.core, &user, now)
                 .await
                 .or_page(&state)?;
@@ -313,7 +370,7 @@ pub async fn confirm_totp(
                 return Ok(back("expired"));
             };
             let status = match failed {
-                FactorFailure::Wrong => StatusCode::BAD_REQUEST,
+                FactorFailure::Wrong | FactorFailure::Malformed => StatusCode::BAD_REQUEST,
                 _ => StatusCode::TOO_MANY_REQUESTS,
             };
             enrol_page(
@@ -347,23 +404,24 @@ pub async fn remove_factor(
     if let Err(page) = code_again(&state, jar.clone(), &s, &user, code, &browser).await? {
         return Ok(page);
     }
-    if state
+    if !state
         .core
         .store
         .remove_factor(&user.id, factor)
         .await
         .or_page(&state)?
     {
-        audit(
-            &state.core,
-            AuditKind::MfaRemoved,
-            Some(&user.id),
-            None,
-            ip,
-            now,
-        )
-        .await;
+        return Ok(back("gone"));
     }
+    audit(
+        &state.core,
+        AuditKind::MfaRemoved,
+        Some(&user.id),
+        None,
+        ip,
+        now,
+    )
+    .await;
     Ok(back("removed"))
 }
 
@@ -412,7 +470,7 @@ async fn code_again(
                 .await;
             }
             let status = match failed {
-                FactorFailure::Wrong => StatusCode::BAD_REQUEST,
+                FactorFailure::Wrong | FactorFailure::Malformed => StatusCode::BAD_REQUEST,
                 _ => StatusCode::TOO_MANY_REQUESTS,
             };
             let problem = Some((status, failed.page_message(now)));

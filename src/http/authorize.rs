@@ -170,7 +170,8 @@ async fn continue_request(
             )
             .await
             .or_page(state)?;
-            factor_page(state, jar, FACTOR_ACTION, &token, &[], None)
+            let hidden = [("interaction", interaction.as_str())];
+            factor_page(state, jar, FACTOR_ACTION, &token, &hidden, None)
         }
         Ok(Next::Enrol { interaction }) => {
             let Some((_, user)) = signed_in else {
@@ -240,7 +241,15 @@ pub async fn login(
             continue_request(&state, jar, (&pending).into(), Some((s, user)), true, None).await
         }
         SignIn::SecondFactor(jar, token) => {
-            Ok(factor_page(&state, jar, FACTOR_ACTION, &token, &[], None))
+            let hidden = [("interaction", pending.id.as_str())];
+            Ok(factor_page(
+                &state,
+                jar,
+                FACTOR_ACTION,
+                &token,
+                &hidden,
+                None,
+            ))
         }
         SignIn::Failed(jar, failure) => {
             continue_request(&state, jar, (&pending).into(), None, false, Some(failure)).await
@@ -258,21 +267,22 @@ pub async fn login_factor(
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let form = parse_form(&state, &body).map_err(|_| PageError::expired(&state))?;
+    let id = form.get("interaction").unwrap_or_default().to_owned();
     let step = factor_step(
         &state,
         jar,
         &form,
         PendingPurpose::Authorize,
+        Some(&id),
         FACTOR_ACTION,
-        &[],
+        &[("interaction", &id)],
         &browser,
     )
     .await?;
-    let (jar, s, user, signed_in) = match step {
-        FactorStep::Done(jar, s, user, p) => (jar, s, user, p),
+    let (jar, s, user) = match step {
+        FactorStep::Done(jar, s, user, _) => (jar, s, user),
         FactorStep::Again(page) => return Ok(page),
     };
-    let id = signed_in.interaction.unwrap_or_default();
     match consent::pending(&state.core, &id, state.now())
         .await
         .or_page(&state)?
@@ -363,6 +373,10 @@ pub async fn login_enrol(
         return continue_request(&state, jar, (&pending).into(), None, false, None).await;
     };
     let now = state.now();
+    // As in the decision: setup belongs to a sign-in that just checked the password.
+    if now - s.auth_time > state.config.sessions.interaction_ttl {
+        return Err(PageError::expired(&state));
+    }
     let ret = pending.request.return_to(state.issuer());
     if form.get("decision") == Some("cancel") {
         // Declined: the request fails, once (OpenID Connect Core Unmet Authentication
@@ -437,7 +451,7 @@ pub async fn login_enrol(
                 return enrol_in_flow(&state, jar, &user, &pending.id, None).await;
             };
             let status = match failed {
-                FactorFailure::Wrong => StatusCode::BAD_REQUEST,
+                FactorFailure::Wrong | FactorFailure::Malformed => StatusCode::BAD_REQUEST,
                 _ => StatusCode::TOO_MANY_REQUESTS,
             };
             let problem = Some((status, failed.page_message(now)));

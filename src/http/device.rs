@@ -183,7 +183,7 @@ async fn next_step(
                 user,
                 s,
                 PendingPurpose::Device,
-                None,
+                Some(&row.user_code),
                 state.now(),
             )
             .await
@@ -261,7 +261,7 @@ pub async fn login(
         };
     let then = Continue {
         purpose: PendingPurpose::Device,
-        interaction: None,
+        interaction: Some(&row.user_code),
         client_id: Some(&row.client_id),
     };
     match sign_in(&state, jar, &form, then, &browser)
@@ -295,11 +295,13 @@ pub async fn login_factor(
 ) -> Result<Response, PageError> {
     let form = parse_form(&state, &body).or_page(&state)?;
     let typed = form.get("user_code").unwrap_or_default().to_owned();
+    let code = device::normalize_user_code(&typed);
     let step = factor_step(
         &state,
         jar,
         &form,
         PendingPurpose::Device,
+        Some(code.as_deref().unwrap_or_default()),
         FACTOR_ACTION,
         &[("user_code", &typed)],
         &browser,

@@ -10,6 +10,7 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
 use crate::core::mfa::{self, FactorFailure, Used};
+use crate::crypto::secret::hash_token;
 use crate::model::{PendingLogin, PendingPurpose, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
@@ -183,7 +184,8 @@ pub struct LoginProblem {
 #[derive(Clone, Copy)]
 pub struct Continue<'a> {
     pub purpose: PendingPurpose,
-    /// The authorization request (`Authorize` only).
+    /// What it continues: the authorization request's interaction id, the device's user
+    /// code (normalized); None for the account page.
     pub interaction: Option<&'a str>,
     /// The app the sign-in is for, for the audit log.
     pub client_id: Option<&'a str>,
@@ -246,6 +248,15 @@ pub async fn sign_in(
             now,
         )
         .await?;
+        audit(
+            &state.core,
+            AuditKind::PasswordAccepted,
+            Some(&user.id),
+            then.client_id,
+            Some(ip),
+            now,
+        )
+        .await;
         return Ok(SignIn::SecondFactor(jar, pending));
     }
     audit(
@@ -300,12 +311,15 @@ pub enum FactorStep {
 }
 
 /// Check a posted second-factor form: its CSRF value, its pending sign-in (which must be
-/// for `purpose`), then the code, throttled. `action` and `hidden` redraw the page.
+/// for `purpose`, and continue `continues`: the interaction or user code the form carries),
+/// then the code, throttled. `action` and `hidden` redraw the page.
+#[allow(clippy::too_many_arguments)]
 pub async fn factor_step(
     state: &AppState,
     jar: CookieJar,
     form: &Params,
     purpose: PendingPurpose,
+    continues: Option<&str>,
     action: &str,
     hidden: &[(&str, &str)],
     browser: &Browser,
@@ -318,7 +332,11 @@ pub async fn factor_step(
     let Some((pending, user)) = mfa::pending(&state.core, token, now)
         .await
         .or_page(state)?
-        .filter(|(p, _)| p.purpose == purpose)
+        .filter(|(p, _)| {
+            p.purpose == purpose
+                && p.interaction.as_deref().map(str::as_bytes)
+                    == continues.map(hash_token).as_deref().map(str::as_bytes)
+        })
     else {
         return Err(PageError::expired(state));
     };
@@ -355,7 +373,7 @@ pub async fn factor_step(
                 .await;
             }
             let status = match failed {
-                FactorFailure::Wrong => StatusCode::UNAUTHORIZED,
+                FactorFailure::Wrong | FactorFailure::Malformed => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::TOO_MANY_REQUESTS,
             };
             let problem = Some((status, failed.page_message(now)));

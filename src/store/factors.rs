@@ -12,6 +12,9 @@ use super::keys::Reseal;
 use super::{DbResult, Store, StoreError};
 use crate::model::{Factor, FactorKind, PendingLogin, PendingPurpose, TotpRow};
 
+/// How many sign-ins may wait for one user's second factor at once.
+pub const MAX_PENDING_PER_USER: i64 = 5;
+
 /// A factor being enrolled: stored unconfirmed until the user proves they hold it.
 pub struct NewFactor<'a> {
     pub id: &'a str,
@@ -49,7 +52,17 @@ fn totp_from_row(r: &AnyRow) -> DbResult<TotpRow> {
 }
 
 impl Store {
+    /// Store an enrolment, replacing the user's unfinished ones of the same kind: however
+    /// often setup is started, one row per user waits for its first code.
     pub async fn insert_factor(&self, f: &NewFactor<'_>) -> DbResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2 AND confirmed_at IS NULL",
+        )
+        .bind(f.user_id)
+        .bind(f.kind.as_str())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO mfa_factors (id, user_id, kind, name, secret_enc, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -61,8 +74,9 @@ impl Store {
         .bind(f.secret_enc)
         .bind(f.created_at)
         .bind(f.expires_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -212,15 +226,22 @@ impl Store {
         Ok(u64::try_from(confirmed).unwrap_or(0))
     }
 
-    /// Every sealed TOTP secret, for re-sealing after a master key rotation: (id, sealed).
-    pub async fn sealed_factor_secrets(&self) -> DbResult<Vec<(String, String)>> {
+    /// Every sealed TOTP secret, for re-sealing after a master key rotation: (id, user id,
+    /// sealed). Unfinished enrolments are few (one per user, replaced at each start).
+    pub async fn sealed_factor_secrets(&self) -> DbResult<Vec<(String, String, String)>> {
         let rows = sqlx::query(
-            "SELECT id, secret_enc FROM mfa_factors WHERE secret_enc IS NOT NULL ORDER BY id",
+            "SELECT id, user_id, secret_enc FROM mfa_factors WHERE secret_enc IS NOT NULL ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("secret_enc")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("user_id")?,
+                    r.try_get("secret_enc")?,
+                ))
+            })
             .collect()
     }
 
@@ -295,12 +316,26 @@ impl Store {
         .try_get("n")?)
     }
 
+    /// Store a sign-in waiting for its second factor. A user has at most
+    /// `MAX_PENDING_PER_USER` of them: the oldest beyond that goes, so right passwords typed
+    /// over and over (by the user in several browsers, or by someone who knows it) cannot
+    /// grow the table.
     pub async fn insert_pending_login(
         &self,
         id_hash: &str,
         p: &PendingLogin,
         now: i64,
     ) -> DbResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "DELETE FROM pending_logins WHERE user_id = $1 AND id_hash NOT IN
+               (SELECT id_hash FROM pending_logins WHERE user_id = $1
+                ORDER BY created_at DESC, id_hash LIMIT $2)",
+        )
+        .bind(&p.user_id)
+        .bind(MAX_PENDING_PER_USER - 1)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO pending_logins (id_hash, user_id, purpose, interaction, amr, auth_time, created_at, expires_at, sid)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -314,8 +349,9 @@ impl Store {
         .bind(now)
         .bind(p.expires_at)
         .bind(p.sid.as_deref())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -107,11 +107,31 @@ async fn enrol_with_codes(app: &TestApp, b: &reqwest::Client) -> (String, Vec<St
         "{}",
         account.body
     );
+    // The password again: a session cookie alone does not set up an app.
+    let refused = post(
+        app,
+        b,
+        "/account/totp",
+        &[
+            ("csrf", &hidden(&account.body, "csrf")),
+            ("password", "not it"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(
+        refused.body.contains("not your password"),
+        "{}",
+        refused.body
+    );
     let setup = post(
         app,
         b,
         "/account/totp",
-        &[("csrf", &hidden(&account.body, "csrf"))],
+        &[
+            ("csrf", &hidden(&account.body, "csrf")),
+            ("password", PASSWORD),
+        ],
     )
     .await;
     assert_eq!(setup.status, 200, "{}", setup.body);
@@ -226,6 +246,9 @@ async fn send_code(app: &TestApp, b: &reqwest::Client, factor_page: &Got, code: 
     ];
     if action == "/device/login/factor" {
         form.push(("user_code", hidden(body, "user_code")));
+    }
+    if action == "/login/factor" {
+        form.push(("interaction", hidden(body, "interaction")));
     }
     got(b
         .post(app.url(action))
@@ -849,13 +872,19 @@ async fn acr_values_step_up_the_session_in_place(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    // This browser signed in with the password before it set up the app: a one-factor session.
+    // This browser signed in with the password before the app was set up (in another
+    // browser): a one-factor session.
     let person = browser_client();
-    let secret = enrol(&app, &person).await;
-    let (id, _) = id_token_of(&app, &person, authorize_with(&app, &person, &[]).await).await;
+    let login = authorize_with(&app, &person, &[]).await;
+    let (id, _) = id_token_of(&app, &person, password(&app, &person, &login).await).await;
     assert_eq!(id["acr"], ACR_PWD);
     assert_eq!(id["amr"], serde_json::json!(["pwd"]));
     let sid = id["sid"].clone();
+    let secret = enrol(&app, &browser_client()).await;
+    // From now on the account signs in with its app: the old session gives it first, even
+    // when the request does not ask (a password someone else may also know made it).
+    let plain = authorize_with(&app, &person, &[]).await;
+    assert!(plain.body.contains("one-time-code"), "{}", plain.body);
     // prompt=none cannot show the code page (OIDC Core section 3.1.2.6).
     let none = authorize_with(
         &app,
@@ -1126,9 +1155,10 @@ async fn a_device_client_that_requires_two_factors_steps_up(b: Backend) {
     else {
         return;
     };
-    // A one-factor session: the browser that set up the app.
     let person = browser_client();
-    let secret = enrol(&app, &person).await;
+    // A one-factor session: signed in at /account before the app was set up elsewhere.
+    assert_eq!(account_sign_in(&app, &person).await.status, 303);
+    let secret = enrol(&app, &browser_client()).await;
     app.clock.advance(30);
     let started = flows::start(&app, "openid").await;
     let user_code = started["user_code"].as_str().expect("user_code");
@@ -1168,7 +1198,123 @@ async fn a_device_client_that_requires_two_factors_steps_up(b: Backend) {
     assert_eq!(id["acr"], ACR_MFA);
 }
 
+// What a review attacking the first version found, each now refused.
+
+async fn setup_and_pending_sign_ins_are_bounded_per_account(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    // Starting setup over and over keeps one unfinished enrolment.
+    let owner = browser_client();
+    assert_eq!(account_sign_in(&app, &owner).await.status, 303);
+    for _ in 0..12 {
+        let account = get(&app, &owner, "/account").await;
+        let setup = post(
+            &app,
+            &owner,
+            "/account/totp",
+            &[
+                ("csrf", &hidden(&account.body, "csrf")),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+        assert_eq!(setup.status, 200, "{}", setup.body);
+    }
+    let sealed = app
+        .state
+        .core
+        .store
+        .sealed_factor_secrets()
+        .await
+        .expect("secrets");
+    assert_eq!(sealed.len(), 1, "{sealed:?}");
+    // Right passwords typed over and over keep at most a few sign-ins waiting for a code.
+    enrol(&app, &browser_client()).await;
+    let first = authorize_and_sign_in(&app, &browser_client(), PASSWORD).await;
+    let first_token = hidden(&first.body, "pending");
+    let now = app.clock.now();
+    let store = &app.state.core.store;
+    let waiting = |t: String| async move {
+        store
+            .get_pending_login(&latchkey::crypto::secret::hash_token(&t), now)
+            .await
+            .expect("get")
+            .is_some()
+    };
+    assert!(waiting(first_token.clone()).await);
+    for _ in 0..latchkey::store::factors::MAX_PENDING_PER_USER {
+        // A second apart: the oldest is the one that goes.
+        app.clock.advance(1);
+        authorize_and_sign_in(&app, &browser_client(), PASSWORD).await;
+    }
+    assert!(
+        !waiting(first_token).await,
+        "the oldest waiting sign-in went"
+    );
+    // Each right password is in the audit trail, though no session was started yet.
+    let kinds = app.state.core.store.audit_kinds(1000).await.expect("audit");
+    let accepted = kinds
+        .iter()
+        .filter(|k| *k == "login.password_accepted")
+        .count();
+    assert_eq!(
+        accepted,
+        1 + usize::try_from(latchkey::store::factors::MAX_PENDING_PER_USER).expect("small")
+    );
+    // A malformed code is no guess: it uses up nothing of the limit.
+    let person = browser_client();
+    let mut page = authorize_and_sign_in(&app, &person, PASSWORD).await;
+    for typed in ["", "12345", "1234567", "abcdef", "12 34 5x"] {
+        page = send_code(&app, &person, &page, typed).await;
+        assert_eq!(page.status, 401, "{}", page.body);
+    }
+    let kinds = app.state.core.store.audit_kinds(1000).await.expect("audit");
+    // Only the wrong code typed while setting the app up.
+    assert_eq!(kinds.iter().filter(|k| *k == "mfa.failure").count(), 1);
+}
+
+async fn a_removed_user_leaves_no_second_factor_behind(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    enrol(&app, &browser_client()).await;
+    let before = app
+        .state
+        .core
+        .store
+        .sealed_factor_secrets()
+        .await
+        .expect("secrets");
+    assert_eq!(before.len(), 1);
+    // alice comes from the config file; the store removes what any user held.
+    let alice = app
+        .state
+        .core
+        .store
+        .find_user_by_login("alice")
+        .await
+        .expect("find")
+        .expect("alice");
+    app.state
+        .core
+        .store
+        .remove_user(&alice.id, app.clock.now())
+        .await
+        .expect("remove");
+    let after = app
+        .state
+        .core
+        .store
+        .sealed_factor_secrets()
+        .await
+        .expect("secrets");
+    assert!(after.is_empty(), "{after:?}");
+}
+
 crate::both_stores!(
+    setup_and_pending_sign_ins_are_bounded_per_account,
+    a_removed_user_leaves_no_second_factor_behind,
     acr_values_step_up_the_session_in_place,
     a_preference_for_two_factors_is_not_a_demand,
     an_essential_second_factor_is_set_up_during_the_sign_in,

@@ -106,6 +106,14 @@ pub async fn proceed(
             ))));
         }
         let id = interaction_id(core, req, interaction, now).await?;
+        // Setting up a factor is done right after the password, never by a session signed
+        // in long ago: a stolen session cookie must not add the thief's app to the account.
+        if short == mfa::Shortfall::Enrol
+            && !fresh_login
+            && now - session.auth_time > core.config.sessions.interaction_ttl
+        {
+            return Ok(Next::Login { interaction: id });
+        }
         return Ok(match short {
             mfa::Shortfall::SecondFactor => Next::SecondFactor { interaction: id },
             mfa::Shortfall::Enrol => Next::Enrol { interaction: id },

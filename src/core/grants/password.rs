@@ -29,17 +29,32 @@ pub async fn handle(
     // way around it, so a right password is refused like a wrong one, and not audited as a
     // sign-in.
     if let Ok(v) = &checked {
-        if crate::core::mfa::asks_for_factor(core, &v.user.id).await? {
-            return Err(OAuthError::invalid_grant(
+        let refusal = if crate::core::mfa::asks_for_factor(core, &v.user.id).await? {
+            Some(
                 "this account signs in with a second factor, which the password grant cannot ask for; use the authorization code flow",
-            ));
-        }
-        // The server or the client requires two factors, which a password alone never is.
-        let needs = crate::core::mfa::need(core.config.mfa.mode, client, &Default::default());
-        if needs.is_ok_and(|n| n.level > Level::Password) {
-            return Err(OAuthError::invalid_grant(
+            )
+        } else if crate::core::mfa::need(core.config.mfa.mode, client, &Default::default())
+            .is_ok_and(|n| n.level > Level::Password)
+        {
+            // The server or the client requires two factors, which a password never is.
+            Some(
                 "sign-ins for this client need a second factor, which the password grant cannot ask for; use the authorization code flow",
-            ));
+            )
+        } else {
+            None
+        };
+        if let Some(description) = refusal {
+            // The password was right: the trail says so, as the login page's does.
+            audit(
+                core,
+                AuditKind::PasswordAccepted,
+                Some(&v.user.id),
+                Some(&client.id),
+                ip,
+                now,
+            )
+            .await;
+            return Err(OAuthError::invalid_grant(description));
         }
     }
     // The same audit trail as the login page: the password grant is a sign-in too.
