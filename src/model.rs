@@ -234,6 +234,15 @@ pub struct Session {
     pub user_agent: Option<String>,
 }
 
+/// A user's remembered consent to a client: the scopes they allowed it, and when they last
+/// added to them.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    pub client_id: String,
+    pub scopes: ScopeSet,
+    pub updated_at: i64,
+}
+
 /// What kind of second factor a user enrolled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FactorKind {

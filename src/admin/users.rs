@@ -7,8 +7,8 @@ use crate::crypto::password::hash_default;
 use crate::model::{AuditEvent, Factor, Source, User, UserClaims};
 use crate::store::users::NewUser;
 
-/// The shortest password accepted.
-pub const MIN_PASSWORD_LEN: usize = 8;
+/// The shortest password accepted, here and on the account page.
+pub use crate::core::account::MIN_PASSWORD_LEN;
 
 /// One user, when the account was created (Unix seconds; 0 when unknown), and its second
 /// factors (never their secrets).

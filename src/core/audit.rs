@@ -34,6 +34,14 @@ pub enum AuditKind {
     RecoveryCodeUsed,
     /// A new set of recovery codes replaced the old one.
     RecoveryCodesRenewed,
+    /// The user signed one of their other sessions out from the account page.
+    SessionEnded,
+    /// The user signed every other session out from the account page.
+    OtherSessionsEnded,
+    /// The user took an app's access away: its consent, grants and refresh tokens.
+    AppRemoved,
+    /// The user changed their password, which signed them out everywhere else.
+    PasswordChanged,
 }
 
 impl AuditKind {
@@ -53,6 +61,10 @@ impl AuditKind {
             AuditKind::MfaFailure => "mfa.failure",
             AuditKind::RecoveryCodeUsed => "mfa.recovery_code_used",
             AuditKind::RecoveryCodesRenewed => "mfa.recovery_codes_renewed",
+            AuditKind::SessionEnded => "session.ended",
+            AuditKind::OtherSessionsEnded => "session.others_ended",
+            AuditKind::AppRemoved => "consent.revoked",
+            AuditKind::PasswordChanged => "password.changed",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! caller, so a unit test pins time by passing a number. `http/` parses a request, calls in
 //! here and renders what comes back.
 
+pub mod account;
 pub mod attempts;
 pub mod audit;
 pub mod authorize;

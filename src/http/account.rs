@@ -1,17 +1,19 @@
-//! /account: the signed-in person's own page. Today: two-step sign-in (setting up an
-//! authenticator app, removing it). Every form is bound to the session by its CSRF value,
-//! and every change is audited.
+//! /account: the signed-in person's own page: two-step sign-in (setting up an authenticator
+//! app, removing it, recovery codes), their sessions, the apps they allowed, and their
+//! password. Every form is bound to the session by its CSRF value, and every change is
+//! audited (in `core::mfa` and `core::account`, or here).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
+use crate::core::account::{self, EndOne, MIN_PASSWORD_LEN, PasswordRefusal, after_revocation};
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
 use crate::core::mfa::{self, Enrolment, FactorFailure, Used};
 use crate::crypto::totp::qr_data_uri;
-use crate::model::{PendingPurpose, Session, User};
+use crate::model::{PendingPurpose, Session, Source, User};
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -22,8 +24,11 @@ use super::pages::{
     login_page, parse_form, sign_in,
 };
 use super::respond::page;
-use super::session::{self, Bind};
-use super::views::{AccountPage, FactorLine, Next, RecoveryCodesPage, Theme, TotpEnrolPage, when};
+use super::session::{self, Bind, SignedIn};
+use super::views::{
+    AccountPage, AppLine, FactorLine, Next, RecoveryCodesPage, SessionLine, Theme, TotpEnrolPage,
+    scope_lines, when,
+};
 
 const FACTOR_ACTION: &str = "/account/login/factor";
 
@@ -39,6 +44,20 @@ fn notice(name: &str) -> Option<&'static str> {
         "has-app" => "You already have an authenticator app. Remove it first to set up another.",
         "renewed" => "Your new recovery codes are ready; the old ones no longer work.",
         "gone" => "That authenticator app was already removed.",
+        "session-ended" => "That session was signed out.",
+        "others-ended" => "Every other session was signed out.",
+        "no-others" => "There were no other sessions to sign out.",
+        "session-gone" => "That session had already ended.",
+        "this-session" => {
+            "That is this browser's session: use Sign out at the bottom of the page to end it."
+        }
+        "app-removed" => {
+            "The app's access was removed. It will have to ask you again before it can sign you in."
+        }
+        "app-gone" => "That app had no access to remove.",
+        "password-changed" => {
+            "Your password was changed. Every other browser and app signed in with your account was signed out."
+        }
         _ => return None,
     })
 }
@@ -78,7 +97,7 @@ fn account_login(state: &AppState, jar: CookieJar, problem: Option<LoginProblem>
 async fn account_page(
     state: &AppState,
     jar: CookieJar,
-    _session: &Session,
+    session: &Session,
     user: &User,
     notice: Option<&str>,
     problem: Option<(StatusCode, String)>,
@@ -97,6 +116,8 @@ async fn account_page(
     let recovery_left = mfa::recovery_codes_left(&state.core, &user.id)
         .await
         .or_page(state)?;
+    let sessions = session_lines(state, session, user).await?;
+    let apps = app_lines(state, user).await?;
     let (jar, csrf) = session::csrf(state, jar, Bind::Session);
     let (status, error) = match problem {
         Some((status, message)) => (status, Some(message)),
@@ -112,9 +133,62 @@ async fn account_page(
             error,
             factors,
             recovery_left,
+            sessions,
+            apps,
+            password_changeable: user.source != Source::Config,
+            min_password_len: MIN_PASSWORD_LEN,
         },
     );
     Ok((jar, body).into_response())
+}
+
+/// The user's live sessions, this browser's first.
+async fn session_lines(
+    state: &AppState,
+    current: &Session,
+    user: &User,
+) -> Result<Vec<SessionLine>, PageError> {
+    let unknown = || "unknown".to_owned();
+    let mut lines: Vec<SessionLine> = state
+        .core
+        .store
+        .live_sessions(&user.id, state.now(), state.config.sessions.idle_ttl)
+        .await
+        .or_page(state)?
+        .into_iter()
+        .map(|s| SessionLine {
+            current: s.sid == current.sid,
+            started: when(s.created_at),
+            last_seen: when(s.last_seen_at),
+            ip: s.ip.unwrap_or_else(unknown),
+            user_agent: s
+                .user_agent
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(unknown),
+            sid: s.sid,
+        })
+        .collect();
+    // Stable: the others keep the store's order, most recently seen first.
+    lines.sort_by_key(|l| !l.current);
+    Ok(lines)
+}
+
+/// The apps the user consented to, by name (the client id when the client is gone).
+async fn app_lines(state: &AppState, user: &User) -> Result<Vec<AppLine>, PageError> {
+    let mut lines = Vec::new();
+    for c in state.core.store.consents(&user.id).await.or_page(state)? {
+        let name = match state.core.clients.get(&c.client_id).await.or_page(state)? {
+            Some(client) => client.name().to_owned(),
+            None => c.client_id.clone(),
+        };
+        lines.push(AppLine {
+            name,
+            scopes: scope_lines(&state.config.scopes, c.scopes.iter()),
+            since: when(c.updated_at),
+            client_id: c.client_id,
+        });
+    }
+    Ok(lines)
 }
 
 /// POST /account/login.
@@ -524,4 +598,147 @@ pub async fn renew_recovery_codes(
         codes_page(&state, &codes, Next::Link("/account?notice=renewed")),
     )
         .into_response())
+}
+
+/// POST /account/sessions/end: sign out one other session, named by its `sid`.
+pub async fn end_session(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let sid = form.get("sid").unwrap_or_default();
+    let ended = account::end_session(&state.core, &user, &s, sid, browser.ip, state.now())
+        .await
+        .or_page(&state)?;
+    Ok(back(match ended {
+        EndOne::Ended => "session-ended",
+        EndOne::ThisSession => "this-session",
+        EndOne::Gone => "session-gone",
+    }))
+}
+
+/// POST /account/sessions/end-others: sign out every session but this browser's.
+pub async fn end_other_sessions(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (_, s, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let ended = account::end_other_sessions(&state.core, &user, &s, browser.ip, state.now())
+        .await
+        .or_page(&state)?;
+    Ok(back(if ended > 0 {
+        "others-ended"
+    } else {
+        "no-others"
+    }))
+}
+
+/// POST /account/apps/remove: take an app's access away, named by its `client_id`.
+pub async fn remove_app(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, _, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let client_id = form.get("client_id").unwrap_or_default();
+    let removed = account::remove_app(&state.core, &user, client_id, browser.ip, state.now())
+        .await
+        .or_page(&state)?;
+    Ok(back(if removed.consent || removed.grants > 0 {
+        "app-removed"
+    } else {
+        "app-gone"
+    }))
+}
+
+/// POST /account/password: change the password, after the current one. Every other
+/// session and token ends with the old password; this browser gets a fresh session.
+pub async fn change_password(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let field = |name| form.get(name).unwrap_or_default();
+    let now = state.now();
+    let checked = account::prepare_password(
+        &state.core,
+        &user,
+        field("current_password"),
+        field("new_password"),
+        field("new_password_again"),
+        browser.ip,
+        now,
+    )
+    .await
+    .or_page(&state)?;
+    let new = match checked {
+        Ok(new) => new,
+        Err(refused) => {
+            let problem = password_problem(&refused, now);
+            let mut r = account_page(&state, jar, &s, &user, None, Some(problem)).await?;
+            if matches!(refused, PasswordRefusal::Current(LoginFailure::Busy)) {
+                r.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    crate::crypto::password::BUSY_RETRY_SECONDS.into(),
+                );
+            }
+            return Ok(r);
+        }
+    };
+    // Taken after the hashing: a sign-in with the old password that began while it ran
+    // authenticated at or before this moment, so the revocation ends it too.
+    let revoked_at = account::set_password(&state.core, &user, new, browser.ip, state.now())
+        .await
+        .or_page(&state)?;
+    // The revocation ended this browser's session with the rest. The person here just
+    // proved the password, so they go on in a new session that authenticated after the
+    // revocation (the rule is a strict `>`), with the factors of the session it replaces.
+    let how = SignedIn {
+        at: after_revocation(revoked_at),
+        amr: s.amr.clone(),
+        mfa_at: s.mfa_at,
+    };
+    let (jar, _) = session::start(&state, jar, &user, how, &browser)
+        .await
+        .or_page(&state)?;
+    Ok((jar, back("password-changed")).into_response())
+}
+
+/// The account page's status and words for a refused password change.
+fn password_problem(refused: &PasswordRefusal, now: i64) -> (StatusCode, String) {
+    match refused {
+        PasswordRefusal::ConfigUser => (
+            StatusCode::FORBIDDEN,
+            "Your password is set in the server's configuration file, so it cannot be changed here. Ask your administrator.".to_owned(),
+        ),
+        PasswordRefusal::Weak(weak) => (StatusCode::BAD_REQUEST, weak.page_message()),
+        PasswordRefusal::Current(LoginFailure::Invalid | LoginFailure::Disabled) => (
+            StatusCode::UNAUTHORIZED,
+            "Your current password is not right.".to_owned(),
+        ),
+        PasswordRefusal::Current(LoginFailure::Busy) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            LoginFailure::Busy.page_message(now),
+        ),
+        PasswordRefusal::Current(failed) => (StatusCode::TOO_MANY_REQUESTS, failed.page_message(now)),
+    }
 }

@@ -79,6 +79,13 @@ pub fn router(state: AppState) -> Router {
             "/account/recovery-codes",
             post(account::renew_recovery_codes),
         )
+        .route("/account/sessions/end", post(account::end_session))
+        .route(
+            "/account/sessions/end-others",
+            post(account::end_other_sessions),
+        )
+        .route("/account/apps/remove", post(account::remove_app))
+        .route("/account/password", post(account::change_password))
         .route("/logout/confirm", post(logout::confirm))
         .route("/theme.css", get(theme_css))
         .route("/static/latchkey.css", get(stylesheet));

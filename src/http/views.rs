@@ -165,6 +165,27 @@ pub struct FactorLine {
     pub last_used: Option<String>,
 }
 
+/// A live session as the account page lists it: by its public `sid`, never its store key.
+pub struct SessionLine {
+    pub sid: String,
+    pub started: String,
+    pub last_seen: String,
+    /// The address and user agent it signed in with; "unknown" for sessions from before
+    /// they were recorded.
+    pub ip: String,
+    pub user_agent: String,
+    /// This browser's own session.
+    pub current: bool,
+}
+
+/// An app the user consented to, as the account page lists it.
+pub struct AppLine {
+    pub client_id: String,
+    pub name: String,
+    pub scopes: Vec<ScopeLine>,
+    pub since: String,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct AccountPage<'a> {
@@ -176,6 +197,12 @@ pub struct AccountPage<'a> {
     pub factors: Vec<FactorLine>,
     /// Unused recovery codes.
     pub recovery_left: i64,
+    /// This browser's session first, then the others, most recently seen first.
+    pub sessions: Vec<SessionLine>,
+    pub apps: Vec<AppLine>,
+    /// False for an account the config file owns.
+    pub password_changeable: bool,
+    pub min_password_len: usize,
 }
 
 #[derive(Template)]

@@ -119,6 +119,31 @@ pub(crate) async fn queue_for_user(
     Ok(r.rows_affected())
 }
 
+/// Make due the armed deliveries to `client_id` of every live session of `user_id`, inside
+/// the transaction that takes the client's access away: the grants behind the client's own
+/// session for the user are gone, so it is told to end that session (the RP's action on a
+/// Logout Token, section 2.7). Our sessions themselves go on. Like [`queue_for_user`],
+/// nothing is sent for a session past its absolute lifetime.
+pub(crate) async fn queue_for_client(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> DbResult<u64> {
+    let r = sqlx::query(
+        "UPDATE backchannel_logouts SET due_at = $3, next_attempt_at = $3
+         WHERE user_id = $1 AND client_id = $2 AND due_at IS NULL AND expires_at > $3
+           AND sid IN (SELECT sid FROM sessions
+                       WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $3)",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 impl Store {
     /// This process's wake-up for the delivery worker.
     pub fn backchannel_queued(&self) -> &Queued {

@@ -90,6 +90,26 @@ pub(super) async fn revoke_grants_of_session_in(
     Ok(r.rows_affected())
 }
 
+/// Revoke every grant family of `user_id` at `client_id`, offline ones too, inside the
+/// caller's transaction: the user took the app's access away (the account page), which
+/// `offline_access` does not outlive.
+pub(super) async fn revoke_client_grants_of_user_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> DbResult<u64> {
+    let r = sqlx::query(
+        "UPDATE grants SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 pub(super) async fn insert_grant(
     conn: &mut AnyConnection,
     g: &NewGrant<'_>,

@@ -43,6 +43,7 @@ use crate::files;
 pub use clients::ClientChanges;
 pub use error::{DbResult, StoreError};
 pub use janitor::PurgeCounts;
+pub use sessions::AppRemoval;
 pub use throttle::ThrottlePolicy;
 
 /// The schema, compiled in: (version, description, SQL) per file in migrations/, named

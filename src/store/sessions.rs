@@ -1,11 +1,46 @@
 //! Browser sessions, pending interactions and remembered consents.
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::users::user_columns;
 use super::{DbResult, Store, backchannel};
-use crate::model::{Session, User};
+use crate::model::{Consent, Session, User};
 use crate::oauth::types::ScopeSet;
+
+/// The columns `session_from_row` reads, from a `sessions` table aliased `s`.
+const SESSION_COLUMNS: &str = "s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, \
+     s.last_seen_at, s.expires_at, s.mfa_at, s.ip, s.user_agent";
+
+fn session_from_row(row: &AnyRow) -> DbResult<Session> {
+    Ok(Session {
+        id_hash: row.try_get("id_hash")?,
+        sid: row.try_get("sid")?,
+        user_id: row.try_get("user_id")?,
+        auth_time: row.try_get("auth_time")?,
+        amr: row
+            .try_get::<String, _>("amr")?
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        created_at: row.try_get("created_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        expires_at: row.try_get("expires_at")?,
+        mfa_at: row.try_get("mfa_at")?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+    })
+}
+
+/// What removing an app's access came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppRemoval {
+    /// A remembered consent was deleted.
+    pub consent: bool,
+    /// Grant families revoked (each with its refresh tokens).
+    pub grants: u64,
+}
 
 impl Store {
     pub async fn insert_session(&self, s: &Session) -> DbResult<()> {
@@ -52,24 +87,7 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let s = Session {
-            id_hash: row.try_get("id_hash")?,
-            sid: row.try_get("sid")?,
-            user_id: row.try_get("user_id")?,
-            auth_time: row.try_get("auth_time")?,
-            amr: row
-                .try_get::<String, _>("amr")?
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            created_at: row.try_get("created_at")?,
-            last_seen_at: row.try_get("last_seen_at")?,
-            expires_at: row.try_get("expires_at")?,
-            mfa_at: row.try_get("mfa_at")?,
-            ip: row.try_get("ip")?,
-            user_agent: row.try_get("user_agent")?,
-        };
+        let s = session_from_row(&row)?;
         if now - s.last_seen_at >= 60 {
             sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")
                 .bind(id_hash)
@@ -131,6 +149,57 @@ impl Store {
         tx.commit().await?;
         self.woken_for(queued);
         Ok(Some(sid))
+    }
+
+    /// Every live session of `user_id`, by the rule of [`Store::get_session`]: not ended,
+    /// within its absolute lifetime, not idle longer than `idle_ttl`, and begun after the
+    /// user's last revocation. Most recently seen first. Reads only: nothing is touched.
+    pub async fn live_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+        idle_ttl: i64,
+    ) -> DbResult<Vec<Session>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.user_id = $1 AND s.ended_at IS NULL AND s.expires_at > $2
+               AND s.last_seen_at > $3 AND s.auth_time > u.tokens_revoked_at
+             ORDER BY s.last_seen_at DESC, s.created_at DESC, s.sid"
+        )))
+        .bind(user_id)
+        .bind(now)
+        .bind(now - idle_ttl)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// The store key of the session whose public `sid` is `sid`, if it belongs to `user_id`
+    /// and has not ended: a sid alone names no session of anyone else.
+    pub async fn session_of_user(&self, user_id: &str, sid: &str) -> DbResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT id_hash FROM sessions WHERE sid = $1 AND user_id = $2 AND ended_at IS NULL",
+        )
+        .bind(sid)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get("id_hash")).transpose()?)
+    }
+
+    /// The store keys of every session of `user_id` not yet ended, but `keep`.
+    pub async fn other_sessions(&self, user_id: &str, keep: &str) -> DbResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id_hash FROM sessions WHERE user_id = $1 AND id_hash <> $2 AND ended_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("id_hash"))
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn insert_interaction(
@@ -206,5 +275,64 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+    /// Every client `user_id` has consented to, most recently updated first.
+    pub async fn consents(&self, user_id: &str) -> DbResult<Vec<Consent>> {
+        let rows = sqlx::query(
+            "SELECT client_id, scopes, updated_at FROM consents WHERE user_id = $1
+             ORDER BY updated_at DESC, client_id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Consent {
+                    client_id: r.try_get("client_id")?,
+                    scopes: ScopeSet::parse(&r.try_get::<String, _>("scopes")?).unwrap_or_default(),
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Take away everything `user_id` gave `client_id`, in one transaction: the remembered
+    /// consent (so the next request asks again), its unredeemed codes and approved device
+    /// codes, and every grant family (so its refresh tokens, offline ones too, and the access
+    /// tokens that introspect through them), and the back-channel logouts of the client in
+    /// the user's live sessions are queued. As in `users::revoke_user_in`, codes go before
+    /// grants: on Postgres a code being exchanged right now either is deleted here or has
+    /// committed its grant by the time the grants are revoked.
+    pub async fn remove_app(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> DbResult<AppRemoval> {
+        let mut tx = self.begin().await?;
+        let consent = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        for sql in [
+            "DELETE FROM authorization_codes WHERE user_id = $1 AND client_id = $2 AND consumed_at IS NULL",
+            "UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND client_id = $2 AND status = 'approved'",
+        ] {
+            sqlx::query(sql)
+                .bind(user_id)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let grants =
+            super::grants::revoke_client_grants_of_user_in(&mut tx, user_id, client_id, now)
+                .await?;
+        let queued = backchannel::queue_for_client(&mut tx, user_id, client_id, now).await?;
+        tx.commit().await?;
+        self.woken_for(queued);
+        Ok(AppRemoval { consent, grants })
     }
 }

@@ -3,6 +3,7 @@
 //! ignored instead of passing unseen.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account;
 mod attack;
 mod backchannel;
 mod browser;
