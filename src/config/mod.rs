@@ -75,6 +75,8 @@ pub struct Config {
     #[serde(default)]
     pub mfa: MfaSettings,
     #[serde(default)]
+    pub account: AccountSettings,
+    #[serde(default)]
     pub logout: LogoutSettings,
     #[serde(default)]
     pub backchannel_logout: BackchannelLogoutSettings,

@@ -442,3 +442,46 @@ pub enum MfaMode {
     /// after the password.
     Required,
 }
+
+/// The account page (`/account`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountSettings {
+    /// The profile claims (OIDC Core section 5.1) a person may change on their own account
+    /// page. Only these can be listed (`EDITABLE_CLAIMS`): an email or a phone number would
+    /// need checking before it is `_verified`, and `preferred_username` is the login name.
+    pub editable_claims: Vec<String>,
+}
+
+/// Claims a person may be allowed to edit.
+pub const EDITABLE_CLAIMS: &[&str] = &[
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+];
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            editable_claims: [
+                "name",
+                "given_name",
+                "family_name",
+                "nickname",
+                "locale",
+                "zoneinfo",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    }
+}

@@ -7,7 +7,7 @@ use url::Url;
 
 use super::problem::{Problem, error, warning};
 use super::values::is_loopback;
-use super::{ClientConfig, Config, Theme};
+use super::{ClientConfig, Config, EDITABLE_CLAIMS, Theme};
 use crate::oauth::scope::is_scope_token;
 use crate::oauth::types::{GrantType, TokenEndpointAuthMethod};
 
@@ -28,6 +28,17 @@ impl Config {
             ));
         }
         self.theme.validate(&mut out);
+        for (i, c) in self.account.editable_claims.iter().enumerate() {
+            if !EDITABLE_CLAIMS.contains(&c.as_str()) {
+                out.push(error(
+                    &format!("account.editable_claims[{i}]"),
+                    format!(
+                        "`{c}` cannot be edited by its owner; these can: {}",
+                        EDITABLE_CLAIMS.join(", ")
+                    ),
+                ));
+            }
+        }
         if let Some(m) = self.metrics.bind
             && same_socket(self.bind, m)
         {

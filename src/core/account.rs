@@ -8,7 +8,7 @@ use crate::core::Core;
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
 use crate::crypto::password::HashError;
-use crate::model::{Session, Source, User};
+use crate::model::{Session, Source, User, UserClaims};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::store::AppRemoval;
 
@@ -139,15 +139,18 @@ pub async fn end_other_sessions(
             ended += 1;
         }
     }
-    audit(
-        core,
-        AuditKind::OtherSessionsEnded,
-        Some(&user.id),
-        None,
-        Some(ip),
-        now,
-    )
-    .await;
+    // Only when something ended: pressing the button again and again writes nothing.
+    if ended > 0 {
+        audit(
+            core,
+            AuditKind::OtherSessionsEnded,
+            Some(&user.id),
+            None,
+            Some(ip),
+            now,
+        )
+        .await;
+    }
     Ok(ended)
 }
 
@@ -278,6 +281,140 @@ pub async fn set_password(
 /// second; the person who just typed the new password authenticated after the change.
 pub fn after_revocation(revoked_at: i64) -> i64 {
     revoked_at + 1
+}
+
+/// Why a profile edit was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileRefusal {
+    /// The account comes from the config file, whose `[users]` entry owns its claims.
+    ConfigUser,
+    /// A value is not of its claim's type; the claim's name and what it must be.
+    Invalid(&'static str, &'static str),
+}
+
+/// How long a profile value may be: names and URLs fit easily, and a user cannot grow their
+/// row (and every ID token) without bound.
+pub const MAX_CLAIM_LEN: usize = 256;
+
+/// Whether `value` has the type OIDC Core section 5.1 gives `claim`: URLs for `profile`,
+/// `picture` and `website`, `YYYY` or `YYYY-MM-DD` for `birthdate`, plain text otherwise.
+fn claim_value_ok(claim: &str, value: &str) -> Result<(), &'static str> {
+    if value.chars().count() > MAX_CLAIM_LEN {
+        return Err("at most 256 characters");
+    }
+    if value.chars().any(char::is_control) {
+        return Err("one line of text");
+    }
+    match claim {
+        "profile" | "picture" | "website" => match url::Url::parse(value) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") => Ok(()),
+            _ => Err("an http or https URL"),
+        },
+        "birthdate" => {
+            let ok = match value.len() {
+                4 => value.bytes().all(|b| b.is_ascii_digit()),
+                10 => value.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                }),
+                _ => false,
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err("YYYY or YYYY-MM-DD")
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The slot of one editable claim in `UserClaims`.
+fn claim_slot<'a>(c: &'a mut UserClaims, claim: &str) -> Option<&'a mut Option<String>> {
+    Some(match claim {
+        "name" => &mut c.name,
+        "given_name" => &mut c.given_name,
+        "family_name" => &mut c.family_name,
+        "middle_name" => &mut c.middle_name,
+        "nickname" => &mut c.nickname,
+        "profile" => &mut c.profile,
+        "picture" => &mut c.picture,
+        "website" => &mut c.website,
+        "gender" => &mut c.gender,
+        "birthdate" => &mut c.birthdate,
+        "zoneinfo" => &mut c.zoneinfo,
+        "locale" => &mut c.locale,
+        _ => return None,
+    })
+}
+
+/// The editable claims, in config order, with the user's current values.
+pub fn editable_claims(core: &Core, user: &User) -> Vec<(String, String)> {
+    let mut claims = user.claims.clone();
+    core.config
+        .account
+        .editable_claims
+        .iter()
+        .filter_map(|name| {
+            let value = claim_slot(&mut claims, name)?.clone().unwrap_or_default();
+            Some((name.clone(), value))
+        })
+        .collect()
+}
+
+/// Set the editable claims the form carries (`value(name)`); an empty value removes the
+/// claim. Claims the config does not make editable are never touched, whatever the form
+/// sends. True when something changed.
+pub async fn update_profile(
+    core: &Core,
+    user: &User,
+    value: impl Fn(&str) -> Option<String>,
+    ip: IpAddr,
+    now: i64,
+) -> OAuthResult<Result<bool, ProfileRefusal>> {
+    if user.source == Source::Config {
+        return Ok(Err(ProfileRefusal::ConfigUser));
+    }
+    let mut claims = user.claims.clone();
+    for name in &core.config.account.editable_claims {
+        let Some(typed) = value(name) else { continue };
+        let typed = typed.trim();
+        let Some(slot) = claim_slot(&mut claims, name) else {
+            continue;
+        };
+        if typed.is_empty() {
+            *slot = None;
+            continue;
+        }
+        if let Err(must) = claim_value_ok(name, typed) {
+            let name = crate::config::EDITABLE_CLAIMS
+                .iter()
+                .find(|c| **c == name.as_str())
+                .copied()
+                .unwrap_or("claim");
+            return Ok(Err(ProfileRefusal::Invalid(name, must)));
+        }
+        *slot = Some(typed.to_owned());
+    }
+    if claims == user.claims {
+        return Ok(Ok(false));
+    }
+    if !core.store.set_user_claims(&user.id, &claims, now).await? {
+        return Ok(Err(ProfileRefusal::ConfigUser));
+    }
+    audit(
+        core,
+        AuditKind::ProfileUpdated,
+        Some(&user.id),
+        None,
+        Some(ip),
+        now,
+    )
+    .await;
+    Ok(Ok(true))
 }
 
 #[cfg(test)]
@@ -582,5 +719,60 @@ mod tests {
         assert!(live(this.id_hash.clone()).await);
         assert!(!live(third.id_hash.clone()).await);
         assert!(live(carols.id_hash.clone()).await, "carol's session");
+    }
+
+    #[tokio::test]
+    async fn only_editable_claims_change_and_each_is_checked() {
+        let f = Fixture::new().await;
+        let carol = carol(&f).await;
+        let form = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let changed = update_profile(
+            &f.core,
+            &carol,
+            form(&[
+                ("name", "  Carol Q. "),
+                ("email", "evil@example.com"),
+                ("nickname", ""),
+            ]),
+            IP,
+            NOW,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(changed, Ok(true));
+        let stored = f.user("carol").await;
+        assert_eq!(stored.claims.name.as_deref(), Some("Carol Q."));
+        // Not editable: untouched, whatever the form said.
+        assert_eq!(stored.claims.email, carol.claims.email);
+        let bad = update_profile(&f.core, &stored, form(&[("locale", "a\nb")]), IP, NOW).await;
+        assert!(
+            matches!(bad, Ok(Err(ProfileRefusal::Invalid("locale", _)))),
+            "{bad:?}"
+        );
+        // The same values again change nothing.
+        let same = update_profile(&f.core, &stored, form(&[("name", "Carol Q.")]), IP, NOW).await;
+        assert_eq!(same.ok(), Some(Ok(false)));
+        // A config user's claims follow the file.
+        let alice = f.user("alice").await;
+        let refused = update_profile(&f.core, &alice, form(&[("name", "A")]), IP, NOW).await;
+        assert_eq!(refused.ok(), Some(Err(ProfileRefusal::ConfigUser)));
+    }
+
+    #[test]
+    fn claim_values_have_their_types() {
+        assert!(claim_value_ok("website", "https://example.com/me").is_ok());
+        assert!(claim_value_ok("website", "javascript:alert(1)").is_err());
+        assert!(claim_value_ok("birthdate", "1980").is_ok());
+        assert!(claim_value_ok("birthdate", "1980-02-29").is_ok());
+        assert!(claim_value_ok("birthdate", "80-02-29").is_err());
+        assert!(claim_value_ok("name", &"x".repeat(MAX_CLAIM_LEN + 1)).is_err());
+        assert!(claim_value_ok("name", "Zoë O'Brien").is_ok());
     }
 }

@@ -24,6 +24,8 @@ pub enum AuditKind {
     /// A right password for an account that signs in with a second factor: the code is
     /// asked next (or, at the password grant, which cannot ask, the sign-in is refused).
     PasswordAccepted,
+    /// A person changed their own profile claims on the account page.
+    ProfileUpdated,
     /// An authenticator app was set up (its first code confirmed).
     MfaEnrolled,
     /// A second factor was removed, by the user or by an admin's reset.
@@ -56,6 +58,7 @@ impl AuditKind {
             AuditKind::DeviceDenied => "device.denied",
             AuditKind::Logout => "logout",
             AuditKind::PasswordAccepted => "login.password_accepted",
+            AuditKind::ProfileUpdated => "profile.updated",
             AuditKind::MfaEnrolled => "mfa.enrolled",
             AuditKind::MfaRemoved => "mfa.removed",
             AuditKind::MfaFailure => "mfa.failure",

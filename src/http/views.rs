@@ -203,6 +203,43 @@ pub struct AccountPage<'a> {
     /// False for an account the config file owns.
     pub password_changeable: bool,
     pub min_password_len: usize,
+    /// The claims the config lets the person edit, with their values.
+    pub profile: Vec<ProfileLine>,
+}
+
+/// One editable profile claim.
+pub struct ProfileLine {
+    pub claim: String,
+    pub label: &'static str,
+    pub value: String,
+    /// The input type (`url` for the URL claims, `text` otherwise).
+    pub input: &'static str,
+}
+
+impl ProfileLine {
+    pub fn new(claim: String, value: String) -> Self {
+        let (label, input) = match claim.as_str() {
+            "name" => ("Full name", "text"),
+            "given_name" => ("Given name", "text"),
+            "family_name" => ("Family name", "text"),
+            "middle_name" => ("Middle name", "text"),
+            "nickname" => ("Nickname", "text"),
+            "profile" => ("Profile page", "url"),
+            "picture" => ("Picture (a link to an image)", "url"),
+            "website" => ("Website", "url"),
+            "gender" => ("Gender", "text"),
+            "birthdate" => ("Birth date (YYYY-MM-DD, or just the year)", "text"),
+            "zoneinfo" => ("Time zone (e.g. Europe/Paris)", "text"),
+            "locale" => ("Language (e.g. en-GB)", "text"),
+            _ => ("", "text"),
+        };
+        ProfileLine {
+            claim,
+            label,
+            value,
+            input,
+        }
+    }
 }
 
 #[derive(Template)]

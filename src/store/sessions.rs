@@ -42,6 +42,10 @@ pub struct AppRemoval {
     pub grants: u64,
 }
 
+/// How many sessions or apps the account page lists: a page stays small however many a
+/// user has (the rest are still signed out by "all other sessions").
+pub const MAX_LISTED: i64 = 50;
+
 impl Store {
     pub async fn insert_session(&self, s: &Session) -> DbResult<()> {
         sqlx::query(
@@ -151,7 +155,8 @@ impl Store {
         Ok(Some(sid))
     }
 
-    /// Every live session of `user_id`, by the rule of [`Store::get_session`]: not ended,
+    /// Every live session of `user_id` (the `MAX_LISTED` most recently seen), by the rule
+    /// of [`Store::get_session`]: not ended,
     /// within its absolute lifetime, not idle longer than `idle_ttl`, and begun after the
     /// user's last revocation. Most recently seen first. Reads only: nothing is touched.
     pub async fn live_sessions(
@@ -164,11 +169,12 @@ impl Store {
             "SELECT {SESSION_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.user_id = $1 AND s.ended_at IS NULL AND s.expires_at > $2
                AND s.last_seen_at > $3 AND s.auth_time > u.tokens_revoked_at
-             ORDER BY s.last_seen_at DESC, s.created_at DESC, s.sid"
+             ORDER BY s.last_seen_at DESC, s.created_at DESC, s.sid LIMIT $4"
         )))
         .bind(user_id)
         .bind(now)
         .bind(now - idle_ttl)
+        .bind(MAX_LISTED)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(session_from_row).collect()
@@ -276,13 +282,15 @@ impl Store {
         .await?;
         Ok(())
     }
-    /// Every client `user_id` has consented to, most recently updated first.
+    /// The clients `user_id` has consented to (the `MAX_LISTED` most recent), most recently
+    /// updated first.
     pub async fn consents(&self, user_id: &str) -> DbResult<Vec<Consent>> {
         let rows = sqlx::query(
             "SELECT client_id, scopes, updated_at FROM consents WHERE user_id = $1
-             ORDER BY updated_at DESC, client_id",
+             ORDER BY updated_at DESC, client_id LIMIT $2",
         )
         .bind(user_id)
+        .bind(MAX_LISTED)
         .fetch_all(self.pool())
         .await?;
         rows.iter()

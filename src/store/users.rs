@@ -223,6 +223,21 @@ impl Store {
         Ok(())
     }
 
+    /// Replace the claims of user `id` (a person editing their own profile). Only CLI users:
+    /// a config user's claims follow the file.
+    pub async fn set_user_claims(&self, id: &str, claims: &UserClaims, now: i64) -> DbResult<bool> {
+        let json = serde_json::to_string(claims).map_err(encode_err)?;
+        let done = sqlx::query(
+            "UPDATE users SET claims = $2, updated_at = $3 WHERE id = $1 AND source = 'cli'",
+        )
+        .bind(id)
+        .bind(json)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Disable (revoking everything the user held, in the same transaction) or enable user
     /// `id`. Enabling brings nothing back: what was revoked stays revoked.
     pub async fn set_user_disabled(&self, id: &str, disabled: bool, now: i64) -> DbResult<()> {

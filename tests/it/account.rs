@@ -578,7 +578,77 @@ async fn the_forms_need_this_sessions_csrf_value(b: Backend) {
     assert_eq!(still.status, 303, "{}", still.body);
 }
 
+/// A person edits the profile claims the config allows, and an app's next ID token carries
+/// them; a claim the config does not allow is never changed, whatever the form sends.
+async fn a_person_edits_their_own_profile(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    add_carol(&app).await;
+    let carol = browser_client();
+    sign_in(&app, &carol, "carol").await;
+    let page = account(&app, &carol).await;
+    assert!(page.contains("<h2>Profile</h2>"), "{page}");
+    assert!(page.contains("name=\"given_name\""), "{page}");
+    assert!(!page.contains("name=\"email\""), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let saved = post(
+        &app,
+        &carol,
+        "/account/profile",
+        &[
+            ("csrf", &csrf),
+            ("name", "Carol Example"),
+            ("given_name", "Carol"),
+            ("email", "carol@evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/account?notice=profile-saved")
+    );
+    let stored = app
+        .state
+        .core
+        .store
+        .find_user_by_login("carol")
+        .await
+        .expect("store")
+        .expect("carol");
+    assert_eq!(stored.claims.name.as_deref(), Some("Carol Example"));
+    assert_eq!(stored.claims.given_name.as_deref(), Some("Carol"));
+    assert_eq!(stored.claims.email, None);
+    // A value of the wrong type is refused with the reason, and nothing is stored.
+    let bad = post(
+        &app,
+        &carol,
+        "/account/profile",
+        &[("csrf", &csrf), ("zoneinfo", "Europe/\u{7}Paris")],
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("Time zone"), "{}", bad.body);
+    let kinds = app.state.core.store.audit_kinds(100).await.expect("audit");
+    assert_eq!(kinds.iter().filter(|k| *k == "profile.updated").count(), 1);
+    // alice comes from the config file: no form, and a forged post changes nothing.
+    let alice = browser_client();
+    sign_in(&app, &alice, "alice").await;
+    let page = account(&app, &alice).await;
+    assert!(page.contains("managed by the server"), "{page}");
+    let refused = post(
+        &app,
+        &alice,
+        "/account/profile",
+        &[("csrf", &hidden(&page, "csrf")), ("name", "Mallory")],
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+}
+
 crate::both_stores!(
+    a_person_edits_their_own_profile,
     sessions_are_listed_with_their_browsers,
     signing_out_all_others_keeps_this_browser,
     signing_out_one_session_and_not_someone_elses,

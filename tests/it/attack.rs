@@ -644,6 +644,10 @@ async fn a_full_hashing_queue_answers_busy(b: Backend) {
         // so the one thread and the one queue slot stay taken while the test looks.
         c.login.argon2_iterations = 1000;
         c.login.hash_priority = latchkey::config::HashPriority::Normal;
+        // On a loaded machine the wait below can be long: the fillers' requests must not
+        // time out (which drops their queued checks) before the test has looked.
+        c.limits.request_timeout_seconds = 300;
+        c.limits.idle_timeout_seconds = 400;
     })
     .await
     else {

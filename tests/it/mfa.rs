@@ -1312,7 +1312,30 @@ async fn a_removed_user_leaves_no_second_factor_behind(b: Backend) {
     assert!(after.is_empty(), "{after:?}");
 }
 
+async fn a_session_from_before_the_app_gives_the_code_on_the_account_page(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let old = browser_client();
+    assert_eq!(account_sign_in(&app, &old).await.status, 303);
+    let secret = enrol(&app, &browser_client()).await;
+    // The old session's page asks for the code; its forms do nothing meanwhile.
+    let asked = get(&app, &old, "/account").await;
+    assert!(
+        asked.body.contains("action=\"/account/login/factor\""),
+        "{}",
+        asked.body
+    );
+    assert!(!asked.body.contains("<h2>Sessions</h2>"), "{}", asked.body);
+    app.clock.advance(30);
+    let done = send_code(&app, &old, &asked, &code_at(&secret, app.clock.now())).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = get(&app, &old, "/account").await;
+    assert!(page.body.contains("<h2>Sessions</h2>"), "{}", page.body);
+}
+
 crate::both_stores!(
+    a_session_from_before_the_app_gives_the_code_on_the_account_page,
     setup_and_pending_sign_ins_are_bounded_per_account,
     a_removed_user_leaves_no_second_factor_behind,
     acr_values_step_up_the_session_in_place,
