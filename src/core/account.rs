@@ -100,10 +100,13 @@ pub async fn end_session(
     if sid == current.sid {
         return Ok(EndOne::ThisSession);
     }
-    let Some(id_hash) = core.store.session_of_user(&user.id, sid).await? else {
-        return Ok(EndOne::Gone);
-    };
-    if core.store.end_session(&id_hash, now, true).await?.is_none() {
+    // By sid and owner in one statement: a session stepping up meanwhile keeps its sid.
+    if core
+        .store
+        .end_session_of_user(&user.id, sid, now)
+        .await?
+        .is_none()
+    {
         return Ok(EndOne::Gone);
     }
     audit(
@@ -128,14 +131,15 @@ pub async fn end_other_sessions(
     now: i64,
 ) -> OAuthResult<u64> {
     let mut ended = 0;
-    for id_hash in core
-        .store
-        .other_sessions(&user.id, &current.id_hash)
-        .await?
-    {
+    for sid in core.store.other_sessions(&user.id, &current.sid).await? {
         // One transaction per session, as a logout does: a failure part-way leaves the
         // sessions already ended ended, and pressing the button again finishes the rest.
-        if core.store.end_session(&id_hash, now, true).await?.is_some() {
+        if core
+            .store
+            .end_session_of_user(&user.id, &sid, now)
+            .await?
+            .is_some()
+        {
             ended += 1;
         }
     }

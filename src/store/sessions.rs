@@ -136,12 +136,39 @@ impl Store {
         now: i64,
         revoke_grants: bool,
     ) -> DbResult<Option<String>> {
+        let end = sqlx::query(
+            "UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL RETURNING sid",
+        )
+        .bind(id_hash)
+        .bind(now);
+        self.end_session_where(end, now, revoke_grants).await
+    }
+
+    /// [`Store::end_session`] for the session of `user_id` whose public `sid` is `sid`: by
+    /// its sid, which a step-up (`elevate_session`) does not change, where its id does.
+    pub async fn end_session_of_user(
+        &self,
+        user_id: &str,
+        sid: &str,
+        now: i64,
+    ) -> DbResult<Option<String>> {
+        let end = sqlx::query(
+            "UPDATE sessions SET ended_at = $3 WHERE sid = $1 AND user_id = $2 AND ended_at IS NULL RETURNING sid",
+        )
+        .bind(sid)
+        .bind(user_id)
+        .bind(now);
+        self.end_session_where(end, now, true).await
+    }
+
+    async fn end_session_where(
+        &self,
+        end: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        now: i64,
+        revoke_grants: bool,
+    ) -> DbResult<Option<String>> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL RETURNING sid")
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = end.fetch_optional(&mut *tx).await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -180,31 +207,18 @@ impl Store {
         rows.iter().map(session_from_row).collect()
     }
 
-    /// The store key of the session whose public `sid` is `sid`, if it belongs to `user_id`
-    /// and has not ended: a sid alone names no session of anyone else.
-    pub async fn session_of_user(&self, user_id: &str, sid: &str) -> DbResult<Option<String>> {
-        let row = sqlx::query(
-            "SELECT id_hash FROM sessions WHERE sid = $1 AND user_id = $2 AND ended_at IS NULL",
-        )
-        .bind(sid)
-        .bind(user_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| r.try_get("id_hash")).transpose()?)
-    }
-
-    /// The store keys of every session of `user_id` not yet ended, but `keep`.
-    pub async fn other_sessions(&self, user_id: &str, keep: &str) -> DbResult<Vec<String>> {
+    /// The sids of every session of `user_id` not yet ended, but `keep_sid`.
+    pub async fn other_sessions(&self, user_id: &str, keep_sid: &str) -> DbResult<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT id_hash FROM sessions WHERE user_id = $1 AND id_hash <> $2 AND ended_at IS NULL",
+            "SELECT sid FROM sessions WHERE user_id = $1 AND sid <> $2 AND ended_at IS NULL",
         )
         .bind(user_id)
-        .bind(keep)
+        .bind(keep_sid)
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .iter()
-            .map(|r| r.try_get("id_hash"))
+            .map(|r| r.try_get("sid"))
             .collect::<Result<_, _>>()?)
     }
 

@@ -572,8 +572,25 @@ async fn the_forms_need_this_sessions_csrf_value(b: Backend) {
             assert_eq!(r.status, 403, "{path}: {}", r.body);
         }
     }
+    // The same browser's own value for a form bound to nothing (its login form, from
+    // before it signed in) is refused too: the binding to the session is what is checked,
+    // not only the cookie.
+    let fresh = browser_client();
+    let login_form = get(&app, &fresh, "/account").await;
+    let unbound = hidden(&login_form.body, "csrf");
+    sign_in(&app, &fresh, "carol").await;
+    for (path, form) in [
+        ("/account/sessions/end-others", vec![]),
+        ("/account/apps/remove", vec![("client_id", "web")]),
+        ("/account/profile", vec![("name", "Mallory")]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", unbound.as_str()));
+        let r = post(&app, &fresh, path, &form).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
     assert!(signed_in(&app, &there).await);
-    assert_eq!(sids(&app, "carol").await.len(), 2);
+    assert_eq!(sids(&app, "carol").await.len(), 3);
     let still = try_sign_in(&app, &browser_client(), "carol", PASSWORD).await;
     assert_eq!(still.status, 303, "{}", still.body);
 }
