@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use crate::config::MfaMode;
 use crate::core::Core;
 use crate::core::attempts::{Attempt, Guard, OnSuccess, Refusal, ThrottleKey, address_key};
+use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{throttle_policy, wait_words};
 use crate::crypto::recovery;
 use crate::crypto::secret::{hash_token, new_token};
@@ -144,9 +145,10 @@ pub async fn check_code(
     core: &Core,
     user: &User,
     code: &str,
-    ip: IpAddr,
+    at: Where<'_>,
     now: i64,
 ) -> OAuthResult<Result<Used, FactorFailure>> {
+    let ip = at.ip;
     let recovery_code = recovery::normalize(code);
     if recovery_code.is_none() && !TotpSecret::well_formed(code) {
         // Not a code of either kind: no guess was made, nothing is counted.
@@ -170,7 +172,35 @@ pub async fn check_code(
         Ok(Some(core.store.accept_totp_step(&row.id, step, now).await?))
     })
     .await?;
-    Ok(checked.map(|()| used))
+    let outcome = checked.map(|()| used);
+    match outcome {
+        Ok(Used::RecoveryCode) => at.audit(core, AuditKind::RecoveryCodeUsed, user, now).await,
+        Err(f) if f.was_checked() => at.audit(core, AuditKind::MfaFailure, user, now).await,
+        _ => {}
+    }
+    Ok(outcome)
+}
+
+/// Where a code was typed, for the throttle and the audit log: the client address, and the
+/// app the sign-in is for, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Where<'a> {
+    pub ip: IpAddr,
+    pub client_id: Option<&'a str>,
+}
+
+impl Where<'_> {
+    async fn audit(self, core: &Core, kind: AuditKind, user: &User, now: i64) {
+        audit(
+            core,
+            kind,
+            Some(&user.id),
+            self.client_id,
+            Some(self.ip),
+            now,
+        )
+        .await;
+    }
 }
 
 /// How many recovery codes a set has.
@@ -356,6 +386,23 @@ pub async fn confirm_totp(
     user: &User,
     factor_id: &str,
     code: &str,
+    at: Where<'_>,
+    now: i64,
+) -> OAuthResult<Result<(), FactorFailure>> {
+    let outcome = confirm(core, user, factor_id, code, at.ip, now).await?;
+    match outcome {
+        Ok(()) => at.audit(core, AuditKind::MfaEnrolled, user, now).await,
+        Err(f) if f.was_checked() => at.audit(core, AuditKind::MfaFailure, user, now).await,
+        Err(_) => {}
+    }
+    Ok(outcome)
+}
+
+async fn confirm(
+    core: &Core,
+    user: &User,
+    factor_id: &str,
+    code: &str,
     ip: IpAddr,
     now: i64,
 ) -> OAuthResult<Result<(), FactorFailure>> {
@@ -510,7 +557,10 @@ mod tests {
     use crate::crypto::totp::STEP_SECONDS;
     use crate::testing::{Fixture, NOW};
 
-    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9));
+    const AT: Where<'static> = Where {
+        ip: IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9)),
+        client_id: None,
+    };
 
     async fn enrolled(f: &Fixture) -> (User, TotpSecret) {
         let alice = f.user("alice").await;
@@ -519,7 +569,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e:?}"))
             .unwrap_or_else(|| panic!("alice has no app yet"));
         let code = e.secret.code_at(NOW / STEP_SECONDS);
-        let done = confirm_totp(&f.core, &alice, &e.factor_id, &code, IP, NOW)
+        let done = confirm_totp(&f.core, &alice, &e.factor_id, &code, AT, NOW)
             .await
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(done, Ok(()));
@@ -527,7 +577,7 @@ mod tests {
     }
 
     async fn check(f: &Fixture, user: &User, code: &str, now: i64) -> Result<(), FactorFailure> {
-        check_code(&f.core, user, code, IP, now)
+        check_code(&f.core, user, code, AT, now)
             .await
             .unwrap_or_else(|e| panic!("{e:?}"))
             .map(|used| assert_eq!(used, Used::App))
@@ -597,7 +647,7 @@ mod tests {
         let confirm = |code: String, now: i64| {
             let (core, alice, id) = (f.core.clone(), alice.clone(), e.factor_id.clone());
             async move {
-                confirm_totp(&core, &alice, &id, &code, IP, now)
+                confirm_totp(&core, &alice, &id, &code, AT, now)
                     .await
                     .unwrap_or_else(|e| panic!("{e:?}"))
             }
@@ -622,7 +672,7 @@ mod tests {
         // Another user cannot confirm alice's enrolment.
         let bob = f.user("bob").await;
         let code = e.secret.code_at(NOW / STEP_SECONDS);
-        let r = confirm_totp(&f.core, &bob, &e.factor_id, &code, IP, NOW).await;
+        let r = confirm_totp(&f.core, &bob, &e.factor_id, &code, AT, NOW).await;
         assert_eq!(r.ok(), Some(Err(FactorFailure::Gone)));
         assert_eq!(
             confirm(e.secret.code_at(NOW / STEP_SECONDS), NOW).await,
@@ -692,7 +742,7 @@ mod tests {
         let use_code = |code: String| {
             let (core, alice) = (f.core.clone(), alice.clone());
             async move {
-                check_code(&core, &alice, &code, IP, NOW + 1)
+                check_code(&core, &alice, &code, AT, NOW + 1)
                     .await
                     .unwrap_or_else(|e| panic!("{e:?}"))
             }

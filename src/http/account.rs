@@ -11,7 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::core::account::{self, EndOne, MIN_PASSWORD_LEN, PasswordRefusal, after_revocation};
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
-use crate::core::mfa::{self, Enrolment, FactorFailure, Used};
+use crate::core::mfa::{self, Enrolment, FactorFailure};
 use crate::crypto::totp::qr_data_uri;
 use crate::model::{PendingPurpose, Session, Source, User};
 use crate::oauth::acr::Level;
@@ -22,7 +22,7 @@ use crate::state::AppState;
 use super::client_ip::Browser;
 use super::pages::{
     Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
-    login_page, parse_form, sign_in,
+    login_page, parse_form, refused_code, sign_in,
 };
 use super::respond::page;
 use super::session::{self, Bind, SignedIn};
@@ -425,21 +425,11 @@ pub async fn confirm_totp(
     let factor = form.get("factor").unwrap_or_default();
     let code = form.get("code").unwrap_or_default();
     let now = state.now();
-    let ip = Some(browser.ip);
-    match mfa::confirm_totp(&state.core, &user, factor, code, browser.ip, now)
+    match mfa::confirm_totp(&state.core, &user, factor, code, browser.at(None), now)
         .await
         .or_page(&state)?
     {
         Ok(()) => {
-            audit(
-                &state.core,
-                AuditKind::MfaEnrolled,
-                Some(&user.id),
-                None,
-                ip,
-                now,
-            )
-            .await;
             // This browser just proved it holds the factor: its session counts as two-factor
             // from now on (in place, under a new cookie), while every other session of the
             // user gives the factor at its next sign-in (`mfa::shortfall`).
@@ -461,35 +451,14 @@ pub async fn confirm_totp(
         }
         Err(FactorFailure::Gone) => Ok(back("expired")),
         Err(failed) => {
-            if failed.was_checked() {
-                audit(
-                    &state.core,
-                    AuditKind::MfaFailure,
-                    Some(&user.id),
-                    None,
-                    ip,
-                    now,
-                )
-                .await;
-            }
             let Some(e) = mfa::enrolment(&state.core, &user, factor, now)
                 .await
                 .or_page(&state)?
             else {
                 return Ok(back("expired"));
             };
-            let status = match failed {
-                FactorFailure::Wrong | FactorFailure::Malformed => StatusCode::BAD_REQUEST,
-                _ => StatusCode::TOO_MANY_REQUESTS,
-            };
-            enrol_page(
-                &state,
-                jar,
-                &user,
-                &e,
-                &ACCOUNT_ENROL,
-                Some((status, failed.page_message(now))),
-            )
+            let problem = Some(refused_code(failed, StatusCode::BAD_REQUEST, now));
+            enrol_page(&state, jar, &user, &e, &ACCOUNT_ENROL, problem)
         }
     }
 }
@@ -546,43 +515,14 @@ async fn code_again(
     browser: &Browser,
 ) -> Result<Result<(), Response>, PageError> {
     let now = state.now();
-    let ip = Some(browser.ip);
-    match mfa::check_code(&state.core, user, code, browser.ip, now)
+    match mfa::check_code(&state.core, user, code, browser.at(None), now)
         .await
         .or_page(state)?
     {
-        Ok(used) => {
-            if used == Used::RecoveryCode {
-                audit(
-                    &state.core,
-                    AuditKind::RecoveryCodeUsed,
-                    Some(&user.id),
-                    None,
-                    ip,
-                    now,
-                )
-                .await;
-            }
-            Ok(Ok(()))
-        }
+        Ok(_) => Ok(Ok(())),
         Err(FactorFailure::Gone) => Ok(Err(back("removed"))),
         Err(failed) => {
-            if failed.was_checked() {
-                audit(
-                    &state.core,
-                    AuditKind::MfaFailure,
-                    Some(&user.id),
-                    None,
-                    ip,
-                    now,
-                )
-                .await;
-            }
-            let status = match failed {
-                FactorFailure::Wrong | FactorFailure::Malformed => StatusCode::BAD_REQUEST,
-                _ => StatusCode::TOO_MANY_REQUESTS,
-            };
-            let problem = Some((status, failed.page_message(now)));
+            let problem = Some(refused_code(failed, StatusCode::BAD_REQUEST, now));
             Ok(Err(account_page(state, jar, s, user, None, problem).await?))
         }
     }

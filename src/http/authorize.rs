@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
-use crate::core::audit::{AuditKind, audit};
 use crate::core::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::core::consent::{self, Answered, Pending};
 use crate::core::mfa::{self, FactorFailure};
@@ -22,7 +21,7 @@ use super::account::{EnrolForm, codes_page, enrol_page};
 use super::client_ip::{Browser, ClientIp};
 use super::pages::{
     Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
-    login_page, parse_form, sign_in,
+    login_page, parse_form, refused_code, sign_in,
 };
 use super::respond::{deliver, deliver_error, deliver_result, page};
 use super::session::{self, Bind};
@@ -399,21 +398,18 @@ pub async fn login_enrol(
     }
     let factor = form.get("factor").unwrap_or_default();
     let code = form.get("code").unwrap_or_default();
-    let ip = Some(browser.ip);
-    match mfa::confirm_totp(&state.core, &user, factor, code, browser.ip, now)
-        .await
-        .or_page(&state)?
+    match mfa::confirm_totp(
+        &state.core,
+        &user,
+        factor,
+        code,
+        browser.at(Some(&pending.client.id)),
+        now,
+    )
+    .await
+    .or_page(&state)?
     {
         Ok(()) => {
-            audit(
-                &state.core,
-                AuditKind::MfaEnrolled,
-                Some(&user.id),
-                Some(&pending.client.id),
-                ip,
-                now,
-            )
-            .await;
             let amr = mfa::with_second_factor(&s.amr);
             let Some((jar, _)) = session::elevate(&state, jar, &s, amr)
                 .await
@@ -433,28 +429,13 @@ pub async fn login_enrol(
         }
         Err(FactorFailure::Gone) => enrol_in_flow(&state, jar, &user, &pending.id, None).await,
         Err(failed) => {
-            if failed.was_checked() {
-                audit(
-                    &state.core,
-                    AuditKind::MfaFailure,
-                    Some(&user.id),
-                    Some(&pending.client.id),
-                    ip,
-                    now,
-                )
-                .await;
-            }
             let Some(e) = mfa::enrolment(&state.core, &user, factor, now)
                 .await
                 .or_page(&state)?
             else {
                 return enrol_in_flow(&state, jar, &user, &pending.id, None).await;
             };
-            let status = match failed {
-                FactorFailure::Wrong | FactorFailure::Malformed => StatusCode::BAD_REQUEST,
-                _ => StatusCode::TOO_MANY_REQUESTS,
-            };
-            let problem = Some((status, failed.page_message(now)));
+            let problem = Some(refused_code(failed, StatusCode::BAD_REQUEST, now));
             enrol_form_page(&state, jar, &user, &e, &pending.id, problem)
         }
     }

@@ -50,6 +50,16 @@ pub struct Browser {
     pub user_agent: Option<String>,
 }
 
+impl Browser {
+    /// Where a second-factor code was typed, for the app `client_id` if any.
+    pub fn at<'a>(&self, client_id: Option<&'a str>) -> crate::core::mfa::Where<'a> {
+        crate::core::mfa::Where {
+            ip: self.ip,
+            client_id,
+        }
+    }
+}
+
 /// How much of a `User-Agent` a session keeps: enough to name the browser and system.
 const USER_AGENT_BYTES: usize = 256;
 

@@ -9,7 +9,7 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
-use crate::core::mfa::{self, FactorFailure, Used};
+use crate::core::mfa::{self, FactorFailure};
 use crate::crypto::secret::hash_token;
 use crate::model::{PendingLogin, PendingPurpose, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
@@ -302,6 +302,18 @@ pub fn factor_page(
     (jar, r).into_response()
 }
 
+/// The status and words of a page that refused a code: `wrong` for a code that was not
+/// right (401 on a sign-in, 400 on a form of a signed-in page), 429 for a lockout.
+pub fn refused_code(failed: FactorFailure, wrong: StatusCode, now: i64) -> (StatusCode, String) {
+    let status = match failed {
+        FactorFailure::Wrong | FactorFailure::Malformed | FactorFailure::Gone => wrong,
+        FactorFailure::Locked { .. } | FactorFailure::Waiting { .. } | FactorFailure::InFlight => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+    };
+    (status, failed.page_message(now))
+}
+
 /// What a posted second-factor form came to.
 pub enum FactorStep {
     /// The code was right: a new session, and the pending sign-in it finished.
@@ -343,40 +355,14 @@ pub async fn factor_step(
     let code = form.get("code").unwrap_or_default();
     let ip = browser.ip;
     let client_id = None;
-    match mfa::check_code(&state.core, &user, code, ip, now)
+    match mfa::check_code(&state.core, &user, code, browser.at(client_id), now)
         .await
         .or_page(state)?
     {
-        Ok(Used::App) => {}
-        Ok(Used::RecoveryCode) => {
-            audit(
-                &state.core,
-                AuditKind::RecoveryCodeUsed,
-                Some(&user.id),
-                client_id,
-                Some(ip),
-                now,
-            )
-            .await;
-        }
+        Ok(_) => {}
         Err(FactorFailure::Gone) => return Err(PageError::expired(state)),
         Err(failed) => {
-            if failed.was_checked() {
-                audit(
-                    &state.core,
-                    AuditKind::MfaFailure,
-                    Some(&user.id),
-                    client_id,
-                    Some(ip),
-                    now,
-                )
-                .await;
-            }
-            let status = match failed {
-                FactorFailure::Wrong | FactorFailure::Malformed => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::TOO_MANY_REQUESTS,
-            };
-            let problem = Some((status, failed.page_message(now)));
+            let problem = Some(refused_code(failed, StatusCode::UNAUTHORIZED, now));
             return Ok(FactorStep::Again(factor_page(
                 state, jar, action, token, hidden, problem,
             )));

@@ -813,7 +813,10 @@ async fn the_master_key_rotates_without_losing_a_signing_key(b: Backend) {
         &alice,
         &enrolment.factor_id,
         &enrolment.secret.code_at(step),
-        std::net::IpAddr::from([127, 0, 0, 1]),
+        latchkey::core::mfa::Where {
+            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            client_id: None,
+        },
         now,
     )
     .await
