@@ -12,7 +12,7 @@ use crate::oauth::redirect::Delivery;
 use crate::oauth::scope::ordered;
 use crate::oauth::types::ScopeSet;
 
-use super::issue::issue;
+use super::issue::issue_checked;
 use super::request::{AuthorizationRequest, MAX_STORED_REQUEST_BYTES};
 
 /// What happens next for a validated request.
@@ -153,7 +153,7 @@ pub async fn proceed(
         return Ok(Next::AlreadyUsed);
     }
     Ok(Next::Deliver(
-        issue(core, req, client, &session, &user, now).await?,
+        issue_checked(core, req, client, &session, &user, now).await?,
     ))
 }
 

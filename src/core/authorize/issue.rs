@@ -19,6 +19,10 @@ use super::request::AuthorizationRequest;
 /// revokes that grant, and with it the front-channel access token too (RFC 6749 §4.1.2).
 /// As in the code flow, nothing else is recorded: the grant family is written when the
 /// code is redeemed for a refresh token.
+///
+/// For a form that continues a request (consent): the session is checked first against what
+/// the request needs, since the decision showed the factor or setup page for a session that
+/// falls short, and a form posted around that page must not issue anyway.
 pub async fn issue(
     core: &Core,
     req: &AuthorizationRequest,
@@ -28,19 +32,28 @@ pub async fn issue(
     now: i64,
 ) -> OAuthResult<Delivery> {
     let ret = req.return_to(core.tokens.issuer());
-    // The decision showed the factor or setup page for a session that falls short; a form
-    // posted around it (consent, a continue) must not issue anyway.
     let requested = Requested::of(req.acr_values.as_deref(), req.claims.as_ref());
     match mfa::shortfall(core, client, &requested, session).await? {
-        Ok(None) => {}
-        Ok(Some(_)) => {
-            return Ok(ret.error(&OAuthError::new(
-                ErrorCode::InteractionRequired,
-                "the request needs a second factor this session has not given",
-            )));
-        }
-        Err(mfa::Unmet) => return Ok(ret.error(&mfa::Unmet.error())),
+        Ok(None) => issue_checked(core, req, client, session, user, now).await,
+        Ok(Some(_)) => Ok(ret.error(&OAuthError::new(
+            ErrorCode::InteractionRequired,
+            "the request needs a second factor this session has not given",
+        ))),
+        Err(mfa::Unmet) => Ok(ret.error(&mfa::Unmet.error())),
     }
+}
+
+/// [`issue`] for the decision (`decide::proceed`), which has just checked the session
+/// against what the request needs: the check is not made a second time on the hot path.
+pub(super) async fn issue_checked(
+    core: &Core,
+    req: &AuthorizationRequest,
+    client: &Client,
+    session: &Session,
+    user: &User,
+    now: i64,
+) -> OAuthResult<Delivery> {
+    let ret = req.return_to(core.tokens.issuer());
     // Back-Channel Logout 1.0 section 2.3: the client is remembered before it gets anything
     // from this session, so a session that ends at any moment after still reaches it.
     if client.settings.backchannel_logout_uri.is_some()
@@ -62,6 +75,7 @@ pub async fn issue(
         req.acr_values.clone(),
     );
     // OIDC Core section 5.5.1.1: with an essential acr, the claim is one of its values.
+    let requested = Requested::of(req.acr_values.as_deref(), req.claims.as_ref());
     grant.acr = Some(
         requested
             .claim(Level::of_amr(&session.amr))
