@@ -204,6 +204,9 @@ pub struct User {
     pub source: Source,
     /// Tokens issued at or before this time are revoked (0: none).
     pub tokens_revoked_at: i64,
+    /// Whether the user has a confirmed second factor: read with the user (one round trip
+    /// for the session and everything the sign-in decision needs).
+    pub has_factor: bool,
 }
 
 impl User {

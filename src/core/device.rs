@@ -253,9 +253,7 @@ pub async fn decide(
     // first, and a form posted around it does not approve.
     if allow
         && let Some(c) = client
-        && mfa::shortfall(core, c, &Requested::Nothing, session)
-            .await?
-            .is_ok_and(|s| s.is_some())
+        && mfa::shortfall(core, c, &Requested::Nothing, session, user).is_ok_and(|s| s.is_some())
     {
         return Ok(Decided::NeedsSecondFactor);
     }

@@ -296,34 +296,33 @@ pub enum Shortfall {
 /// go on (it reached the level, or the level is only preferred and the user has no second
 /// factor to add). Every place that issues from a session asks this, so no form can skip
 /// the step the decision showed.
-pub async fn shortfall(
+pub fn shortfall(
     core: &Core,
     client: &Client,
     requested: &Requested,
     session: &Session,
-) -> OAuthResult<Result<Option<Shortfall>, Unmet>> {
-    let need = match need(core.config.mfa.mode, client, requested) {
-        Ok(n) => n,
-        Err(u) => return Ok(Err(u)),
-    };
+    user: &User,
+) -> Result<Option<Shortfall>, Unmet> {
+    let need = need(core.config.mfa.mode, client, requested)?;
     let reached = Level::of_amr(&session.amr);
-    if reached == Level::MultiFactor {
-        return Ok(Ok(None));
+    if owes_factor(core, session, user) {
+        return Ok(Some(Shortfall::SecondFactor));
     }
-    // A user who has a second factor signs in with it, whatever the request asks: a session
-    // from before it was set up (a password someone else may also know) gives it first.
-    if asks_for_factor(core, &session.user_id).await? {
-        return Ok(Ok(Some(Shortfall::SecondFactor)));
-    }
-    Ok(Ok(
-        (reached < need.level && need.essential).then_some(Shortfall::Enrol)
-    ))
+    Ok((reached < need.level && need.essential).then_some(Shortfall::Enrol))
+}
+
+/// Whether `session` must give its user's second factor before it is used for anything:
+/// it signed in with the password alone and the user has a factor. A session from before
+/// the factor was set up (a password someone else may also know made it) gives it first,
+/// whatever the request asks.
+pub fn owes_factor(core: &Core, session: &Session, user: &User) -> bool {
+    Level::of_amr(&session.amr) < Level::MultiFactor && asks_for_factor(core, user)
 }
 
 /// Whether second factors are checked at sign-in for this user: they have one, and the
 /// server has not turned them off.
-pub async fn asks_for_factor(core: &Core, user_id: &str) -> OAuthResult<bool> {
-    Ok(core.config.mfa.mode != MfaMode::Off && core.store.has_factor(user_id).await?)
+pub fn asks_for_factor(core: &Core, user: &User) -> bool {
+    core.config.mfa.mode != MfaMode::Off && user.has_factor
 }
 
 /// An authenticator app being set up: shown until its first code is typed.

@@ -14,7 +14,6 @@ use crate::core::login::{LoginFailure, check_password};
 use crate::core::mfa::{self, Enrolment, FactorFailure};
 use crate::crypto::totp::qr_data_uri;
 use crate::model::{PendingPurpose, Session, Source, User};
-use crate::oauth::acr::Level;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -80,7 +79,7 @@ pub async fn show(
         .find(|(k, _)| k == "notice")
         .and_then(|(_, v)| notice(v));
     match session::current(&state, &jar).await.or_page(&state)? {
-        Some((s, user)) if needs_step_up(&state, &s, &user).await? => {
+        Some((s, user)) if mfa::owes_factor(&state.core, &s, &user) => {
             // A session from before the app was set up: the code first, as at any sign-in.
             let token = mfa::begin_step_up(
                 &state.core,
@@ -97,16 +96,6 @@ pub async fn show(
         Some((s, user)) => account_page(&state, jar, &s, &user, shown, None).await,
         None => Ok(account_login(&state, jar, None)),
     }
-}
-
-/// Whether this session must give the user's second factor before the account page: it
-/// signed in with the password alone and the user has an app now (`mfa::shortfall`'s rule
-/// for issuing, held here too, so a password someone else knows cannot reach the page).
-async fn needs_step_up(state: &AppState, s: &Session, user: &User) -> Result<bool, PageError> {
-    Ok(Level::of_amr(&s.amr) < Level::MultiFactor
-        && mfa::asks_for_factor(&state.core, &user.id)
-            .await
-            .or_page(state)?)
 }
 
 fn account_login(state: &AppState, jar: CookieJar, problem: Option<LoginProblem>) -> Response {
@@ -288,7 +277,7 @@ async fn signed_in_form(
     }
     Ok(match session::current(state, jar).await.or_page(state)? {
         // The page asks for the code first (`show`).
-        Some((s, u)) if needs_step_up(state, &s, &u).await? => {
+        Some((s, u)) if mfa::owes_factor(&state.core, &s, &u) => {
             Err(Redirect::to("/account").into_response())
         }
         Some((s, u)) => Ok((form, s, u)),

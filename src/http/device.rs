@@ -11,7 +11,7 @@ use crate::core::device::{self, CodeProblem, Decided, DeviceAuthorization, displ
 use crate::core::login::wait_words;
 use crate::core::mfa;
 use crate::model::{DeviceRow, PendingPurpose, Session, User};
-use crate::oauth::acr::{Level, Requested};
+use crate::oauth::acr::Requested;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -167,17 +167,14 @@ async fn next_step(
             ),
         ));
     };
-    // Two factors needed (by the server or the client) and this session has one: the second
-    // is added to it first, or, for a user with none, set up on the account page first.
+    // The rule the device decision holds (`mfa::shortfall`): a session that owes its user's
+    // second factor gives it first; a user with none, whom the client requires to have one,
+    // sets one up on the account page first.
     if let Some((s, user)) = &session
-        && let Ok(need) = mfa::need(state.config.mfa.mode, &client, &Requested::Nothing)
-        && Level::of_amr(&s.amr) < need.level
+        && let Ok(Some(short)) = mfa::shortfall(&state.core, &client, &Requested::Nothing, s, user)
     {
-        let shown = display_user_code(&row.user_code);
-        if mfa::asks_for_factor(&state.core, &user.id)
-            .await
-            .or_page(state)?
-        {
+        if short == mfa::Shortfall::SecondFactor {
+            let shown = display_user_code(&row.user_code);
             let token = mfa::begin_step_up(
                 &state.core,
                 user,

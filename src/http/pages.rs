@@ -238,7 +238,7 @@ pub async fn sign_in(
         }
     };
     let user = verified.user;
-    if mfa::asks_for_factor(&state.core, &user.id).await? {
+    if mfa::asks_for_factor(&state.core, &user) {
         let pending = mfa::begin_pending(
             &state.core,
             &user,

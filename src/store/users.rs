@@ -19,6 +19,7 @@ pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
             StoreError::corrupt("user source", format!("unknown source `{source}`"))
         })?,
         tokens_revoked_at: row.try_get("tokens_revoked_at")?,
+        has_factor: row.try_get::<i64, _>("factors")? > 0,
     })
 }
 
@@ -27,7 +28,8 @@ pub(super) fn user_from_row(row: &AnyRow) -> DbResult<User> {
 macro_rules! user_columns {
     () => {
         "u.id, u.username, u.password_hash, u.disabled, u.claims, u.updated_at, u.source, \
-         u.tokens_revoked_at"
+         u.tokens_revoked_at, (SELECT COUNT(*) FROM mfa_factors f \
+         WHERE f.user_id = u.id AND f.confirmed_at IS NOT NULL) AS factors"
     };
 }
 pub(super) use user_columns;

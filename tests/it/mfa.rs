@@ -1334,7 +1334,44 @@ async fn a_session_from_before_the_app_gives_the_code_on_the_account_page(b: Bac
     assert!(page.body.contains("<h2>Sessions</h2>"), "{}", page.body);
 }
 
+/// Without any requirement of the client's: a session from before the app was set up gives
+/// the code on the device verification page too, before its confirmation counts.
+async fn a_session_from_before_the_app_steps_up_on_the_device_page(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let person = browser_client();
+    assert_eq!(account_sign_in(&app, &person).await.status, 303);
+    let secret = enrol(&app, &browser_client()).await;
+    app.clock.advance(30);
+    let started = flows::start(&app, "openid").await;
+    let user_code = started["user_code"].as_str().expect("user_code");
+    let entry = get(&app, &person, "/device").await;
+    let asked = post(
+        &app,
+        &person,
+        "/device",
+        &[
+            ("csrf", &hidden(&entry.body, "csrf")),
+            ("user_code", user_code),
+        ],
+    )
+    .await;
+    assert!(
+        asked.body.contains("action=\"/device/login/factor\""),
+        "{}",
+        asked.body
+    );
+    let confirm = send_code(&app, &person, &asked, &code_at(&secret, app.clock.now())).await;
+    assert!(
+        confirm.body.contains("action=\"/device/confirm\""),
+        "{}",
+        confirm.body
+    );
+}
+
 crate::both_stores!(
+    a_session_from_before_the_app_steps_up_on_the_device_page,
     a_session_from_before_the_app_gives_the_code_on_the_account_page,
     setup_and_pending_sign_ins_are_bounded_per_account,
     a_removed_user_leaves_no_second_factor_behind,

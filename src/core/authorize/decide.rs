@@ -88,7 +88,7 @@ pub async fn proceed(
     // The level of authentication (OIDC Core sections 2, 3.1.2.1 and 5.5.1.1): what the
     // server, the client and the request need, against what this session reached.
     let requested = Requested::of(req.acr_values.as_deref(), req.claims.as_ref());
-    let short = match mfa::shortfall(core, client, &requested, &session).await? {
+    let short = match mfa::shortfall(core, client, &requested, &session, &user) {
         Ok(short) => short,
         Err(mfa::Unmet) => {
             if let Some(id) = interaction {

@@ -33,7 +33,7 @@ pub async fn issue(
 ) -> OAuthResult<Delivery> {
     let ret = req.return_to(core.tokens.issuer());
     let requested = Requested::of(req.acr_values.as_deref(), req.claims.as_ref());
-    match mfa::shortfall(core, client, &requested, session).await? {
+    match mfa::shortfall(core, client, &requested, session, user) {
         Ok(None) => issue_checked(core, req, client, session, user, now).await,
         Ok(Some(_)) => Ok(ret.error(&OAuthError::new(
             ErrorCode::InteractionRequired,

@@ -29,7 +29,7 @@ pub async fn handle(
     // way around it, so a right password is refused like a wrong one, and not audited as a
     // sign-in.
     if let Ok(v) = &checked {
-        let refusal = if crate::core::mfa::asks_for_factor(core, &v.user.id).await? {
+        let refusal = if crate::core::mfa::asks_for_factor(core, &v.user) {
             Some(
                 "this account signs in with a second factor, which the password grant cannot ask for; use the authorization code flow",
             )
