@@ -83,10 +83,10 @@ impl TotpSecret {
     /// The crate compares in constant time. The caller accepts the step at most once
     /// (`Store::accept_totp_step`).
     pub fn matching_step(&self, typed: &str, now: i64) -> Option<i64> {
-        let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
-        if typed.len() != usize::from(DIGITS) || !typed.bytes().all(|b| b.is_ascii_digit()) {
+        if !Self::well_formed(typed) {
             return None;
         }
+        let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
         let t = u64::try_from(now).ok()?;
         self.totp("", None)
             .check(&typed, t)

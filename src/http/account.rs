@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
+use crate::clock::utc;
 use crate::core::account::{self, EndOne, MIN_PASSWORD_LEN, PasswordRefusal, after_revocation};
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
@@ -27,7 +28,7 @@ use super::respond::page;
 use super::session::{self, Bind, SignedIn};
 use super::views::{
     AccountPage, AppLine, FactorLine, Next, ProfileLine, RecoveryCodesPage, SessionLine, Theme,
-    TotpEnrolPage, scope_lines, when,
+    TotpEnrolPage, scope_lines,
 };
 
 const FACTOR_ACTION: &str = "/account/login/factor";
@@ -125,8 +126,8 @@ async fn account_page(
         .map(|f| FactorLine {
             id: f.id,
             name: f.name,
-            added: when(f.confirmed_at),
-            last_used: f.last_used_at.map(when),
+            added: utc(f.confirmed_at),
+            last_used: f.last_used_at.map(utc),
         })
         .collect();
     let recovery_left = mfa::recovery_codes_left(&state.core, &user.id)
@@ -178,8 +179,9 @@ async fn session_lines(
         .into_iter()
         .map(|s| SessionLine {
             current: s.sid == current.sid,
-            started: when(s.created_at),
-            last_seen: when(s.last_seen_at),
+            started: utc(s.created_at),
+            last_seen: utc(s.last_seen_at),
+            second_factor: s.mfa_at.map(utc),
             ip: s.ip.unwrap_or_else(unknown),
             user_agent: s
                 .user_agent
@@ -204,7 +206,7 @@ async fn app_lines(state: &AppState, user: &User) -> Result<Vec<AppLine>, PageEr
         lines.push(AppLine {
             name,
             scopes: scope_lines(&state.config.scopes, c.scopes.iter()),
-            since: when(c.updated_at),
+            since: utc(c.updated_at),
             client_id: c.client_id,
         });
     }

@@ -11,7 +11,7 @@ use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
 use crate::core::mfa::{self, FactorFailure};
 use crate::crypto::secret::hash_token;
-use crate::model::{PendingLogin, PendingPurpose, Session, User};
+use crate::model::{PendingPurpose, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
@@ -316,8 +316,8 @@ pub fn refused_code(failed: FactorFailure, wrong: StatusCode, now: i64) -> (Stat
 
 /// What a posted second-factor form came to.
 pub enum FactorStep {
-    /// The code was right: a new session, and the pending sign-in it finished.
-    Done(CookieJar, Session, User, PendingLogin),
+    /// The code was right: the session (new, or stepped up) and its user.
+    Done(CookieJar, Session, User),
     /// The page to answer with: the factor page again, saying why.
     Again(Response),
 }
@@ -393,7 +393,7 @@ pub async fn factor_step(
         let Some((jar, s)) = session::elevate(state, jar, &s, amr).await.or_page(state)? else {
             return Err(PageError::expired(state));
         };
-        return Ok(FactorStep::Done(jar, s, user, pending));
+        return Ok(FactorStep::Done(jar, s, user));
     }
     let how = SignedIn {
         at: pending.auth_time,
@@ -403,7 +403,7 @@ pub async fn factor_step(
     let (jar, s) = session::start(state, jar, &user, how, browser)
         .await
         .or_page(state)?;
-    Ok(FactorStep::Done(jar, s, user, pending))
+    Ok(FactorStep::Done(jar, s, user))
 }
 
 /// The login page, for an authorization request (`action` /login) or a device being

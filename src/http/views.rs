@@ -170,6 +170,8 @@ pub struct SessionLine {
     pub sid: String,
     pub started: String,
     pub last_seen: String,
+    /// When it gave the second factor; None for a session signed in with the password alone.
+    pub second_factor: Option<String>,
     /// The address and user agent it signed in with; "unknown" for sessions from before
     /// they were recorded.
     pub ip: String,
@@ -269,21 +271,6 @@ pub struct TotpEnrolPage<'a> {
     /// The secret in base32, for typing by hand.
     pub secret: &'a str,
     pub error: Option<String>,
-}
-
-/// A moment for a page: `2026-11-26 05:34 UTC`.
-pub fn when(unix: i64) -> String {
-    match cookie::time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => unix.to_string(),
-    }
 }
 
 /// Where a page's button goes next.

@@ -215,13 +215,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get("n")?;
-        for sql in [
-            "DELETE FROM mfa_factors WHERE user_id = $1",
-            "DELETE FROM recovery_codes WHERE user_id = $1",
-            "DELETE FROM pending_logins WHERE user_id = $1",
-        ] {
-            sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
-        }
+        delete_factors_in(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok(u64::try_from(confirmed).unwrap_or(0))
     }
@@ -388,6 +382,22 @@ impl Store {
         .await?;
         row.as_ref().map(pending_from_row).transpose()
     }
+}
+
+/// Delete every factor, recovery code and pending sign-in of `user_id` (an admin's reset, a
+/// removed account), in the caller's transaction.
+pub(super) async fn delete_factors_in(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> DbResult<()> {
+    for sql in [
+        "DELETE FROM mfa_factors WHERE user_id = $1",
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        "DELETE FROM pending_logins WHERE user_id = $1",
+    ] {
+        sqlx::query(sql).bind(user_id).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 fn pending_from_row(r: &AnyRow) -> DbResult<PendingLogin> {

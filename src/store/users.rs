@@ -274,16 +274,13 @@ impl Store {
     pub async fn remove_user(&self, id: &str, now: i64) -> DbResult<()> {
         let mut tx = self.pool().begin().await?;
         let queued = revoke_user_in(&mut tx, id, now).await?;
+        sqlx::query("DELETE FROM consents WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         // The user's second factors go with the account: a sealed secret nobody can use
         // would still have to be re-sealed at every master key rotation.
-        for sql in [
-            "DELETE FROM consents WHERE user_id = $1",
-            "DELETE FROM mfa_factors WHERE user_id = $1",
-            "DELETE FROM recovery_codes WHERE user_id = $1",
-            "DELETE FROM pending_logins WHERE user_id = $1",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-        }
+        super::factors::delete_factors_in(&mut tx, id).await?;
         sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -153,7 +153,7 @@ pub async fn proceed(
         return Ok(Next::AlreadyUsed);
     }
     Ok(Next::Deliver(
-        issue_checked(core, req, client, &session, &user, now).await?,
+        issue_checked(core, req, client, &requested, &session, &user, now).await?,
     ))
 }
 

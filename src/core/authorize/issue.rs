@@ -34,7 +34,7 @@ pub async fn issue(
     let ret = req.return_to(core.tokens.issuer());
     let requested = Requested::of(req.acr_values.as_deref(), req.claims.as_ref());
     match mfa::shortfall(core, client, &requested, session, user) {
-        Ok(None) => issue_checked(core, req, client, session, user, now).await,
+        Ok(None) => issue_checked(core, req, client, &requested, session, user, now).await,
         Ok(Some(_)) => Ok(ret.error(&OAuthError::new(
             ErrorCode::InteractionRequired,
             "the request needs a second factor this session has not given",
@@ -49,6 +49,7 @@ pub(super) async fn issue_checked(
     core: &Core,
     req: &AuthorizationRequest,
     client: &Client,
+    requested: &Requested,
     session: &Session,
     user: &User,
     now: i64,
@@ -75,7 +76,6 @@ pub(super) async fn issue_checked(
         req.acr_values.clone(),
     );
     // OIDC Core section 5.5.1.1: with an essential acr, the claim is one of its values.
-    let requested = Requested::of(req.acr_values.as_deref(), req.claims.as_ref());
     grant.acr = Some(
         requested
             .claim(Level::of_amr(&session.amr))
