@@ -253,8 +253,11 @@ pub async fn login_factor(
         &state,
         jar,
         &form,
-        PendingPurpose::Account,
-        None,
+        Continue {
+            purpose: PendingPurpose::Account,
+            interaction: None,
+            client_id: None,
+        },
         FACTOR_ACTION,
         &[],
         &browser,

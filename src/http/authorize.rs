@@ -271,8 +271,13 @@ pub async fn login_factor(
         &state,
         jar,
         &form,
-        PendingPurpose::Authorize,
-        Some(&id),
+        Continue {
+            purpose: PendingPurpose::Authorize,
+            interaction: Some(&id),
+            // The request is read only after the form's CSRF value checked out, so its
+            // client is not known yet: the code step is audited without it.
+            client_id: None,
+        },
         FACTOR_ACTION,
         &[("interaction", &id)],
         &browser,

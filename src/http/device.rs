@@ -297,8 +297,11 @@ pub async fn login_factor(
         &state,
         jar,
         &form,
-        PendingPurpose::Device,
-        Some(code.as_deref().unwrap_or_default()),
+        Continue {
+            purpose: PendingPurpose::Device,
+            interaction: Some(code.as_deref().unwrap_or_default()),
+            client_id: None,
+        },
         FACTOR_ACTION,
         &[("user_code", &typed)],
         &browser,

@@ -323,19 +323,19 @@ pub enum FactorStep {
 }
 
 /// Check a posted second-factor form: its CSRF value, its pending sign-in (which must be
-/// for `purpose`, and continue `continues`: the interaction or user code the form carries),
-/// then the code, throttled. `action` and `hidden` redraw the page.
-#[allow(clippy::too_many_arguments)]
+/// for `then.purpose`, and continue `then.interaction`: the interaction or user code the
+/// form carries), then the code, throttled and audited for `then.client_id`. `action` and
+/// `hidden` redraw the page.
 pub async fn factor_step(
     state: &AppState,
     jar: CookieJar,
     form: &Params,
-    purpose: PendingPurpose,
-    continues: Option<&str>,
+    then: Continue<'_>,
     action: &str,
     hidden: &[(&str, &str)],
     browser: &Browser,
 ) -> Result<FactorStep, PageError> {
+    let (purpose, continues) = (then.purpose, then.interaction);
     let token = form.get("pending").unwrap_or_default();
     if !session::csrf_ok(state, &jar, Bind::Pending(token), form.get("csrf")) {
         return Err(PageError::csrf_failed(state));
@@ -354,7 +354,7 @@ pub async fn factor_step(
     };
     let code = form.get("code").unwrap_or_default();
     let ip = browser.ip;
-    let client_id = None;
+    let client_id = then.client_id;
     match mfa::check_code(&state.core, &user, code, browser.at(client_id), now)
         .await
         .or_page(state)?
