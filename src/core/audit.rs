@@ -28,6 +28,8 @@ pub enum AuditKind {
     ProfileUpdated,
     /// An authenticator app was set up (its first code confirmed).
     MfaEnrolled,
+    /// A second factor was given another name by its user.
+    MfaRenamed,
     /// A second factor was removed, by the user or by an admin's reset.
     MfaRemoved,
     /// A second-factor code that was checked and was wrong (or used before).
@@ -60,6 +62,7 @@ impl AuditKind {
             AuditKind::PasswordAccepted => "login.password_accepted",
             AuditKind::ProfileUpdated => "profile.updated",
             AuditKind::MfaEnrolled => "mfa.enrolled",
+            AuditKind::MfaRenamed => "mfa.renamed",
             AuditKind::MfaRemoved => "mfa.removed",
             AuditKind::MfaFailure => "mfa.failure",
             AuditKind::RecoveryCodeUsed => "mfa.recovery_code_used",

@@ -433,6 +433,34 @@ async fn confirm(
     .await
 }
 
+/// How long a factor's name may be.
+pub const MAX_FACTOR_NAME: usize = 64;
+
+/// Give one of the user's factors a name of their choosing ("Work phone"): one line of at
+/// most `MAX_FACTOR_NAME` characters. Ok(false) when the user has no such factor; Err when
+/// the name is not acceptable.
+pub async fn rename(
+    core: &Core,
+    user: &User,
+    factor_id: &str,
+    name: &str,
+    at: Where<'_>,
+    now: i64,
+) -> OAuthResult<Result<bool, ()>> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_FACTOR_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Ok(Err(()));
+    }
+    let renamed = core.store.rename_factor(&user.id, factor_id, name).await?;
+    if renamed {
+        at.audit(core, AuditKind::MfaRenamed, user, now).await;
+    }
+    Ok(Ok(renamed))
+}
+
 /// The user's second factors, for the account page and the CLI.
 pub async fn factors(core: &Core, user_id: &str) -> OAuthResult<Vec<Factor>> {
     Ok(core.store.factors(user_id).await?)

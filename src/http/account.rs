@@ -45,6 +45,7 @@ fn notice(name: &str) -> Option<&'static str> {
         "has-app" => "You already have an authenticator app. Remove it first to set up another.",
         "renewed" => "Your new recovery codes are ready; the old ones no longer work.",
         "gone" => "That authenticator app was already removed.",
+        "renamed" => "The name was saved.",
         "session-ended" => "That session was signed out.",
         "others-ended" => "Every other session was signed out.",
         "no-others" => "There were no other sessions to sign out.",
@@ -748,6 +749,43 @@ pub async fn update_profile(
                 Some((StatusCode::BAD_REQUEST, message)),
             )
             .await
+        }
+    }
+}
+
+/// POST /account/factor/rename: a name of the person's choosing for one of their factors.
+pub async fn rename_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let factor = form.get("factor").unwrap_or_default();
+    let name = form.get("name").unwrap_or_default();
+    match mfa::rename(
+        &state.core,
+        &user,
+        factor,
+        name,
+        browser.at(None),
+        state.now(),
+    )
+    .await
+    .or_page(&state)?
+    {
+        Ok(true) => Ok(back("renamed")),
+        Ok(false) => Ok(back("gone")),
+        Err(()) => {
+            let message = format!(
+                "A name is one line of 1 to {} characters.",
+                mfa::MAX_FACTOR_NAME
+            );
+            let problem = Some((StatusCode::BAD_REQUEST, message));
+            account_page(&state, jar, &s, &user, None, problem).await
         }
     }
 }

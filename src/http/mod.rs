@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/totp", post(account::start_totp))
         .route("/account/totp/confirm", post(account::confirm_totp))
         .route("/account/factor/remove", post(account::remove_factor))
+        .route("/account/factor/rename", post(account::rename_factor))
         .route("/account/profile", post(account::update_profile))
         .route(
             "/account/recovery-codes",

@@ -180,6 +180,19 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Rename one of the user's confirmed factors. False when the user has no such factor.
+    pub async fn rename_factor(&self, user_id: &str, id: &str, name: &str) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE mfa_factors SET name = $3 WHERE id = $1 AND user_id = $2 AND confirmed_at IS NOT NULL",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(name)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Remove one of the user's factors; with the last one go the recovery codes, which
     /// would otherwise be a second factor for an account that has none. False when the user
     /// has no such factor.

@@ -1370,7 +1370,56 @@ async fn a_session_from_before_the_app_steps_up_on_the_device_page(b: Backend) {
     );
 }
 
+async fn a_factor_can_be_renamed(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let person = browser_client();
+    enrol(&app, &person).await;
+    let account = get(&app, &person, "/account").await;
+    let rename = |name: String, factor: String| {
+        let (body, person, app) = (account.body.clone(), person.clone(), &app);
+        async move {
+            post(
+                app,
+                &person,
+                "/account/factor/rename",
+                &[
+                    ("csrf", &hidden(&body, "csrf")),
+                    ("factor", &factor),
+                    ("name", &name),
+                ],
+            )
+            .await
+        }
+    };
+    let factor = hidden(&account.body, "factor");
+    let done = rename("  Work phone ".into(), factor.clone()).await;
+    assert_eq!(
+        done.location.as_deref(),
+        Some("/account?notice=renamed"),
+        "{}",
+        done.body
+    );
+    let page = get(&app, &person, "/account").await;
+    assert!(
+        page.body.contains("<strong>Work phone</strong>"),
+        "{}",
+        page.body
+    );
+    for bad in [String::new(), "x".repeat(65), "two\nlines".into()] {
+        let refused = rename(bad, factor.clone()).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+    }
+    // Another account's factor id (or none) renames nothing.
+    let other = rename("Mine now".into(), "not-a-factor".into()).await;
+    assert_eq!(other.location.as_deref(), Some("/account?notice=gone"));
+    let kinds = app.state.core.store.audit_kinds(100).await.expect("audit");
+    assert_eq!(kinds.iter().filter(|k| *k == "mfa.renamed").count(), 1);
+}
+
 crate::both_stores!(
+    a_factor_can_be_renamed,
     a_session_from_before_the_app_steps_up_on_the_device_page,
     a_session_from_before_the_app_gives_the_code_on_the_account_page,
     setup_and_pending_sign_ins_are_bounded_per_account,
