@@ -198,17 +198,40 @@ async fn session_lines(
 
 /// The apps the user consented to, by name (the client id when the client is gone).
 async fn app_lines(state: &AppState, user: &User) -> Result<Vec<AppLine>, PageError> {
+    let name_of = |client_id: String| async move {
+        Ok::<_, PageError>(
+            match state.core.clients.get(&client_id).await.or_page(state)? {
+                Some(client) => client.name().to_owned(),
+                None => client_id,
+            },
+        )
+    };
     let mut lines = Vec::new();
     for c in state.core.store.consents(&user.id).await.or_page(state)? {
-        let name = match state.core.clients.get(&c.client_id).await.or_page(state)? {
-            Some(client) => client.name().to_owned(),
-            None => c.client_id.clone(),
-        };
         lines.push(AppLine {
-            name,
+            name: name_of(c.client_id.clone()).await?,
             scopes: scope_lines(&state.config.scopes, c.scopes.iter()),
             since: utc(c.updated_at),
             client_id: c.client_id,
+        });
+    }
+    // Apps that hold access without a remembered consent (a first-party app that skips the
+    // consent page, a device): listed too, or nothing here could take their access away.
+    let held = state
+        .core
+        .store
+        .clients_with_live_grants(&user.id, state.now())
+        .await
+        .or_page(state)?;
+    for (client_id, since) in held {
+        if lines.iter().any(|l| l.client_id == client_id) {
+            continue;
+        }
+        lines.push(AppLine {
+            name: name_of(client_id.clone()).await?,
+            scopes: Vec::new(),
+            since: utc(since),
+            client_id,
         });
     }
     Ok(lines)

@@ -296,6 +296,29 @@ impl Store {
         .await?;
         Ok(())
     }
+    /// The clients `user_id` holds a live grant with (refresh tokens), each with when its
+    /// latest grant was made, most recent first: `skip_consent` apps and devices hold grants
+    /// without a remembered consent. At most `MAX_LISTED`.
+    pub async fn clients_with_live_grants(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> DbResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT client_id, MAX(created_at) AS since FROM grants
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+             GROUP BY client_id ORDER BY since DESC, client_id LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(MAX_LISTED)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("client_id")?, r.try_get("since")?)))
+            .collect()
+    }
+
     /// The clients `user_id` has consented to (the `MAX_LISTED` most recent), most recently
     /// updated first.
     pub async fn consents(&self, user_id: &str) -> DbResult<Vec<Consent>> {

@@ -664,7 +664,60 @@ async fn a_person_edits_their_own_profile(b: Backend) {
     assert_eq!(refused.status, 400, "{}", refused.body);
 }
 
+/// A device holds access without a consent page: it is listed under the apps all the same,
+/// and removing it ends its refresh token.
+async fn a_device_is_listed_and_can_be_removed(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let started = crate::flows::start(&app, "openid offline_access").await;
+    let done = crate::flows::approve(
+        &app.base,
+        started["user_code"].as_str().expect("user_code"),
+        "allow",
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let (status, tokens) =
+        crate::flows::poll(&app, started["device_code"].as_str().expect("device_code")).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned();
+    let owner = browser_client();
+    sign_in(&app, &owner, "alice").await;
+    let page = account(&app, &owner).await;
+    assert!(page.contains("<strong>Living Room TV</strong>"), "{page}");
+    assert!(page.contains("without a consent page"), "{page}");
+    let removed = post(
+        &app,
+        &owner,
+        "/account/apps/remove",
+        &[("csrf", &hidden(&page, "csrf")), ("client_id", "tv")],
+    )
+    .await;
+    assert_eq!(
+        removed.location.as_deref(),
+        Some("/account?notice=app-removed")
+    );
+    let r = app
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "tv"),
+                ("refresh_token", &refresh),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json(r).await["error"], "invalid_grant");
+    assert!(!account(&app, &owner).await.contains("Living Room TV"));
+}
+
 crate::both_stores!(
+    a_device_is_listed_and_can_be_removed,
     a_person_edits_their_own_profile,
     sessions_are_listed_with_their_browsers,
     signing_out_all_others_keeps_this_browser,
