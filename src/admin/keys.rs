@@ -106,7 +106,7 @@ impl Admin<'_> {
             for (id, user_id, was) in &sealed {
                 let (plain, by) =
                     master
-                        .decrypt_telling(was)
+                        .decrypt_bound_telling(was, id.as_bytes())
                         .map_err(|_| AdminError::UnopenableSecret {
                             factor: id.clone(),
                             user_id: user_id.clone(),
@@ -116,7 +116,7 @@ impl Admin<'_> {
                     batch.push(Reseal {
                         id: id.clone(),
                         was: was.clone(),
-                        now: master.encrypt(&plain)?,
+                        now: master.encrypt_bound(&plain, id.as_bytes())?,
                     });
                 }
             }

@@ -127,7 +127,7 @@ where
 }
 
 fn open(core: &Core, row: &TotpRow) -> OAuthResult<TotpSecret> {
-    TotpSecret::open(&core.sealing, &row.secret_enc).map_err(OAuthError::internal)
+    TotpSecret::open(&core.sealing, &row.secret_enc, &row.id).map_err(OAuthError::internal)
 }
 
 /// Which second factor a sign-in used.
@@ -342,8 +342,10 @@ pub async fn start_totp(core: &Core, user: &User, now: i64) -> OAuthResult<Optio
         return Ok(None);
     }
     let secret = TotpSecret::generate();
-    let sealed = secret.seal(&core.sealing).map_err(OAuthError::internal)?;
     let factor_id = uuid::Uuid::new_v4().to_string();
+    let sealed = secret
+        .seal(&core.sealing, &factor_id)
+        .map_err(OAuthError::internal)?;
     core.store
         .insert_factor(&NewFactor {
             id: &factor_id,

@@ -90,6 +90,28 @@ impl MasterKey {
         seal(&self.key, plaintext)
     }
 
+    /// Seal under the current key, bound to `context` (AES-GCM associated data, e.g. the
+    /// id of the row it is stored in): it opens only with the same context, so a value
+    /// copied into another row does not open there.
+    pub fn encrypt_bound(&self, plaintext: &[u8], context: &[u8]) -> anyhow::Result<String> {
+        seal_bound(&self.key, plaintext, context)
+    }
+
+    /// `decrypt_telling` for a value sealed with `encrypt_bound` and this `context`.
+    pub fn decrypt_bound_telling(
+        &self,
+        sealed: &str,
+        context: &[u8],
+    ) -> anyhow::Result<(Vec<u8>, OpenedWith)> {
+        match (open_bound(&self.key, sealed, context), &self.previous) {
+            (Ok(plain), _) => Ok((plain, OpenedWith::Current)),
+            (Err(_), Some(previous)) => {
+                open_bound(previous, sealed, context).map(|plain| (plain, OpenedWith::Previous))
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
     /// Open a value sealed under the current key or, during a rotation, the previous one.
     pub fn decrypt(&self, sealed: &str) -> anyhow::Result<Vec<u8>> {
         self.decrypt_telling(sealed).map(|(plain, _)| plain)
@@ -109,20 +131,33 @@ impl MasterKey {
 
 /// AES-256-GCM with a random 96-bit nonce; output is base64(nonce || ciphertext || tag).
 pub fn seal(key: &[u8; 32], plaintext: &[u8]) -> anyhow::Result<String> {
+    seal_bound(key, plaintext, &[])
+}
+
+pub fn open(key: &[u8; 32], sealed: &str) -> anyhow::Result<Vec<u8>> {
+    open_bound(key, sealed, &[])
+}
+
+/// `seal` with `context` as the associated data.
+fn seal_bound(key: &[u8; 32], plaintext: &[u8], context: &[u8]) -> anyhow::Result<String> {
     let key = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?,
     );
     let mut nonce = [0u8; 12];
     rand::fill(&mut nonce);
     let mut buf = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
-        .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(context),
+        &mut buf,
+    )
+    .map_err(|_| anyhow::anyhow!("encryption failed"))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&buf);
     Ok(STANDARD.encode(out))
 }
 
-pub fn open(key: &[u8; 32], sealed: &str) -> anyhow::Result<Vec<u8>> {
+fn open_bound(key: &[u8; 32], sealed: &str, context: &[u8]) -> anyhow::Result<Vec<u8>> {
     let key = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("aead key"))?,
     );
@@ -134,7 +169,11 @@ pub fn open(key: &[u8; 32], sealed: &str) -> anyhow::Result<Vec<u8>> {
     let nonce: [u8; 12] = nonce.try_into()?;
     let mut buf = ct.to_vec();
     let plain = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(context),
+            &mut buf,
+        )
         .map_err(|_| anyhow::anyhow!("decryption failed: wrong master key or corrupted data"))?;
     Ok(plain.to_vec())
 }

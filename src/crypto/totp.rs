@@ -35,13 +35,14 @@ impl TotpSecret {
     }
 
     /// Sealed for the store (AES-256-GCM under the master key): the server must read a TOTP
-    /// secret back, so it cannot be stored as a hash.
-    pub fn seal(&self, master: &MasterKey) -> anyhow::Result<String> {
-        master.encrypt(STANDARD.encode(&self.0).as_bytes())
+    /// secret back, so it cannot be stored as a hash. Bound to its factor's id, so a sealed
+    /// secret copied into another user's row does not open there.
+    pub fn seal(&self, master: &MasterKey, factor_id: &str) -> anyhow::Result<String> {
+        master.encrypt_bound(STANDARD.encode(&self.0).as_bytes(), factor_id.as_bytes())
     }
 
-    pub fn open(master: &MasterKey, sealed: &str) -> anyhow::Result<Self> {
-        let encoded = master.decrypt(sealed)?;
+    pub fn open(master: &MasterKey, sealed: &str, factor_id: &str) -> anyhow::Result<Self> {
+        let (encoded, _) = master.decrypt_bound_telling(sealed, factor_id.as_bytes())?;
         let bytes = STANDARD.decode(encoded)?;
         anyhow::ensure!(bytes.len() >= 16, "a TOTP secret is shorter than 128 bits");
         Ok(TotpSecret(bytes))
@@ -176,10 +177,12 @@ mod tests {
     fn sealed_secrets_open_only_with_the_master_key() {
         let master = MasterKey::generate();
         let s = TotpSecret::generate();
-        let sealed = s.seal(&master).unwrap_or_else(|e| panic!("{e}"));
-        let opened = TotpSecret::open(&master, &sealed).unwrap_or_else(|e| panic!("{e}"));
+        let sealed = s.seal(&master, "f1").unwrap_or_else(|e| panic!("{e}"));
+        let opened = TotpSecret::open(&master, &sealed, "f1").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(opened.code_at(7), s.code_at(7));
-        assert!(TotpSecret::open(&MasterKey::generate(), &sealed).is_err());
+        assert!(TotpSecret::open(&MasterKey::generate(), &sealed, "f1").is_err());
+        // Moved to another factor's row, it does not open.
+        assert!(TotpSecret::open(&master, &sealed, "f2").is_err());
         assert_eq!(format!("{s:?}"), "TotpSecret(..)");
     }
 

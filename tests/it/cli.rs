@@ -864,14 +864,19 @@ async fn the_master_key_rotates_without_losing_a_signing_key(b: Backend) {
     assert!(opens(&old, &before) && !opens(&new, &before));
     let secret_after = sealed_secret().await;
     assert!(
-        new.decrypt(&secret_after).is_ok(),
+        new.decrypt_bound_telling(&secret_after, enrolment.factor_id.as_bytes())
+            .is_ok(),
         "the new key alone opens it"
     );
-    assert!(old.decrypt(&secret_after).is_err(), "the old key does not");
+    assert!(
+        old.decrypt_bound_telling(&secret_after, enrolment.factor_id.as_bytes())
+            .is_err(),
+        "the old key does not"
+    );
     // The same secret inside: the app's next code is accepted.
     let next = step + 1;
     assert_eq!(
-        TotpSecret::open(&new, &secret_after)
+        TotpSecret::open(&new, &secret_after, &enrolment.factor_id)
             .expect("open")
             .matching_step(&enrolment.secret.code_at(next), next * STEP_SECONDS),
         Some(next)
