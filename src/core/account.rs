@@ -205,6 +205,37 @@ impl std::fmt::Debug for NewPassword {
     }
 }
 
+/// The signed-in `user`'s password typed again, before a change a stolen session cookie
+/// alone must not make: checked as a login (throttled and counted like one), a wrong one
+/// audited as `login.failure`. A name that resolves to another account (a username that is
+/// someone's email) is a wrong password.
+pub async fn confirm_password(
+    core: &Core,
+    user: &User,
+    password: &str,
+    ip: IpAddr,
+    now: i64,
+) -> OAuthResult<Result<(), LoginFailure>> {
+    let failed = match check_password(core, &user.username, password, Some(ip), now).await? {
+        Ok(v) if v.user.id == user.id => return Ok(Ok(())),
+        // The right password of another account: nothing wrong was typed, nothing audited.
+        Ok(_) => return Ok(Err(LoginFailure::Invalid)),
+        Err(failed) => failed,
+    };
+    if failed.was_checked() {
+        audit(
+            core,
+            AuditKind::LoginFailure,
+            Some(&user.id),
+            None,
+            Some(ip),
+            now,
+        )
+        .await;
+    }
+    Ok(Err(failed))
+}
+
 /// Check a password change: the account may change its password here, the new one meets
 /// the rules, and `current` is right, checked as a login (throttled and counted like one:
 /// a stolen session cookie must not become a way to guess the password). Then hash the new
@@ -225,23 +256,8 @@ pub async fn prepare_password(
     if let Err(weak) = check_new_password(new, again, &user.username) {
         return Ok(Err(PasswordRefusal::Weak(weak)));
     }
-    match check_password(core, &user.username, current, Some(ip), now).await? {
-        Ok(v) if v.user.id == user.id => {}
-        Ok(_) => return Ok(Err(PasswordRefusal::Current(LoginFailure::Invalid))),
-        Err(failed) => {
-            if failed.was_checked() {
-                audit(
-                    core,
-                    AuditKind::LoginFailure,
-                    Some(&user.id),
-                    None,
-                    Some(ip),
-                    now,
-                )
-                .await;
-            }
-            return Ok(Err(PasswordRefusal::Current(failed)));
-        }
+    if let Err(failed) = confirm_password(core, user, current, ip, now).await? {
+        return Ok(Err(PasswordRefusal::Current(failed)));
     }
     let hash = core.passwords.hash(new.to_owned()).await.map_err(|e| {
         match e.downcast_ref::<HashError>() {

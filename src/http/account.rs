@@ -11,7 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::clock::utc;
 use crate::core::account::{self, EndOne, MIN_PASSWORD_LEN, PasswordRefusal, after_revocation};
 use crate::core::audit::{AuditKind, audit};
-use crate::core::login::{LoginFailure, check_password};
+use crate::core::login::LoginFailure;
 use crate::core::mfa::{self, Enrolment, FactorFailure};
 use crate::crypto::totp::qr_data_uri;
 use crate::model::{PendingPurpose, Session, Source, User};
@@ -381,44 +381,20 @@ pub async fn start_totp(
     // of the thief's, which would then lock the owner out of their own account.
     let now = state.now();
     let password = form.get("password").unwrap_or_default();
-    match check_password(&state.core, &user.username, password, Some(browser.ip), now)
+    if let Err(failed) = account::confirm_password(&state.core, &user, password, browser.ip, now)
         .await
         .or_page(&state)?
     {
-        Ok(v) if v.user.id == user.id => {}
-        // The name resolved to another account (a username that is someone's email).
-        Ok(_) => {
-            let problem = Some((
-                StatusCode::UNAUTHORIZED,
-                "That is not your password.".into(),
-            ));
-            return account_page(&state, jar, &s, &user, None, problem).await;
-        }
-        Err(failed) => {
-            if failed.was_checked() {
-                audit(
-                    &state.core,
-                    AuditKind::LoginFailure,
-                    Some(&user.id),
-                    None,
-                    Some(browser.ip),
-                    now,
-                )
-                .await;
-            }
-            let status = match failed {
-                LoginFailure::Busy => StatusCode::SERVICE_UNAVAILABLE,
-                LoginFailure::InFlight | LoginFailure::Waiting { .. } => {
-                    StatusCode::TOO_MANY_REQUESTS
-                }
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            let message = match failed {
-                LoginFailure::Invalid => "That is not your password.".to_owned(),
-                other => other.page_message(now),
-            };
-            return account_page(&state, jar, &s, &user, None, Some((status, message))).await;
-        }
+        let status = match failed {
+            LoginFailure::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            LoginFailure::InFlight | LoginFailure::Waiting { .. } => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let message = match failed {
+            LoginFailure::Invalid => "That is not your password.".to_owned(),
+            other => other.page_message(now),
+        };
+        return account_page(&state, jar, &s, &user, None, Some((status, message))).await;
     }
     match mfa::start_totp(&state.core, &user, now)
         .await
