@@ -251,6 +251,9 @@ pub struct Consent {
 pub enum FactorKind {
     /// An authenticator app: time-based one-time codes (RFC 6238).
     Totp,
+    /// A WebAuthn credential: a security key, or a passkey of a phone, laptop or password
+    /// manager.
+    Passkey,
 }
 
 impl FactorKind {
@@ -258,12 +261,14 @@ impl FactorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FactorKind::Totp => "totp",
+            FactorKind::Passkey => "passkey",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "totp" => Some(FactorKind::Totp),
+            "passkey" => Some(FactorKind::Passkey),
             _ => None,
         }
     }
@@ -280,6 +285,16 @@ pub struct Factor {
     pub created_at: i64,
     pub confirmed_at: i64,
     pub last_used_at: Option<i64>,
+    /// A passkey the browser said is discoverable: it can sign in without a password.
+    pub discoverable: bool,
+}
+
+/// A passkey as a ceremony needs it: its owner and webauthn-rs's `Passkey` JSON.
+#[derive(Debug, Clone)]
+pub struct PasskeyRow {
+    pub id: String,
+    pub user_id: String,
+    pub credential: String,
 }
 
 /// A TOTP factor as the check needs it: its sealed secret and the last step it accepted.

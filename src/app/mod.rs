@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::core::Core;
 use crate::core::client_auth::SecretCache;
 use crate::core::clients::Clients;
+use crate::core::passkey::Passkeys;
 use crate::core::tokens::TokenIssuer;
 use crate::crypto::keys::KeyRing;
 use crate::crypto::password::PasswordHasherPool;
@@ -75,7 +76,15 @@ pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppStat
     let key_records = ensure_keys(&config, &store, &master, now).await?;
     let trusted_proxies = config.trusted_proxies.as_slice().into();
     let config = Arc::new(config);
+    let passkeys = Passkeys::for_issuer(config.issuer.url(), &config.theme.product_name);
+    if passkeys.is_none() {
+        tracing::info!(
+            issuer = config.base_url(),
+            "passkeys are off: WebAuthn needs the issuer's host to be a domain name, not an IP address"
+        );
+    }
     let core = Core {
+        passkeys,
         passwords: PasswordHasherPool::new(&config.login.hash_pool())?,
         tokens: TokenIssuer::new(&config, KeyRing::default()),
         clients: Clients::new(store.clone(), config.cache.clients_seconds),

@@ -24,9 +24,15 @@ use crate::oauth::acr::{Level, Requested};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::store::factors::NewFactor;
 
-/// RFC 8176 section 2: the `amr` values a second factor adds.
+/// RFC 8176 section 2: the `amr` values a second factor adds: a one-time password, more
+/// than one factor; proof of possession of a hardware- or software-secured key, and a user
+/// presence test (a passkey: WebAuthn's user verification, which every ceremony here
+/// requires, is more than presence, but how it was done, PIN or biometric, is not known).
 pub const AMR_OTP: &str = "otp";
 pub const AMR_MFA: &str = "mfa";
+pub const AMR_HWK: &str = "hwk";
+pub const AMR_SWK: &str = "swk";
+pub const AMR_USER: &str = "user";
 
 /// Why a second-factor code was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,15 +48,20 @@ pub enum FactorFailure {
     /// Another code for this account is being checked right now.
     InFlight,
     /// The enrolment being confirmed lapsed, or was confirmed already; or the factor was
-    /// removed meanwhile.
+    /// removed meanwhile; or the passkey request was answered already.
     Gone,
+    /// A passkey that did not verify.
+    PasskeyRefused,
 }
 
 impl FactorFailure {
     /// Whether a code was checked (and so is worth an audit row: refusals before any check
     /// are not audited, or a flood would write a row each).
     pub fn was_checked(self) -> bool {
-        matches!(self, FactorFailure::Wrong | FactorFailure::Locked { .. })
+        matches!(
+            self,
+            FactorFailure::Wrong | FactorFailure::Locked { .. } | FactorFailure::PasskeyRefused
+        )
     }
 
     pub fn page_message(self, now: i64) -> String {
@@ -63,6 +74,10 @@ impl FactorFailure {
             ),
             FactorFailure::InFlight => "Another code for this account is being checked; try again in a few seconds.".to_owned(),
             FactorFailure::Gone => "This setup has expired. Start again.".to_owned(),
+            FactorFailure::PasskeyRefused => {
+                "Your passkey could not be checked. Try again, or use another way to sign in."
+                    .to_owned()
+            }
         }
     }
 }
@@ -137,6 +152,19 @@ pub enum Used {
     App,
     /// One of the recovery codes, now used up.
     RecoveryCode,
+    /// A passkey; `synced` when it may be copied to other devices (WebAuthn's backup
+    /// eligible flag), a software-secured key.
+    Passkey { synced: bool },
+}
+
+impl Used {
+    /// `amr` after this factor on top of `amr` (RFC 8176 section 2).
+    pub fn added_to(self, amr: &[String]) -> Vec<String> {
+        match self {
+            Used::App | Used::RecoveryCode => with_second_factor(amr),
+            Used::Passkey { synced } => with_passkey(amr, synced),
+        }
+    }
 }
 
 /// Check a code from the user's authenticator app, or one of their recovery codes, and use
@@ -174,8 +202,11 @@ pub async fn check_code(
     .await?;
     let outcome = checked.map(|()| used);
     match outcome {
-        Ok(Used::RecoveryCode) => at.audit(core, AuditKind::RecoveryCodeUsed, user, now).await,
-        Err(f) if f.was_checked() => at.audit(core, AuditKind::MfaFailure, user, now).await,
+        Ok(Used::RecoveryCode) => {
+            at.audit(core, AuditKind::RecoveryCodeUsed, Some(user), now)
+                .await;
+        }
+        Err(f) if f.was_checked() => at.audit(core, AuditKind::MfaFailure, Some(user), now).await,
         _ => {}
     }
     Ok(outcome)
@@ -190,11 +221,11 @@ pub struct Where<'a> {
 }
 
 impl Where<'_> {
-    async fn audit(self, core: &Core, kind: AuditKind, user: &User, now: i64) {
+    pub(crate) async fn audit(self, core: &Core, kind: AuditKind, user: Option<&User>, now: i64) {
         audit(
             core,
             kind,
-            Some(&user.id),
+            user.map(|u| u.id.as_str()),
             self.client_id,
             Some(self.ip),
             now,
@@ -392,8 +423,11 @@ pub async fn confirm_totp(
 ) -> OAuthResult<Result<(), FactorFailure>> {
     let outcome = confirm(core, user, factor_id, code, at.ip, now).await?;
     match outcome {
-        Ok(()) => at.audit(core, AuditKind::MfaEnrolled, user, now).await,
-        Err(f) if f.was_checked() => at.audit(core, AuditKind::MfaFailure, user, now).await,
+        Ok(()) => {
+            at.audit(core, AuditKind::MfaEnrolled, Some(user), now)
+                .await
+        }
+        Err(f) if f.was_checked() => at.audit(core, AuditKind::MfaFailure, Some(user), now).await,
         Err(_) => {}
     }
     Ok(outcome)
@@ -449,18 +483,24 @@ pub async fn rename(
     at: Where<'_>,
     now: i64,
 ) -> OAuthResult<Result<bool, ()>> {
-    let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_FACTOR_NAME
-        || name.chars().any(char::is_control)
-    {
+    let Some(name) = valid_name(name) else {
         return Ok(Err(()));
-    }
+    };
     let renamed = core.store.rename_factor(&user.id, factor_id, name).await?;
     if renamed {
-        at.audit(core, AuditKind::MfaRenamed, user, now).await;
+        at.audit(core, AuditKind::MfaRenamed, Some(user), now).await;
     }
     Ok(Ok(renamed))
+}
+
+/// A factor's name as typed, trimmed, when it is acceptable: one line of 1 to
+/// `MAX_FACTOR_NAME` characters.
+pub fn valid_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_FACTOR_NAME
+        && !name.chars().any(char::is_control);
+    ok.then_some(name)
 }
 
 /// The user's second factors, for the account page and the CLI.
@@ -555,26 +595,40 @@ pub async fn pending(
         .map(|u| (p, u)))
 }
 
-/// Take the pending sign-in once its factor is accepted: the `amr` of the session it starts,
-/// or None when another request took it first.
+/// Take the pending sign-in once its factor (`used`) is accepted: the `amr` of the session it
+/// starts, or None when another request took it first.
 pub async fn finish_pending(
     core: &Core,
     token: &str,
+    used: Used,
     now: i64,
 ) -> OAuthResult<Option<Vec<String>>> {
     Ok(core
         .store
         .take_pending_login(&hash_token(token), now)
         .await?
-        .map(|p| with_second_factor(&p.amr)))
+        .map(|p| used.added_to(&p.amr)))
 }
 
 /// `amr` after a one-time code: the password's, plus `otp` and `mfa` (RFC 8176 section 2).
 pub fn with_second_factor(amr: &[String]) -> Vec<String> {
+    adding(amr, &[AMR_OTP, AMR_MFA])
+}
+
+/// `amr` after a passkey on top of `amr` (empty for a passkey alone): the key (`swk` when it
+/// is synced, may be copied to other devices), the user test, and `mfa`, since a
+/// user-verified passkey is two factors in one (something held, and something known or
+/// that one is).
+pub fn with_passkey(amr: &[String], synced: bool) -> Vec<String> {
+    let key = if synced { AMR_SWK } else { AMR_HWK };
+    adding(amr, &[key, AMR_USER, AMR_MFA])
+}
+
+fn adding(amr: &[String], more: &[&str]) -> Vec<String> {
     let mut out = amr.to_vec();
-    for m in [AMR_OTP, AMR_MFA] {
+    for m in more {
         if !out.iter().any(|a| a == m) {
-            out.push(m.to_owned());
+            out.push((*m).to_owned());
         }
     }
     out
@@ -734,13 +788,13 @@ mod tests {
             .unwrap_or_else(|| panic!("not pending"));
         assert_eq!((p.purpose, p.auth_time), (PendingPurpose::Account, NOW));
         assert_eq!(u.id, alice.id);
-        let amr = finish_pending(&f.core, &token, NOW + 2)
+        let amr = finish_pending(&f.core, &token, Used::App, NOW + 2)
             .await
             .ok()
             .flatten();
         assert_eq!(amr, Some(vec!["pwd".into(), "otp".into(), "mfa".into()]));
         assert_eq!(
-            finish_pending(&f.core, &token, NOW + 2)
+            finish_pending(&f.core, &token, Used::App, NOW + 2)
                 .await
                 .ok()
                 .flatten(),

@@ -17,6 +17,7 @@ pub mod introspection;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod passkey;
 pub mod revocation;
 pub mod tokens;
 pub mod userinfo;
@@ -53,6 +54,9 @@ pub struct Core {
     /// Opens the TOTP secrets the store keeps sealed (the master key, with the previous one
     /// during a rotation).
     pub sealing: MasterKey,
+    /// The WebAuthn relying party, built once from the issuer; None when the issuer's host
+    /// is an IP address (no passkeys there).
+    pub passkeys: Option<passkey::Passkeys>,
 }
 
 impl Core {

@@ -9,21 +9,25 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use crate::clock::utc;
+use crate::config::MfaMode;
 use crate::core::account::{self, EndOne, MIN_PASSWORD_LEN, PasswordRefusal, after_revocation};
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::LoginFailure;
 use crate::core::mfa::{self, Enrolment, FactorFailure};
+use crate::core::passkey::{self, PasskeyFailure};
 use crate::crypto::totp::qr_data_uri;
-use crate::model::{PendingPurpose, Session, Source, User};
+use crate::model::{FactorKind, PendingPurpose, Session, Source, User};
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::state::AppState;
+use crate::store::factors::Removal;
 
 use super::client_ip::Browser;
 use super::pages::{
-    Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
-    login_page, parse_form, refused_code, sign_in,
+    Continue, FactorForm, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page,
+    factor_step, login_page, parse_form, refused_code, sign_in,
 };
+use super::passkey::{self as http_passkey, Ceremony, PasskeySignIn, ceremony_page};
 use super::respond::page;
 use super::session::{self, Bind, SignedIn};
 use super::views::{
@@ -32,6 +36,21 @@ use super::views::{
 };
 
 const FACTOR_ACTION: &str = "/account/login/factor";
+const PASSKEY_ACTION: &str = "/account/login/passkey";
+const PASSKEY_FINISH: &str = "/account/login/passkey/finish";
+
+fn factor_form(pending: &str) -> FactorForm<'_> {
+    FactorForm {
+        action: FACTOR_ACTION,
+        pending,
+        hidden: &[],
+    }
+}
+
+/// How long after a second factor the account page's changes that need one (removing a
+/// factor, new recovery codes) take it as given, for an account without an authenticator
+/// app whose code could be typed in the form.
+const RECENT_FACTOR_SECONDS: i64 = 5 * 60;
 
 /// What a finished action tells the person, by the `notice` the redirect carries. Only these
 /// words are ever shown: the query names one, it cannot supply text.
@@ -40,7 +59,13 @@ fn notice(name: &str) -> Option<&'static str> {
         "enrolled" => {
             "Two-step sign-in is on. From now on you will be asked for a code from your app after your password."
         }
-        "removed" => "The authenticator app was removed. Signing in now needs your password only.",
+        "removed" => "The second factor was removed.",
+        "last-factor" => {
+            "This server requires a second factor, so the last one cannot be removed. Add another first, then remove this one."
+        }
+        "passkey-added" => {
+            "Your passkey was added. Use it after your password, or to sign in without one."
+        }
         "expired" => "That setup expired before it was finished. Start again.",
         "has-app" => "You already have an authenticator app. Remove it first to set up another.",
         "renewed" => "Your new recovery codes are ready; the old ones no longer work.",
@@ -93,7 +118,7 @@ pub async fn show(
             )
             .await
             .or_page(&state)?;
-            Ok(factor_page(&state, jar, FACTOR_ACTION, &token, &[], None))
+            factor_page(&state, jar, &user, factor_form(&token), None).await
         }
         Some((s, user)) => account_page(&state, jar, &s, &user, shown, None).await,
         None => Ok(account_login(&state, jar, None)),
@@ -105,6 +130,7 @@ fn account_login(state: &AppState, jar: CookieJar, problem: Option<LoginProblem>
     let login = Login {
         client_name: "your account",
         action: "/account/login",
+        passkey_action: passkey::available(&state.core).map(|_| PASSKEY_ACTION),
         hidden: &[],
         csrf: &csrf,
         username: String::new(),
@@ -120,13 +146,18 @@ async fn account_page(
     notice: Option<&str>,
     problem: Option<(StatusCode, String)>,
 ) -> Result<Response, PageError> {
-    let factors = mfa::factors(&state.core, &user.id)
-        .await
-        .or_page(state)?
+    let factors = mfa::factors(&state.core, &user.id).await.or_page(state)?;
+    let has_app = factors.iter().any(|f| f.kind == FactorKind::Totp);
+    let factors: Vec<FactorLine> = factors
         .into_iter()
         .map(|f| FactorLine {
             id: f.id,
             name: f.name,
+            kind: match f.kind {
+                FactorKind::Totp => "Authenticator app",
+                FactorKind::Passkey => "Passkey",
+            },
+            passwordless: f.kind == FactorKind::Passkey && f.discoverable,
             added: utc(f.confirmed_at),
             last_used: f.last_used_at.map(utc),
         })
@@ -150,6 +181,8 @@ async fn account_page(
             notice,
             error,
             factors,
+            has_app,
+            passkeys: passkey::available(&state.core).is_some(),
             recovery_left,
             sessions,
             apps,
@@ -258,8 +291,8 @@ pub async fn login(
         .or_page(&state)?
     {
         SignIn::Done(jar, _, _) => Ok((jar, Redirect::to("/account")).into_response()),
-        SignIn::SecondFactor(jar, token) => {
-            Ok(factor_page(&state, jar, FACTOR_ACTION, &token, &[], None))
+        SignIn::SecondFactor(jar, token, user) => {
+            factor_page(&state, jar, &user, factor_form(&token), None).await
         }
         SignIn::Failed(jar, problem) => Ok(account_login(&state, jar, Some(problem))),
     }
@@ -379,23 +412,10 @@ pub async fn start_totp(
     };
     // The password again: a stolen session cookie alone must not be able to set up an app
     // of the thief's, which would then lock the owner out of their own account.
-    let now = state.now();
-    let password = form.get("password").unwrap_or_default();
-    if let Err(failed) = account::confirm_password(&state.core, &user, password, browser.ip, now)
-        .await
-        .or_page(&state)?
-    {
-        let status = match failed {
-            LoginFailure::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            LoginFailure::InFlight | LoginFailure::Waiting { .. } => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        let message = match failed {
-            LoginFailure::Invalid => "That is not your password.".to_owned(),
-            other => other.page_message(now),
-        };
-        return account_page(&state, jar, &s, &user, None, Some((status, message))).await;
+    if let Err(page) = password_again(&state, jar.clone(), &s, &user, &form, &browser).await? {
+        return Ok(page);
     }
+    let now = state.now();
     match mfa::start_totp(&state.core, &user, now)
         .await
         .or_page(&state)?
@@ -403,6 +423,192 @@ pub async fn start_totp(
         Some(e) => enrol_page(&state, jar, &user, &e, &ACCOUNT_ENROL, None),
         None => Ok(back("has-app")),
     }
+}
+
+/// The account's password typed again (the form's `password`), before a factor is added.
+/// `Err` is the account page saying why it was refused.
+async fn password_again(
+    state: &AppState,
+    jar: CookieJar,
+    s: &Session,
+    user: &User,
+    form: &Params,
+    browser: &Browser,
+) -> Result<Result<(), Response>, PageError> {
+    let now = state.now();
+    let password = form.get("password").unwrap_or_default();
+    let Err(failed) = account::confirm_password(&state.core, user, password, browser.ip, now)
+        .await
+        .or_page(state)?
+    else {
+        return Ok(Ok(()));
+    };
+    let status = match failed {
+        LoginFailure::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        LoginFailure::InFlight | LoginFailure::Waiting { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    let message = match failed {
+        LoginFailure::Invalid => "That is not your password.".to_owned(),
+        other => other.page_message(now),
+    };
+    let page = account_page(state, jar, s, user, None, Some((status, message))).await?;
+    Ok(Err(page))
+}
+
+/// POST /account/passkey: start adding a passkey, named by the form, after the password.
+pub async fn start_passkey(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let typed = form.get("name").unwrap_or_default();
+    let name = if typed.trim().is_empty() {
+        passkey::DEFAULT_NAME
+    } else {
+        typed
+    };
+    let Some(name) = mfa::valid_name(name) else {
+        let problem = Some((StatusCode::BAD_REQUEST, name_rule()));
+        return account_page(&state, jar, &s, &user, None, problem).await;
+    };
+    // As for an authenticator app: a stolen session cookie must not add the thief's passkey,
+    // which would sign in without the password.
+    if let Err(page) = password_again(&state, jar.clone(), &s, &user, &form, &browser).await? {
+        return Ok(page);
+    }
+    let started = match passkey::start_registration(&state.core, &user, name, state.now())
+        .await
+        .or_page(&state)?
+    {
+        Ok(started) => started,
+        Err(f) => {
+            let problem = Some((StatusCode::NOT_FOUND, f.page_message().to_owned()));
+            return account_page(&state, jar, &s, &user, None, problem).await;
+        }
+    };
+    Ok(ceremony_page(
+        &state,
+        jar,
+        &REGISTER_PASSKEY,
+        &started,
+        StatusCode::OK,
+        None,
+    ))
+}
+
+const REGISTER_PASSKEY: Ceremony<'static> = Ceremony {
+    title: "Add a passkey",
+    lead: "Your browser will ask where to keep the passkey: this device, your phone, or a security key. After that you can sign in with it instead of typing a code, or without your password at all.",
+    button: "Create the passkey",
+    action: "/account/passkey/finish",
+    hidden: &[],
+    bind: Bind::Session,
+};
+
+/// POST /account/passkey/finish: the browser's new credential.
+pub async fn finish_passkey(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, s, user) = match signed_in_form(&state, &jar, &body).await? {
+        Ok(f) => f,
+        Err(r) => return Ok(r),
+    };
+    let now = state.now();
+    let registered = passkey::finish_registration(
+        &state.core,
+        &user,
+        form.get("ceremony").unwrap_or_default(),
+        form.get("credential").unwrap_or_default(),
+        browser.at(None),
+        now,
+    )
+    .await
+    .or_page(&state)?;
+    let added = match registered {
+        Ok(added) => added,
+        Err(PasskeyFailure::Gone) => return Ok(back("expired")),
+        Err(f) => {
+            let problem = Some((StatusCode::BAD_REQUEST, f.page_message().to_owned()));
+            return account_page(&state, jar, &s, &user, None, problem).await;
+        }
+    };
+    // The browser just used the passkey, with user verification: this session counts as
+    // two-factor from now on (in place, under a new cookie), as after an app's first code.
+    let amr = mfa::with_passkey(&s.amr, added.synced);
+    let Some((jar, _)) = session::elevate(&state, jar, &s, amr)
+        .await
+        .or_page(&state)?
+    else {
+        return Ok(Redirect::to("/account").into_response());
+    };
+    if !added.first {
+        return Ok((jar, back("passkey-added")).into_response());
+    }
+    // The account's first second factor: recovery codes, for when the passkey is lost.
+    let codes = mfa::new_recovery_codes(&state.core, &user, now)
+        .await
+        .or_page(&state)?;
+    Ok((
+        jar,
+        codes_page(&state, &codes, Next::Link("/account?notice=passkey-added")),
+    )
+        .into_response())
+}
+
+/// POST /account/login/passkey: "Sign in with a passkey" on the account page's login form.
+pub async fn login_passkey(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&state, &body).or_page(&state)?;
+    if !session::csrf_ok(&state, &jar, Bind::Nothing, form.get("csrf")) {
+        return Err(PageError::csrf_failed(&state));
+    }
+    http_passkey::sign_in_page(&state, jar, ACCOUNT, PASSKEY_FINISH, &[], Bind::Nothing).await
+}
+
+const ACCOUNT: Continue<'static> = Continue {
+    purpose: PendingPurpose::Account,
+    interaction: None,
+    client_id: None,
+};
+
+/// POST /account/login/passkey/finish: the browser's answer.
+pub async fn login_passkey_finish(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let form = parse_form(&state, &body).or_page(&state)?;
+    if !session::csrf_ok(&state, &jar, Bind::Nothing, form.get("csrf")) {
+        return Err(PageError::csrf_failed(&state));
+    }
+    match http_passkey::finish_sign_in(&state, jar, &form, ACCOUNT, &browser).await? {
+        PasskeySignIn::Done(jar, ..) => Ok((jar, Redirect::to("/account")).into_response()),
+        PasskeySignIn::Failed(jar, f) => Ok(account_login(
+            &state,
+            jar,
+            Some(http_passkey::login_problem(f)),
+        )),
+    }
+}
+
+fn name_rule() -> String {
+    format!(
+        "A name is one line of 1 to {} characters.",
+        mfa::MAX_FACTOR_NAME
+    )
 }
 
 /// POST /account/totp/confirm: the first code from the app turns it on.
@@ -470,20 +676,24 @@ pub async fn remove_factor(
         Err(r) => return Ok(r),
     };
     let factor = form.get("factor").unwrap_or_default();
-    let code = form.get("code").unwrap_or_default();
     let now = state.now();
     let ip = Some(browser.ip);
-    if let Err(page) = code_again(&state, jar.clone(), &s, &user, code, &browser).await? {
+    if let Err(page) = factor_again(&state, jar.clone(), &s, &user, &form, &browser).await? {
         return Ok(page);
     }
-    if !state
+    // Where the server requires a second factor, the last one stays: setting a new one up
+    // first, then removing the old, keeps the account usable.
+    let keep_one = state.config.mfa.mode == MfaMode::Required;
+    match state
         .core
         .store
-        .remove_factor(&user.id, factor)
+        .remove_factor(&user.id, factor, keep_one)
         .await
         .or_page(&state)?
     {
-        return Ok(back("gone"));
+        Removal::Removed => {}
+        Removal::Gone => return Ok(back("gone")),
+        Removal::LastOne => return Ok(back("last-factor")),
     }
     audit(
         &state.core,
@@ -497,18 +707,41 @@ pub async fn remove_factor(
     Ok(back("removed"))
 }
 
-/// A code from the app (or a recovery code) typed again on the account page, for a change
-/// that a stolen session cookie alone must not be able to make. `Err` is the account page
-/// saying why it was refused.
-async fn code_again(
+/// The second factor given again on the account page, for a change that a stolen session
+/// cookie alone must not be able to make: a code from the app (or a recovery code) typed in
+/// the form. An account without an app gives its passkey (or a recovery code) on the
+/// second-factor page, unless this session gave one in the last few minutes; it then comes
+/// back to the account page to make the change. `Err` is the page to answer with.
+async fn factor_again(
     state: &AppState,
     jar: CookieJar,
     s: &Session,
     user: &User,
-    code: &str,
+    form: &Params,
     browser: &Browser,
 ) -> Result<Result<(), Response>, PageError> {
     let now = state.now();
+    let code = form.get("code").unwrap_or_default();
+    if code.is_empty() {
+        let has_app = state
+            .core
+            .store
+            .confirmed_totp(&user.id)
+            .await
+            .or_page(state)?
+            .is_some();
+        if !has_app {
+            if s.mfa_at.is_some_and(|at| now - at <= RECENT_FACTOR_SECONDS) {
+                return Ok(Ok(()));
+            }
+            let token =
+                mfa::begin_step_up(&state.core, user, s, PendingPurpose::Account, None, now)
+                    .await
+                    .or_page(state)?;
+            let page = factor_page(state, jar, user, factor_form(&token), None).await?;
+            return Ok(Err(page));
+        }
+    }
     match mfa::check_code(&state.core, user, code, browser.at(None), now)
         .await
         .or_page(state)?
@@ -545,8 +778,7 @@ pub async fn renew_recovery_codes(
         Ok(f) => f,
         Err(r) => return Ok(r),
     };
-    let code = form.get("code").unwrap_or_default();
-    if let Err(page) = code_again(&state, jar.clone(), &s, &user, code, &browser).await? {
+    if let Err(page) = factor_again(&state, jar.clone(), &s, &user, &form, &browser).await? {
         return Ok(page);
     }
     let now = state.now();
@@ -779,11 +1011,7 @@ pub async fn rename_factor(
         Ok(true) => Ok(back("renamed")),
         Ok(false) => Ok(back("gone")),
         Err(()) => {
-            let message = format!(
-                "A name is one line of 1 to {} characters.",
-                mfa::MAX_FACTOR_NAME
-            );
-            let problem = Some((StatusCode::BAD_REQUEST, message));
+            let problem = Some((StatusCode::BAD_REQUEST, name_rule()));
             account_page(&state, jar, &s, &user, None, problem).await
         }
     }

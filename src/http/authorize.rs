@@ -11,6 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::core::authorize::{self, AuthorizationRequest, Next, Validated};
 use crate::core::consent::{self, Answered, Pending};
 use crate::core::mfa::{self, FactorFailure};
+use crate::core::passkey;
 use crate::crypto::secret::hash_token;
 use crate::model::{Client, PendingPurpose, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError};
@@ -20,9 +21,10 @@ use crate::state::AppState;
 use super::account::{EnrolForm, codes_page, enrol_page};
 use super::client_ip::{Browser, ClientIp};
 use super::pages::{
-    Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
-    login_page, parse_form, refused_code, sign_in,
+    Continue, FactorForm, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page,
+    factor_step, login_page, parse_form, refused_code, sign_in,
 };
+use super::passkey::{self as http_passkey, PasskeySignIn};
 use super::respond::{deliver, deliver_error, deliver_result, page};
 use super::session::{self, Bind};
 use super::views::{ConsentPage, Next as ViewNext, Theme, scope_lines};
@@ -131,6 +133,7 @@ async fn continue_request(
             let login = Login {
                 client_name: client.name(),
                 action: "/login",
+                passkey_action: passkey::available(&state.core).map(|_| PASSKEY_ACTION),
                 hidden: &[("interaction", &interaction)],
                 csrf: &csrf,
                 username: req.login_hint.clone().unwrap_or_default(),
@@ -170,7 +173,12 @@ async fn continue_request(
             .await
             .or_page(state)?;
             let hidden = [("interaction", interaction.as_str())];
-            factor_page(state, jar, FACTOR_ACTION, &token, &hidden, None)
+            let form = FactorForm {
+                action: FACTOR_ACTION,
+                pending: &token,
+                hidden: &hidden,
+            };
+            factor_page(state, jar, &user, form, None).await?
         }
         Ok(Next::Enrol { interaction }) => {
             let Some((_, user)) = signed_in else {
@@ -239,16 +247,14 @@ pub async fn login(
         SignIn::Done(jar, s, user) => {
             continue_request(&state, jar, (&pending).into(), Some((s, user)), true, None).await
         }
-        SignIn::SecondFactor(jar, token) => {
+        SignIn::SecondFactor(jar, token, user) => {
             let hidden = [("interaction", pending.id.as_str())];
-            Ok(factor_page(
-                &state,
-                jar,
-                FACTOR_ACTION,
-                &token,
-                &hidden,
-                None,
-            ))
+            let form = FactorForm {
+                action: FACTOR_ACTION,
+                pending: &token,
+                hidden: &hidden,
+            };
+            factor_page(&state, jar, &user, form, None).await
         }
         SignIn::Failed(jar, failure) => {
             continue_request(&state, jar, (&pending).into(), None, false, Some(failure)).await
@@ -257,6 +263,51 @@ pub async fn login(
 }
 
 const FACTOR_ACTION: &str = "/login/factor";
+const PASSKEY_ACTION: &str = "/login/passkey";
+const PASSKEY_FINISH: &str = "/login/passkey/finish";
+
+/// POST /login/passkey: "Sign in with a passkey" on the login page of an authorization
+/// request: the page that asks the browser for one.
+pub async fn login_passkey(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (_, pending) = pending_form(&state, &jar, &body, |i| Bind::Interaction(i)).await?;
+    let then = Continue {
+        purpose: PendingPurpose::Authorize,
+        interaction: Some(&pending.id),
+        client_id: Some(&pending.client.id),
+    };
+    let hidden = [("interaction", pending.id.as_str())];
+    let bind = Bind::Interaction(&pending.id);
+    http_passkey::sign_in_page(&state, jar, then, PASSKEY_FINISH, &hidden, bind).await
+}
+
+/// POST /login/passkey/finish: the browser's answer; on success the request goes on as
+/// after a password and second factor.
+pub async fn login_passkey_finish(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let (form, pending) = pending_form(&state, &jar, &body, |i| Bind::Interaction(i)).await?;
+    let then = Continue {
+        purpose: PendingPurpose::Authorize,
+        interaction: Some(&pending.id),
+        client_id: Some(&pending.client.id),
+    };
+    match http_passkey::finish_sign_in(&state, jar, &form, then, &browser).await? {
+        PasskeySignIn::Done(jar, s, user) => {
+            continue_request(&state, jar, (&pending).into(), Some((s, user)), true, None).await
+        }
+        PasskeySignIn::Failed(jar, f) => {
+            let problem = Some(http_passkey::login_problem(f));
+            continue_request(&state, jar, (&pending).into(), None, false, problem).await
+        }
+    }
+}
 
 /// POST /login/factor: the second factor of a sign-in for an authorization request.
 pub async fn login_factor(

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use crate::core::device::{self, CodeProblem, Decided, DeviceAuthorization, display_user_code};
 use crate::core::login::wait_words;
 use crate::core::mfa;
+use crate::core::passkey;
 use crate::model::{DeviceRow, PendingPurpose, Session, User};
 use crate::oauth::acr::Requested;
 use crate::oauth::error::OAuthError;
@@ -19,9 +20,10 @@ use crate::state::AppState;
 use super::client_ip::{Browser, ClientIp};
 use super::extract::AuthenticatedClient;
 use super::pages::{
-    Continue, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page, factor_step,
-    login_page, parse_form, sign_in,
+    Continue, FactorForm, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page,
+    factor_step, login_page, parse_form, sign_in,
 };
+use super::passkey::{self as http_passkey, PasskeySignIn};
 use super::respond::{NoStore, page};
 use super::session::{self, Bind};
 use super::views::{DeviceConfirmPage, DeviceEntryPage, MessagePage, Theme, scope_lines};
@@ -185,14 +187,12 @@ async fn next_step(
             )
             .await
             .or_page(state)?;
-            return Ok(factor_page(
-                state,
-                jar,
-                FACTOR_ACTION,
-                &token,
-                &[("user_code", &shown)],
-                None,
-            ));
+            let form = FactorForm {
+                action: FACTOR_ACTION,
+                pending: &token,
+                hidden: &[("user_code", &shown)],
+            };
+            return factor_page(state, jar, user, form, None).await;
         }
         return Err(PageError::new(
             state,
@@ -220,6 +220,7 @@ async fn next_step(
             let login = Login {
                 client_name: client.name(),
                 action: "/device/login",
+                passkey_action: passkey::available(&state.core).map(|_| PASSKEY_ACTION),
                 hidden: &[("user_code", &shown)],
                 csrf: &csrf,
                 username: String::new(),
@@ -266,22 +267,72 @@ pub async fn login(
         .or_page(&state)?
     {
         SignIn::Done(jar, s, user) => next_step(&state, jar, &row, Some((s, user)), None).await,
-        SignIn::SecondFactor(jar, token) => {
+        SignIn::SecondFactor(jar, token, user) => {
             let shown = display_user_code(&row.user_code);
-            Ok(factor_page(
-                &state,
-                jar,
-                FACTOR_ACTION,
-                &token,
-                &[("user_code", &shown)],
-                None,
-            ))
+            let form = FactorForm {
+                action: FACTOR_ACTION,
+                pending: &token,
+                hidden: &[("user_code", &shown)],
+            };
+            factor_page(&state, jar, &user, form, None).await
         }
         SignIn::Failed(jar, failure) => next_step(&state, jar, &row, None, Some(failure)).await,
     }
 }
 
 const FACTOR_ACTION: &str = "/device/login/factor";
+const PASSKEY_ACTION: &str = "/device/login/passkey";
+const PASSKEY_FINISH: &str = "/device/login/passkey/finish";
+
+/// POST /device/login/passkey: "Sign in with a passkey" on the way to confirming a device.
+pub async fn login_passkey(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let row = match pending_form(&state, &jar, ip, &body, Bind::Nothing).await? {
+        Ok(f) => f.row,
+        Err(page) => return Ok(page),
+    };
+    let then = Continue {
+        purpose: PendingPurpose::Device,
+        interaction: Some(&row.user_code),
+        client_id: Some(&row.client_id),
+    };
+    let shown = display_user_code(&row.user_code);
+    let hidden = [("user_code", shown.as_str())];
+    http_passkey::sign_in_page(&state, jar, then, PASSKEY_FINISH, &hidden, Bind::Nothing).await
+}
+
+/// POST /device/login/passkey/finish: the browser's answer; on success the confirmation
+/// page follows.
+pub async fn login_passkey_finish(
+    State(state): State<AppState>,
+    browser: Browser,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let DeviceForm { form, row } =
+        match pending_form(&state, &jar, browser.ip, &body, Bind::Nothing).await? {
+            Ok(f) => f,
+            Err(page) => return Ok(page),
+        };
+    let then = Continue {
+        purpose: PendingPurpose::Device,
+        interaction: Some(&row.user_code),
+        client_id: Some(&row.client_id),
+    };
+    match http_passkey::finish_sign_in(&state, jar, &form, then, &browser).await? {
+        PasskeySignIn::Done(jar, s, user) => {
+            next_step(&state, jar, &row, Some((s, user)), None).await
+        }
+        PasskeySignIn::Failed(jar, f) => {
+            let problem = Some(http_passkey::login_problem(f));
+            next_step(&state, jar, &row, None, problem).await
+        }
+    }
+}
 
 /// POST /device/login/factor: the second factor, on the way to confirming a device.
 pub async fn login_factor(

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod logout;
 pub mod pages;
+pub mod passkey;
 pub mod respond;
 pub mod session;
 pub mod token;
@@ -61,17 +62,34 @@ pub fn router(state: AppState) -> Router {
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/login", post(authorize::login))
         .route("/login/factor", post(authorize::login_factor))
+        .route("/login/passkey", post(authorize::login_passkey))
+        .route(
+            "/login/passkey/finish",
+            post(authorize::login_passkey_finish),
+        )
         .route("/login/enrol", post(authorize::login_enrol))
         .route("/login/continue", post(authorize::login_continue))
         .route("/consent", post(authorize::consent))
         .route("/device", get(device::entry).post(device::submit))
         .route("/device/login", post(device::login))
         .route("/device/login/factor", post(device::login_factor))
+        .route("/device/login/passkey", post(device::login_passkey))
+        .route(
+            "/device/login/passkey/finish",
+            post(device::login_passkey_finish),
+        )
         .route("/device/confirm", post(device::confirm))
         .route("/logout", get(logout::get).post(logout::post))
         .route("/account", get(account::show))
         .route("/account/login", post(account::login))
         .route("/account/login/factor", post(account::login_factor))
+        .route("/account/login/passkey", post(account::login_passkey))
+        .route(
+            "/account/login/passkey/finish",
+            post(account::login_passkey_finish),
+        )
+        .route("/account/passkey", post(account::start_passkey))
+        .route("/account/passkey/finish", post(account::finish_passkey))
         .route("/account/totp", post(account::start_totp))
         .route("/account/totp/confirm", post(account::confirm_totp))
         .route("/account/factor/remove", post(account::remove_factor))
@@ -90,7 +108,8 @@ pub fn router(state: AppState) -> Router {
         .route("/account/password", post(account::change_password))
         .route("/logout/confirm", post(logout::confirm))
         .route("/theme.css", get(theme_css))
-        .route("/static/latchkey.css", get(stylesheet));
+        .route("/static/latchkey.css", get(stylesheet))
+        .route("/static/webauthn.js", get(webauthn_script));
     if demo::enabled(&state.config) {
         pages = pages.route("/demo/callback", get(demo::callback));
     }
@@ -158,6 +177,18 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// The passkey pages' one script (no inline script: the CSP allows this server's files).
+async fn webauthn_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/webauthn.js"),
+    )
+        .into_response()
+}
+
 async fn not_found() -> Response {
     // No OAuth error code fits a path that is no endpoint (house rule 1: none is made up),
     // so this is a plain 404 that says where the endpoints are listed.
@@ -219,7 +250,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
         .is_some_and(|ct| ct.starts_with("text/html"));
     if is_html
         && !h.contains_key(header::CONTENT_SECURITY_POLICY)
-        && let Ok(v) = HeaderValue::from_str(&respond::csp(false))
+        && let Ok(v) = HeaderValue::from_str(&respond::csp(respond::Scripts::None))
     {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }

@@ -10,14 +10,15 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::core::audit::{AuditKind, audit};
 use crate::core::login::{LoginFailure, check_password};
 use crate::core::mfa::{self, FactorFailure};
+use crate::core::passkey;
 use crate::crypto::secret::hash_token;
-use crate::model::{PendingPurpose, Session, User};
+use crate::model::{FactorKind, PendingPurpose, Session, User};
 use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::oauth::params::Params;
 use crate::state::AppState;
 
 use super::client_ip::Browser;
-use super::respond::{page, with_cause};
+use super::respond::{page, with_cause, with_scripts};
 use super::session::{self, Bind, SignedIn};
 use super::views::{ErrorPage, FactorPage, LoginPage, Theme};
 
@@ -162,8 +163,8 @@ pub enum SignIn {
     /// A new session (a new cookie in the jar).
     Done(CookieJar, Session, User),
     /// The password was right and the account has a second factor: the factor page comes
-    /// next, for this pending sign-in.
-    SecondFactor(CookieJar, String),
+    /// next, for this pending sign-in of this user.
+    SecondFactor(CookieJar, String, User),
     /// The message for the login page, and the username to show again.
     Failed(CookieJar, LoginProblem),
 }
@@ -257,7 +258,7 @@ pub async fn sign_in(
             now,
         )
         .await;
-        return Ok(SignIn::SecondFactor(jar, pending));
+        return Ok(SignIn::SecondFactor(jar, pending, user));
     }
     audit(
         &state.core,
@@ -273,17 +274,32 @@ pub async fn sign_in(
     Ok(SignIn::Done(jar, s, user))
 }
 
-/// The second-factor page: `action` is where its form posts, `hidden` what that endpoint
-/// continues with besides the pending sign-in.
-pub fn factor_page(
+/// Where a second-factor form posts (`action`), the pending sign-in it finishes, and what
+/// that endpoint continues with besides (`hidden`).
+#[derive(Clone, Copy)]
+pub struct FactorForm<'a> {
+    pub action: &'a str,
+    pub pending: &'a str,
+    pub hidden: &'a [(&'a str, &'a str)],
+}
+
+/// The second-factor page of `user`: a code from their authenticator app or a recovery
+/// code, and their passkey when they have one (a new WebAuthn challenge each time the page
+/// is drawn).
+pub async fn factor_page(
     state: &AppState,
     jar: CookieJar,
-    action: &str,
-    pending: &str,
-    hidden: &[(&str, &str)],
+    user: &User,
+    form: FactorForm<'_>,
     problem: Option<(StatusCode, String)>,
-) -> Response {
-    let (jar, csrf) = session::csrf(state, jar, Bind::Pending(pending));
+) -> Result<Response, PageError> {
+    let now = state.now();
+    let factors = mfa::factors(&state.core, &user.id).await.or_page(state)?;
+    let has_app = factors.iter().any(|f| f.kind == FactorKind::Totp);
+    let passkey = passkey::start_second_factor(&state.core, user, form.pending, now)
+        .await
+        .or_page(state)?;
+    let (jar, csrf) = session::csrf(state, jar, Bind::Pending(form.pending));
     let (status, error) = match problem {
         Some((status, message)) => (status, Some(message)),
         None => (StatusCode::OK, None),
@@ -292,21 +308,31 @@ pub fn factor_page(
         status,
         &FactorPage {
             theme: Theme::from(state),
-            action,
-            pending,
-            hidden,
+            action: form.action,
+            pending: form.pending,
+            hidden: form.hidden,
             csrf: &csrf,
             error,
+            has_app,
+            passkey: passkey.as_ref(),
         },
     );
-    (jar, r).into_response()
+    let r = if passkey.is_some() {
+        with_scripts(r)
+    } else {
+        r
+    };
+    Ok((jar, r).into_response())
 }
 
 /// The status and words of a page that refused a code: `wrong` for a code that was not
 /// right (401 on a sign-in, 400 on a form of a signed-in page), 429 for a lockout.
 pub fn refused_code(failed: FactorFailure, wrong: StatusCode, now: i64) -> (StatusCode, String) {
     let status = match failed {
-        FactorFailure::Wrong | FactorFailure::Malformed | FactorFailure::Gone => wrong,
+        FactorFailure::Wrong
+        | FactorFailure::Malformed
+        | FactorFailure::Gone
+        | FactorFailure::PasskeyRefused => wrong,
         FactorFailure::Locked { .. } | FactorFailure::Waiting { .. } | FactorFailure::InFlight => {
             StatusCode::TOO_MANY_REQUESTS
         }
@@ -324,7 +350,7 @@ pub enum FactorStep {
 
 /// Check a posted second-factor form: its CSRF value, its pending sign-in (which must be
 /// for `then.purpose`, and continue `then.interaction`: the interaction or user code the
-/// form carries), then the code, throttled and audited for `then.client_id`. `action` and
+/// form carries), then the code or the passkey, audited for `then.client_id`. `action` and
 /// `hidden` redraw the page.
 pub async fn factor_step(
     state: &AppState,
@@ -352,24 +378,54 @@ pub async fn factor_step(
     else {
         return Err(PageError::expired(state));
     };
-    let code = form.get("code").unwrap_or_default();
     let ip = browser.ip;
     let client_id = then.client_id;
-    match mfa::check_code(&state.core, &user, code, browser.at(client_id), now)
-        .await
-        .or_page(state)?
-    {
-        Ok(_) => {}
+    let at = browser.at(client_id);
+    let checked = match form.get("credential") {
+        Some(credential) => {
+            let ceremony = form.get("ceremony").unwrap_or_default();
+            match passkey::check_second_factor(
+                &state.core,
+                &user,
+                token,
+                ceremony,
+                credential,
+                at,
+                now,
+            )
+            .await
+            .or_page(state)?
+            {
+                // The passkey request was answered already, or replaced by a newer page: ask
+                // again with a new one.
+                Err(FactorFailure::Gone) => Err(FactorFailure::PasskeyRefused),
+                other => other,
+            }
+        }
+        None => {
+            let code = form.get("code").unwrap_or_default();
+            mfa::check_code(&state.core, &user, code, at, now)
+                .await
+                .or_page(state)?
+        }
+    };
+    let used = match checked {
+        Ok(used) => used,
         Err(FactorFailure::Gone) => return Err(PageError::expired(state)),
         Err(failed) => {
             let problem = Some(refused_code(failed, StatusCode::UNAUTHORIZED, now));
-            return Ok(FactorStep::Again(factor_page(
-                state, jar, action, token, hidden, problem,
-            )));
+            let form = FactorForm {
+                action,
+                pending: token,
+                hidden,
+            };
+            return Ok(FactorStep::Again(
+                factor_page(state, jar, &user, form, problem).await?,
+            ));
         }
-    }
+    };
     // Taken once: of two right codes posted at once, one starts a session.
-    let Some(amr) = mfa::finish_pending(&state.core, token, now)
+    let Some(amr) = mfa::finish_pending(&state.core, token, used, now)
         .await
         .or_page(state)?
     else {
@@ -412,6 +468,9 @@ pub async fn factor_step(
 pub struct Login<'a> {
     pub client_name: &'a str,
     pub action: &'a str,
+    /// Where "Sign in with a passkey" posts (with the same hidden fields and CSRF value);
+    /// None where passkeys are off.
+    pub passkey_action: Option<&'a str>,
     pub hidden: &'a [(&'a str, &'a str)],
     pub csrf: &'a str,
     pub username: String,
@@ -428,6 +487,7 @@ pub fn login_page(state: &AppState, l: Login<'_>, problem: Option<LoginProblem>)
             theme: Theme::from(state),
             client_name: l.client_name,
             action: l.action,
+            passkey_action: l.passkey_action,
             hidden: l.hidden,
             csrf: l.csrf,
             username: &typed,

@@ -91,17 +91,36 @@ fn script_hash() -> String {
     )
 }
 
-/// The page CSP: nothing from elsewhere, no inline script except a hashed one.
-pub fn csp(with_script: bool) -> String {
-    let script = if with_script {
-        script_hash()
-    } else {
-        "'none'".to_owned()
+/// What script a page may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scripts {
+    None,
+    /// The form_post page's one inline script, by its hash.
+    FormPost,
+    /// This server's own script files (the passkey pages' `/static/webauthn.js`), never
+    /// inline script.
+    OwnFiles,
+}
+
+/// The page CSP: nothing from elsewhere, and script only as `scripts` allows.
+pub fn csp(scripts: Scripts) -> String {
+    let script = match scripts {
+        Scripts::None => "'none'".to_owned(),
+        Scripts::FormPost => script_hash(),
+        Scripts::OwnFiles => "'self'".to_owned(),
     };
     format!(
         "default-src 'none'; style-src 'self'; img-src 'self' https: data:; script-src {script}; \
          frame-ancestors 'none'; base-uri 'none'"
     )
+}
+
+/// A page that runs this server's own scripts (a passkey ceremony).
+pub fn with_scripts(mut r: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&csp(Scripts::OwnFiles)) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
 }
 
 /// Render a page with its status; security headers are added by the layer in `http::mod`.
@@ -143,7 +162,7 @@ pub fn deliver(state: &AppState, d: Delivery) -> Response {
                     script: FORM_POST_SCRIPT,
                 },
             );
-            if let Ok(v) = HeaderValue::from_str(&csp(true)) {
+            if let Ok(v) = HeaderValue::from_str(&csp(Scripts::FormPost)) {
                 r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
             }
             r

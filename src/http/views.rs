@@ -27,6 +27,8 @@ pub struct LoginPage<'a> {
     /// Where the form posts: /login for an authorization request, /device/login for a
     /// device being connected. `hidden` carries what that endpoint continues with.
     pub action: &'a str,
+    /// Where "Sign in with a passkey" posts; None where passkeys are off.
+    pub passkey_action: Option<&'a str>,
     pub hidden: &'a [(&'a str, &'a str)],
     pub csrf: &'a str,
     pub username: &'a str,
@@ -42,6 +44,27 @@ pub struct FactorPage<'a> {
     pub hidden: &'a [(&'a str, &'a str)],
     pub csrf: &'a str,
     pub error: Option<String>,
+    /// Whether the user has an authenticator app (else only a passkey and recovery codes).
+    pub has_app: bool,
+    /// The user's passkeys, asked for with this ceremony.
+    pub passkey: Option<&'a crate::core::passkey::Started>,
+}
+
+/// A WebAuthn ceremony of its own: adding a passkey, or signing in with one.
+#[derive(Template)]
+#[template(path = "passkey.html")]
+pub struct PasskeyPage<'a> {
+    pub theme: Theme,
+    pub title: &'a str,
+    pub lead: &'a str,
+    pub button: &'a str,
+    pub action: &'a str,
+    pub hidden: &'a [(&'a str, &'a str)],
+    pub csrf: &'a str,
+    pub ceremony: &'a str,
+    /// The options for the browser, as JSON (escaped into an attribute by the template).
+    pub options: &'a str,
+    pub error: Option<&'a str>,
 }
 
 pub struct ScopeLine {
@@ -161,6 +184,9 @@ pub struct LogoutPage<'a> {
 pub struct FactorLine {
     pub id: String,
     pub name: String,
+    /// "Authenticator app" or "Passkey", and for a passkey whether it signs in alone.
+    pub kind: &'static str,
+    pub passwordless: bool,
     pub added: String,
     pub last_used: Option<String>,
 }
@@ -197,6 +223,11 @@ pub struct AccountPage<'a> {
     pub notice: Option<&'a str>,
     pub error: Option<String>,
     pub factors: Vec<FactorLine>,
+    /// Whether one of the factors is an authenticator app (changes ask for its code; with
+    /// passkeys only, for a recent second factor).
+    pub has_app: bool,
+    /// Whether passkeys can be added here.
+    pub passkeys: bool,
     /// Unused recovery codes.
     pub recovery_left: i64,
     /// This browser's session first, then the others, most recently seen first.

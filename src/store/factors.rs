@@ -15,6 +15,16 @@ use crate::model::{Factor, FactorKind, PendingLogin, PendingPurpose, TotpRow};
 /// How many sign-ins may wait for one user's second factor at once.
 pub const MAX_PENDING_PER_USER: i64 = 5;
 
+/// What came of removing a factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// The user has no such factor.
+    Gone,
+    /// It is the last one, and the server requires one.
+    LastOne,
+}
+
 /// A factor being enrolled: stored unconfirmed until the user proves they hold it.
 pub struct NewFactor<'a> {
     pub id: &'a str,
@@ -38,6 +48,7 @@ fn factor_from_row(r: &AnyRow) -> DbResult<Factor> {
         created_at: r.try_get("created_at")?,
         confirmed_at: r.try_get("confirmed_at")?,
         last_used_at: r.try_get("last_used_at")?,
+        discoverable: r.try_get::<i64, _>("discoverable")? != 0,
     })
 }
 
@@ -83,7 +94,7 @@ impl Store {
     /// The user's confirmed factors, oldest first.
     pub async fn factors(&self, user_id: &str) -> DbResult<Vec<Factor>> {
         let rows = sqlx::query(
-            "SELECT id, user_id, kind, name, created_at, confirmed_at, last_used_at FROM mfa_factors
+            "SELECT id, user_id, kind, name, created_at, confirmed_at, last_used_at, discoverable FROM mfa_factors
              WHERE user_id = $1 AND confirmed_at IS NOT NULL ORDER BY confirmed_at, id",
         )
         .bind(user_id)
@@ -194,27 +205,49 @@ impl Store {
     }
 
     /// Remove one of the user's factors; with the last one go the recovery codes, which
-    /// would otherwise be a second factor for an account that has none. False when the user
-    /// has no such factor.
-    pub async fn remove_factor(&self, user_id: &str, id: &str) -> DbResult<bool> {
+    /// would otherwise be a second factor for an account that has none. With `keep_one`
+    /// (the server requires a second factor) the last one stays.
+    pub async fn remove_factor(
+        &self,
+        user_id: &str,
+        id: &str,
+        keep_one: bool,
+    ) -> DbResult<Removal> {
         let mut tx = self.begin().await?;
+        // Takes the user's row lock on Postgres (SQLite has one writer at a time): two
+        // removals of an account's last two factors run one after the other, so the second
+        // sees that it would remove the last.
+        sqlx::query("UPDATE users SET id = id WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM mfa_factors WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            return Ok(false);
+            return Ok(Removal::Gone);
         }
-        sqlx::query(
-            "DELETE FROM recovery_codes WHERE user_id = $1
-               AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL)",
+        let left: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL",
         )
         .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if left == 0 {
+            if keep_one {
+                // Dropping the transaction rolls the delete back.
+                return Ok(Removal::LastOne);
+            }
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(Removal::Removed)
     }
 
     /// Remove every factor and recovery code of the user (an admin's reset). How many
@@ -407,6 +440,7 @@ pub(super) async fn delete_factors_in(
         "DELETE FROM mfa_factors WHERE user_id = $1",
         "DELETE FROM recovery_codes WHERE user_id = $1",
         "DELETE FROM pending_logins WHERE user_id = $1",
+        "DELETE FROM passkey_ceremonies WHERE user_id = $1",
     ] {
         sqlx::query(sql).bind(user_id).execute(&mut *conn).await?;
     }

@@ -25,6 +25,7 @@ pub mod factors;
 pub mod grants;
 mod janitor;
 pub mod keys;
+pub mod passkeys;
 mod sessions;
 pub mod throttle;
 pub mod users;
@@ -88,6 +89,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "second factors",
         include_str!("../../migrations/0007_second_factors.sql"),
+    ),
+    (
+        8,
+        "passkeys",
+        include_str!("../../migrations/0008_passkeys.sql"),
     ),
 ];
 

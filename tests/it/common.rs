@@ -357,10 +357,34 @@ impl TestApp {
         Some(Self::start(config, dir, pg_db).await)
     }
 
-    pub async fn start(
+    /// Spawn with the issuer `http://localhost:{port}`: WebAuthn needs a domain name as the
+    /// relying party ID, never an IP address (WebAuthn Level 2 section 4). `base` stays on
+    /// 127.0.0.1, which the server listens on.
+    pub async fn spawn_on_localhost(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<TestApp> {
+        let (url, dir, pg_db) = database_for(backend).await?;
+        let text = config_toml(&url, &dir.path().display().to_string());
+        let (mut config, _) = Config::from_toml(&text, &[]).expect("test config is valid");
+        tweak(&mut config);
+        Some(Self::start_named(config, dir, pg_db, "localhost").await)
+    }
+
+    /// The issuer as a browser sees it (`http://localhost:{port}` for `spawn_on_localhost`).
+    pub fn issuer(&self) -> String {
+        self.state.config.base_url().to_owned()
+    }
+
+    pub async fn start(config: Config, dir: tempfile::TempDir, pg_db: Option<String>) -> TestApp {
+        Self::start_named(config, dir, pg_db, "127.0.0.1").await
+    }
+
+    async fn start_named(
         mut config: Config,
         dir: tempfile::TempDir,
         pg_db: Option<String>,
+        host: &str,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -369,7 +393,8 @@ impl TestApp {
         let base = format!("http://{addr}");
         // Nodes of one deployment share an issuer; a lone test server is its own issuer.
         if config.issuer == "http://127.0.0.1:8080" {
-            config.issuer = base.parse().expect("issuer");
+            let issuer = format!("http://{host}:{}", addr.port());
+            config.issuer = issuer.parse().expect("issuer");
         }
         let clock = Clock::manual(Clock::System.now());
         let state = app::build_state(config, clock.clone())

@@ -23,7 +23,9 @@ mod machine;
 mod mfa;
 mod multinode;
 mod ops;
+mod passkey;
 mod real_browser;
+mod soft_authenticator;
 mod store;
 mod wire;
 

@@ -27,13 +27,13 @@ fn code_at(secret: &str, t: i64) -> String {
 }
 
 /// What the browser got back: status, `Location` and body.
-struct Got {
-    status: StatusCode,
-    location: Option<String>,
-    body: String,
+pub(crate) struct Got {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
 }
 
-async fn got(r: reqwest::Response) -> Got {
+pub(crate) async fn got(r: reqwest::Response) -> Got {
     Got {
         status: r.status(),
         location: r
@@ -44,11 +44,16 @@ async fn got(r: reqwest::Response) -> Got {
     }
 }
 
-async fn post(app: &TestApp, b: &reqwest::Client, path: &str, form: &[(&str, &str)]) -> Got {
+pub(crate) async fn post(
+    app: &TestApp,
+    b: &reqwest::Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Got {
     got(b.post(app.url(path)).form(form).send().await.expect("POST")).await
 }
 
-async fn get(app: &TestApp, b: &reqwest::Client, path: &str) -> Got {
+pub(crate) async fn get(app: &TestApp, b: &reqwest::Client, path: &str) -> Got {
     got(b.get(app.url(path)).send().await.expect("GET")).await
 }
 
@@ -59,7 +64,7 @@ fn shown_secret(html: &str) -> String {
 }
 
 /// Sign in to /account with the password (and nothing else: no factor yet).
-async fn account_sign_in(app: &TestApp, b: &reqwest::Client) -> Got {
+pub(crate) async fn account_sign_in(app: &TestApp, b: &reqwest::Client) -> Got {
     let login = get(app, b, "/account").await;
     assert_eq!(login.status, 200);
     assert!(
@@ -86,7 +91,7 @@ async fn enrol(app: &TestApp, b: &reqwest::Client) -> String {
 }
 
 /// The recovery codes a page shows.
-fn shown_codes(html: &str) -> Vec<String> {
+pub(crate) fn shown_codes(html: &str) -> Vec<String> {
     let list = &html[html
         .find("id=\"recovery-codes\"")
         .expect("the codes are shown")..];
@@ -193,7 +198,11 @@ async fn enrol_with_codes(app: &TestApp, b: &reqwest::Client) -> (String, Vec<St
 
 /// Start the code flow for `web` in browser `b` and sign in with the password: the page
 /// that comes next.
-async fn authorize_and_sign_in(app: &TestApp, b: &reqwest::Client, password: &str) -> Got {
+pub(crate) async fn authorize_and_sign_in(
+    app: &TestApp,
+    b: &reqwest::Client,
+    password: &str,
+) -> Got {
     let login = got(b
         .get(app.url("/authorize"))
         .query(&[
@@ -260,7 +269,7 @@ async fn send_code(app: &TestApp, b: &reqwest::Client, factor_page: &Got, code: 
 }
 
 /// Allow on the consent page, if it is shown; the redirect back to the client.
-async fn past_consent(app: &TestApp, b: &reqwest::Client, after: Got) -> Got {
+pub(crate) async fn past_consent(app: &TestApp, b: &reqwest::Client, after: Got) -> Got {
     if !after.body.contains("action=\"/consent\"") {
         return after;
     }
@@ -277,7 +286,7 @@ async fn past_consent(app: &TestApp, b: &reqwest::Client, after: Got) -> Got {
     .await
 }
 
-fn code_in(redirect: &Got) -> String {
+pub(crate) fn code_in(redirect: &Got) -> String {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         "location",

@@ -12,8 +12,9 @@ use latchkey::oauth::types::ScopeSet;
 use latchkey::store::Store;
 use latchkey::store::backchannel::Finish;
 use latchkey::store::device::NewDevice;
-use latchkey::store::factors::NewFactor;
+use latchkey::store::factors::{NewFactor, Removal};
 use latchkey::store::grants::{NewFamily, NewGrant, NewRefresh};
+use latchkey::store::passkeys::{Ceremony, CeremonyKind, MAX_CEREMONIES_PER_USER, NewPasskey};
 use latchkey::store::throttle::{Admission, Outcome};
 
 use crate::common::{Backend, TestStore};
@@ -1053,18 +1054,41 @@ async fn removing_factors_takes_their_recovery_codes(b: Backend) {
         .replace_recovery_codes("u1", &codes(3), now)
         .await
         .expect("codes");
-    assert!(
-        !store.remove_factor("u2", "f1").await.expect("other user"),
+    assert_eq!(
+        store
+            .remove_factor("u2", "f1", false)
+            .await
+            .expect("other user"),
+        Removal::Gone,
         "someone else's factor is not removed"
     );
     assert!(store.has_factor("u1").await.expect("has"));
     // An enrolment goes alone while a confirmed factor remains.
-    assert!(store.remove_factor("u1", "f2").await.expect("enrolment"));
+    assert_eq!(
+        store
+            .remove_factor("u1", "f2", true)
+            .await
+            .expect("enrolment"),
+        Removal::Removed
+    );
     assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 3);
-    assert!(store.remove_factor("u1", "f1").await.expect("last"));
+    // Where the server requires a second factor, the last one stays, with its codes.
+    assert_eq!(
+        store.remove_factor("u1", "f1", true).await.expect("kept"),
+        Removal::LastOne
+    );
+    assert!(store.has_factor("u1").await.expect("has"));
+    assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 3);
+    assert_eq!(
+        store.remove_factor("u1", "f1", false).await.expect("last"),
+        Removal::Removed
+    );
     assert!(!store.has_factor("u1").await.expect("has"));
     assert_eq!(store.recovery_codes_left("u1").await.expect("left"), 0);
-    assert!(!store.remove_factor("u1", "f1").await.expect("again"));
+    assert_eq!(
+        store.remove_factor("u1", "f1", false).await.expect("again"),
+        Removal::Gone
+    );
 
     // Reset: u1 with everything, u2 alongside to be left alone.
     confirmed(store, "f3", "u1", 1, now).await;
@@ -1298,6 +1322,130 @@ async fn the_janitor_purges_lapsed_enrolments_but_no_confirmed_factor(b: Backend
     assert!(store.has_factor("u1").await.expect("has"));
 }
 
+/// A passkey ceremony is taken once, by its kind, while it lives; an account keeps a few of
+/// each kind; a credential is registered to one account only.
+async fn passkey_ceremonies_are_taken_once(b: Backend) {
+    let Some(app) = TestStore::new(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let now = 1_000_000;
+    let ceremony = |user: Option<&str>, kind: CeremonyKind| Ceremony {
+        kind,
+        user_id: user.map(str::to_owned),
+        bound: Some(hash_token("pending")),
+        purpose: None,
+        name: Some("Laptop".into()),
+        state: "{}".into(),
+        expires_at: now + 600,
+    };
+    store
+        .insert_ceremony("c1", &ceremony(Some("u1"), CeremonyKind::Register), now)
+        .await
+        .expect("insert");
+    let take = |id: &'static str, kind, at| async move {
+        store.take_ceremony(id, kind, at).await.expect("take")
+    };
+    assert!(
+        take("c1", CeremonyKind::SecondFactor, now).await.is_none(),
+        "another kind"
+    );
+    let taken = take("c1", CeremonyKind::Register, now)
+        .await
+        .expect("taken");
+    assert_eq!(taken.user_id.as_deref(), Some("u1"));
+    assert_eq!(taken.name.as_deref(), Some("Laptop"));
+    assert!(
+        take("c1", CeremonyKind::Register, now).await.is_none(),
+        "once"
+    );
+    // Expired.
+    store
+        .insert_ceremony("c2", &ceremony(None, CeremonyKind::SignIn), now)
+        .await
+        .expect("insert");
+    assert!(take("c2", CeremonyKind::SignIn, now + 600).await.is_none());
+    // Raced: one of two takes wins.
+    store
+        .insert_ceremony("c3", &ceremony(None, CeremonyKind::SignIn), now)
+        .await
+        .expect("insert");
+    let (x, y) = tokio::join!(
+        store.take_ceremony("c3", CeremonyKind::SignIn, now),
+        store.take_ceremony("c3", CeremonyKind::SignIn, now)
+    );
+    assert_ne!(x.expect("x").is_some(), y.expect("y").is_some());
+    // An account keeps the newest few of a kind.
+    for i in 0..8 {
+        let id = format!("s{i}");
+        store
+            .insert_ceremony(
+                &id,
+                &ceremony(Some("u2"), CeremonyKind::SecondFactor),
+                now + i,
+            )
+            .await
+            .expect("insert");
+    }
+    let mut left = 0;
+    for i in 0..8 {
+        let id = format!("s{i}");
+        if store
+            .take_ceremony(&id, CeremonyKind::SecondFactor, now + 10)
+            .await
+            .expect("take")
+            .is_some()
+        {
+            left += 1;
+            assert!(i >= 3, "an old one stayed: {id}");
+        }
+    }
+    assert_eq!(left, MAX_CEREMONIES_PER_USER);
+
+    let passkey = |id: &'static str, user: &'static str| NewPasskey {
+        id,
+        user_id: user,
+        name: "Laptop",
+        credential_id: "cred-1",
+        credential: "{}",
+        discoverable: true,
+        now,
+    };
+    assert!(
+        store
+            .insert_passkey(&passkey("p1", "u1"))
+            .await
+            .expect("insert")
+    );
+    assert!(
+        !store
+            .insert_passkey(&passkey("p2", "u2"))
+            .await
+            .expect("insert"),
+        "a credential belongs to one account"
+    );
+    let found = store
+        .passkey_by_credential("cred-1")
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!((found.id.as_str(), found.user_id.as_str()), ("p1", "u1"));
+    assert!(store.has_factor("u1").await.expect("has"));
+    assert_eq!(store.passkeys("u1").await.expect("list").len(), 1);
+    let listed = store.factors("u1").await.expect("factors");
+    assert_eq!(listed[0].kind, FactorKind::Passkey);
+    assert!(listed[0].discoverable);
+    store
+        .passkey_used("p1", Some("{\"counter\":2}"), now + 5)
+        .await
+        .expect("used");
+    let found = store.passkey_by_credential("cred-1").await.expect("find");
+    assert_eq!(
+        found.map(|p| p.credential).as_deref(),
+        Some("{\"counter\":2}")
+    );
+}
+
 crate::both_stores!(
     backchannel_logouts_are_claimed_once,
     access_token_state_reads_revocation_and_user_together,
@@ -1310,6 +1458,7 @@ crate::both_stores!(
     totp_confirmation_is_single_and_one_per_account,
     recovery_codes_are_single_use_and_replaced_whole,
     removing_factors_takes_their_recovery_codes,
+    passkey_ceremonies_are_taken_once,
     pending_logins_are_taken_once_before_expiry,
     the_janitor_purges_lapsed_enrolments_but_no_confirmed_factor,
 );

@@ -1,0 +1,524 @@
+//! Passkeys (WebAuthn Level 2): adding them on the account page, and using them as the
+//! second factor of a sign-in or to sign in without a password.
+//!
+//! `webauthn-rs` (from the Kanidm project) runs the ceremonies; this module keeps their
+//! state in the store (taken once, bounded by the sign-in page lifetime), binds each to what
+//! it belongs to (the account, the pending sign-in, the interaction), and decides what a
+//! result means: which account, which `amr`, whether to write the credential back.
+//!
+//! A passkey check is not a guess (a signature over a fresh challenge cannot be found by
+//! trying), so it is not throttled like codes: a lockout tripped by someone else's wrong
+//! codes must not also lock the owner's passkey out.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use url::Url;
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Uuid, Webauthn, WebauthnBuilder,
+};
+
+use crate::config::MfaMode;
+use crate::core::Core;
+use crate::core::audit::AuditKind;
+use crate::core::mfa::{FactorFailure, Used, Where, with_passkey};
+use crate::crypto::secret::{hash_token, new_token};
+use crate::model::{PasskeyRow, PendingPurpose, User};
+use crate::oauth::error::{OAuthError, OAuthResult};
+use crate::store::passkeys::{Ceremony, CeremonyKind, NewPasskey};
+
+/// The relying party: this server, as WebAuthn names it.
+pub struct Passkeys {
+    webauthn: Webauthn,
+    /// The RP ID (WebAuthn Level 2 section 4): the issuer's host.
+    pub rp_id: String,
+}
+
+impl std::fmt::Debug for Passkeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passkeys")
+            .field("rp_id", &self.rp_id)
+            .finish()
+    }
+}
+
+impl Passkeys {
+    /// The relying party of an issuer: its host is the RP ID and its origin the one origin
+    /// accepted (WebAuthn Level 2 sections 5.1.3 and 7.1, step 9). None when the host is an
+    /// IP address, which cannot be an RP ID (section 4: an RP ID is a valid domain
+    /// string), so an issuer such as `http://127.0.0.1:8080` has no passkeys.
+    pub fn for_issuer(issuer: &Url, rp_name: &str) -> Option<Self> {
+        let rp_id = issuer.domain()?.to_owned();
+        let origin = Url::parse(&issuer.origin().ascii_serialization()).ok()?;
+        let webauthn = WebauthnBuilder::new(&rp_id, &origin)
+            .ok()?
+            .rp_name(rp_name)
+            .build()
+            .ok()?;
+        Some(Passkeys { webauthn, rp_id })
+    }
+}
+
+/// A ceremony begun: the value its page's form carries, and the options (JSON) for the
+/// browser's `navigator.credentials` call.
+#[derive(Debug)]
+pub struct Started {
+    pub token: String,
+    pub options: String,
+}
+
+/// Why a passkey ceremony came to nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyFailure {
+    /// Its page expired, or was answered already: start again.
+    Gone,
+    /// The answer was not a WebAuthn credential.
+    Malformed,
+    /// The answer did not verify: wrong origin or challenge, a bad signature, no user
+    /// verification, a signature counter that went back (a cloned authenticator).
+    Refused,
+    /// A registration of a credential that is registered already.
+    Taken,
+    /// A sign-in with a passkey this server does not know (removed, or another site's).
+    Unknown,
+    /// Passkeys are off: the issuer's host is an IP address, or second factors are off.
+    Unavailable,
+}
+
+impl PasskeyFailure {
+    pub fn page_message(self) -> &'static str {
+        match self {
+            PasskeyFailure::Gone => "That passkey request expired. Try again.",
+            PasskeyFailure::Malformed | PasskeyFailure::Refused => {
+                "Your passkey could not be checked. Try again, or use another way to sign in."
+            }
+            PasskeyFailure::Taken => "That passkey is registered already.",
+            PasskeyFailure::Unknown => {
+                "This passkey is not registered here: it may have been removed. Sign in with your password."
+            }
+            PasskeyFailure::Unavailable => "Passkeys cannot be used on this server.",
+        }
+    }
+}
+
+/// The passkeys of this server, when it has them and second factors are on.
+pub fn available(core: &Core) -> Option<&Passkeys> {
+    if core.config.mfa.mode == MfaMode::Off {
+        return None;
+    }
+    core.passkeys.as_ref()
+}
+
+/// The WebAuthn user handle of an account (section 5.4.3: opaque, at most 64 bytes, no
+/// personal information): its id, which is a random UUID; any other id (none today) maps to
+/// a UUID made from its hash, so every account has one.
+pub fn user_handle(user_id: &str) -> Uuid {
+    Uuid::parse_str(user_id).unwrap_or_else(|_| {
+        let digest = Sha256::digest(user_id.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Uuid::from_bytes(bytes)
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> OAuthResult<String> {
+    serde_json::to_string(v).map_err(OAuthError::internal)
+}
+
+fn parse_passkey(row: &PasskeyRow) -> OAuthResult<Passkey> {
+    serde_json::from_str(&row.credential).map_err(OAuthError::internal)
+}
+
+fn credential_id(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn begin(core: &Core, ceremony: Ceremony, options: String, now: i64) -> OAuthResult<Started> {
+    let token = new_token();
+    core.store
+        .insert_ceremony(&hash_token(&token), &ceremony, now)
+        .await?;
+    Ok(Started { token, options })
+}
+
+fn lifetime(core: &Core, now: i64) -> i64 {
+    now + core.config.sessions.interaction_ttl
+}
+
+/// Start adding a passkey named `name` to the account. Credentials it has already are
+/// excluded (section 5.4.3, `excludeCredentials`), so one authenticator is not added twice.
+pub async fn start_registration(
+    core: &Core,
+    user: &User,
+    name: &str,
+    now: i64,
+) -> OAuthResult<Result<Started, PasskeyFailure>> {
+    let Some(pk) = available(core) else {
+        return Ok(Err(PasskeyFailure::Unavailable));
+    };
+    let mut exclude = Vec::new();
+    for row in core.store.passkeys(&user.id).await? {
+        exclude.push(parse_passkey(&row)?.cred_id().clone());
+    }
+    let (options, state) = pk
+        .webauthn
+        .start_passkey_registration(
+            user_handle(&user.id),
+            &user.username,
+            &user.username,
+            Some(exclude),
+        )
+        .map_err(OAuthError::internal)?;
+    let ceremony = Ceremony {
+        kind: CeremonyKind::Register,
+        user_id: Some(user.id.clone()),
+        bound: None,
+        purpose: None,
+        name: Some(name.to_owned()),
+        state: to_json(&state)?,
+        expires_at: lifetime(core, now),
+    };
+    Ok(Ok(begin(core, ceremony, to_json(&options)?, now).await?))
+}
+
+/// A passkey added: whether it is the account's first second factor (its recovery codes
+/// are made now), and whether it may be copied to other devices (backup eligible).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    pub first: bool,
+    pub synced: bool,
+}
+
+/// Finish adding a passkey with the browser's answer (`credential`, the JSON of
+/// `PublicKeyCredential.toJSON()`), and store it.
+pub async fn finish_registration(
+    core: &Core,
+    user: &User,
+    token: &str,
+    credential: &str,
+    at: Where<'_>,
+    now: i64,
+) -> OAuthResult<Result<Registered, PasskeyFailure>> {
+    let Some(pk) = available(core) else {
+        return Ok(Err(PasskeyFailure::Unavailable));
+    };
+    let Some(c) = core
+        .store
+        .take_ceremony(&hash_token(token), CeremonyKind::Register, now)
+        .await?
+        .filter(|c| c.user_id.as_deref() == Some(user.id.as_str()))
+    else {
+        return Ok(Err(PasskeyFailure::Gone));
+    };
+    let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(credential) else {
+        return Ok(Err(PasskeyFailure::Malformed));
+    };
+    let state: PasskeyRegistration =
+        serde_json::from_str(&c.state).map_err(OAuthError::internal)?;
+    let passkey = match pk.webauthn.finish_passkey_registration(&answer, &state) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(error = %e, "passkey registration refused");
+            return Ok(Err(PasskeyFailure::Refused));
+        }
+    };
+    // credProps (section 10.4) is the browser's word, unsigned: shown, never relied on.
+    let discoverable = answer
+        .extensions
+        .cred_props
+        .as_ref()
+        .and_then(|p| p.rk)
+        .unwrap_or(false);
+    let first = !core.store.has_factor(&user.id).await?;
+    let credential = to_json(&passkey)?;
+    // `Passkey` keeps its flags to itself; its stored form (the one the crate documents
+    // for persistence) has them.
+    let synced = serde_json::from_str::<serde_json::Value>(&credential)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/cred/backup_eligible")
+                .and_then(serde_json::Value::as_bool)
+        })
+        .unwrap_or(false);
+    let id = uuid::Uuid::new_v4().to_string();
+    let stored = core
+        .store
+        .insert_passkey(&NewPasskey {
+            id: &id,
+            user_id: &user.id,
+            name: c.name.as_deref().unwrap_or(DEFAULT_NAME),
+            credential_id: &credential_id(passkey.cred_id().as_ref()),
+            credential: &credential,
+            discoverable,
+            now,
+        })
+        .await?;
+    if !stored {
+        return Ok(Err(PasskeyFailure::Taken));
+    }
+    at.audit(core, AuditKind::MfaEnrolled, Some(user), now)
+        .await;
+    Ok(Ok(Registered { first, synced }))
+}
+
+/// The name a passkey gets when none was typed.
+pub const DEFAULT_NAME: &str = "Passkey";
+
+/// Start a passkey check as the second factor of the pending sign-in `pending` (the value
+/// its form carries). None when the account has no passkey.
+pub async fn start_second_factor(
+    core: &Core,
+    user: &User,
+    pending: &str,
+    now: i64,
+) -> OAuthResult<Option<Started>> {
+    let Some(pk) = available(core) else {
+        return Ok(None);
+    };
+    let rows = core.store.passkeys(&user.id).await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let keys = rows
+        .iter()
+        .map(parse_passkey)
+        .collect::<OAuthResult<Vec<_>>>()?;
+    let (options, state) = pk
+        .webauthn
+        .start_passkey_authentication(&keys)
+        .map_err(OAuthError::internal)?;
+    let ceremony = Ceremony {
+        kind: CeremonyKind::SecondFactor,
+        user_id: Some(user.id.clone()),
+        bound: Some(hash_token(pending)),
+        purpose: None,
+        name: None,
+        state: to_json(&state)?,
+        expires_at: lifetime(core, now),
+    };
+    Ok(Some(begin(core, ceremony, to_json(&options)?, now).await?))
+}
+
+/// Check a passkey given as the second factor of the pending sign-in `pending`. `Gone`
+/// when its ceremony expired or was answered already (the page asks again), `PasskeyRefused`
+/// when it did not verify (audited).
+pub async fn check_second_factor(
+    core: &Core,
+    user: &User,
+    pending: &str,
+    ceremony: &str,
+    credential: &str,
+    at: Where<'_>,
+    now: i64,
+) -> OAuthResult<Result<Used, FactorFailure>> {
+    let Some(pk) = available(core) else {
+        return Ok(Err(FactorFailure::Gone));
+    };
+    let pending_hash = hash_token(pending);
+    let Some(c) = core
+        .store
+        .take_ceremony(&hash_token(ceremony), CeremonyKind::SecondFactor, now)
+        .await?
+        .filter(|c| {
+            c.user_id.as_deref() == Some(user.id.as_str())
+                && c.bound.as_deref() == Some(pending_hash.as_str())
+        })
+    else {
+        return Ok(Err(FactorFailure::Gone));
+    };
+    let state: PasskeyAuthentication =
+        serde_json::from_str(&c.state).map_err(OAuthError::internal)?;
+    let verified = match serde_json::from_str::<PublicKeyCredential>(credential) {
+        Ok(answer) => match pk.webauthn.finish_passkey_authentication(&answer, &state) {
+            Ok(res) => Some(res),
+            Err(e) => {
+                tracing::info!(error = %e, "passkey refused as a second factor");
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    let Some(res) = verified.filter(|r| r.user_verified()) else {
+        at.audit(core, AuditKind::MfaFailure, Some(user), now).await;
+        return Ok(Err(FactorFailure::PasskeyRefused));
+    };
+    // The state allowed only this account's credentials, so the one used is among them.
+    let Some(row) = core
+        .store
+        .passkey_by_credential(&credential_id(res.cred_id().as_ref()))
+        .await?
+        .filter(|r| r.user_id == user.id)
+    else {
+        return Ok(Err(FactorFailure::Gone));
+    };
+    record_use(core, &row, &res, now).await?;
+    Ok(Ok(Used::Passkey {
+        synced: res.backup_eligible(),
+    }))
+}
+
+/// Write a use back: when it was, and the credential's new signature counter and backup
+/// state when they changed.
+async fn record_use(
+    core: &Core,
+    row: &PasskeyRow,
+    res: &webauthn_rs::prelude::AuthenticationResult,
+    now: i64,
+) -> OAuthResult<()> {
+    let mut passkey = parse_passkey(row)?;
+    let changed = passkey.update_credential(res) == Some(true);
+    let credential = if changed {
+        Some(to_json(&passkey)?)
+    } else {
+        None
+    };
+    core.store
+        .passkey_used(&row.id, credential.as_deref(), now)
+        .await?;
+    Ok(())
+}
+
+/// Start a sign-in with a passkey alone, for `purpose` continuing `continues` (the
+/// interaction id or device user code; None for the account page). The browser offers the
+/// discoverable passkeys it holds for this server; none is named (section 5.5,
+/// `allowCredentials` empty).
+pub async fn start_sign_in(
+    core: &Core,
+    purpose: PendingPurpose,
+    continues: Option<&str>,
+    now: i64,
+) -> OAuthResult<Result<Started, PasskeyFailure>> {
+    let Some(pk) = available(core) else {
+        return Ok(Err(PasskeyFailure::Unavailable));
+    };
+    let (mut options, state) = pk
+        .webauthn
+        .start_discoverable_authentication()
+        .map_err(OAuthError::internal)?;
+    // webauthn-rs asks for conditional mediation (passkeys offered in the username field's
+    // autofill); this page asks with a button, a modal request.
+    options.mediation = None;
+    let ceremony = Ceremony {
+        kind: CeremonyKind::SignIn,
+        user_id: None,
+        bound: continues.map(hash_token),
+        purpose: Some(purpose),
+        name: None,
+        state: to_json(&state)?,
+        expires_at: lifetime(core, now),
+    };
+    Ok(Ok(begin(core, ceremony, to_json(&options)?, now).await?))
+}
+
+/// A sign-in with a passkey alone: the account, and its `amr`.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: User,
+    pub amr: Vec<String>,
+}
+
+/// Finish a sign-in with a passkey alone: the ceremony must be for `purpose` and
+/// `continues`, the passkey one this server registered, its account enabled, and the
+/// assertion must verify with user verification. Audited either way.
+pub async fn finish_sign_in(
+    core: &Core,
+    token: &str,
+    purpose: PendingPurpose,
+    continues: Option<&str>,
+    credential: &str,
+    at: Where<'_>,
+    now: i64,
+) -> OAuthResult<Result<SignedIn, PasskeyFailure>> {
+    let Some(pk) = available(core) else {
+        return Ok(Err(PasskeyFailure::Unavailable));
+    };
+    let continues = continues.map(hash_token);
+    let Some(c) = core
+        .store
+        .take_ceremony(&hash_token(token), CeremonyKind::SignIn, now)
+        .await?
+        .filter(|c| c.purpose == Some(purpose) && c.bound == continues)
+    else {
+        return Ok(Err(PasskeyFailure::Gone));
+    };
+    let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(credential) else {
+        return Ok(Err(PasskeyFailure::Malformed));
+    };
+    let Ok((handle, cred_id)) = pk.webauthn.identify_discoverable_authentication(&answer) else {
+        return Ok(Err(PasskeyFailure::Malformed));
+    };
+    // Section 7.2, step 6: the credential must belong to the account the user handle names.
+    let row = core
+        .store
+        .passkey_by_credential(&credential_id(cred_id))
+        .await?
+        .filter(|r| user_handle(&r.user_id) == handle);
+    let user = match &row {
+        Some(r) => core.store.get_user(&r.user_id).await?,
+        None => None,
+    };
+    let (Some(row), Some(user)) = (row, user) else {
+        at.audit(core, AuditKind::LoginFailure, None, now).await;
+        return Ok(Err(PasskeyFailure::Unknown));
+    };
+    let state: DiscoverableAuthentication =
+        serde_json::from_str(&c.state).map_err(OAuthError::internal)?;
+    let passkey = parse_passkey(&row)?;
+    let verified = match pk
+        .webauthn
+        .finish_discoverable_authentication_v2(&answer, state, &passkey)
+    {
+        Ok(res) if res.user_verified() && !user.disabled => Some(res),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::info!(error = %e, "passkey sign-in refused");
+            None
+        }
+    };
+    let Some(res) = verified else {
+        at.audit(core, AuditKind::LoginFailure, Some(&user), now)
+            .await;
+        return Ok(Err(PasskeyFailure::Refused));
+    };
+    record_use(core, &row, &res, now).await?;
+    at.audit(core, AuditKind::LoginSuccess, Some(&user), now)
+        .await;
+    Ok(Ok(SignedIn {
+        amr: with_passkey(&[], res.backup_eligible()),
+        user,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relying_party_is_the_issuers_host_and_origin() {
+        let url = |s: &str| Url::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        let pk = Passkeys::for_issuer(&url("https://auth.example.com/tenant"), "Latchkey");
+        assert_eq!(pk.map(|p| p.rp_id), Some("auth.example.com".to_owned()));
+        let local = Passkeys::for_issuer(&url("http://localhost:8080"), "Latchkey");
+        assert_eq!(local.map(|p| p.rp_id), Some("localhost".to_owned()));
+        // Section 5.1.2: an IP address is not an RP ID.
+        assert!(Passkeys::for_issuer(&url("http://127.0.0.1:8080"), "Latchkey").is_none());
+        assert!(Passkeys::for_issuer(&url("http://[::1]:8080"), "Latchkey").is_none());
+    }
+
+    #[test]
+    fn a_passkey_adds_its_key_the_user_test_and_mfa() {
+        // RFC 8176 section 2.
+        let pwd = vec!["pwd".to_owned()];
+        assert_eq!(with_passkey(&pwd, false), ["pwd", "hwk", "user", "mfa"]);
+        assert_eq!(with_passkey(&[], true), ["swk", "user", "mfa"]);
+    }
+
+    #[test]
+    fn every_account_has_a_stable_user_handle() {
+        let id = "9b2f5c1e-7d4a-4e61-9d0c-3f6b8a1e2c47";
+        assert_eq!(user_handle(id).to_string(), id);
+        assert_eq!(user_handle("admin"), user_handle("admin"));
+        assert_ne!(user_handle("admin"), user_handle("admin2"));
+    }
+}
