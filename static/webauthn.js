@@ -45,7 +45,7 @@
       button.disabled = false;
       say(
         e && e.name === "NotAllowedError"
-          ? "The passkey request was cancelled or timed out. Try again."
+          ? "The passkey request was cancelled or timed out, or your device could not confirm it is you. Try again."
           : "Your browser could not use a passkey: " + (e && e.message ? e.message : e)
       );
     }

@@ -278,7 +278,7 @@ fn authorization(app: &TestApp, redirect: &str) -> Authorization {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let state = uuid::Uuid::new_v4().simple().to_string();
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let mut url = url::Url::parse(&app.url("/authorize")).expect("url");
+    let mut url = url::Url::parse(&format!("{}/authorize", app.issuer())).expect("url");
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", "web")
@@ -301,7 +301,7 @@ async fn redeem(app: &TestApp, redirect: &str, auth: &Authorization, back: &url:
     let params = query(back);
     assert_eq!(param(&params, "error"), None, "{back}");
     assert_eq!(param(&params, "state"), Some(auth.state.as_str()));
-    assert_eq!(param(&params, "iss"), Some(app.base.as_str()));
+    assert_eq!(param(&params, "iss"), Some(app.issuer().as_str()));
     let code = param(&params, "code").expect("a code in the redirect");
     let r = app
         .token_basic(
@@ -318,7 +318,7 @@ async fn redeem(app: &TestApp, redirect: &str, auth: &Authorization, back: &url:
     assert_eq!(r.status(), 200);
     let tokens = body_json(r).await;
     let claims = decode_jwt(tokens["id_token"].as_str().expect("id_token")).1;
-    assert_eq!(claims["iss"], app.base.as_str());
+    assert_eq!(claims["iss"], app.issuer().as_str());
     assert_eq!(claims["nonce"], auth.nonce.as_str());
     let aud_is_web = claims["aud"] == "web"
         || claims["aud"]
@@ -525,8 +525,16 @@ async fn walk(mut w: Walk) {
     .await;
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_in_consent_logout_and_device_in_chromium() {
+/// Run `walk` in a fresh Chromium session against `app`, within `WALK`; on failure the page
+/// it stopped on is saved as `failure.png`. None when chromedriver is missing (skipped).
+async fn in_chromium<Fut>(
+    app: TestApp,
+    client_base: String,
+    callbacks: mpsc::UnboundedReceiver<String>,
+    walk: impl FnOnce(Walk) -> Fut,
+) where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let Some(bin) = find_chromedriver() else {
         crate::common::skip(
             "chromedriver is not on PATH",
@@ -538,21 +546,6 @@ async fn sign_in_consent_logout_and_device_in_chromium() {
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
     // A failure.png left by an earlier run would point at a failure that is not this one.
     let _ = std::fs::remove_file(artifacts.join("failure.png"));
-
-    let (client_base, callbacks) = callback_server().await;
-    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
-        let web = config
-            .clients
-            .iter_mut()
-            .find(|c| c.client_id == "web")
-            .expect("web client");
-        web.redirect_uris.push(format!("{client_base}{CALLBACK}"));
-        web.post_logout_redirect_uris
-            .push(format!("{client_base}{SIGNED_OUT}"));
-    })
-    .await
-    .expect("SQLite app");
-
     let driver = Chromedriver::start(&bin, &artifacts.join("chromedriver.log")).await;
     let caps = match json!({
         "browserName": "chrome",
@@ -598,7 +591,263 @@ async fn sign_in_consent_logout_and_device_in_chromium() {
     }
 }
 
+/// The config tweak that lets `web` redirect to the stand-in client at `client_base`.
+fn web_to(client_base: &str) -> impl FnOnce(&mut latchkey::config::Config) + use<> {
+    let base = client_base.to_owned();
+    move |config| {
+        let web = config
+            .clients
+            .iter_mut()
+            .find(|c| c.client_id == "web")
+            .expect("web client");
+        web.redirect_uris.push(format!("{base}{CALLBACK}"));
+        web.post_logout_redirect_uris
+            .push(format!("{base}{SIGNED_OUT}"));
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_consent_logout_and_device_in_chromium() {
+    let (client_base, callbacks) = callback_server().await;
+    let app = TestApp::spawn_with(Backend::Sqlite, web_to(&client_base))
+        .await
+        .expect("SQLite app");
+    in_chromium(app, client_base, callbacks, walk).await;
+}
+
+/// A WebDriver command of the W3C WebAuthn "Virtual Authenticators" extension (WebAuthn
+/// Level 2 section 11), which chromedriver implements: `path` under the session.
+#[derive(Debug)]
+struct VirtualAuthenticatorCmd {
+    method: axum::http::Method,
+    path: String,
+    body: Option<Value>,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for VirtualAuthenticatorCmd {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/{}",
+            session.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            self.method.clone(),
+            self.body.as_ref().map(Value::to_string),
+        )
+    }
+}
+
+async fn authenticator_cmd(
+    c: &Client,
+    method: axum::http::Method,
+    path: String,
+    body: Option<Value>,
+) -> Value {
+    let what = format!("{method} {path}");
+    c.issue_cmd(VirtualAuthenticatorCmd { method, path, body })
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Add a platform authenticator that keeps discoverable credentials and verifies its user
+/// (as a laptop's fingerprint reader would); its id.
+async fn add_virtual_authenticator(c: &Client) -> String {
+    let id = authenticator_cmd(
+        c,
+        axum::http::Method::POST,
+        "webauthn/authenticator".into(),
+        Some(json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        })),
+    )
+    .await;
+    id.as_str().expect("an authenticator id").to_owned()
+}
+
+/// Whether the virtual authenticator verifies its user from now on.
+async fn set_user_verified(c: &Client, authenticator: &str, verified: bool) {
+    authenticator_cmd(
+        c,
+        axum::http::Method::POST,
+        format!("webauthn/authenticator/{authenticator}/uv"),
+        Some(json!({ "isUserVerified": verified })),
+    )
+    .await;
+}
+
+/// The ID token claims after the browser arrived back at the client for `auth`.
+async fn id_token_after(w: &mut Walk, auth: &Authorization) -> Value {
+    let app = w.app.clone();
+    let redirect = w.redirect();
+    let back = w.back_at_client(CALLBACK).await;
+    let tokens = redeem(&app, &redirect, auth, &back).await;
+    decode_jwt(tokens["id_token"].as_str().expect("id_token")).1
+}
+
+/// Forget the server's cookies (its session): WebDriver deletes the cookies of the page
+/// shown, so the browser goes to the server first.
+async fn sign_out(c: &Client, issuer: &str) {
+    c.goto(&format!("{issuer}/healthz"))
+        .await
+        .expect("open the server");
+    c.delete_all_cookies().await.expect("delete cookies");
+}
+
+fn amr_of(claims: &Value) -> Vec<&str> {
+    claims["amr"]
+        .as_array()
+        .expect("amr")
+        .iter()
+        .map(|v| v.as_str().expect("text"))
+        .collect()
+}
+
+async fn passkey_walk(mut w: Walk) {
+    let app = w.app.clone();
+    let c = w.c.clone();
+    let redirect = w.redirect();
+    let issuer = app.issuer();
+    let authenticator = add_virtual_authenticator(&c).await;
+
+    // Signed in to /account with the password, alice adds a passkey.
+    c.goto(&format!("{issuer}/account"))
+        .await
+        .expect("open /account");
+    sign_in(&c, "/account/login", None).await;
+    page(&c, Locator::Id("passkey-name"), "the account page")
+        .await
+        .send_keys("Laptop")
+        .await
+        .expect("type the name");
+    c.find(Locator::Id("passkey-password"))
+        .await
+        .expect("password field")
+        .send_keys(PASSWORD)
+        .await
+        .expect("type password");
+    click(&c, "form[action='/account/passkey'] button[type='submit']").await;
+    page_titled(&c, "Add a passkey").await;
+    screenshot(&c, &w.artifacts.join("passkey-add.png")).await;
+    click(&c, "#webauthn-start").await;
+    // Her first second factor: recovery codes.
+    page_titled(&c, "Save your recovery codes").await;
+    let held = authenticator_cmd(
+        &c,
+        axum::http::Method::GET,
+        format!("webauthn/authenticator/{authenticator}/credentials"),
+        None,
+    )
+    .await;
+    let held = held.as_array().expect("credentials");
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["rpId"], "localhost", "{held:?}");
+    assert_eq!(
+        held[0]["isResidentCredential"], true,
+        "discoverable: {held:?}"
+    );
+    c.goto(&format!("{issuer}/account"))
+        .await
+        .expect("open /account");
+    let listed = page(&c, Locator::Css("ul.factors"), "the factor list")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        listed.contains("Laptop") && listed.contains("signs in without a password"),
+        "{listed}"
+    );
+
+    // Signed out, an app's sign-in: the password, then the passkey.
+    sign_out(&c, &issuer).await;
+    let first = authorization(&app, &redirect);
+    c.goto(&first.url).await.expect("open /authorize");
+    sign_in(&c, "/login", None).await;
+    page_titled(&c, "Two-step sign-in").await;
+    screenshot(&c, &w.artifacts.join("passkey-second-factor.png")).await;
+    click(&c, "#webauthn-start").await;
+    page(&c, Locator::Css("ul.scopes"), "the consent page").await;
+    click(&c, "button[name='decision'][value='allow']").await;
+    let claims = id_token_after(&mut w, &first).await;
+    assert_eq!(amr_of(&claims), ["pwd", "hwk", "user", "mfa"], "{claims}");
+    assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
+
+    // Signed out again: the passkey alone, no password.
+    sign_out(&c, &issuer).await;
+    let second = authorization(&app, &redirect);
+    c.goto(&second.url).await.expect("open /authorize");
+    page(
+        &c,
+        Locator::Css("form[action='/login/passkey'] button"),
+        "the login page's passkey button",
+    )
+    .await
+    .click()
+    .await
+    .expect("click");
+    page_titled(&c, "Sign in with a passkey").await;
+    click(&c, "#webauthn-start").await;
+    // The consent is remembered: straight back to the client.
+    let claims = id_token_after(&mut w, &second).await;
+    assert_eq!(amr_of(&claims), ["hwk", "user", "mfa"], "{claims}");
+    assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
+
+    // The authenticator no longer verifies its user: no sign-in, and the page says so.
+    set_user_verified(&c, &authenticator, false).await;
+    sign_out(&c, &issuer).await;
+    let third = authorization(&app, &redirect);
+    c.goto(&third.url).await.expect("open /authorize");
+    click(&c, "form[action='/login/passkey'] button").await;
+    page_titled(&c, "Sign in with a passkey").await;
+    click(&c, "#webauthn-start").await;
+    // Chromium either refuses to answer without user verification, or answers and the
+    // server refuses: the person is told either way.
+    let said = page(
+        &c,
+        Locator::Css("#webauthn-status:not([hidden]), #login-error"),
+        "a message that the passkey was refused",
+    )
+    .await
+    .text()
+    .await
+    .expect("text");
+    assert!(!said.is_empty());
+    screenshot(&c, &w.artifacts.join("passkey-refused.png")).await;
+    // Chromium may have asked the client for a favicon meanwhile; never for the callback.
+    while let Ok(t) = w.callbacks.try_recv() {
+        assert_ne!(
+            t.split('?').next(),
+            Some(CALLBACK),
+            "nothing reached the client"
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn passkeys_in_chromium() {
+    let (client_base, callbacks) = callback_server().await;
+    // WebAuthn needs a domain name: the issuer is http://localhost:{port}.
+    let app = TestApp::spawn_on_localhost(Backend::Sqlite, web_to(&client_base))
+        .await
+        .expect("SQLite app");
+    in_chromium(app, client_base, callbacks, passkey_walk).await;
+}
+
 crate::tests!(
     needs Chromedriver:
     sign_in_consent_logout_and_device_in_chromium,
+    passkeys_in_chromium,
 );
