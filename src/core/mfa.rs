@@ -87,12 +87,7 @@ impl FactorFailure {
 fn guards(core: &Core, user_id: &str, ip: IpAddr) -> Vec<Guard> {
     let s = &core.config.login;
     vec![
-        Guard {
-            key: ThrottleKey::MfaAddress(address_key(ip)),
-            policy: throttle_policy(s, s.max_failures_per_ip, s.max_in_flight_per_ip),
-            on_success: OnSuccess::Credit,
-            counts_abandoned: true,
-        },
+        address_guard(core, ip),
         Guard {
             key: ThrottleKey::MfaUser(user_id.to_owned()),
             policy: throttle_policy(s, s.max_failures, 1),
@@ -100,6 +95,17 @@ fn guards(core: &Core, user_id: &str, ip: IpAddr) -> Vec<Guard> {
             counts_abandoned: false,
         },
     ]
+}
+
+/// The per-address guard of second-factor checks (codes and passkeys alike).
+pub fn address_guard(core: &Core, ip: IpAddr) -> Guard {
+    let s = &core.config.login;
+    Guard {
+        key: ThrottleKey::MfaAddress(address_key(ip)),
+        policy: throttle_policy(s, s.max_failures_per_ip, s.max_in_flight_per_ip),
+        on_success: OnSuccess::Credit,
+        counts_abandoned: true,
+    }
 }
 
 /// Run `check` as a throttled attempt: it returns whether the code was accepted.

@@ -7,8 +7,9 @@
 //! result means: which account, which `amr`, whether to write the credential back.
 //!
 //! A passkey check is not a guess (a signature over a fresh challenge cannot be found by
-//! trying), so it is not throttled like codes: a lockout tripped by someone else's wrong
-//! codes must not also lock the owner's passkey out.
+//! trying), so it is not counted against the account as codes are: a lockout tripped by
+//! someone else's wrong codes must not also lock the owner's passkey out. Refused answers
+//! are counted against the client address only, which bounds what a flood writes.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,8 +22,9 @@ use webauthn_rs::prelude::{
 
 use crate::config::MfaMode;
 use crate::core::Core;
+use crate::core::attempts::{Attempt, Refusal};
 use crate::core::audit::AuditKind;
-use crate::core::mfa::{FactorFailure, Used, Where, with_passkey};
+use crate::core::mfa::{FactorFailure, Used, Where, address_guard, with_passkey};
 use crate::crypto::secret::{hash_token, new_token};
 use crate::model::{PasskeyRow, PendingPurpose, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
@@ -84,6 +86,8 @@ pub enum PasskeyFailure {
     Unknown,
     /// Passkeys are off: the issuer's host is an IP address, or second factors are off.
     Unavailable,
+    /// Too many refused passkeys from this address, or another being checked right now.
+    Throttled,
 }
 
 impl PasskeyFailure {
@@ -98,6 +102,9 @@ impl PasskeyFailure {
                 "This passkey is not registered here: it may have been removed. Sign in with your password."
             }
             PasskeyFailure::Unavailable => "Passkeys cannot be used on this server.",
+            PasskeyFailure::Throttled => {
+                "Too many sign-ins from your network failed. For your security, try again in a few minutes."
+            }
         }
     }
 }
@@ -140,6 +147,15 @@ async fn begin(core: &Core, ceremony: Ceremony, options: String, now: i64) -> OA
         .insert_ceremony(&hash_token(&token), &ceremony, now)
         .await?;
     Ok(Started { token, options })
+}
+
+/// Count a passkey check against the client address, as wrong passwords and codes are: not
+/// because a passkey can be guessed, but so that a flood of refused answers adds at most the
+/// address's limit of audit rows, and then waits. Never against the account: someone else's
+/// refused answers must not lock its owner out.
+async fn counted(core: &Core, at: Where<'_>, now: i64) -> OAuthResult<Result<Attempt, Refusal>> {
+    let lease = core.config.limits.attempt_lease();
+    Ok(Attempt::begin(&core.store, now, vec![address_guard(core, at.ip)], lease).await?)
 }
 
 fn lifetime(core: &Core, now: i64) -> i64 {
@@ -329,6 +345,11 @@ pub async fn check_second_factor(
     };
     let state: PasskeyAuthentication =
         serde_json::from_str(&c.state).map_err(OAuthError::internal)?;
+    let attempt = match counted(core, at, now).await? {
+        Ok(a) => a,
+        Err(Refusal::Locked { until }) => return Ok(Err(FactorFailure::Waiting { until })),
+        Err(Refusal::Busy) => return Ok(Err(FactorFailure::InFlight)),
+    };
     let verified = match serde_json::from_str::<PublicKeyCredential>(credential) {
         Ok(answer) => match pk.webauthn.finish_passkey_authentication(&answer, &state) {
             Ok(res) => Some(res),
@@ -340,9 +361,11 @@ pub async fn check_second_factor(
         Err(_) => None,
     };
     let Some(res) = verified.filter(|r| r.user_verified()) else {
+        attempt.failed().await?;
         at.audit(core, AuditKind::MfaFailure, Some(user), now).await;
         return Ok(Err(FactorFailure::PasskeyRefused));
     };
+    attempt.succeeded().await?;
     // The state allowed only this account's credentials, so the one used is among them.
     let Some(row) = core
         .store
@@ -448,6 +471,9 @@ pub async fn finish_sign_in(
     let Ok((handle, cred_id)) = pk.webauthn.identify_discoverable_authentication(&answer) else {
         return Ok(Err(PasskeyFailure::Malformed));
     };
+    let Ok(attempt) = counted(core, at, now).await? else {
+        return Ok(Err(PasskeyFailure::Throttled));
+    };
     // Section 7.2, step 6: the credential must belong to the account the user handle names.
     let row = core
         .store
@@ -459,6 +485,7 @@ pub async fn finish_sign_in(
         None => None,
     };
     let (Some(row), Some(user)) = (row, user) else {
+        attempt.failed().await?;
         at.audit(core, AuditKind::LoginFailure, None, now).await;
         return Ok(Err(PasskeyFailure::Unknown));
     };

@@ -158,7 +158,11 @@ pub fn login_problem(f: PasskeyFailure) -> LoginProblem {
     LoginProblem {
         message: f.page_message().to_owned(),
         username: String::new(),
-        status: StatusCode::UNAUTHORIZED,
+        status: if f == PasskeyFailure::Throttled {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::UNAUTHORIZED
+        },
         retry_after: None,
     }
 }

@@ -358,6 +358,44 @@ async fn refused_passkeys_sign_nobody_in(b: Backend) {
     );
 }
 
+/// Refused passkeys are counted against the address, as wrong codes are, so a flood of them
+/// writes a bounded number of audit rows and then waits; never against the account.
+async fn refused_passkeys_are_limited_per_address(b: Backend) {
+    let Some(app) = TestApp::spawn_on_localhost(b, |c| {
+        c.login.max_failures_per_ip = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, mut authenticator, _) = alice_with_a_passkey(&app).await;
+    let tamper = |a: &mut Value| a["response"]["signature"] = Value::from("AAAA");
+    for _ in 0..2 {
+        let refused = passwordless(&app, &mut authenticator, tamper).await;
+        assert_eq!(refused.status, 401, "{}", refused.body);
+    }
+    let audited = || async {
+        let kinds = app.state.core.store.audit_kinds(1000).await.expect("audit");
+        kinds.iter().filter(|k| *k == "login.failure").count()
+    };
+    let rows = audited().await;
+    let waiting = passwordless(&app, &mut authenticator, tamper).await;
+    assert_eq!(waiting.status, 429, "{}", waiting.body);
+    assert!(waiting.body.contains("Too many"), "{}", waiting.body);
+    assert_eq!(
+        audited().await,
+        rows,
+        "a refusal while waiting is not audited"
+    );
+    // The lockout passes; the right passkey signs in.
+    app.clock
+        .advance(app.state.config.login.max_lockout_seconds);
+    assert_eq!(
+        passwordless(&app, &mut authenticator, |_| {}).await.status,
+        303
+    );
+}
+
 /// Without an authenticator app, a change that needs the second factor asks for the
 /// passkey once the last one is some minutes old; where the server requires a second
 /// factor, the last one cannot be removed.
@@ -451,5 +489,6 @@ crate::both_stores!(
     a_passkey_signs_in_without_a_password,
     refused_passkeys_sign_nobody_in,
     changes_ask_for_the_passkey_again,
+    refused_passkeys_are_limited_per_address,
     an_ip_issuer_has_no_passkeys,
 );
