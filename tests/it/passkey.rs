@@ -269,6 +269,66 @@ async fn a_passkey_signs_in_without_a_password(b: Backend) {
     assert!(account.body.contains("Signed in as"), "{}", account.body);
 }
 
+/// A device (RFC 8628) connected by a person who signs in with a passkey alone on the
+/// verification page; the device's ID token says so.
+async fn a_device_is_connected_with_a_passkey(b: Backend) {
+    let Some(app) = TestApp::spawn_on_localhost(b, |_| {}).await else {
+        return;
+    };
+    let (_, mut authenticator, _) = alice_with_a_passkey(&app).await;
+    let started = flows::start(&app, "openid").await;
+    let user_code = started["user_code"].as_str().expect("user_code");
+    let person = browser_client();
+    let entry = get(&app, &person, "/device").await;
+    let login = post(
+        &app,
+        &person,
+        "/device",
+        &[
+            ("csrf", &hidden(&entry.body, "csrf")),
+            ("user_code", user_code),
+        ],
+    )
+    .await;
+    assert!(
+        login.body.contains("action=\"/device/login/passkey\""),
+        "{}",
+        login.body
+    );
+    let ceremony = post(
+        &app,
+        &person,
+        "/device/login/passkey",
+        &[
+            ("csrf", &hidden(&login.body, "csrf")),
+            ("user_code", &hidden(&login.body, "user_code")),
+        ],
+    )
+    .await;
+    let answer = authenticator
+        .get(&options_in(&ceremony.body))
+        .expect("an assertion");
+    let form = answer_form(&ceremony.body, &answer, &["user_code"]);
+    let confirm = post_owned(&app, &person, "/device/login/passkey/finish", &form).await;
+    assert!(
+        confirm.body.contains("action=\"/device/confirm\""),
+        "{}",
+        confirm.body
+    );
+    let confirm = flows::Page {
+        status: confirm.status.as_u16(),
+        retry_after: None,
+        body: confirm.body,
+    };
+    let done = flows::decide(&app.base, &person, &confirm, "allow").await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let (status, tokens) =
+        flows::poll(&app, started["device_code"].as_str().expect("device_code")).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = decode_jwt(tokens["id_token"].as_str().expect("id_token")).1;
+    assert_eq!(amr(&claims), ["hwk", "user", "mfa"], "{claims}");
+}
+
 /// One passwordless ceremony on the account page's login form, answered by `answer`.
 async fn passwordless(
     app: &TestApp,
@@ -491,4 +551,5 @@ crate::both_stores!(
     changes_ask_for_the_passkey_again,
     refused_passkeys_are_limited_per_address,
     an_ip_issuer_has_no_passkeys,
+    a_device_is_connected_with_a_passkey,
 );
