@@ -10,20 +10,19 @@ ALTER TABLE mfa_factors ADD COLUMN discoverable BIGINT NOT NULL DEFAULT 0;
 -- authenticator apps) do not collide.
 CREATE UNIQUE INDEX mfa_factors_credential ON mfa_factors (credential_id);
 
--- A WebAuthn ceremony between its options and the browser's answer: the challenge state
--- lives here, never in the browser, keyed by the SHA-256 of a random value in the page's
--- form, taken once (DELETE ... RETURNING) and bounded by expires_at.
+-- A WebAuthn ceremony of a signed-in account or of a sign-in whose password was right (adding
+-- a passkey, a passkey as the second factor), between its options and the browser's answer:
+-- the challenge state lives here, never in the browser, keyed by the SHA-256 of a random value
+-- in the page's form, taken once (DELETE ... RETURNING), at most a few per account, and
+-- bounded by expires_at.
 CREATE TABLE passkey_ceremonies (
     id_hash    TEXT PRIMARY KEY,
-    -- register | second_factor | sign_in
+    -- register | second_factor
     kind       TEXT NOT NULL,
-    -- The account it is for; NULL for a sign-in, where the passkey names the account.
-    user_id    TEXT,
-    -- SHA-256 of what it belongs to: the pending sign-in of a second factor, or the
-    -- interaction or device code a sign-in continues.
-    bound      TEXT,
-    -- A sign-in: where it continues (authorize | device | account).
-    purpose    TEXT,
+    user_id    TEXT NOT NULL,
+    -- SHA-256 of what it belongs to: the session adding a passkey (its sid), or the pending
+    -- sign-in of a second factor.
+    bound      TEXT NOT NULL,
     -- A registration: the name the person gave the passkey.
     name       TEXT,
     state      TEXT NOT NULL,
@@ -32,3 +31,14 @@ CREATE TABLE passkey_ceremonies (
 );
 CREATE INDEX passkey_ceremonies_expires ON passkey_ceremonies (expires_at);
 CREATE INDEX passkey_ceremonies_user ON passkey_ceremonies (user_id);
+
+-- Sign-ins with a passkey alone are started by anyone, so they store nothing until a passkey
+-- answers: the ceremony state travels in the page, sealed under the master key and bound to
+-- what it continues. A ceremony that signed someone in is spent here (the SHA-256 of its
+-- sealed value), so its answer cannot sign in twice; kept until the ceremony would have
+-- expired.
+CREATE TABLE passkey_spent (
+    id_hash    TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX passkey_spent_expires ON passkey_spent (expires_at);

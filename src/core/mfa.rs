@@ -25,12 +25,11 @@ use crate::oauth::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::store::factors::NewFactor;
 
 /// RFC 8176 section 2: the `amr` values a second factor adds: a one-time password, more
-/// than one factor; proof of possession of a hardware- or software-secured key, and a user
-/// presence test (a passkey: WebAuthn's user verification, which every ceremony here
-/// requires, is more than presence, but how it was done, PIN or biometric, is not known).
+/// than one factor; proof of possession of a software-secured key, and a user presence test
+/// (a passkey: WebAuthn's user verification, which every ceremony here requires, is more
+/// than presence, but how it was done, PIN or biometric, is not known).
 pub const AMR_OTP: &str = "otp";
 pub const AMR_MFA: &str = "mfa";
-pub const AMR_HWK: &str = "hwk";
 pub const AMR_SWK: &str = "swk";
 pub const AMR_USER: &str = "user";
 
@@ -158,9 +157,8 @@ pub enum Used {
     App,
     /// One of the recovery codes, now used up.
     RecoveryCode,
-    /// A passkey; `synced` when it may be copied to other devices (WebAuthn's backup
-    /// eligible flag), a software-secured key.
-    Passkey { synced: bool },
+    /// A passkey.
+    Passkey,
 }
 
 impl Used {
@@ -168,7 +166,7 @@ impl Used {
     pub fn added_to(self, amr: &[String]) -> Vec<String> {
         match self {
             Used::App | Used::RecoveryCode => with_second_factor(amr),
-            Used::Passkey { synced } => with_passkey(amr, synced),
+            Used::Passkey => with_passkey(amr),
         }
     }
 }
@@ -190,22 +188,37 @@ pub async fn check_code(
     }
     let mut used = Used::App;
     let checked = attempt(core, &user.id, ip, now, || async {
-        let Some(row) = core.store.confirmed_totp(&user.id).await? else {
-            return Ok(None);
-        };
         if let Some(canonical) = &recovery_code {
+            // Recovery codes stand in for any second factor (a lost passkey too), and go
+            // with the last one.
+            if !core.store.has_factor(&user.id).await? {
+                return Ok(None);
+            }
             used = Used::RecoveryCode;
             let hash = hash_token(canonical);
             return Ok(Some(
                 core.store.use_recovery_code(&user.id, &hash, now).await?,
             ));
         }
+        let Some(row) = core.store.confirmed_totp(&user.id).await? else {
+            return Ok(None);
+        };
         let Some(step) = open(core, &row)?.matching_step(code, now) else {
             return Ok(Some(false));
         };
         Ok(Some(core.store.accept_totp_step(&row.id, step, now).await?))
     })
     .await?;
+    // An app code for an account without an app (but with a passkey): nothing was guessed,
+    // and the page asks for what the account has.
+    let checked = match checked {
+        Err(FactorFailure::Gone)
+            if recovery_code.is_none() && core.store.has_factor(&user.id).await? =>
+        {
+            Err(FactorFailure::Malformed)
+        }
+        other => other,
+    };
     let outcome = checked.map(|()| used);
     match outcome {
         Ok(Used::RecoveryCode) => {
@@ -621,13 +634,12 @@ pub fn with_second_factor(amr: &[String]) -> Vec<String> {
     adding(amr, &[AMR_OTP, AMR_MFA])
 }
 
-/// `amr` after a passkey on top of `amr` (empty for a passkey alone): the key (`swk` when it
-/// is synced, may be copied to other devices), the user test, and `mfa`, since a
-/// user-verified passkey is two factors in one (something held, and something known or
-/// that one is).
-pub fn with_passkey(amr: &[String], synced: bool) -> Vec<String> {
-    let key = if synced { AMR_SWK } else { AMR_HWK };
-    adding(amr, &[key, AMR_USER, AMR_MFA])
+/// `amr` after a passkey on top of `amr` (empty for a passkey alone): the key, the user test,
+/// and `mfa`, since a user-verified passkey is two factors in one (something held, and
+/// something known or that one is). The key is `swk`, never `hwk`: without attestation (not
+/// asked for) the server cannot know that a key lives in hardware.
+pub fn with_passkey(amr: &[String]) -> Vec<String> {
+    adding(amr, &[AMR_SWK, AMR_USER, AMR_MFA])
 }
 
 fn adding(amr: &[String], more: &[&str]) -> Vec<String> {

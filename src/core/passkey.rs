@@ -2,9 +2,13 @@
 //! second factor of a sign-in or to sign in without a password.
 //!
 //! `webauthn-rs` (from the Kanidm project) runs the ceremonies; this module keeps their
-//! state in the store (taken once, bounded by the sign-in page lifetime), binds each to what
-//! it belongs to (the account, the pending sign-in, the interaction), and decides what a
-//! result means: which account, which `amr`, whether to write the credential back.
+//! state, binds each to what it belongs to, and decides what a result means: which account,
+//! which `amr`, whether to write the credential back. A ceremony of an account (adding a
+//! passkey in a session, a passkey as the second factor of a pending sign-in) keeps its state
+//! in the store, taken once. A sign-in with a passkey alone, which anyone can start, stores
+//! nothing until a passkey answers: its state travels in the page sealed under the master
+//! key (AES-256-GCM, bound to what it continues and when it expires), and a ceremony that
+//! signed someone in is spent in the store, so its answer works once.
 //!
 //! A passkey check is not a guess (a signature over a fresh challenge cannot be found by
 //! trying), so it is not counted against the account as codes are: a lockout tripped by
@@ -26,7 +30,7 @@ use crate::core::attempts::{Attempt, Refusal};
 use crate::core::audit::AuditKind;
 use crate::core::mfa::{FactorFailure, Used, Where, address_guard, with_passkey};
 use crate::crypto::secret::{hash_token, new_token};
-use crate::model::{PasskeyRow, PendingPurpose, User};
+use crate::model::{PasskeyRow, PendingPurpose, Session, User};
 use crate::oauth::error::{OAuthError, OAuthResult};
 use crate::store::passkeys::{Ceremony, CeremonyKind, NewPasskey};
 
@@ -78,7 +82,8 @@ pub enum PasskeyFailure {
     /// The answer was not a WebAuthn credential.
     Malformed,
     /// The answer did not verify: wrong origin or challenge, a bad signature, no user
-    /// verification, a signature counter that went back (a cloned authenticator).
+    /// verification, a signature counter that did not move on (a cloned authenticator, or
+    /// two uses at once).
     Refused,
     /// A registration of a credential that is registered already.
     Taken,
@@ -162,11 +167,13 @@ fn lifetime(core: &Core, now: i64) -> i64 {
     now + core.config.sessions.interaction_ttl
 }
 
-/// Start adding a passkey named `name` to the account. Credentials it has already are
-/// excluded (section 5.4.3, `excludeCredentials`), so one authenticator is not added twice.
+/// Start adding a passkey named `name` to the account, in the signed-in `session` (only it
+/// can finish the ceremony). Credentials it has already are excluded (section 5.4.3,
+/// `excludeCredentials`), so one authenticator is not added twice.
 pub async fn start_registration(
     core: &Core,
     user: &User,
+    session: &Session,
     name: &str,
     now: i64,
 ) -> OAuthResult<Result<Started, PasskeyFailure>> {
@@ -188,9 +195,8 @@ pub async fn start_registration(
         .map_err(OAuthError::internal)?;
     let ceremony = Ceremony {
         kind: CeremonyKind::Register,
-        user_id: Some(user.id.clone()),
-        bound: None,
-        purpose: None,
+        user_id: user.id.clone(),
+        bound: hash_token(&session.sid),
         name: Some(name.to_owned()),
         state: to_json(&state)?,
         expires_at: lifetime(core, now),
@@ -199,18 +205,18 @@ pub async fn start_registration(
 }
 
 /// A passkey added: whether it is the account's first second factor (its recovery codes
-/// are made now), and whether it may be copied to other devices (backup eligible).
+/// are made now, and this session counts as two-factor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registered {
     pub first: bool,
-    pub synced: bool,
 }
 
 /// Finish adding a passkey with the browser's answer (`credential`, the JSON of
-/// `PublicKeyCredential.toJSON()`), and store it.
+/// `PublicKeyCredential.toJSON()`) in the session that started it, and store it.
 pub async fn finish_registration(
     core: &Core,
     user: &User,
+    session: &Session,
     token: &str,
     credential: &str,
     at: Where<'_>,
@@ -219,11 +225,12 @@ pub async fn finish_registration(
     let Some(pk) = available(core) else {
         return Ok(Err(PasskeyFailure::Unavailable));
     };
+    let bound = hash_token(&session.sid);
     let Some(c) = core
         .store
         .take_ceremony(&hash_token(token), CeremonyKind::Register, now)
         .await?
-        .filter(|c| c.user_id.as_deref() == Some(user.id.as_str()))
+        .filter(|c| c.user_id == user.id && c.bound == bound)
     else {
         return Ok(Err(PasskeyFailure::Gone));
     };
@@ -247,16 +254,6 @@ pub async fn finish_registration(
         .and_then(|p| p.rk)
         .unwrap_or(false);
     let first = !core.store.has_factor(&user.id).await?;
-    let credential = to_json(&passkey)?;
-    // `Passkey` keeps its flags to itself; its stored form (the one the crate documents
-    // for persistence) has them.
-    let synced = serde_json::from_str::<serde_json::Value>(&credential)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/cred/backup_eligible")
-                .and_then(serde_json::Value::as_bool)
-        })
-        .unwrap_or(false);
     let id = uuid::Uuid::new_v4().to_string();
     let stored = core
         .store
@@ -265,7 +262,7 @@ pub async fn finish_registration(
             user_id: &user.id,
             name: c.name.as_deref().unwrap_or(DEFAULT_NAME),
             credential_id: &credential_id(passkey.cred_id().as_ref()),
-            credential: &credential,
+            credential: &to_json(&passkey)?,
             discoverable,
             now,
         })
@@ -275,7 +272,7 @@ pub async fn finish_registration(
     }
     at.audit(core, AuditKind::MfaEnrolled, Some(user), now)
         .await;
-    Ok(Ok(Registered { first, synced }))
+    Ok(Ok(Registered { first }))
 }
 
 /// The name a passkey gets when none was typed.
@@ -306,9 +303,8 @@ pub async fn start_second_factor(
         .map_err(OAuthError::internal)?;
     let ceremony = Ceremony {
         kind: CeremonyKind::SecondFactor,
-        user_id: Some(user.id.clone()),
-        bound: Some(hash_token(pending)),
-        purpose: None,
+        user_id: user.id.clone(),
+        bound: hash_token(pending),
         name: None,
         state: to_json(&state)?,
         expires_at: lifetime(core, now),
@@ -318,7 +314,7 @@ pub async fn start_second_factor(
 
 /// Check a passkey given as the second factor of the pending sign-in `pending`. `Gone`
 /// when its ceremony expired or was answered already (the page asks again), `PasskeyRefused`
-/// when it did not verify (audited).
+/// when it did not verify (counted against the address, and audited).
 pub async fn check_second_factor(
     core: &Core,
     user: &User,
@@ -331,15 +327,12 @@ pub async fn check_second_factor(
     let Some(pk) = available(core) else {
         return Ok(Err(FactorFailure::Gone));
     };
-    let pending_hash = hash_token(pending);
+    let bound = hash_token(pending);
     let Some(c) = core
         .store
         .take_ceremony(&hash_token(ceremony), CeremonyKind::SecondFactor, now)
         .await?
-        .filter(|c| {
-            c.user_id.as_deref() == Some(user.id.as_str())
-                && c.bound.as_deref() == Some(pending_hash.as_str())
-        })
+        .filter(|c| c.user_id == user.id && c.bound == bound)
     else {
         return Ok(Err(FactorFailure::Gone));
     };
@@ -360,35 +353,60 @@ pub async fn check_second_factor(
         },
         Err(_) => None,
     };
-    let Some(res) = verified.filter(|r| r.user_verified()) else {
+    // The state allowed only this account's credentials, so the one used is among them;
+    // its stored counter is checked now, not as the ceremony's copy had it.
+    let row = match &verified {
+        Some(res) if res.user_verified() => core
+            .store
+            .passkey_by_credential(&credential_id(res.cred_id().as_ref()))
+            .await?
+            .filter(|r| r.user_id == user.id),
+        _ => None,
+    };
+    let recorded = match (&verified, &row) {
+        (Some(res), Some(row)) => record_use(core, row, res, now).await?,
+        _ => false,
+    };
+    if !recorded {
         attempt.failed().await?;
         at.audit(core, AuditKind::MfaFailure, Some(user), now).await;
         return Ok(Err(FactorFailure::PasskeyRefused));
-    };
+    }
     attempt.succeeded().await?;
-    // The state allowed only this account's credentials, so the one used is among them.
-    let Some(row) = core
-        .store
-        .passkey_by_credential(&credential_id(res.cred_id().as_ref()))
-        .await?
-        .filter(|r| r.user_id == user.id)
-    else {
-        return Ok(Err(FactorFailure::Gone));
-    };
-    record_use(core, &row, &res, now).await?;
-    Ok(Ok(Used::Passkey {
-        synced: res.backup_eligible(),
-    }))
+    Ok(Ok(Used::Passkey))
+}
+
+/// The signature counter a stored credential last saw. `Passkey` keeps it to itself; its
+/// stored form (the one the crate documents for persistence) has it.
+fn stored_counter(row: &PasskeyRow) -> u64 {
+    serde_json::from_str::<serde_json::Value>(&row.credential)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/cred/counter")
+                .and_then(serde_json::Value::as_u64)
+        })
+        .unwrap_or(0)
 }
 
 /// Write a use back: when it was, and the credential's new signature counter and backup
-/// state when they changed.
+/// state when they changed. False when the counter did not move past the stored one
+/// (section 6.1.1: a cloned authenticator; authenticators without a counter send 0 every
+/// time), or another use wrote the credential first.
 async fn record_use(
     core: &Core,
     row: &PasskeyRow,
     res: &webauthn_rs::prelude::AuthenticationResult,
     now: i64,
-) -> OAuthResult<()> {
+) -> OAuthResult<bool> {
+    let stored = stored_counter(row);
+    let counter = u64::from(res.counter());
+    if (counter != 0 || stored != 0) && counter <= stored {
+        tracing::warn!(
+            factor = %row.id,
+            "a passkey's signature counter went back: a cloned authenticator, or two uses at once"
+        );
+        return Ok(false);
+    }
     let mut passkey = parse_passkey(row)?;
     let changed = passkey.update_credential(res) == Some(true);
     let credential = if changed {
@@ -396,16 +414,28 @@ async fn record_use(
     } else {
         None
     };
-    core.store
-        .passkey_used(&row.id, credential.as_deref(), now)
-        .await?;
-    Ok(())
+    Ok(core
+        .store
+        .passkey_used(&row.id, &row.credential, credential.as_deref(), now)
+        .await?)
+}
+
+/// What a sign-in ceremony's sealed state is bound to: its purpose, what it continues, and
+/// when it expires (AES-GCM associated data: a state made for one request does not open for
+/// another).
+fn sign_in_context(purpose: PendingPurpose, continues: Option<&str>, expires_at: i64) -> Vec<u8> {
+    let continues = continues.map(hash_token).unwrap_or_default();
+    format!(
+        "latchkey passkey sign-in|{}|{continues}|{expires_at}",
+        purpose.as_str()
+    )
+    .into_bytes()
 }
 
 /// Start a sign-in with a passkey alone, for `purpose` continuing `continues` (the
 /// interaction id or device user code; None for the account page). The browser offers the
 /// discoverable passkeys it holds for this server; none is named (section 5.5,
-/// `allowCredentials` empty).
+/// `allowCredentials` empty). Nothing is stored: the token is the sealed state.
 pub async fn start_sign_in(
     core: &Core,
     purpose: PendingPurpose,
@@ -422,16 +452,37 @@ pub async fn start_sign_in(
     // webauthn-rs asks for conditional mediation (passkeys offered in the username field's
     // autofill); this page asks with a button, a modal request.
     options.mediation = None;
-    let ceremony = Ceremony {
-        kind: CeremonyKind::SignIn,
-        user_id: None,
-        bound: continues.map(hash_token),
-        purpose: Some(purpose),
-        name: None,
-        state: to_json(&state)?,
-        expires_at: lifetime(core, now),
-    };
-    Ok(Ok(begin(core, ceremony, to_json(&options)?, now).await?))
+    let expires_at = lifetime(core, now);
+    let sealed = core
+        .sealing
+        .encrypt_bound(
+            to_json(&state)?.as_bytes(),
+            &sign_in_context(purpose, continues, expires_at),
+        )
+        .map_err(OAuthError::internal)?;
+    Ok(Ok(Started {
+        token: format!("{expires_at}.{sealed}"),
+        options: to_json(&options)?,
+    }))
+}
+
+/// A sign-in ceremony's state, when `token` is one this server sealed for `purpose` and
+/// `continues`, and it has not expired: with when it expires.
+fn open_sign_in(
+    core: &Core,
+    token: &str,
+    purpose: PendingPurpose,
+    continues: Option<&str>,
+    now: i64,
+) -> Option<(DiscoverableAuthentication, i64)> {
+    let (expires, sealed) = token.split_once('.')?;
+    let expires_at: i64 = expires.parse().ok()?;
+    if expires_at <= now {
+        return None;
+    }
+    let context = sign_in_context(purpose, continues, expires_at);
+    let (plain, _) = core.sealing.decrypt_bound_telling(sealed, &context).ok()?;
+    Some((serde_json::from_slice(&plain).ok()?, expires_at))
 }
 
 /// A sign-in with a passkey alone: the account, and its `amr`.
@@ -443,7 +494,8 @@ pub struct SignedIn {
 
 /// Finish a sign-in with a passkey alone: the ceremony must be for `purpose` and
 /// `continues`, the passkey one this server registered, its account enabled, and the
-/// assertion must verify with user verification. Audited either way.
+/// assertion must verify with user verification; the ceremony is then spent. Refusals are
+/// counted against the address and audited.
 pub async fn finish_sign_in(
     core: &Core,
     token: &str,
@@ -456,13 +508,7 @@ pub async fn finish_sign_in(
     let Some(pk) = available(core) else {
         return Ok(Err(PasskeyFailure::Unavailable));
     };
-    let continues = continues.map(hash_token);
-    let Some(c) = core
-        .store
-        .take_ceremony(&hash_token(token), CeremonyKind::SignIn, now)
-        .await?
-        .filter(|c| c.purpose == Some(purpose) && c.bound == continues)
-    else {
+    let Some((state, expires_at)) = open_sign_in(core, token, purpose, continues, now) else {
         return Ok(Err(PasskeyFailure::Gone));
     };
     let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(credential) else {
@@ -489,8 +535,6 @@ pub async fn finish_sign_in(
         at.audit(core, AuditKind::LoginFailure, None, now).await;
         return Ok(Err(PasskeyFailure::Unknown));
     };
-    let state: DiscoverableAuthentication =
-        serde_json::from_str(&c.state).map_err(OAuthError::internal)?;
     let passkey = parse_passkey(&row)?;
     let verified = match pk
         .webauthn
@@ -503,16 +547,30 @@ pub async fn finish_sign_in(
             None
         }
     };
-    let Some(res) = verified else {
+    let recorded = match &verified {
+        Some(res) => record_use(core, &row, res, now).await?,
+        None => false,
+    };
+    if !recorded {
+        attempt.failed().await?;
         at.audit(core, AuditKind::LoginFailure, Some(&user), now)
             .await;
         return Ok(Err(PasskeyFailure::Refused));
-    };
-    record_use(core, &row, &res, now).await?;
+    }
+    // Spent once it verified: the same answer again (a replay) finds it spent.
+    if !core
+        .store
+        .spend_sign_in(&hash_token(token), expires_at)
+        .await?
+    {
+        attempt.withdraw().await?;
+        return Ok(Err(PasskeyFailure::Gone));
+    }
+    attempt.succeeded().await?;
     at.audit(core, AuditKind::LoginSuccess, Some(&user), now)
         .await;
     Ok(Ok(SignedIn {
-        amr: with_passkey(&[], res.backup_eligible()),
+        amr: with_passkey(&[]),
         user,
     }))
 }
@@ -537,8 +595,8 @@ mod tests {
     fn a_passkey_adds_its_key_the_user_test_and_mfa() {
         // RFC 8176 section 2.
         let pwd = vec!["pwd".to_owned()];
-        assert_eq!(with_passkey(&pwd, false), ["pwd", "hwk", "user", "mfa"]);
-        assert_eq!(with_passkey(&[], true), ["swk", "user", "mfa"]);
+        assert_eq!(with_passkey(&pwd), ["pwd", "swk", "user", "mfa"]);
+        assert_eq!(with_passkey(&[]), ["swk", "user", "mfa"]);
     }
 
     #[test]

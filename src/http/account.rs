@@ -410,9 +410,9 @@ pub async fn start_totp(
         Ok(f) => f,
         Err(r) => return Ok(r),
     };
-    // The password again: a stolen session cookie alone must not be able to set up an app
-    // of the thief's, which would then lock the owner out of their own account.
-    if let Err(page) = password_again(&state, jar.clone(), &s, &user, &form, &browser).await? {
+    // A stolen session cookie alone must not be able to set up an app of the thief's, which
+    // would then lock the owner out of their own account.
+    if let Err(page) = proof_to_add(&state, jar.clone(), &s, &user, &form, &browser).await? {
         return Ok(page);
     }
     let now = state.now();
@@ -423,6 +423,27 @@ pub async fn start_totp(
         Some(e) => enrol_page(&state, jar, &user, &e, &ACCOUNT_ENROL, None),
         None => Ok(back("has-app")),
     }
+}
+
+/// What adding a second factor asks: the password again (the form's `password`), and, for
+/// an account that has a factor already, that factor again (`factor_again`): else a stolen
+/// cookie and a known password would add the thief's factor and then, with it, remove the
+/// owner's. `Err` is the page to answer with.
+async fn proof_to_add(
+    state: &AppState,
+    jar: CookieJar,
+    s: &Session,
+    user: &User,
+    form: &Params,
+    browser: &Browser,
+) -> Result<Result<(), Response>, PageError> {
+    if let Err(page) = password_again(state, jar.clone(), s, user, form, browser).await? {
+        return Ok(Err(page));
+    }
+    if user.has_factor {
+        return factor_again(state, jar, s, user, form, browser).await;
+    }
+    Ok(Ok(()))
 }
 
 /// The account's password typed again (the form's `password`), before a factor is added.
@@ -479,10 +500,10 @@ pub async fn start_passkey(
     };
     // As for an authenticator app: a stolen session cookie must not add the thief's passkey,
     // which would sign in without the password.
-    if let Err(page) = password_again(&state, jar.clone(), &s, &user, &form, &browser).await? {
+    if let Err(page) = proof_to_add(&state, jar.clone(), &s, &user, &form, &browser).await? {
         return Ok(page);
     }
-    let started = match passkey::start_registration(&state.core, &user, name, state.now())
+    let started = match passkey::start_registration(&state.core, &user, &s, name, state.now())
         .await
         .or_page(&state)?
     {
@@ -526,6 +547,7 @@ pub async fn finish_passkey(
     let registered = passkey::finish_registration(
         &state.core,
         &user,
+        &s,
         form.get("ceremony").unwrap_or_default(),
         form.get("credential").unwrap_or_default(),
         browser.at(None),
@@ -541,19 +563,20 @@ pub async fn finish_passkey(
             return account_page(&state, jar, &s, &user, None, problem).await;
         }
     };
-    // The browser just used the passkey, with user verification: this session counts as
-    // two-factor from now on (in place, under a new cookie), as after an app's first code.
-    let amr = mfa::with_passkey(&s.amr, added.synced);
+    if !added.first {
+        // The session gave the account's factor before adding this one: nothing changes.
+        return Ok(back("passkey-added"));
+    }
+    // The account's first second factor, just used with user verification: this session
+    // counts as two-factor from now on (in place, under a new cookie), as after an app's
+    // first code; and recovery codes, for when the passkey is lost.
+    let amr = mfa::with_passkey(&s.amr);
     let Some((jar, _)) = session::elevate(&state, jar, &s, amr)
         .await
         .or_page(&state)?
     else {
         return Ok(Redirect::to("/account").into_response());
     };
-    if !added.first {
-        return Ok((jar, back("passkey-added")).into_response());
-    }
-    // The account's first second factor: recovery codes, for when the passkey is lost.
     let codes = mfa::new_recovery_codes(&state.core, &user, now)
         .await
         .or_page(&state)?;
@@ -629,6 +652,11 @@ pub async fn confirm_totp(
         .await
         .or_page(&state)?
     {
+        Ok(()) if user.has_factor => {
+            // The session gave the account's other factor before this was added: the
+            // recovery codes it has stay.
+            Ok(back("enrolled"))
+        }
         Ok(()) => {
             // This browser just proved it holds the factor: its session counts as two-factor
             // from now on (in place, under a new cookie), while every other session of the
@@ -709,9 +737,10 @@ pub async fn remove_factor(
 
 /// The second factor given again on the account page, for a change that a stolen session
 /// cookie alone must not be able to make: a code from the app (or a recovery code) typed in
-/// the form. An account without an app gives its passkey (or a recovery code) on the
-/// second-factor page, unless this session gave one in the last few minutes; it then comes
-/// back to the account page to make the change. `Err` is the page to answer with.
+/// the form; or, with the code left empty (an account with passkeys), the second factor
+/// this session gave in the last few minutes, else the second-factor page (passkey, app
+/// code or recovery code) first, after which the person comes back to make the change.
+/// `Err` is the page to answer with.
 async fn factor_again(
     state: &AppState,
     jar: CookieJar,
@@ -720,34 +749,28 @@ async fn factor_again(
     form: &Params,
     browser: &Browser,
 ) -> Result<Result<(), Response>, PageError> {
+    if state.config.mfa.mode == MfaMode::Off {
+        // Second factors are never asked for: none is asked to change them either.
+        return Ok(Ok(()));
+    }
     let now = state.now();
     let code = form.get("code").unwrap_or_default();
     if code.is_empty() {
-        let has_app = state
-            .core
-            .store
-            .confirmed_totp(&user.id)
-            .await
-            .or_page(state)?
-            .is_some();
-        if !has_app {
-            if s.mfa_at.is_some_and(|at| now - at <= RECENT_FACTOR_SECONDS) {
-                return Ok(Ok(()));
-            }
-            let token =
-                mfa::begin_step_up(&state.core, user, s, PendingPurpose::Account, None, now)
-                    .await
-                    .or_page(state)?;
-            let page = factor_page(state, jar, user, factor_form(&token), None).await?;
-            return Ok(Err(page));
+        if s.mfa_at.is_some_and(|at| now - at <= RECENT_FACTOR_SECONDS) {
+            return Ok(Ok(()));
         }
+        let token = mfa::begin_step_up(&state.core, user, s, PendingPurpose::Account, None, now)
+            .await
+            .or_page(state)?;
+        let page = factor_page(state, jar, user, factor_form(&token), None).await?;
+        return Ok(Err(page));
     }
     match mfa::check_code(&state.core, user, code, browser.at(None), now)
         .await
         .or_page(state)?
     {
         Ok(_) => Ok(Ok(())),
-        Err(FactorFailure::Gone) => Ok(Err(back("removed"))),
+        Err(FactorFailure::Gone) => Ok(Err(back("gone"))),
         Err(failed) => {
             let problem = Some(refused_code(failed, StatusCode::BAD_REQUEST, now));
             Ok(Err(account_page(state, jar, s, user, None, problem).await?))

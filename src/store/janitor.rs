@@ -72,6 +72,13 @@ const PURGEABLE: &[(&str, &str, &str, AfterExpiry, &str)] = &[
         AfterExpiry::Delete,
         "",
     ),
+    (
+        "passkey_spent",
+        "id_hash",
+        "expires_at",
+        AfterExpiry::Delete,
+        "",
+    ),
     // Enrolments never confirmed; a confirmed factor has no expiry.
     (
         "mfa_factors",

@@ -1,14 +1,16 @@
 //! Passkeys (WebAuthn credentials) and the ceremonies that register and use them.
 //!
-//! A ceremony's challenge state is kept here, never in the browser, and is taken by the one
-//! `DELETE ... RETURNING` that answers it: an answer replayed, or raced from two tabs, finds
-//! nothing the second time.
+//! A ceremony of an account (adding a passkey, a passkey as the second factor) keeps its
+//! challenge state here, never in the browser, and is taken by the one `DELETE ... RETURNING`
+//! that answers it: an answer replayed, or raced from two tabs, finds nothing the second
+//! time. A sign-in with a passkey alone, which anyone can start, stores nothing until it
+//! succeeds, and is then spent by the `INSERT` that a second use of it fails.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{DbResult, Store, StoreError};
-use crate::model::{PasskeyRow, PendingPurpose};
+use crate::model::PasskeyRow;
 
 /// How many ceremonies of one kind may wait for one account at once; the oldest beyond
 /// that go, so pages opened over and over cannot grow the table.
@@ -21,8 +23,6 @@ pub enum CeremonyKind {
     Register,
     /// A passkey as the second factor of a sign-in whose password was right.
     SecondFactor,
-    /// Signing in with a discoverable passkey alone.
-    SignIn,
 }
 
 impl CeremonyKind {
@@ -30,7 +30,6 @@ impl CeremonyKind {
         match self {
             CeremonyKind::Register => "register",
             CeremonyKind::SecondFactor => "second_factor",
-            CeremonyKind::SignIn => "sign_in",
         }
     }
 }
@@ -39,12 +38,9 @@ impl CeremonyKind {
 #[derive(Debug, Clone)]
 pub struct Ceremony {
     pub kind: CeremonyKind,
-    /// The account; None for a sign-in, where the passkey names it.
-    pub user_id: Option<String>,
-    /// SHA-256 of what it belongs to (a pending sign-in, an interaction, a user code).
-    pub bound: Option<String>,
-    /// A sign-in: where it continues.
-    pub purpose: Option<PendingPurpose>,
+    pub user_id: String,
+    /// SHA-256 of what it belongs to (the session adding a passkey, a pending sign-in).
+    pub bound: String,
     /// A registration: the passkey's name.
     pub name: Option<String>,
     /// webauthn-rs's ceremony state, as JSON.
@@ -123,46 +119,65 @@ impl Store {
         row.as_ref().map(passkey_from_row).transpose()
     }
 
-    /// Record a use of a passkey, with its credential as updated by the use (its signature
-    /// counter and backup state) when that changed.
-    pub async fn passkey_used(&self, id: &str, credential: Option<&str>, now: i64) -> DbResult<()> {
-        sqlx::query(
-            "UPDATE mfa_factors SET last_used_at = $2, credential = COALESCE($3, credential) WHERE id = $1",
+    /// Record a use of a passkey, and its credential as updated by the use (signature counter,
+    /// backup state) when that changed: only if the stored credential is still `was`, the one
+    /// the use was checked against. False when another use changed it meanwhile.
+    pub async fn passkey_used(
+        &self,
+        id: &str,
+        was: &str,
+        credential: Option<&str>,
+        now: i64,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE mfa_factors SET last_used_at = $3, credential = COALESCE($4, credential)
+             WHERE id = $1 AND credential = $2",
         )
         .bind(id)
+        .bind(was)
         .bind(now)
         .bind(credential)
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Spend a sign-in ceremony (the hash of its sealed value): true for the first use only.
+    pub async fn spend_sign_in(&self, id_hash: &str, expires_at: i64) -> DbResult<bool> {
+        let done = sqlx::query("INSERT INTO passkey_spent (id_hash, expires_at) VALUES ($1, $2)")
+            .bind(id_hash)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Store a ceremony under the hash of the value its page carries. An account keeps at
-    /// most `MAX_CEREMONIES_PER_USER` of each kind (the oldest go); a sign-in's, which has
-    /// no account yet, is bounded by its expiry, as an interaction is.
+    /// most `MAX_CEREMONIES_PER_USER` of each kind: the oldest go.
     pub async fn insert_ceremony(&self, id_hash: &str, c: &Ceremony, now: i64) -> DbResult<()> {
         let mut tx = self.begin().await?;
-        if let Some(user_id) = &c.user_id {
-            sqlx::query(
-                "DELETE FROM passkey_ceremonies WHERE user_id = $1 AND kind = $2 AND id_hash NOT IN
-                   (SELECT id_hash FROM passkey_ceremonies WHERE user_id = $1 AND kind = $2
-                    ORDER BY created_at DESC, id_hash LIMIT $3)",
-            )
-            .bind(user_id)
-            .bind(c.kind.as_str())
-            .bind(MAX_CEREMONIES_PER_USER - 1)
-            .execute(&mut *tx)
-            .await?;
-        }
         sqlx::query(
-            "INSERT INTO passkey_ceremonies (id_hash, kind, user_id, bound, purpose, name, state, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "DELETE FROM passkey_ceremonies WHERE user_id = $1 AND kind = $2 AND id_hash NOT IN
+               (SELECT id_hash FROM passkey_ceremonies WHERE user_id = $1 AND kind = $2
+                ORDER BY created_at DESC, id_hash LIMIT $3)",
+        )
+        .bind(&c.user_id)
+        .bind(c.kind.as_str())
+        .bind(MAX_CEREMONIES_PER_USER - 1)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO passkey_ceremonies (id_hash, kind, user_id, bound, name, state, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id_hash)
         .bind(c.kind.as_str())
-        .bind(c.user_id.as_deref())
-        .bind(c.bound.as_deref())
-        .bind(c.purpose.map(PendingPurpose::as_str))
+        .bind(&c.user_id)
+        .bind(&c.bound)
         .bind(c.name.as_deref())
         .bind(&c.state)
         .bind(now)
@@ -182,7 +197,7 @@ impl Store {
     ) -> DbResult<Option<Ceremony>> {
         let row = sqlx::query(
             "DELETE FROM passkey_ceremonies WHERE id_hash = $1 AND kind = $2 AND expires_at > $3
-             RETURNING user_id, bound, purpose, name, state, expires_at",
+             RETURNING user_id, bound, name, state, expires_at",
         )
         .bind(id_hash)
         .bind(kind.as_str())
@@ -192,17 +207,10 @@ impl Store {
         let Some(r) = row else {
             return Ok(None);
         };
-        let purpose = match r.try_get::<Option<String>, _>("purpose")? {
-            Some(p) => Some(PendingPurpose::parse(&p).ok_or_else(|| {
-                StoreError::corrupt("passkey ceremony", format!("unknown purpose `{p}`"))
-            })?),
-            None => None,
-        };
         Ok(Some(Ceremony {
             kind,
             user_id: r.try_get("user_id")?,
             bound: r.try_get("bound")?,
-            purpose,
             name: r.try_get("name")?,
             state: r.try_get("state")?,
             expires_at: r.try_get("expires_at")?,

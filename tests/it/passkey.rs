@@ -168,7 +168,7 @@ async fn a_passkey_is_a_second_factor(b: Backend) {
     let done = post_owned(&app, &other, "/login/factor", &form).await;
     let back = past_consent(&app, &other, done).await;
     let claims = id_token_claims(&app, &back).await;
-    assert_eq!(amr(&claims), ["pwd", "hwk", "user", "mfa"], "{claims}");
+    assert_eq!(amr(&claims), ["pwd", "swk", "user", "mfa"], "{claims}");
     assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
 
     // The same answer again: the sign-in it finished is gone.
@@ -230,7 +230,7 @@ async fn a_passkey_signs_in_without_a_password(b: Backend) {
     let done = post_owned(&app, &other, "/login/passkey/finish", &form).await;
     let back = past_consent(&app, &other, done).await;
     let claims = id_token_claims(&app, &back).await;
-    assert_eq!(amr(&claims), ["hwk", "user", "mfa"], "{claims}");
+    assert_eq!(amr(&claims), ["swk", "user", "mfa"], "{claims}");
     assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
     assert!(claims["auth_time"].as_i64().is_some());
 
@@ -267,6 +267,91 @@ async fn a_passkey_signs_in_without_a_password(b: Backend) {
     assert_eq!(done.status, 303, "{}", done.body);
     let account = get(&app, &third, "/account").await;
     assert!(account.body.contains("Signed in as"), "{}", account.body);
+}
+
+/// A passkey-only account's recovery codes stand in for a lost passkey.
+async fn a_recovery_code_stands_in_for_a_lost_passkey(b: Backend) {
+    let Some(app) = TestApp::spawn_on_localhost(b, |_| {}).await else {
+        return;
+    };
+    let (_, _, codes) = alice_with_a_passkey(&app).await;
+    let phoneless = browser_client();
+    let factor = authorize_and_sign_in(&app, &phoneless, PASSWORD).await;
+    assert!(
+        factor.body.contains("Use a recovery code"),
+        "{}",
+        factor.body
+    );
+    let used = post(
+        &app,
+        &phoneless,
+        "/login/factor",
+        &[
+            ("csrf", &hidden(&factor.body, "csrf")),
+            ("pending", &hidden(&factor.body, "pending")),
+            ("interaction", &hidden(&factor.body, "interaction")),
+            ("code", &codes[0]),
+        ],
+    )
+    .await;
+    let back = past_consent(&app, &phoneless, used).await;
+    let claims = id_token_claims(&app, &back).await;
+    assert_eq!(amr(&claims), ["pwd", "otp", "mfa"], "{claims}");
+}
+
+/// Someone with a stolen session cookie and the password cannot add their own passkey to
+/// an account that has one, then remove the owner's with it: adding asks for the factor the
+/// account has once the session's is some minutes old.
+async fn adding_a_factor_asks_for_the_one_the_account_has(b: Backend) {
+    let Some(app) = TestApp::spawn_on_localhost(b, |_| {}).await else {
+        return;
+    };
+    let (owner, mut authenticator, _) = alice_with_a_passkey(&app).await;
+    app.clock.advance(600);
+    let account = get(&app, &owner, "/account").await;
+    let thief_adds = post(
+        &app,
+        &owner,
+        "/account/passkey",
+        &[
+            ("csrf", &hidden(&account.body, "csrf")),
+            ("name", "Thief"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    // Not the ceremony: the second-factor page, for the passkey alice has.
+    assert!(
+        !thief_adds.body.contains("Create the passkey"),
+        "{}",
+        thief_adds.body
+    );
+    assert!(
+        thief_adds.body.contains("Use your passkey"),
+        "{}",
+        thief_adds.body
+    );
+    // Alice herself gives it, and then adds a second passkey.
+    let answer = authenticator
+        .get(&options_in(&thief_adds.body))
+        .expect("an assertion");
+    let confirmed = post_owned(
+        &app,
+        &owner,
+        "/account/login/factor",
+        &answer_form(&thief_adds.body, &answer, &["pending"]),
+    )
+    .await;
+    assert_eq!(confirmed.location.as_deref(), Some("/account"));
+    let mut second = SoftAuthenticator::new(&app.issuer());
+    let added = add_passkey(&app, &owner, &mut second, "Phone").await;
+    // Not the first factor: no new recovery codes.
+    assert_eq!(
+        added.location.as_deref(),
+        Some("/account?notice=passkey-added"),
+        "{}",
+        added.body
+    );
 }
 
 /// A device (RFC 8628) connected by a person who signs in with a passkey alone on the
@@ -326,7 +411,7 @@ async fn a_device_is_connected_with_a_passkey(b: Backend) {
         flows::poll(&app, started["device_code"].as_str().expect("device_code")).await;
     assert_eq!(status, 200, "{tokens}");
     let claims = decode_jwt(tokens["id_token"].as_str().expect("id_token")).1;
-    assert_eq!(amr(&claims), ["hwk", "user", "mfa"], "{claims}");
+    assert_eq!(amr(&claims), ["swk", "user", "mfa"], "{claims}");
 }
 
 /// One passwordless ceremony on the account page's login form, answered by `answer`.
@@ -552,4 +637,6 @@ crate::both_stores!(
     refused_passkeys_are_limited_per_address,
     an_ip_issuer_has_no_passkeys,
     a_device_is_connected_with_a_passkey,
+    a_recovery_code_stands_in_for_a_lost_passkey,
+    adding_a_factor_asks_for_the_one_the_account_has,
 );

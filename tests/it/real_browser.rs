@@ -782,7 +782,7 @@ async fn passkey_walk(mut w: Walk) {
     page(&c, Locator::Css("ul.scopes"), "the consent page").await;
     click(&c, "button[name='decision'][value='allow']").await;
     let claims = id_token_after(&mut w, &first).await;
-    assert_eq!(amr_of(&claims), ["pwd", "hwk", "user", "mfa"], "{claims}");
+    assert_eq!(amr_of(&claims), ["pwd", "swk", "user", "mfa"], "{claims}");
     assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
 
     // Signed out again: the passkey alone, no password.
@@ -802,7 +802,7 @@ async fn passkey_walk(mut w: Walk) {
     click(&c, "#webauthn-start").await;
     // The consent is remembered: straight back to the client.
     let claims = id_token_after(&mut w, &second).await;
-    assert_eq!(amr_of(&claims), ["hwk", "user", "mfa"], "{claims}");
+    assert_eq!(amr_of(&claims), ["swk", "user", "mfa"], "{claims}");
     assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
 
     // The authenticator no longer verifies its user: no sign-in, and the page says so.

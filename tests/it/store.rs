@@ -1330,17 +1330,16 @@ async fn passkey_ceremonies_are_taken_once(b: Backend) {
     };
     let store = &app.store;
     let now = 1_000_000;
-    let ceremony = |user: Option<&str>, kind: CeremonyKind| Ceremony {
+    let ceremony = |user: &str, kind: CeremonyKind| Ceremony {
         kind,
-        user_id: user.map(str::to_owned),
-        bound: Some(hash_token("pending")),
-        purpose: None,
+        user_id: user.to_owned(),
+        bound: hash_token("pending"),
         name: Some("Laptop".into()),
         state: "{}".into(),
         expires_at: now + 600,
     };
     store
-        .insert_ceremony("c1", &ceremony(Some("u1"), CeremonyKind::Register), now)
+        .insert_ceremony("c1", &ceremony("u1", CeremonyKind::Register), now)
         .await
         .expect("insert");
     let take = |id: &'static str, kind, at| async move {
@@ -1353,7 +1352,7 @@ async fn passkey_ceremonies_are_taken_once(b: Backend) {
     let taken = take("c1", CeremonyKind::Register, now)
         .await
         .expect("taken");
-    assert_eq!(taken.user_id.as_deref(), Some("u1"));
+    assert_eq!(taken.user_id, "u1");
     assert_eq!(taken.name.as_deref(), Some("Laptop"));
     assert!(
         take("c1", CeremonyKind::Register, now).await.is_none(),
@@ -1361,29 +1360,29 @@ async fn passkey_ceremonies_are_taken_once(b: Backend) {
     );
     // Expired.
     store
-        .insert_ceremony("c2", &ceremony(None, CeremonyKind::SignIn), now)
+        .insert_ceremony("c2", &ceremony("u1", CeremonyKind::SecondFactor), now)
         .await
         .expect("insert");
-    assert!(take("c2", CeremonyKind::SignIn, now + 600).await.is_none());
+    assert!(
+        take("c2", CeremonyKind::SecondFactor, now + 600)
+            .await
+            .is_none()
+    );
     // Raced: one of two takes wins.
     store
-        .insert_ceremony("c3", &ceremony(None, CeremonyKind::SignIn), now)
+        .insert_ceremony("c3", &ceremony("u3", CeremonyKind::SecondFactor), now)
         .await
         .expect("insert");
     let (x, y) = tokio::join!(
-        store.take_ceremony("c3", CeremonyKind::SignIn, now),
-        store.take_ceremony("c3", CeremonyKind::SignIn, now)
+        store.take_ceremony("c3", CeremonyKind::SecondFactor, now),
+        store.take_ceremony("c3", CeremonyKind::SecondFactor, now)
     );
     assert_ne!(x.expect("x").is_some(), y.expect("y").is_some());
     // An account keeps the newest few of a kind.
     for i in 0..8 {
         let id = format!("s{i}");
         store
-            .insert_ceremony(
-                &id,
-                &ceremony(Some("u2"), CeremonyKind::SecondFactor),
-                now + i,
-            )
+            .insert_ceremony(&id, &ceremony("u2", CeremonyKind::SecondFactor), now + i)
             .await
             .expect("insert");
     }
@@ -1435,15 +1434,26 @@ async fn passkey_ceremonies_are_taken_once(b: Backend) {
     let listed = store.factors("u1").await.expect("factors");
     assert_eq!(listed[0].kind, FactorKind::Passkey);
     assert!(listed[0].discoverable);
-    store
-        .passkey_used("p1", Some("{\"counter\":2}"), now + 5)
-        .await
-        .expect("used");
-    let found = store.passkey_by_credential("cred-1").await.expect("find");
-    assert_eq!(
-        found.map(|p| p.credential).as_deref(),
-        Some("{\"counter\":2}")
+    // A use is written back only over the credential it was checked against.
+    let newer = "{\"counter\":2}";
+    assert!(
+        store
+            .passkey_used("p1", "{}", Some(newer), now + 5)
+            .await
+            .expect("used")
     );
+    assert!(
+        !store
+            .passkey_used("p1", "{}", Some("{\"counter\":1}"), now + 5)
+            .await
+            .expect("raced"),
+        "a use checked against the old credential loses"
+    );
+    let found = store.passkey_by_credential("cred-1").await.expect("find");
+    assert_eq!(found.map(|p| p.credential).as_deref(), Some(newer));
+    // A sign-in ceremony is spent once.
+    assert!(store.spend_sign_in("t1", now + 600).await.expect("spend"));
+    assert!(!store.spend_sign_in("t1", now + 600).await.expect("again"));
 }
 
 crate::both_stores!(
