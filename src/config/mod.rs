@@ -77,6 +77,8 @@ pub struct Config {
     #[serde(default)]
     pub account: AccountSettings,
     #[serde(default)]
+    pub explorer: ExplorerSettings,
+    #[serde(default)]
     pub logout: LogoutSettings,
     #[serde(default)]
     pub backchannel_logout: BackchannelLogoutSettings,

@@ -443,6 +443,14 @@ pub enum MfaMode {
     Required,
 }
 
+/// The flow explorer (`/explore`, README "The flow explorer"): off unless turned on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExplorerSettings {
+    /// Serve `/explore` and register the explorer's own clients (`explorer-*`).
+    pub enabled: bool,
+}
+
 /// The account page (`/account`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -66,7 +66,7 @@ impl FactorFailure {
     pub fn page_message(self, now: i64) -> String {
         match self {
             FactorFailure::Wrong => "That code is not right, or was used already. Type the code your authenticator app shows now.".to_owned(),
-            FactorFailure::Malformed => "Type the 6-digit code your authenticator app shows now, or one of your recovery codes.".to_owned(),
+            FactorFailure::Malformed => "Type one of your recovery codes (XXXX-XXXX-XXXX), or the 6-digit code your authenticator app shows now if you have one.".to_owned(),
             FactorFailure::Locked { until } | FactorFailure::Waiting { until } => format!(
                 "Too many wrong codes. For your security, sign-in is paused; try again in {}.",
                 wait_words(until - now)

@@ -196,12 +196,18 @@ pub async fn start_registration(
     let ceremony = Ceremony {
         kind: CeremonyKind::Register,
         user_id: user.id.clone(),
-        bound: hash_token(&session.sid),
+        bound: registration_bound(session, user.has_factor),
         name: Some(name.to_owned()),
         state: to_json(&state)?,
         expires_at: lifetime(core, now),
     };
     Ok(Ok(begin(core, ceremony, to_json(&options)?, now).await?))
+}
+
+/// What a registration ceremony is bound to: the session adding the passkey, and whether
+/// the account had a second factor when it started.
+fn registration_bound(session: &Session, had_factor: bool) -> String {
+    hash_token(&format!("{}|{had_factor}", session.sid))
 }
 
 /// A passkey added: whether it is the account's first second factor (its recovery codes
@@ -225,7 +231,11 @@ pub async fn finish_registration(
     let Some(pk) = available(core) else {
         return Ok(Err(PasskeyFailure::Unavailable));
     };
-    let bound = hash_token(&session.sid);
+    // Started in this session, and with the account as it is now: a registration started
+    // before the account had a factor (with the password alone) does not finish after one
+    // was added, which asks for that factor too.
+    let first = !core.store.has_factor(&user.id).await?;
+    let bound = registration_bound(session, !first);
     let Some(c) = core
         .store
         .take_ceremony(&hash_token(token), CeremonyKind::Register, now)
@@ -253,7 +263,6 @@ pub async fn finish_registration(
         .as_ref()
         .and_then(|p| p.rk)
         .unwrap_or(false);
-    let first = !core.store.has_factor(&user.id).await?;
     let id = uuid::Uuid::new_v4().to_string();
     let stored = core
         .store
@@ -453,8 +462,7 @@ pub async fn start_sign_in(
     // autofill); this page asks with a button, a modal request.
     options.mediation = None;
     let expires_at = lifetime(core, now);
-    let sealed = core
-        .sealing
+    let sealed = sign_in_key(core)
         .encrypt_bound(
             to_json(&state)?.as_bytes(),
             &sign_in_context(purpose, continues, expires_at),
@@ -466,23 +474,45 @@ pub async fn start_sign_in(
     }))
 }
 
+/// The key sign-in states are sealed under: a subkey of the master key of its own.
+fn sign_in_key(core: &Core) -> crate::crypto::aead::MasterKey {
+    core.sealing.subkey("latchkey passkey sign-in")
+}
+
+/// A sign-in ceremony opened: its state, when it expires, and what spends it (the hash of
+/// the state, which holds the ceremony's random challenge: the same for any spelling of the
+/// token).
+struct Opened {
+    state: DiscoverableAuthentication,
+    expires_at: i64,
+    spent_as: String,
+}
+
 /// A sign-in ceremony's state, when `token` is one this server sealed for `purpose` and
-/// `continues`, and it has not expired: with when it expires.
+/// `continues`, and it has not expired.
 fn open_sign_in(
     core: &Core,
     token: &str,
     purpose: PendingPurpose,
     continues: Option<&str>,
     now: i64,
-) -> Option<(DiscoverableAuthentication, i64)> {
+) -> Option<Opened> {
     let (expires, sealed) = token.split_once('.')?;
     let expires_at: i64 = expires.parse().ok()?;
-    if expires_at <= now {
+    // Only the spelling this server wrote ("+1" or "01" would parse the same).
+    if expires != expires_at.to_string() || expires_at <= now {
         return None;
     }
     let context = sign_in_context(purpose, continues, expires_at);
-    let (plain, _) = core.sealing.decrypt_bound_telling(sealed, &context).ok()?;
-    Some((serde_json::from_slice(&plain).ok()?, expires_at))
+    let (plain, _) = sign_in_key(core)
+        .decrypt_bound_telling(sealed, &context)
+        .ok()?;
+    let text = std::str::from_utf8(&plain).ok()?;
+    Some(Opened {
+        state: serde_json::from_str(text).ok()?,
+        expires_at,
+        spent_as: hash_token(text),
+    })
 }
 
 /// A sign-in with a passkey alone: the account, and its `amr`.
@@ -508,7 +538,7 @@ pub async fn finish_sign_in(
     let Some(pk) = available(core) else {
         return Ok(Err(PasskeyFailure::Unavailable));
     };
-    let Some((state, expires_at)) = open_sign_in(core, token, purpose, continues, now) else {
+    let Some(opened) = open_sign_in(core, token, purpose, continues, now) else {
         return Ok(Err(PasskeyFailure::Gone));
     };
     let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(credential) else {
@@ -536,35 +566,39 @@ pub async fn finish_sign_in(
         return Ok(Err(PasskeyFailure::Unknown));
     };
     let passkey = parse_passkey(&row)?;
-    let verified = match pk
-        .webauthn
-        .finish_discoverable_authentication_v2(&answer, state, &passkey)
-    {
-        Ok(res) if res.user_verified() && !user.disabled => Some(res),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::info!(error = %e, "passkey sign-in refused");
-            None
-        }
-    };
-    let recorded = match &verified {
-        Some(res) => record_use(core, &row, res, now).await?,
-        None => false,
-    };
-    if !recorded {
+    let verified =
+        match pk
+            .webauthn
+            .finish_discoverable_authentication_v2(&answer, opened.state, &passkey)
+        {
+            Ok(res) if res.user_verified() && !user.disabled => Some(res),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::info!(error = %e, "passkey sign-in refused");
+                None
+            }
+        };
+    let Some(res) = verified else {
         attempt.failed().await?;
         at.audit(core, AuditKind::LoginFailure, Some(&user), now)
             .await;
         return Ok(Err(PasskeyFailure::Refused));
-    }
-    // Spent once it verified: the same answer again (a replay) finds it spent.
+    };
+    // Spent once it verified, before anything is written: the same answer again (a
+    // replay) finds it spent and changes nothing.
     if !core
         .store
-        .spend_sign_in(&hash_token(token), expires_at)
+        .spend_sign_in(&opened.spent_as, opened.expires_at)
         .await?
     {
         attempt.withdraw().await?;
         return Ok(Err(PasskeyFailure::Gone));
+    }
+    if !record_use(core, &row, &res, now).await? {
+        attempt.failed().await?;
+        at.audit(core, AuditKind::LoginFailure, Some(&user), now)
+            .await;
+        return Ok(Err(PasskeyFailure::Refused));
     }
     attempt.succeeded().await?;
     at.audit(core, AuditKind::LoginSuccess, Some(&user), now)

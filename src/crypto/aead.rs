@@ -85,6 +85,17 @@ impl MasterKey {
         keys
     }
 
+    /// A sealing key of its own for one purpose, derived like `derive` (from the previous
+    /// key too, during a rotation): what it seals cannot be opened as anything else, and a
+    /// flood of it spends nothing of the master key's own nonce space.
+    pub fn subkey(&self, label: &str) -> MasterKey {
+        let mut keys = self.derive_all(label).into_iter();
+        MasterKey {
+            key: keys.next().unwrap_or_else(|| self.derive(label)),
+            previous: keys.next(),
+        }
+    }
+
     /// Seal under the current key.
     pub fn encrypt(&self, plaintext: &[u8]) -> anyhow::Result<String> {
         seal(&self.key, plaintext)

@@ -71,6 +71,9 @@ fn notice(name: &str) -> Option<&'static str> {
         "renewed" => "Your new recovery codes are ready; the old ones no longer work.",
         "gone" => "That authenticator app was already removed.",
         "renamed" => "The name was saved.",
+        "confirmed" => {
+            "Your second step is confirmed. For the next five minutes, changing your second factors asks for nothing more: if you were making a change, make it again now."
+        }
         "session-ended" => "That session was signed out.",
         "others-ended" => "Every other session was signed out.",
         "no-others" => "There were no other sessions to sign out.",
@@ -322,6 +325,8 @@ pub async fn login_factor(
     .await?
     {
         FactorStep::Done(jar, ..) => Ok((jar, Redirect::to("/account")).into_response()),
+        // Asked for by a change on this page (`factor_again`): it can be made now.
+        FactorStep::SteppedUp(jar, ..) => Ok((jar, back("confirmed")).into_response()),
         FactorStep::Again(page) => Ok(page),
     }
 }
@@ -749,10 +754,6 @@ async fn factor_again(
     form: &Params,
     browser: &Browser,
 ) -> Result<Result<(), Response>, PageError> {
-    if state.config.mfa.mode == MfaMode::Off {
-        // Second factors are never asked for: none is asked to change them either.
-        return Ok(Ok(()));
-    }
     let now = state.now();
     let code = form.get("code").unwrap_or_default();
     if code.is_empty() {

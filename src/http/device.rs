@@ -359,7 +359,7 @@ pub async fn login_factor(
     )
     .await?;
     let (jar, s, user) = match step {
-        FactorStep::Done(jar, s, user) => (jar, s, user),
+        FactorStep::Done(jar, s, user) | FactorStep::SteppedUp(jar, s, user) => (jar, s, user),
         FactorStep::Again(page) => return Ok(page),
     };
     match device::find_pending(&state.core, &typed, browser.ip, state.now())

@@ -342,8 +342,10 @@ pub fn refused_code(failed: FactorFailure, wrong: StatusCode, now: i64) -> (Stat
 
 /// What a posted second-factor form came to.
 pub enum FactorStep {
-    /// The code was right: the session (new, or stepped up) and its user.
+    /// The factor was right: the new session and its user.
     Done(CookieJar, Session, User),
+    /// The factor was right and added to the browser's session (a step-up).
+    SteppedUp(CookieJar, Session, User),
     /// The page to answer with: the factor page again, saying why.
     Again(Response),
 }
@@ -449,7 +451,7 @@ pub async fn factor_step(
         let Some((jar, s)) = session::elevate(state, jar, &s, amr).await.or_page(state)? else {
             return Err(PageError::expired(state));
         };
-        return Ok(FactorStep::Done(jar, s, user));
+        return Ok(FactorStep::SteppedUp(jar, s, user));
     }
     let how = SignedIn {
         at: pending.auth_time,

@@ -147,7 +147,9 @@ impl Store {
 
     /// Make an enrolment active with the step of the code that confirmed it (so that code
     /// cannot sign in again, RFC 6238 section 5.2). False when it lapsed, was confirmed
-    /// already, or the user has an active authenticator app already.
+    /// already, the user has an active authenticator app already, or a factor was added
+    /// since it started (an enrolment started with the password alone does not finish once
+    /// the account has a factor, whose proof adding one then needs).
     pub async fn confirm_totp(
         &self,
         id: &str,
@@ -159,7 +161,8 @@ impl Store {
             "UPDATE mfa_factors SET confirmed_at = $4, expires_at = NULL, last_step = $3, last_used_at = $4
              WHERE id = $1 AND user_id = $2 AND confirmed_at IS NULL AND expires_at > $4
                AND NOT EXISTS (SELECT 1 FROM mfa_factors o
-                               WHERE o.user_id = $2 AND o.kind = 'totp' AND o.confirmed_at IS NOT NULL)",
+                               WHERE o.user_id = $2 AND o.confirmed_at IS NOT NULL
+                                 AND (o.kind = 'totp' OR o.confirmed_at >= mfa_factors.created_at))",
         )
         .bind(id)
         .bind(user_id)

@@ -21,6 +21,7 @@ pub mod backchannel;
 mod clients;
 pub mod device;
 mod error;
+pub mod explorer;
 pub mod factors;
 pub mod grants;
 mod janitor;
@@ -94,6 +95,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "passkeys",
         include_str!("../../migrations/0008_passkeys.sql"),
+    ),
+    (
+        9,
+        "explorer",
+        include_str!("../../migrations/0009_explorer.sql"),
     ),
 ];
 

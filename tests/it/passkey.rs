@@ -342,7 +342,10 @@ async fn adding_a_factor_asks_for_the_one_the_account_has(b: Backend) {
         &answer_form(&thief_adds.body, &answer, &["pending"]),
     )
     .await;
-    assert_eq!(confirmed.location.as_deref(), Some("/account"));
+    assert_eq!(
+        confirmed.location.as_deref(),
+        Some("/account?notice=confirmed")
+    );
     let mut second = SoftAuthenticator::new(&app.issuer());
     let added = add_passkey(&app, &owner, &mut second, "Phone").await;
     // Not the first factor: no new recovery codes.
@@ -541,6 +544,58 @@ async fn refused_passkeys_are_limited_per_address(b: Backend) {
     );
 }
 
+/// A passkey without a signature counter (a synced one) cannot replay a sign-in: the
+/// ceremony is spent once it signed someone in, however its token is spelled.
+async fn a_counterless_passkey_cannot_replay_a_sign_in(b: Backend) {
+    let Some(app) = TestApp::spawn_on_localhost(b, |_| {}).await else {
+        return;
+    };
+    let (_, mut authenticator, _) = alice_with_a_passkey(&app).await;
+    authenticator.without_counter();
+    let b1 = browser_client();
+    let login = get(&app, &b1, "/account").await;
+    let ceremony = post(
+        &app,
+        &b1,
+        "/account/login/passkey",
+        &[("csrf", &hidden(&login.body, "csrf"))],
+    )
+    .await;
+    let answer = authenticator
+        .get(&options_in(&ceremony.body))
+        .expect("an assertion");
+    let form = answer_form(&ceremony.body, &answer, &[]);
+    let first = post_owned(&app, &b1, "/account/login/passkey/finish", &form).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    // The same answer, and the same token spelled otherwise: nobody is signed in.
+    let respell = |prefix: &str| {
+        form.iter()
+            .map(|(k, v)| {
+                let v = if k == "ceremony" {
+                    format!("{prefix}{v}")
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect::<Vec<_>>()
+    };
+    for (i, replay) in [respell(""), respell("0"), respell("+")].iter().enumerate() {
+        let thief = browser_client();
+        let csrf_page = get(&app, &thief, "/account").await;
+        let mut replay = replay.clone();
+        for (k, v) in &mut replay {
+            if k == "csrf" {
+                *v = hidden(&csrf_page.body, "csrf");
+            }
+        }
+        let r = post_owned(&app, &thief, "/account/login/passkey/finish", &replay).await;
+        assert_eq!(r.status, 401, "replay {i}: {}", r.body);
+        let account = get(&app, &thief, "/account").await;
+        assert!(!account.body.contains("Signed in as"), "replay {i}");
+    }
+}
+
 /// Without an authenticator app, a change that needs the second factor asks for the
 /// passkey once the last one is some minutes old; where the server requires a second
 /// factor, the last one cannot be removed.
@@ -598,7 +653,10 @@ async fn changes_ask_for_the_passkey_again(b: Backend) {
         &answer_form(&renew.body, &answer, &["pending"]),
     )
     .await;
-    assert_eq!(confirmed.location.as_deref(), Some("/account"));
+    assert_eq!(
+        confirmed.location.as_deref(),
+        Some("/account?notice=confirmed")
+    );
     let account = get(&app, &owner, "/account").await;
     let renewed = post(
         &app,
@@ -639,4 +697,5 @@ crate::both_stores!(
     a_device_is_connected_with_a_passkey,
     a_recovery_code_stands_in_for_a_lost_passkey,
     adding_a_factor_asks_for_the_one_the_account_has,
+    a_counterless_passkey_cannot_replay_a_sign_in,
 );

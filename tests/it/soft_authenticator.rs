@@ -28,6 +28,8 @@ pub struct SoftAuthenticator {
     origin: String,
     credentials: Vec<Credential>,
     user_verified: bool,
+    /// No signature counter (always 0), as synced passkeys do.
+    counterless: bool,
 }
 
 impl SoftAuthenticator {
@@ -39,6 +41,7 @@ impl SoftAuthenticator {
             origin: url.origin().ascii_serialization(),
             credentials: Vec::new(),
             user_verified: true,
+            counterless: false,
         }
     }
 
@@ -131,7 +134,9 @@ impl SoftAuthenticator {
         };
         let client_data = self.client_data("webauthn.get", pk);
         let cred = &mut self.credentials[index];
-        cred.counter += 1;
+        if !self.counterless {
+            cred.counter += 1;
+        }
         let counter = cred.counter;
         let auth_data = self.auth_data(0, counter);
         let cred = &self.credentials[index];
@@ -165,6 +170,12 @@ impl SoftAuthenticator {
     /// Whether the "user" passes user verification (UV flag); true by default. UP is always set.
     pub fn set_user_verified(&mut self, uv: bool) {
         self.user_verified = uv;
+    }
+
+    /// Send no signature counter (0 every time), as synced passkeys do: replays are then
+    /// refused by the server's single-use challenges alone.
+    pub fn without_counter(&mut self) {
+        self.counterless = true;
     }
 
     /// The credential ids held (raw bytes), and whether each is discoverable.

@@ -1451,6 +1451,22 @@ async fn passkey_ceremonies_are_taken_once(b: Backend) {
     );
     let found = store.passkey_by_credential("cred-1").await.expect("find");
     assert_eq!(found.map(|p| p.credential).as_deref(), Some(newer));
+    // An app's setup started before this passkey was added (with the password alone) does
+    // not finish after it: adding a factor to an account that has one asks for that one.
+    enrol(store, "t-early", "u1", now - 10, now + 600).await;
+    assert!(
+        !store
+            .confirm_totp("t-early", "u1", 1, now + 6)
+            .await
+            .expect("confirm")
+    );
+    enrol(store, "t-late", "u1", now + 7, now + 600).await;
+    assert!(
+        store
+            .confirm_totp("t-late", "u1", 1, now + 8)
+            .await
+            .expect("confirm")
+    );
     // A sign-in ceremony is spent once.
     assert!(store.spend_sign_in("t1", now + 600).await.expect("spend"));
     assert!(!store.spend_sign_in("t1", now + 600).await.expect("again"));
