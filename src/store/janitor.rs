@@ -72,8 +72,16 @@ const PURGEABLE: &[(&str, &str, &str, AfterExpiry, &str)] = &[
         AfterExpiry::Delete,
         "",
     ),
+    // Kept past expiry like codes: a node whose clock runs behind still finds it spent.
     (
         "passkey_spent",
+        "id_hash",
+        "expires_at",
+        AfterExpiry::KeepForReuse,
+        "",
+    ),
+    (
+        "explorer_runs",
         "id_hash",
         "expires_at",
         AfterExpiry::Delete,
