@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod crypto;
+pub mod explorer;
 pub mod files;
 pub mod http;
 #[cfg(test)]

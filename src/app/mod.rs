@@ -67,10 +67,11 @@ pub async fn refresh_clients(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Build the state: connect, migrate, bootstrap, keys, caches.
-pub async fn build_state(config: Config, clock: Clock) -> anyhow::Result<AppState> {
+pub async fn build_state(mut config: Config, clock: Clock) -> anyhow::Result<AppState> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
     let master = master_key(&config)?;
+    crate::explorer::register_clients(&mut config, &master)?;
     let now = clock.now();
     bootstrap(&config, &store, now).await?;
     let key_records = ensure_keys(&config, &store, &master, now).await?;

@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod demo;
 pub mod device;
 pub mod discovery;
+pub mod explore;
 pub mod extract;
 pub mod health;
 pub mod logout;
@@ -110,6 +111,19 @@ pub fn router(state: AppState) -> Router {
         .route("/theme.css", get(theme_css))
         .route("/static/latchkey.css", get(stylesheet))
         .route("/static/webauthn.js", get(webauthn_script));
+    if state.config.explorer.enabled {
+        pages = pages
+            .route("/explore", get(explore::index))
+            .route("/explore/learn/{slug}", get(explore::question))
+            .route("/explore/start", post(explore::start))
+            .route("/explore/run", get(explore::show))
+            .route("/explore/act", post(explore::act))
+            .route(
+                "/explore/callback",
+                get(explore::callback_get).post(explore::callback_post),
+            )
+            .route("/explore/signed-out", get(explore::signed_out));
+    }
     if demo::enabled(&state.config) {
         pages = pages.route("/demo/callback", get(demo::callback));
     }

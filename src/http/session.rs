@@ -39,6 +39,25 @@ fn cookie(state: &AppState, base: &str, value: String) -> Cookie<'static> {
     c
 }
 
+/// The value of another cookie of this site's (`base` as for the session's).
+pub fn site_cookie(state: &AppState, jar: &CookieJar, base: &str) -> Option<String> {
+    jar.get(&name(state, base)).map(|c| c.value().to_owned())
+}
+
+/// Set another cookie of this site's, as the session's is set (HttpOnly, SameSite=Lax,
+/// `__Host-` and Secure on https), for `max_age` seconds.
+pub fn set_site_cookie(
+    state: &AppState,
+    jar: CookieJar,
+    base: &str,
+    value: String,
+    max_age: i64,
+) -> CookieJar {
+    let mut c = cookie(state, base, value);
+    c.set_max_age(time_duration(max_age));
+    jar.add(c)
+}
+
 /// The live session and its user, if the cookie names one.
 pub async fn current(state: &AppState, jar: &CookieJar) -> OAuthResult<Option<(Session, User)>> {
     let Some(c) = jar.get(&name(state, "session")) else {

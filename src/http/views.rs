@@ -313,3 +313,109 @@ pub enum Next<'a> {
         interaction: &'a str,
     },
 }
+
+/// A flow on the explorer's index: what it is, when to choose it, and its experiments
+/// (slug, title).
+pub struct FlowCard {
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub summary: &'static str,
+    pub choose_when: &'static str,
+    pub caution: Option<&'static str>,
+    pub spec_label: &'static str,
+    pub spec_url: &'static str,
+    pub breaks: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Template)]
+#[template(path = "explore_index.html")]
+pub struct ExploreIndexPage<'a> {
+    pub theme: Theme,
+    pub csrf: &'a str,
+    pub flows: Vec<FlowCard>,
+    /// Flows run as next steps of another (title, summary).
+    pub follow_ups: Vec<(&'static str, &'static str)>,
+    /// (slug, title).
+    pub questions: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Template)]
+#[template(path = "explore_learn.html")]
+pub struct ExploreLearnPage<'a> {
+    pub theme: Theme,
+    pub title: &'a str,
+    pub paragraphs: &'a [&'a str],
+    /// Flows to try: (slug, title).
+    pub tries: Vec<(&'static str, &'static str)>,
+    /// (label, url).
+    pub specs: Vec<(&'static str, &'static str)>,
+}
+
+/// A request parameter explained.
+pub struct ParamLine {
+    pub name: &'static str,
+    pub purpose: &'static str,
+    pub protects: &'static str,
+    pub spec_label: &'static str,
+    pub spec_url: &'static str,
+}
+
+/// A token, decoded and checked.
+pub struct TokenLine {
+    pub label: String,
+    pub raw: String,
+    pub kind: &'static str,
+    /// The three base64url parts.
+    pub parts: Vec<String>,
+    pub header: Vec<crate::explorer::jwt::ClaimLine>,
+    pub claims: Vec<crate::explorer::jwt::ClaimLine>,
+    pub signature: String,
+    /// at_hash / c_hash recomputed, in words.
+    pub hashes: Vec<String>,
+    /// Not a JWT: why, in words.
+    pub opaque: Option<String>,
+}
+
+/// One step of a run.
+pub struct StepLine {
+    pub n: usize,
+    pub title: String,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub explain: String,
+    pub spec: Option<(String, String)>,
+    pub error: bool,
+    pub params: Vec<ParamLine>,
+    pub request: Option<crate::explorer::run::Message>,
+    pub response: Option<crate::explorer::run::Message>,
+    pub notes: Vec<String>,
+    pub tokens: Vec<TokenLine>,
+}
+
+#[derive(Template)]
+#[template(path = "explore_run.html")]
+pub struct ExploreRunPage<'a> {
+    pub theme: Theme,
+    pub csrf: &'a str,
+    pub title: &'a str,
+    pub summary: &'a str,
+    pub spec: Option<(&'static str, &'static str)>,
+    /// The sequence diagram, SVG built with every text escaped (`explorer::diagram`).
+    pub diagram: &'a str,
+    pub steps: Vec<StepLine>,
+    /// The experiments chosen: (title, the error to expect, why, spec label, spec url).
+    pub breaks: Vec<(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    )>,
+    /// Links for the browser: (url, label, in a new tab).
+    pub opens: Vec<(&'a str, &'a str, bool)>,
+    /// Steps the explorer takes when asked: (action, label).
+    pub dos: Vec<(&'a str, &'a str)>,
+    /// The device flow's user code, shown big beside the verification link.
+    pub user_code: Option<&'a str>,
+    pub finished: bool,
+}

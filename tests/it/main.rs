@@ -14,6 +14,7 @@ mod demo;
 mod device;
 mod eviction;
 mod exhaustion;
+mod explore;
 mod flows;
 mod harness;
 mod hybrid;
