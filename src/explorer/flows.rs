@@ -34,8 +34,8 @@ pub const FLOWS: &[(&str, &[&str])] = &[
         ],
     ),
     ("code", &["replay-code", "wrong-verifier"]),
-    ("implicit-form-post", &[]),
-    ("hybrid", &[]),
+    ("implicit-form-post", &["unregistered-redirect"]),
+    ("hybrid", &["replay-code", "wrong-verifier"]),
     ("client-credentials", &["wrong-secret"]),
     ("device", &["poll-too-fast"]),
     ("password", &[]),
@@ -44,6 +44,10 @@ pub const FLOWS: &[(&str, &[&str])] = &[
 /// The follow-ups a run with tokens offers, by the flow slugs of `learn::FLOWS` they show.
 pub const FOLLOW_UPS: &[(&str, &str)] = &[
     ("userinfo", "Call UserInfo with the access token"),
+    (
+        "bad-token-userinfo",
+        "Break it: call UserInfo with an altered access token",
+    ),
     ("refresh", "Refresh the tokens (rotation)"),
     ("reuse-refresh", "Break it: use the old refresh token again"),
     ("introspection", "Introspect the access token"),
@@ -147,7 +151,7 @@ fn offer_follow_ups(run: &mut Run) {
     let mut next = Vec::new();
     for (slug, label) in FOLLOW_UPS {
         let fits = match *slug {
-            "userinfo" => k.access_token.is_some() && k.id_token.is_some(),
+            "userinfo" | "bad-token-userinfo" => k.access_token.is_some() && k.id_token.is_some(),
             "refresh" | "revocation" => k.refresh_token.is_some(),
             "reuse-refresh" => k.previous_refresh_token.is_some(),
             "introspection" => k.access_token.is_some() && confidential,
@@ -612,6 +616,26 @@ pub async fn act(ctx: &Ctx<'_>, run: &mut Run, action: &str, fields: &[(&str, &s
                 sent,
             );
             run.push(step.spec("OIDC Core section 5.3", &format!("{OIDC}#UserInfo")));
+            offer_follow_ups(run);
+        }
+        "bad-token-userinfo" => {
+            // One character of the signature changed: the token no longer verifies.
+            let mut token = kept.access_token.clone().unwrap_or_default();
+            let last = if token.ends_with('A') { "B" } else { "A" };
+            token.pop();
+            token.push_str(last);
+            let sent = ctx.http.get("/userinfo", Some(Auth::Bearer(&token))).await;
+            let (step, _) = exchange(
+                "Break it: UserInfo with an altered access token",
+                Party::Client,
+                Party::ResourceServer,
+                "A resource server checks the token's signature before anything else. An altered, expired or revoked token is invalid_token with status 401, and the WWW-Authenticate header names the error, so the client knows to get a new token.",
+                sent,
+            );
+            run.push(step.spec(
+                "RFC 6750 section 3.1",
+                "https://www.rfc-editor.org/rfc/rfc6750#section-3.1",
+            ));
             offer_follow_ups(run);
         }
         "refresh" => refresh(ctx, run).await,

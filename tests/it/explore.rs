@@ -236,6 +236,54 @@ async fn code_with_pkce_through_the_explorer(b: Backend) {
     assert!(run.body.contains("invalid_grant"), "{}", run.body);
 }
 
+/// The confidential web app: the code flow with its secret, then every next step, ending
+/// with RP-initiated logout through the browser.
+async fn the_code_flow_and_every_next_step(b: Backend) {
+    let Some(app) = explorer(b).await else {
+        return;
+    };
+    let browser = browser_client();
+    let run = start(&app, &browser, "code", &[]).await;
+    let answer = sign_in_and_allow(&app, &browser, &open_link(&run.body)).await;
+    let run = back_to_explorer(&app, &browser, answer).await;
+    assert!(run.body.contains("Authorization: Basic"), "{}", run.body);
+    let run = act(&app, &browser, &run, "introspection").await;
+    assert!(
+        run.body.contains("POST /introspect HTTP/1.1"),
+        "{}",
+        run.body
+    );
+    assert!(run.body.contains("&#34;active&#34;: true"), "{}", run.body);
+    let run = act(&app, &browser, &run, "bad-token-userinfo").await;
+    assert!(run.body.contains("HTTP/1.1 401"), "{}", run.body);
+    assert!(
+        run.body.contains("www-authenticate: Bearer"),
+        "{}",
+        run.body
+    );
+    let run = act(&app, &browser, &run, "revocation").await;
+    assert!(run.body.contains("POST /revoke HTTP/1.1"), "{}", run.body);
+    assert!(
+        !run.body.contains("value=\"refresh\""),
+        "nothing left to refresh"
+    );
+    let run = act(&app, &browser, &run, "logout").await;
+    let url = open_link(&run.body);
+    let path = url.strip_prefix(&app.base).expect("ours");
+    let out = get(&app, &browser, path).await;
+    let to = out
+        .location
+        .expect("straight back: the hint names the session");
+    let path = to.strip_prefix(&app.base).expect("the explorer's page");
+    assert!(path.starts_with("/explore/signed-out?"), "{path}");
+    let back = get(&app, &browser, path).await;
+    assert_eq!(back.location.as_deref(), Some("/explore/run"));
+    let run = get(&app, &browser, "/explore/run").await;
+    assert!(run.body.contains("signed out"), "{}", run.body);
+    assert!(run.body.contains("state matches"), "{}", run.body);
+    assert!(run.body.contains("This run is over"), "{}", run.body);
+}
+
 async fn broken_code_flows_show_the_refusal(b: Backend) {
     let Some(app) = explorer(b).await else {
         return;
@@ -376,6 +424,7 @@ crate::both_stores!(
     absent_unless_turned_on,
     client_credentials_through_the_explorer,
     code_with_pkce_through_the_explorer,
+    the_code_flow_and_every_next_step,
     broken_code_flows_show_the_refusal,
     the_device_flow_through_the_explorer,
     implicit_and_hybrid_come_back_by_form_post,
