@@ -312,6 +312,32 @@ pub async fn callback(ctx: &Ctx<'_>, run: &mut Run, fields: &[(String, String)],
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
+    // What happened between the browser and the server, which no client sees: shown so the
+    // diagram has the whole flow.
+    let mut at_server = Step::new(
+        "The user signs in and decides, at the authorization server",
+        Party::UserAgent,
+        Party::AuthorizationServer,
+        "The browser asks the authorization server with the request the client built. The user signs in there (the client never sees the password, nor a second factor) and allows or denies what the client asked for on the consent page, unless they allowed it before.",
+    );
+    at_server.redirect = true;
+    run.push(at_server.spec(
+        "RFC 6749 section 4.1.1",
+        &format!("{RFC6749}#section-4.1.1"),
+    ));
+    let mut answered = Step::new(
+        "The server sends the browser back to the redirect URI",
+        Party::AuthorizationServer,
+        Party::UserAgent,
+        if posted {
+            "The answer goes back through the browser to the registered redirect URI, as a page with a form that posts itself (form_post)."
+        } else {
+            "The answer goes back through the browser: a redirect to the registered redirect URI, with the code (or an error), the state the client sent, and iss."
+        },
+    );
+    answered.redirect = true;
+    answered.error = fields.iter().any(|(k, _)| k == "error");
+    run.push(answered);
     let mut step = Step::new(
         "The browser brings the answer back to the client",
         Party::UserAgent,

@@ -846,8 +846,135 @@ async fn passkeys_in_chromium() {
     in_chromium(app, client_base, callbacks, passkey_walk).await;
 }
 
+/// Run a flow from the explorer's index: the flow's form, with `breaks` ticked.
+async fn run_from_index(c: &Client, base: &str, flow: &str, breaks: &[&str]) {
+    c.goto(&format!("{base}/explore"))
+        .await
+        .expect("open /explore");
+    page(
+        c,
+        Locator::Id(&format!("flow-{flow}")),
+        "the explorer's index",
+    )
+    .await;
+    for b in breaks {
+        click(c, &format!("#flow-{flow} input[name='break-{b}']")).await;
+    }
+    click(c, &format!("#flow-{flow} button[type='submit']")).await;
+    page(c, Locator::Id("step-1"), "the run's first step").await;
+}
+
+/// A step of the run page, once it is there: its text.
+async fn step_text(c: &Client, n: usize) -> String {
+    page(
+        c,
+        Locator::Id(&format!("step-{n}")),
+        &format!("step {n} of the run"),
+    )
+    .await
+    .text()
+    .await
+    .expect("text")
+}
+
+async fn explorer_walk(w: Walk) {
+    let app = w.app.clone();
+    let c = w.c.clone();
+    let base = app.base.clone();
+
+    // Code with PKCE: the first step shows the request and why each parameter is there.
+    run_from_index(&c, &base, "code-pkce", &[]).await;
+    page_titled(&c, "Authorization code with PKCE").await;
+    let first = step_text(&c, 1).await;
+    assert!(
+        first.contains("GET /authorize?response_type=code"),
+        "{first}"
+    );
+    assert!(
+        first.contains("code_challenge = BASE64URL(SHA-256(code_verifier))"),
+        "{first}"
+    );
+    screenshot(&c, &w.artifacts.join("explorer-start.png")).await;
+    // The learner signs in and allows in the real page, and lands back on the run.
+    click(&c, "a.button.primary").await;
+    sign_in(&c, "/login", None).await;
+    page(&c, Locator::Css("ul.scopes"), "the consent page").await;
+    click(&c, "button[name='decision'][value='allow']").await;
+    let back = step_text(&c, 4).await;
+    assert!(back.contains("state matches"), "{back}");
+    let token = step_text(&c, 5).await;
+    for shown in [
+        "POST /token HTTP/1.1",
+        "code_verifier=",
+        "HTTP/1.1 200 OK",
+        "Signature: valid",
+        "at_hash recomputed",
+    ] {
+        assert!(token.contains(shown), "step 5 shows {shown:?}: {token}");
+    }
+    let diagram = text(&c, "figure.sequence").await;
+    assert!(diagram.contains("POST /token"), "{diagram}");
+    screenshot(&c, &w.artifacts.join("explorer-run.png")).await;
+
+    // Break it: a wrong verifier; the server's refusal is shown, with why.
+    run_from_index(&c, &base, "code-pkce", &["wrong-verifier"]).await;
+    click(&c, "a.button.primary").await;
+    // Signed in, and allowed before: straight back.
+    let refused = page(&c, Locator::Css("li.step.refused"), "the refused step")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(refused.contains("invalid_grant"), "{refused}");
+    let why = text(&c, "p.alert.warn").await;
+    assert!(why.contains("RFC 7636"), "{why}");
+
+    // The device flow: the code on the run page, the verification page as the user.
+    run_from_index(&c, &base, "device", &[]).await;
+    let code = page(&c, Locator::Css("p.device-code"), "the user code")
+        .await
+        .text()
+        .await
+        .expect("text");
+    let verify = c
+        .find(Locator::Css("a.button.primary"))
+        .await
+        .expect("the verification link")
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("a link");
+    assert!(
+        verify.contains(&code.replace('-', "")) || verify.contains(&code),
+        "{verify} {code}"
+    );
+    c.goto(&verify).await.expect("open the verification page");
+    click(&c, "form[action='/device'] button[type='submit']").await;
+    page(&c, Locator::Css("p.device-code"), "the confirmation page").await;
+    click(&c, "button[name='decision'][value='allow']").await;
+    page_titled(&c, "Device connected").await;
+    c.goto(&format!("{base}/explore/run"))
+        .await
+        .expect("back to the run");
+    app.clock.advance(10);
+    click(&c, "form[action='/explore/act'] button").await;
+    let polled = step_text(&c, 2).await;
+    assert!(polled.contains("HTTP/1.1 200 OK"), "{polled}");
+    assert!(polled.contains("ID token"), "{polled}");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorer_in_chromium() {
+    let (client_base, callbacks) = callback_server().await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.explorer.enabled = true)
+        .await
+        .expect("SQLite app");
+    in_chromium(app, client_base, callbacks, explorer_walk).await;
+}
+
 crate::tests!(
     needs Chromedriver:
+    the_explorer_in_chromium,
     sign_in_consent_logout_and_device_in_chromium,
     passkeys_in_chromium,
 );
