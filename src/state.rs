@@ -42,6 +42,8 @@ pub struct Shared {
     pub cors_origins: CorsOrigins,
     /// Proxies whose `X-Forwarded-For` is believed (`http::client_ip`).
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The flow explorer, when `[explorer] enabled`.
+    pub explorer: Option<Arc<crate::explorer::Explorer>>,
 }
 
 #[derive(Clone, Default)]

@@ -95,7 +95,13 @@ pub async fn build_state(mut config: Config, clock: Clock) -> anyhow::Result<App
         store,
         config: config.clone(),
     };
+    let explorer = if config.explorer.enabled {
+        Some(Arc::new(crate::explorer::Explorer::new(&config, &master)?))
+    } else {
+        None
+    };
     let state = AppState::new(Shared {
+        explorer,
         csrf_keys: master.derive_all("latchkey csrf").into(),
         config,
         core: Arc::new(core),

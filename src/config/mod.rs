@@ -415,10 +415,12 @@ description = ""
                 && m.contains("user demo")),
             "{all:?}"
         );
-        // Without them the public issuer is fine.
+        // Without them (and without the flow explorer, a tool for one's own machine) the
+        // public issuer is fine.
         let (mut c, _) = Config::from_toml(example, &[]).expect("loads");
         c.clients.retain(|c| !c.client_id.starts_with("demo-"));
         c.users.clear();
+        c.explorer.enabled = false;
         c.issuer = "https://id.example.com".parse().expect("issuer");
         assert!(
             c.validate(&[])

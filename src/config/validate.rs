@@ -27,6 +27,15 @@ impl Config {
                 ),
             ));
         }
+        // The explorer shows its clients' secrets and the tokens it gets to whoever runs a
+        // flow, and its calls to this server come from the server's own address: a tool for
+        // learning on one's own machine, not for a server others reach.
+        if self.explorer.enabled && !self.issuer.is_loopback() {
+            out.push(error(
+                "explorer.enabled",
+                "is true, but the issuer is not a loopback address: the flow explorer shows its clients' secrets and the tokens it gets to anyone who runs a flow, and its calls to this server count against the server's own address. Run it with an issuer such as http://127.0.0.1:8080 or http://localhost:8080".into(),
+            ));
+        }
         self.theme.validate(&mut out);
         for (i, c) in self.account.editable_claims.iter().enumerate() {
             if !EDITABLE_CLAIMS.contains(&c.as_str()) {

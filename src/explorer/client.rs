@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::run::Message;
 
 /// How long one exchange may take before the explorer gives up on it.
-const TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Response headers worth showing a learner: what a client must read or obey.
 const SHOWN_HEADERS: &[&str] = &[
@@ -84,13 +84,40 @@ impl Recorder {
         auth: Auth<'_>,
         form: &[(&str, &str)],
     ) -> (Message, Message, Answer) {
+        self.post_form_hiding(path, auth, form, &[]).await
+    }
+
+    /// `post_form`, with the values of `hidden` fields shown as "(hidden)" in the record
+    /// (a password the learner typed is sent, never kept).
+    pub async fn post_form_hiding(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+        form: &[(&str, &str)],
+        hidden: &[&str],
+    ) -> (Message, Message, Answer) {
         let mut fields: Vec<(&str, &str)> = form.to_vec();
         if let Auth::Public(id) = auth {
             fields.insert(0, ("client_id", id));
         }
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields.iter())
-            .finish();
+        let encode = |pairs: &[(&str, &str)]| {
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs.iter())
+                .finish()
+        };
+        let body = encode(&fields);
+        let shown = fields
+            .iter()
+            .map(|(k, v)| {
+                let pair = encode(&[(*k, *v)]);
+                if hidden.contains(k) {
+                    format!("{}=(hidden)", encode(&[(*k, "")]).trim_end_matches('='))
+                } else {
+                    pair
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&");
         let mut headers = vec![(
             "Content-Type".to_owned(),
             "application/x-www-form-urlencoded".to_owned(),
@@ -102,7 +129,7 @@ impl Recorder {
             headers: headers.clone(),
             body: String::new(),
         }
-        .with_body(&body);
+        .with_body(&shown);
         let mut req = self.http.post(&url).body(body);
         for (k, v) in &headers {
             req = req.header(k, v);

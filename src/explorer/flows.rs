@@ -305,13 +305,27 @@ fn authorization_request(ctx: &Ctx<'_>, run: &mut Run) {
 
 /// The browser came back to the redirect URI (by a redirect, or a form_post): check what
 /// came back, then redeem the code if there is one.
-pub async fn callback(ctx: &Ctx<'_>, run: &mut Run, fields: &[(String, String)], posted: bool) {
+/// False when the answer was not this run's to take (nothing is recorded then).
+pub async fn callback(
+    ctx: &Ctx<'_>,
+    run: &mut Run,
+    fields: &[(String, String)],
+    posted: bool,
+) -> bool {
     let get = |name: &str| {
         fields
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
+    // Only the answer to this run's own request, and once: anything else (another site's
+    // link to this page, a reload of it) is dropped unrecorded, as a client must drop an
+    // answer whose state it did not send (RFC 6749 section 10.12).
+    let waiting = run.kept.state.clone();
+    if run.finished || waiting.is_none() || get("state") != waiting {
+        return false;
+    }
+    run.kept.state = None;
     // What happened between the browser and the server, which no client sees: shown so the
     // diagram has the whole flow.
     let mut at_server = Step::new(
@@ -350,14 +364,19 @@ pub async fn callback(ctx: &Ctx<'_>, run: &mut Run, fields: &[(String, String)],
     );
     step.redirect = true;
     let encoded = form_urlencoded_pairs(fields);
-    step.request = Some(Message {
+    let request = Message {
         start: if posted {
             format!("POST {} HTTP/1.1", super::CALLBACK)
         } else {
-            format!("GET {}?{encoded} HTTP/1.1", super::CALLBACK)
+            format!("GET {}?{} HTTP/1.1", super::CALLBACK, cut(&encoded))
         },
         headers: Vec::new(),
-        body: if posted { encoded } else { String::new() },
+        body: String::new(),
+    };
+    step.request = Some(if posted {
+        request.with_body(&encoded)
+    } else {
+        request
     });
     step = if posted {
         step.spec(
@@ -370,18 +389,14 @@ pub async fn callback(ctx: &Ctx<'_>, run: &mut Run, fields: &[(String, String)],
             &format!("{RFC6749}#section-4.1.2"),
         )
     };
-    let state_ok = get("state").is_some() && get("state") == run.kept.state;
-    step.notes.push(if state_ok {
-        "state matches the value the client sent: this answer belongs to this request (RFC 6749 section 10.12).".to_owned()
-    } else {
-        "state does not match: the client must drop this answer, it may be a forged one (RFC 6749 section 10.12).".to_owned()
-    });
+    step.notes.push("state matches the value the client sent: this answer belongs to this request (RFC 6749 section 10.12).".to_owned());
     match get("iss") {
         Some(iss) if iss == ctx.issuer => step.notes.push(format!(
             "iss = {iss}: the server the client sent the user to answered, not another one (mix-up defence, RFC 9207 section 2.4)."
         )),
         Some(iss) => step.notes.push(format!(
-            "iss = {iss} is not the issuer the client asked: drop it (RFC 9207 section 2.4)."
+            "iss = {} is not the issuer the client asked: drop it (RFC 9207 section 2.4).",
+            cut(&iss)
         )),
         None => {}
     }
@@ -389,22 +404,16 @@ pub async fn callback(ctx: &Ctx<'_>, run: &mut Run, fields: &[(String, String)],
     if let Some(err) = get("error") {
         step.error = true;
         step.notes.push(format!(
-            "The server refused: error={err}{}",
+            "The server refused: error={}{}",
+            cut(&err),
             get("error_description")
-                .map(|d| format!(", error_description={d}"))
+                .map(|d| format!(", error_description={}", cut(&d)))
                 .unwrap_or_default()
         ));
         run.push(step);
         run.next.clear();
         run.finished = true;
-        return;
-    }
-    if !state_ok {
-        step.error = true;
-        run.push(step);
-        run.next.clear();
-        run.finished = true;
-        return;
+        return true;
     }
     let code = get("code");
     if let Some(t) = get("id_token") {
@@ -420,6 +429,16 @@ pub async fn callback(ctx: &Ctx<'_>, run: &mut Run, fields: &[(String, String)],
     match code {
         Some(code) => redeem(ctx, run, &code).await,
         None => offer_follow_ups(run),
+    }
+    true
+}
+
+/// A value an answer carried, cut to what a note needs.
+fn cut(s: &str) -> String {
+    const MAX: usize = 512;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
     }
 }
 
@@ -585,13 +604,11 @@ async fn password_grant(ctx: &Ctx<'_>, run: &mut Run, username: &str, password: 
         ("password", password),
         ("scope", "openid profile email"),
     ];
-    let mut sent = ctx.http.post_form("/token", ctx.auth(&kept), &form).await;
     // The page shows the exchange; the password itself is never kept in the run.
-    let hidden = url::form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>();
-    sent.0.body = sent
-        .0
-        .body
-        .replace(&format!("password={hidden}"), "password=(hidden)");
+    let sent = ctx
+        .http
+        .post_form_hiding("/token", ctx.auth(&kept), &form, &["password"])
+        .await;
     let (mut step, answer) = exchange(
         "The app sends the password to the token endpoint",
         Party::Client,
@@ -610,13 +627,14 @@ async fn password_grant(ctx: &Ctx<'_>, run: &mut Run, username: &str, password: 
 
 /// Take a follow-up step the learner asked for. `fields` is the posted form (the password
 /// grant's username and password).
-pub async fn act(ctx: &Ctx<'_>, run: &mut Run, action: &str, fields: &[(&str, &str)]) {
+/// False when the action was not offered (nothing is done then).
+pub async fn act(ctx: &Ctx<'_>, run: &mut Run, action: &str, fields: &[(&str, &str)]) -> bool {
     let offered = run
         .next
         .iter()
         .any(|a| matches!(a, Action::Do { action: a, .. } if a == action));
     if !offered || run.finished {
-        return;
+        return false;
     }
     let kept = run.kept.clone();
     match action {
@@ -706,8 +724,9 @@ pub async fn act(ctx: &Ctx<'_>, run: &mut Run, action: &str, fields: &[(&str, &s
             offer_follow_ups(run);
         }
         "logout" => logout_request(ctx, run),
-        _ => {}
+        _ => return false,
     }
+    true
 }
 
 async fn refresh(ctx: &Ctx<'_>, run: &mut Run) {
@@ -823,8 +842,16 @@ fn logout_request(ctx: &Ctx<'_>, run: &mut Run) {
 }
 
 /// The browser came back from logout.
-pub fn signed_out(run: &mut Run, fields: &[(String, String)]) {
+/// False when no logout of this run was waiting for this answer (nothing is recorded then).
+pub fn signed_out(run: &mut Run, fields: &[(String, String)]) -> bool {
     let state = fields.iter().find(|(k, _)| k == "state").map(|(_, v)| v);
+    let pending = run
+        .next
+        .iter()
+        .any(|a| matches!(a, Action::Open { url, .. } if url.contains("/logout?")));
+    if !pending || state.is_none() || state != run.kept.state.as_ref() {
+        return false;
+    }
     let mut step = Step::new(
         "The browser comes back to the client, signed out",
         Party::UserAgent,
@@ -833,17 +860,15 @@ pub fn signed_out(run: &mut Run, fields: &[(String, String)]) {
     );
     step.redirect = true;
     step.notes
-        .push(if state.is_some() && state == run.kept.state.as_ref() {
-            "state matches: this is the answer to the client's own logout request.".into()
-        } else {
-            "state does not match the client's logout request.".into()
-        });
+        .push("state matches: this is the answer to the client's own logout request.".into());
     run.push(step.spec(
         "RP-Initiated Logout section 3",
         &format!("{LOGOUT}#RedirectionAfterLogout"),
     ));
     run.next.clear();
     run.finished = true;
+    run.kept.state = None;
+    true
 }
 
 /// Sections every flow page links besides its steps: used by the index.

@@ -21,6 +21,70 @@ use crate::config::{ClientConfig, Config};
 use crate::crypto::aead::MasterKey;
 use crate::crypto::secret::SecretHash;
 
+/// How many explorer requests may be in flight at once, server-wide: each holds one of this
+/// server's connections while it calls this server on another, so without a bound a flood
+/// of them could take every connection and leave the calls nothing to be served by.
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// What the explorer's pages share on one node: one HTTP client (its connections reused),
+/// the bound on requests in flight, the key runs are sealed under, and its clients' secrets.
+pub struct Explorer {
+    pub http: client::Recorder,
+    /// The JWKS as fetched from /jwks.json, and when: fetched again after a minute.
+    jwks: tokio::sync::Mutex<Option<(i64, serde_json::Value)>>,
+    pub busy: tokio::sync::Semaphore,
+    /// Runs hold the tokens a learner got: sealed in the store (a subkey of the master key,
+    /// bound to the run's key), so a copy of the database alone does not give them away.
+    pub sealing: MasterKey,
+    pub web_secret: String,
+    pub machine_secret: String,
+}
+
+impl Explorer {
+    pub fn new(config: &Config, master: &MasterKey) -> anyhow::Result<Self> {
+        Ok(Explorer {
+            http: client::Recorder::new(config.base_url())?,
+            jwks: tokio::sync::Mutex::new(None),
+            busy: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            sealing: master.subkey("latchkey explorer runs"),
+            web_secret: secret(master, WEB),
+            machine_secret: secret(master, MACHINE),
+        })
+    }
+
+    /// This server's JWKS as any client fetches it (`/jwks.json`), to check the tokens'
+    /// signatures on the page; kept for a minute, so pages do not each fetch it.
+    pub async fn jwks(&self, now: i64) -> serde_json::Value {
+        let mut cached = self.jwks.lock().await;
+        if let Some((at, jwks)) = cached.as_ref()
+            && now - at < 60
+        {
+            return jwks.clone();
+        }
+        let (_, _, answer) = self.http.get("/jwks.json", None).await;
+        let jwks = answer.json.unwrap_or_default();
+        if answer.status == 200 {
+            *cached = Some((now, jwks.clone()));
+        }
+        jwks
+    }
+
+    pub fn ctx<'a>(&'a self, issuer: &'a str) -> flows::Ctx<'a> {
+        flows::Ctx {
+            http: &self.http,
+            issuer,
+            web_secret: &self.web_secret,
+            machine_secret: &self.machine_secret,
+        }
+    }
+}
+
+impl std::fmt::Debug for Explorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Explorer { .. }")
+    }
+}
+
 /// A confidential web app: the authorization code flow with its secret, hybrid, implicit
 /// with form_post, and the password grant.
 pub const WEB: &str = "explorer-web";
@@ -42,8 +106,15 @@ pub const SIGNED_OUT: &str = "/explore/signed-out";
 /// only ever reach the explorer's own pages.
 pub fn secret(master: &MasterKey, client_id: &str) -> String {
     use base64::Engine;
-    let bytes = master.derive(&format!("latchkey explorer client secret {client_id}"));
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    use hmac::{KeyInit, Mac};
+    // An HMAC under a subkey, not the subkey itself: the value is shown to learners, and a
+    // published `derive` output would be a SHA-256 of the key and a known label.
+    let key = master.derive("latchkey explorer client secrets");
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key) else {
+        return String::new();
+    };
+    mac.update(client_id.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
 /// Add the explorer's clients to the config's, when the explorer is on: registered at
@@ -66,6 +137,7 @@ response_types = ["code", "code id_token", "id_token", "id_token token"]
 redirect_uris = ["{issuer}{CALLBACK}"]
 post_logout_redirect_uris = ["{issuer}{SIGNED_OUT}"]
 scopes = ["openid", "profile", "email", "offline_access"]
+require_pkce = true
 
 [[clients]]
 client_id = "{SPA}"
@@ -99,6 +171,16 @@ scopes = ["openid", "profile", "offline_access"]
         clients: Vec<ClientConfig>,
     }
     let parsed: Clients = toml::from_str(&text)?;
+    let mut problems = Vec::new();
+    for (i, c) in parsed.clients.iter().enumerate() {
+        crate::config::validate_client(c, &format!("explorer client {i}"), &[], &mut problems);
+    }
+    if let Some(p) = problems
+        .iter()
+        .find(|p| p.severity == crate::config::Severity::Error)
+    {
+        anyhow::bail!("the explorer's own clients are not valid: {p:?}");
+    }
     for c in parsed.clients {
         if config.clients.iter().any(|k| k.client_id == c.client_id) {
             anyhow::bail!(

@@ -7,15 +7,18 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
+use std::sync::Arc;
+use tokio::sync::SemaphorePermit;
 
 use crate::crypto::secret::{hash_token, new_token};
-use crate::explorer::client::Recorder;
+use crate::explorer::Explorer;
 use crate::explorer::diagram::{Arrow, sequence_svg};
-use crate::explorer::flows::{self, Ctx, FLOWS};
+use crate::explorer::flows::{self, FLOWS};
 use crate::explorer::jwt::{self, HashCheck, SignatureCheck};
 use crate::explorer::learn;
 use crate::explorer::run::{Action, Message, Party, Run};
 use crate::oauth::error::OAuthError;
+use crate::oauth::params::{ParamLimits, Params};
 use crate::state::AppState;
 
 use super::pages::{OrPage, PageError, parse_form};
@@ -31,15 +34,33 @@ const COOKIE: &str = "explore";
 /// How long a run lives.
 const RUN_TTL: i64 = 60 * 60;
 
-fn ctx_secrets(state: &AppState) -> (String, String) {
-    (
-        crate::explorer::secret(&state.master, crate::explorer::WEB),
-        crate::explorer::secret(&state.master, crate::explorer::MACHINE),
-    )
+/// The largest run kept: far above what a flow's steps take (each body is cut at 16 KiB).
+const MAX_RUN_BYTES: usize = 1024 * 1024;
+
+/// The explorer of this node (its routes exist only when it is on).
+fn explorer(state: &AppState) -> Result<Arc<Explorer>, PageError> {
+    state.explorer.clone().ok_or_else(|| {
+        PageError::new(
+            state,
+            OAuthError::invalid_request("the flow explorer is off"),
+        )
+        .status(StatusCode::NOT_FOUND)
+    })
 }
 
-fn recorder(state: &AppState) -> Result<Recorder, PageError> {
-    Recorder::new(state.issuer()).map_err(|e| PageError::new(state, OAuthError::internal(e)))
+/// A slot for a request that calls this server: refused with 503 when all are taken, rather
+/// than waiting while holding a connection.
+fn slot<'a>(state: &AppState, ex: &'a Explorer) -> Result<SemaphorePermit<'a>, PageError> {
+    ex.busy.try_acquire().map_err(|_| {
+        PageError::new(
+            state,
+            OAuthError::busy("the flow explorer is busy; try again in a moment", 2),
+        )
+        .saying(
+            "The explorer is busy",
+            "Other flows are running right now. Try again in a moment.",
+        )
+    })
 }
 
 /// GET /explore: the flows, the experiments, the questions.
@@ -129,16 +150,35 @@ async fn current(
     else {
         return Ok(None);
     };
-    // A run this version cannot read (an older shape) is as good as gone.
-    match serde_json::from_str::<Run>(&stored.data) {
+    let ex = explorer(state)?;
+    // A run that does not open, or that this version cannot read, is as good as gone.
+    let Ok((plain, _)) = ex
+        .sealing
+        .decrypt_bound_telling(&stored.data, key.as_bytes())
+    else {
+        return Ok(None);
+    };
+    match serde_json::from_slice::<Run>(&plain) {
         Ok(run) => Ok(Some((key, run, stored.version))),
         Err(_) => Ok(None),
     }
 }
 
+/// A run as stored: sealed, bound to its key.
+fn sealed(state: &AppState, key: &str, run: &Run) -> Result<String, PageError> {
+    let internal = |e: String| PageError::new(state, OAuthError::internal(e));
+    let data = serde_json::to_string(run).map_err(|e| internal(e.to_string()))?;
+    if data.len() > MAX_RUN_BYTES {
+        return Err(internal(format!("an explorer run of {} bytes", data.len())));
+    }
+    explorer(state)?
+        .sealing
+        .encrypt_bound(data.as_bytes(), key.as_bytes())
+        .map_err(|e| internal(e.to_string()))
+}
+
 async fn save(state: &AppState, key: &str, version: i64, run: &Run) -> Result<(), PageError> {
-    let data =
-        serde_json::to_string(run).map_err(|e| PageError::new(state, OAuthError::internal(e)))?;
+    let data = sealed(state, key, run)?;
     // Lost to another tab's write: that tab's step stands, this one is dropped.
     let _ = state
         .core
@@ -174,15 +214,9 @@ pub async fn start(
         .filter(|b| form.get(&format!("break-{b}")).is_some())
         .map(|b| (*b).to_owned())
         .collect();
-    let http = recorder(&state)?;
-    let (web_secret, machine_secret) = ctx_secrets(&state);
-    let ctx = Ctx {
-        http: &http,
-        issuer: state.issuer(),
-        web_secret: &web_secret,
-        machine_secret: &machine_secret,
-    };
-    let run = match flows::start(&ctx, flow, breaks).await {
+    let ex = explorer(&state)?;
+    let _slot = slot(&state, &ex)?;
+    let run = match flows::start(&ex.ctx(state.issuer()), flow, breaks).await {
         Ok(run) => run,
         Err(_) => {
             return Err(PageError::new(
@@ -201,12 +235,12 @@ pub async fn start(
     }
     let token = new_token();
     let now = state.now();
-    let data =
-        serde_json::to_string(&run).map_err(|e| PageError::new(&state, OAuthError::internal(e)))?;
+    let key = hash_token(&token);
+    let data = sealed(&state, &key, &run)?;
     state
         .core
         .store
-        .insert_explorer_run(&hash_token(&token), &run.flow, &data, now, now + RUN_TTL)
+        .insert_explorer_run(&key, &run.flow, &data, now, now + RUN_TTL)
         .await
         .or_page(&state)?;
     let jar = session::set_site_cookie(&state, jar, COOKIE, token, RUN_TTL);
@@ -226,26 +260,16 @@ pub async fn act(
     let Some((key, mut run, version)) = current(&state, &jar).await? else {
         return Ok(Redirect::to("/explore").into_response());
     };
-    let http = recorder(&state)?;
-    let (web_secret, machine_secret) = ctx_secrets(&state);
-    let ctx = Ctx {
-        http: &http,
-        issuer: state.issuer(),
-        web_secret: &web_secret,
-        machine_secret: &machine_secret,
-    };
+    let ex = explorer(&state)?;
+    let _slot = slot(&state, &ex)?;
     let fields: Vec<(&str, &str)> = ["username", "password"]
         .iter()
         .filter_map(|k| form.get(k).map(|v| (*k, v)))
         .collect();
-    flows::act(
-        &ctx,
-        &mut run,
-        form.get("action").unwrap_or_default(),
-        &fields,
-    )
-    .await;
-    save(&state, &key, version, &run).await?;
+    let action = form.get("action").unwrap_or_default();
+    if flows::act(&ex.ctx(state.issuer()), &mut run, action, &fields).await {
+        save(&state, &key, version, &run).await?;
+    }
     Ok(to_run())
 }
 
@@ -256,7 +280,7 @@ pub async fn callback_get(
     jar: CookieJar,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let fields = pairs(q.unwrap_or_default().as_bytes());
+    let fields = answer_fields(&state, q.unwrap_or_default().as_bytes())?;
     callback(&state, &jar, &fields, false).await
 }
 
@@ -265,17 +289,38 @@ pub async fn callback_post(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let fields = pairs(&body);
+    let fields = answer_fields(&state, &body)?;
     callback(&state, &jar, &fields, true).await
 }
 
-/// Form or query pairs, within the parameter limits.
-fn pairs(raw: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw)
-        .take(crate::explorer::run::MAX_STEPS)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+/// The fields an authorization response may carry, brought back by the browser: within
+/// limits far above what one carries, since anyone can send this page anything.
+fn answer_fields(state: &AppState, raw: &[u8]) -> Result<Vec<(String, String)>, PageError> {
+    let limits = ParamLimits {
+        max_params: 20,
+        max_value_bytes: 8 * 1024,
+    };
+    let params = Params::parse(raw, limits).or_page(state)?;
+    Ok(ANSWER_FIELDS
+        .iter()
+        .filter_map(|k| params.get(k).map(|v| ((*k).to_owned(), v.to_owned())))
+        .collect())
 }
+
+/// What an authorization response (RFC 6749 sections 4.1.2 and 4.2.2, OIDC Core 3.3.2.5)
+/// or a logout's return carries.
+const ANSWER_FIELDS: &[&str] = &[
+    "code",
+    "state",
+    "iss",
+    "error",
+    "error_description",
+    "id_token",
+    "access_token",
+    "token_type",
+    "expires_in",
+    "scope",
+];
 
 async fn callback(
     state: &AppState,
@@ -293,16 +338,12 @@ async fn callback(
             "This page is where the explorer's flows come back to, in the browser that started them. Start a flow at /explore.",
         ));
     };
-    let http = recorder(state)?;
-    let (web_secret, machine_secret) = ctx_secrets(state);
-    let ctx = Ctx {
-        http: &http,
-        issuer: state.issuer(),
-        web_secret: &web_secret,
-        machine_secret: &machine_secret,
-    };
-    flows::callback(&ctx, &mut run, fields, posted).await;
-    save(state, &key, version, &run).await?;
+    let ex = explorer(state)?;
+    let _slot = slot(state, &ex)?;
+    // An answer this run did not ask for changes nothing; the learner sees their run.
+    if flows::callback(&ex.ctx(state.issuer()), &mut run, fields, posted).await {
+        save(state, &key, version, &run).await?;
+    }
     Ok(to_run())
 }
 
@@ -315,8 +356,10 @@ pub async fn signed_out(
     let Some((key, mut run, version)) = current(&state, &jar).await? else {
         return Ok(Redirect::to("/explore").into_response());
     };
-    flows::signed_out(&mut run, &pairs(q.unwrap_or_default().as_bytes()));
-    save(&state, &key, version, &run).await?;
+    let fields = answer_fields(&state, q.unwrap_or_default().as_bytes())?;
+    if flows::signed_out(&mut run, &fields) {
+        save(&state, &key, version, &run).await?;
+    }
     Ok(to_run())
 }
 
@@ -325,10 +368,14 @@ pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Result<Respo
     let Some((_, run, _)) = current(&state, &jar).await? else {
         return Ok(Redirect::to("/explore").into_response());
     };
-    let http = recorder(&state)?;
+    let ex = explorer(&state)?;
     // The JWKS as any client fetches it, to check each token's signature here.
-    let (_, _, jwks) = http.get("/jwks.json", None).await;
-    let jwks = jwks.json.unwrap_or_default();
+    let jwks = if run.steps.iter().any(|s| !s.tokens.is_empty()) {
+        let _slot = slot(&state, &ex)?;
+        ex.jwks(state.now()).await
+    } else {
+        serde_json::Value::Null
+    };
     let flow = learn::flow(&run.flow);
     let arrows: Vec<Arrow> = run
         .steps

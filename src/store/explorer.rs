@@ -87,4 +87,14 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Every run's stored data, for tests that check what the store holds.
+    #[doc(hidden)]
+    pub async fn explorer_run_data_for_tests(&self) -> Vec<String> {
+        sqlx::query("SELECT data FROM explorer_runs")
+            .fetch_all(self.pool())
+            .await
+            .map(|rows| rows.iter().filter_map(|r| r.try_get("data").ok()).collect())
+            .unwrap_or_default()
+    }
 }

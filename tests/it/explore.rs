@@ -284,6 +284,58 @@ async fn the_code_flow_and_every_next_step(b: Backend) {
     assert!(run.body.contains("This run is over"), "{}", run.body);
 }
 
+/// What a review attacking the explorer found, each now refused: an answer the run did not
+/// ask for (another site's link, a reload) changes nothing; runs are sealed in the store.
+async fn only_the_runs_own_answer_is_taken_once(b: Backend) {
+    let Some(app) = explorer(b).await else {
+        return;
+    };
+    let browser = browser_client();
+    let run = start(&app, &browser, "code-pkce", &[]).await;
+    let before = run.body.matches("<li id=\"step-").count();
+    // Another site sends the learner's browser here with an answer of its own.
+    let forged = get(
+        &app,
+        &browser,
+        "/explore/callback?error=access_denied&error_description=sign+in+at+evil.example&state=guess",
+    )
+    .await;
+    assert_eq!(forged.location.as_deref(), Some("/explore/run"));
+    let after = get(&app, &browser, "/explore/run").await;
+    assert_eq!(after.body.matches("<li id=\"step-").count(), before);
+    assert!(!after.body.contains("evil.example"), "{}", after.body);
+    // The real answer, then the same URL again (a reload): redeemed once.
+    let answer = sign_in_and_allow(&app, &browser, &open_link(&run.body)).await;
+    let callback = answer.location.clone().expect("a redirect");
+    let run = back_to_explorer(&app, &browser, answer).await;
+    let steps = run.body.matches("<li id=\"step-").count();
+    let path = callback.strip_prefix(&app.base).expect("ours");
+    get(&app, &browser, path).await;
+    let again = get(&app, &browser, "/explore/run").await;
+    assert_eq!(again.body.matches("<li id=\"step-").count(), steps);
+    // The tokens the run holds are sealed in the store.
+    let sealed: Vec<String> = app.state.core.store.explorer_run_data_for_tests().await;
+    assert!(!sealed.is_empty());
+    assert!(
+        sealed.iter().all(|d| !d.contains("eyJ")),
+        "a JWT in the clear"
+    );
+    // An oversized answer is refused, not stored.
+    let huge = format!("/explore/callback?error_description={}", "x".repeat(9000));
+    assert_eq!(get(&app, &browser, &huge).await.status, 400);
+}
+
+/// The explorer is for a server on one's own machine: refused on a public issuer.
+async fn refused_on_a_public_issuer(_: Backend) {
+    let text = "issuer = \"https://id.example.com\"\n[explorer]\nenabled = true\n";
+    let err = latchkey::config::Config::from_toml(text, &[]).expect_err("refused");
+    assert!(
+        err.iter().any(|p| p.field == "explorer.enabled"),
+        "{:?}",
+        err.iter().map(|p| &p.message).collect::<Vec<_>>()
+    );
+}
+
 async fn broken_code_flows_show_the_refusal(b: Backend) {
     let Some(app) = explorer(b).await else {
         return;
@@ -425,6 +477,8 @@ crate::both_stores!(
     client_credentials_through_the_explorer,
     code_with_pkce_through_the_explorer,
     the_code_flow_and_every_next_step,
+    only_the_runs_own_answer_is_taken_once,
+    refused_on_a_public_issuer,
     broken_code_flows_show_the_refusal,
     the_device_flow_through_the_explorer,
     implicit_and_hybrid_come_back_by_form_post,
