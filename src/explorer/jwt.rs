@@ -60,7 +60,7 @@ pub struct DecodedJwt {
     pub c_hash: Option<HashCheck>,
     /// What kind of token this is, for the heading: "ID token" (has nonce/auth_time/aud+sub and
     /// typ JWT or none), "access token (RFC 9068)" (typ at+jwt), "logout token" (events claim
-    /// with http://schemas.openid.net/event/backchannel-logout), else "JWT".
+    /// with `http://schemas.openid.net/event/backchannel-logout`), else "JWT".
     pub kind: &'static str,
 }
 
