@@ -572,24 +572,34 @@ pub async fn finish_passkey(
         // The session gave the account's factor before adding this one: nothing changes.
         return Ok(back("passkey-added"));
     }
-    // The account's first second factor, just used with user verification: this session
-    // counts as two-factor from now on (in place, under a new cookie), as after an app's
-    // first code; and recovery codes, for when the passkey is lost.
-    let amr = mfa::with_passkey(&s.amr);
-    let Some((jar, _)) = session::elevate(&state, jar, &s, amr)
+    // Just used with user verification.
+    first_factor_added(&state, jar, &s, &user, mfa::Used::Passkey, "passkey-added").await
+}
+
+/// The account's first second factor was just added, and this browser proved it holds it:
+/// its session counts as two-factor from now on (in place, under a new cookie), while every
+/// other session of the user gives a factor at its next sign-in (`mfa::shortfall`); and the
+/// recovery codes, shown once, for when the factor is lost. `notice` is where the page of
+/// codes leads back to.
+async fn first_factor_added(
+    state: &AppState,
+    jar: CookieJar,
+    s: &Session,
+    user: &User,
+    used: mfa::Used,
+    notice: &str,
+) -> Result<Response, PageError> {
+    let Some((jar, _)) = session::elevate(state, jar, s, used.added_to(&s.amr))
         .await
-        .or_page(&state)?
+        .or_page(state)?
     else {
         return Ok(Redirect::to("/account").into_response());
     };
-    let codes = mfa::new_recovery_codes(&state.core, &user, now)
+    let codes = mfa::new_recovery_codes(&state.core, user, state.now())
         .await
-        .or_page(&state)?;
-    Ok((
-        jar,
-        codes_page(&state, &codes, Next::Link("/account?notice=passkey-added")),
-    )
-        .into_response())
+        .or_page(state)?;
+    let next = format!("/account?notice={notice}");
+    Ok((jar, codes_page(state, &codes, Next::Link(&next))).into_response())
 }
 
 /// POST /account/login/passkey: "Sign in with a passkey" on the account page's login form.
@@ -662,26 +672,7 @@ pub async fn confirm_totp(
             // recovery codes it has stay.
             Ok(back("enrolled"))
         }
-        Ok(()) => {
-            // This browser just proved it holds the factor: its session counts as two-factor
-            // from now on (in place, under a new cookie), while every other session of the
-            // user gives the factor at its next sign-in (`mfa::shortfall`).
-            let amr = mfa::with_second_factor(&s.amr);
-            let Some((jar, _)) = session::elevate(&state, jar, &s, amr)
-                .await
-                .or_page(&state)?
-            else {
-                return Ok(Redirect::to("/account").into_response());
-            };
-            let codes = mfa::new_recovery_codes(&state.core, &user, now)
-                .await
-                .or_page(&state)?;
-            Ok((
-                jar,
-                codes_page(&state, &codes, Next::Link("/account?notice=enrolled")),
-            )
-                .into_response())
-        }
+        Ok(()) => first_factor_added(&state, jar, &s, &user, mfa::Used::App, "enrolled").await,
         Err(FactorFailure::Gone) => Ok(back("expired")),
         Err(failed) => {
             let Some(e) = mfa::enrolment(&state.core, &user, factor, now)
