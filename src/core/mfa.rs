@@ -73,13 +73,14 @@ impl FactorFailure {
             ),
             FactorFailure::InFlight => "Another code for this account is being checked; try again in a few seconds.".to_owned(),
             FactorFailure::Gone => "This setup has expired. Start again.".to_owned(),
-            FactorFailure::PasskeyRefused => {
-                "Your passkey could not be checked. Try again, or use another way to sign in."
-                    .to_owned()
-            }
+            FactorFailure::PasskeyRefused => PASSKEY_REFUSED.to_owned(),
         }
     }
 }
+
+/// What a page says of a passkey that was not accepted.
+pub const PASSKEY_REFUSED: &str =
+    "Your passkey could not be checked. Try again, or use another way to sign in.";
 
 /// The guards of a code check: the address first, then the account. The account's counter
 /// is its own, apart from the password's: a right password does not clear wrong codes.

@@ -100,7 +100,7 @@ impl PasskeyFailure {
         match self {
             PasskeyFailure::Gone => "That passkey request expired. Try again.",
             PasskeyFailure::Malformed | PasskeyFailure::Refused => {
-                "Your passkey could not be checked. Try again, or use another way to sign in."
+                crate::core::mfa::PASSKEY_REFUSED
             }
             PasskeyFailure::Taken => "That passkey is registered already.",
             PasskeyFailure::Unknown => {
@@ -321,9 +321,10 @@ pub async fn start_second_factor(
     Ok(Some(begin(core, ceremony, to_json(&options)?, now).await?))
 }
 
-/// Check a passkey given as the second factor of the pending sign-in `pending`. `Gone`
-/// when its ceremony expired or was answered already (the page asks again), `PasskeyRefused`
-/// when it did not verify (counted against the address, and audited).
+/// Check a passkey given as the second factor of the pending sign-in `pending`:
+/// `PasskeyRefused` when it did not verify (counted against the address, and audited), or
+/// when its ceremony expired, was answered already or was replaced by a newer page (not
+/// counted: the page asks again, with a new one).
 pub async fn check_second_factor(
     core: &Core,
     user: &User,
@@ -334,7 +335,7 @@ pub async fn check_second_factor(
     now: i64,
 ) -> OAuthResult<Result<Used, FactorFailure>> {
     let Some(pk) = available(core) else {
-        return Ok(Err(FactorFailure::Gone));
+        return Ok(Err(FactorFailure::PasskeyRefused));
     };
     let bound = hash_token(pending);
     let Some(c) = core
@@ -343,7 +344,7 @@ pub async fn check_second_factor(
         .await?
         .filter(|c| c.user_id == user.id && c.bound == bound)
     else {
-        return Ok(Err(FactorFailure::Gone));
+        return Ok(Err(FactorFailure::PasskeyRefused));
     };
     let state: PasskeyAuthentication =
         serde_json::from_str(&c.state).map_err(OAuthError::internal)?;

@@ -16,7 +16,6 @@ const RFC7636: &str = "https://www.rfc-editor.org/rfc/rfc7636";
 const RFC7009: &str = "https://www.rfc-editor.org/rfc/rfc7009";
 const RFC7662: &str = "https://www.rfc-editor.org/rfc/rfc7662";
 const RFC8628: &str = "https://www.rfc-editor.org/rfc/rfc8628";
-const RFC9207: &str = "https://www.rfc-editor.org/rfc/rfc9207";
 const RFC9700: &str = "https://www.rfc-editor.org/rfc/rfc9700";
 const OIDC: &str = "https://openid.net/specs/openid-connect-core-1_0.html";
 const FORM_POST: &str = "https://openid.net/specs/oauth-v2-form-post-response-mode-1_0.html";
@@ -207,7 +206,7 @@ async fn client_credentials(ctx: &Ctx<'_>, run: &mut Run) {
 fn s256(verifier: &str) -> (String, String) {
     use base64::Engine;
     let digest = Sha256::digest(verifier.as_bytes());
-    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::crypto::secret::encode_hex(&digest);
     (
         hex,
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest),
@@ -431,6 +430,18 @@ pub async fn callback(
         None => offer_follow_ups(run),
     }
     true
+}
+
+/// `token` with one character in the middle of its signature (its last part) changed.
+fn altered(token: &str) -> String {
+    let start = token.rfind('.').map_or(0, |i| i + 1);
+    let at = start + (token.len() - start) / 2;
+    let mut out = token.to_owned();
+    if let Some(c) = token[at..].chars().next() {
+        let swapped = if c == 'A' { "B" } else { "A" };
+        out.replace_range(at..at + c.len_utf8(), swapped);
+    }
+    out
 }
 
 /// A value an answer carried, cut to what a note needs.
@@ -663,11 +674,9 @@ pub async fn act(ctx: &Ctx<'_>, run: &mut Run, action: &str, fields: &[(&str, &s
             offer_follow_ups(run);
         }
         "bad-token-userinfo" => {
-            // One character of the signature changed: the token no longer verifies.
-            let mut token = kept.access_token.clone().unwrap_or_default();
-            let last = if token.ends_with('A') { "B" } else { "A" };
-            token.pop();
-            token.push_str(last);
+            // One character in the middle of the signature changed: the token no longer
+            // verifies (the last character could differ only in bits base64 drops).
+            let token = altered(&kept.access_token.clone().unwrap_or_default());
             let sent = ctx.http.get("/userinfo", Some(Auth::Bearer(&token))).await;
             let (step, _) = exchange(
                 "Break it: UserInfo with an altered access token",
@@ -871,19 +880,18 @@ pub fn signed_out(run: &mut Run, fields: &[(String, String)]) -> bool {
     true
 }
 
-/// Sections every flow page links besides its steps: used by the index.
-pub const REFERENCES: &[(&str, &str)] = &[
-    ("RFC 6749 (OAuth 2.0)", RFC6749),
-    ("RFC 7636 (PKCE)", RFC7636),
-    ("RFC 8628 (device flow)", RFC8628),
-    ("RFC 9207 (iss in the answer)", RFC9207),
-    ("RFC 9700 (security best practice)", RFC9700),
-    ("OpenID Connect Core 1.0", OIDC),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_altered_token_differs_in_its_signature_only() {
+        let t = "aaa.bbb.CCCCCCCC";
+        let a = altered(t);
+        assert_eq!(&a[..8], "aaa.bbb.");
+        assert_ne!(a, t);
+        assert_eq!(a.len(), t.len());
+    }
 
     #[test]
     fn the_s256_challenge_is_rfc_7636_appendix_b() {

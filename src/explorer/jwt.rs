@@ -2,6 +2,7 @@
 //! explains each field. The explorer is a client of the server, so the signature is checked
 //! here against the published JWKS, never with the server's own key ring or code.
 
+use crate::clock::utc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
@@ -271,23 +272,6 @@ fn amr_values(value: &Value) -> String {
 fn numeric_date(v: &Value) -> Option<i64> {
     let float = || v.as_f64().filter(|f| f.is_finite() && f.abs() < 1e15);
     v.as_i64().or_else(|| float().map(|f| f.floor() as i64))
-}
-
-/// Unix seconds as "2025-11-26 08:30:05 UTC" in the proleptic Gregorian calendar, by Howard
-/// Hinnant's civil_from_days. Euclidean division keeps dates before 1970 right, and no i64
-/// input can overflow.
-fn utc(secs: i64) -> String {
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468; // from 0000-03-01, so a leap day ends its year
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = era * 400 + yoe + i64::from(month <= 2);
-    let (h, m, s) = (sod / 3_600, sod % 3_600 / 60, sod % 60);
-    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
 }
 
 /// OIDC Core section 3.3.2.11: base64url of the left half of the hash of the ASCII value, with

@@ -225,11 +225,12 @@ pub async fn start(
             ));
         }
     };
-    if let Some((old, ..)) = current(&state, &jar).await? {
+    // The browser's last run goes (by its key: no need to read it first).
+    if let Some(old) = session::site_cookie(&state, &jar, COOKIE) {
         state
             .core
             .store
-            .delete_explorer_run(&old)
+            .delete_explorer_run(&hash_token(&old))
             .await
             .or_page(&state)?;
     }

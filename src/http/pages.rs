@@ -296,9 +296,13 @@ pub async fn factor_page(
     let now = state.now();
     let factors = mfa::factors(&state.core, &user.id).await.or_page(state)?;
     let has_app = factors.iter().any(|f| f.kind == FactorKind::Totp);
-    let passkey = passkey::start_second_factor(&state.core, user, form.pending, now)
-        .await
-        .or_page(state)?;
+    let passkey = if factors.iter().any(|f| f.kind == FactorKind::Passkey) {
+        passkey::start_second_factor(&state.core, user, form.pending, now)
+            .await
+            .or_page(state)?
+    } else {
+        None
+    };
     let (jar, csrf) = session::csrf(state, jar, Bind::Pending(form.pending));
     let (status, error) = match problem {
         Some((status, message)) => (status, Some(message)),
@@ -386,23 +390,9 @@ pub async fn factor_step(
     let checked = match form.get("credential") {
         Some(credential) => {
             let ceremony = form.get("ceremony").unwrap_or_default();
-            match passkey::check_second_factor(
-                &state.core,
-                &user,
-                token,
-                ceremony,
-                credential,
-                at,
-                now,
-            )
-            .await
-            .or_page(state)?
-            {
-                // The passkey request was answered already, or replaced by a newer page: ask
-                // again with a new one.
-                Err(FactorFailure::Gone) => Err(FactorFailure::PasskeyRefused),
-                other => other,
-            }
+            passkey::check_second_factor(&state.core, &user, token, ceremony, credential, at, now)
+                .await
+                .or_page(state)?
         }
         None => {
             let code = form.get("code").unwrap_or_default();

@@ -77,7 +77,8 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO mfa_factors (id, user_id, kind, name, credential_id, credential, discoverable,
                                       created_at, confirmed_at, last_used_at)
-             VALUES ($1, $2, 'passkey', $3, $4, $5, $6, $7, $7, $7)",
+             VALUES ($1, $2, 'passkey', $3, $4, $5, $6, $7, $7, $7)
+             ON CONFLICT (credential_id) DO NOTHING",
         )
         .bind(p.id)
         .bind(p.user_id)
@@ -87,12 +88,8 @@ impl Store {
         .bind(i64::from(p.discoverable))
         .bind(p.now)
         .execute(self.pool())
-        .await;
-        match done {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The user's passkeys.
@@ -144,16 +141,15 @@ impl Store {
 
     /// Spend a sign-in ceremony (the hash of its sealed value): true for the first use only.
     pub async fn spend_sign_in(&self, id_hash: &str, expires_at: i64) -> DbResult<bool> {
-        let done = sqlx::query("INSERT INTO passkey_spent (id_hash, expires_at) VALUES ($1, $2)")
-            .bind(id_hash)
-            .bind(expires_at)
-            .execute(self.pool())
-            .await;
-        match done {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        let done = sqlx::query(
+            "INSERT INTO passkey_spent (id_hash, expires_at) VALUES ($1, $2)
+             ON CONFLICT (id_hash) DO NOTHING",
+        )
+        .bind(id_hash)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Store a ceremony under the hash of the value its page carries. An account keeps at
