@@ -24,8 +24,8 @@ use crate::store::factors::Removal;
 
 use super::client_ip::Browser;
 use super::pages::{
-    Continue, FactorForm, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, factor_page,
-    factor_step, login_page, parse_form, refused_code, sign_in,
+    Continue, FactorForm, FactorStep, Login, LoginProblem, OrPage, PageError, SignIn, checked_form,
+    factor_page, factor_step, login_page, parse_form, refused_code, sign_in,
 };
 use super::passkey::{self as http_passkey, Ceremony, PasskeySignIn, ceremony_page};
 use super::respond::page;
@@ -280,16 +280,8 @@ pub async fn login(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let form = parse_form(&state, &body).or_page(&state)?;
-    if !session::csrf_ok(&state, &jar, Bind::Nothing, form.get("csrf")) {
-        return Err(PageError::csrf_failed(&state));
-    }
-    let then = Continue {
-        purpose: PendingPurpose::Account,
-        interaction: None,
-        client_id: None,
-    };
-    match sign_in(&state, jar, &form, then, &browser)
+    let form = checked_form(&state, &jar, &body, Bind::Nothing)?;
+    match sign_in(&state, jar, &form, ACCOUNT, &browser)
         .await
         .or_page(&state)?
     {
@@ -309,21 +301,7 @@ pub async fn login_factor(
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let form = parse_form(&state, &body).map_err(|_| PageError::expired(&state))?;
-    match factor_step(
-        &state,
-        jar,
-        &form,
-        Continue {
-            purpose: PendingPurpose::Account,
-            interaction: None,
-            client_id: None,
-        },
-        FACTOR_ACTION,
-        &[],
-        &browser,
-    )
-    .await?
-    {
+    match factor_step(&state, jar, &form, ACCOUNT, FACTOR_ACTION, &[], &browser).await? {
         FactorStep::Done(jar, ..) => Ok((jar, Redirect::to("/account")).into_response()),
         // Asked for by a change on this page (`factor_again`): it can be made now.
         FactorStep::SteppedUp(jar, ..) => Ok((jar, back("confirmed")).into_response()),
@@ -338,10 +316,7 @@ async fn signed_in_form(
     jar: &CookieJar,
     body: &[u8],
 ) -> Result<Result<(Params, Session, User), Response>, PageError> {
-    let form = parse_form(state, body).or_page(state)?;
-    if !session::csrf_ok(state, jar, Bind::Session, form.get("csrf")) {
-        return Err(PageError::csrf_failed(state));
-    }
+    let form = checked_form(state, jar, body, Bind::Session)?;
     Ok(match session::current(state, jar).await.or_page(state)? {
         // The page asks for the code first (`show`).
         Some((s, u)) if mfa::owes_factor(&state.core, &s, &u) => {
@@ -608,10 +583,7 @@ pub async fn login_passkey(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let form = parse_form(&state, &body).or_page(&state)?;
-    if !session::csrf_ok(&state, &jar, Bind::Nothing, form.get("csrf")) {
-        return Err(PageError::csrf_failed(&state));
-    }
+    checked_form(&state, &jar, &body, Bind::Nothing)?;
     http_passkey::sign_in_page(&state, jar, ACCOUNT, PASSKEY_FINISH, &[], Bind::Nothing).await
 }
 
@@ -628,17 +600,10 @@ pub async fn login_passkey_finish(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let form = parse_form(&state, &body).or_page(&state)?;
-    if !session::csrf_ok(&state, &jar, Bind::Nothing, form.get("csrf")) {
-        return Err(PageError::csrf_failed(&state));
-    }
+    let form = checked_form(&state, &jar, &body, Bind::Nothing)?;
     match http_passkey::finish_sign_in(&state, jar, &form, ACCOUNT, &browser).await? {
         PasskeySignIn::Done(jar, ..) => Ok((jar, Redirect::to("/account")).into_response()),
-        PasskeySignIn::Failed(jar, f) => Ok(account_login(
-            &state,
-            jar,
-            Some(http_passkey::login_problem(f)),
-        )),
+        PasskeySignIn::Failed(jar, problem) => Ok(account_login(&state, jar, Some(problem))),
     }
 }
 

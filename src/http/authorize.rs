@@ -302,9 +302,8 @@ pub async fn login_passkey_finish(
         PasskeySignIn::Done(jar, s, user) => {
             continue_request(&state, jar, (&pending).into(), Some((s, user)), true, None).await
         }
-        PasskeySignIn::Failed(jar, f) => {
-            let problem = Some(http_passkey::login_problem(f));
-            continue_request(&state, jar, (&pending).into(), None, false, problem).await
+        PasskeySignIn::Failed(jar, problem) => {
+            continue_request(&state, jar, (&pending).into(), None, false, Some(problem)).await
         }
     }
 }

@@ -327,9 +327,8 @@ pub async fn login_passkey_finish(
         PasskeySignIn::Done(jar, s, user) => {
             next_step(&state, jar, &row, Some((s, user)), None).await
         }
-        PasskeySignIn::Failed(jar, f) => {
-            let problem = Some(http_passkey::login_problem(f));
-            next_step(&state, jar, &row, None, problem).await
+        PasskeySignIn::Failed(jar, problem) => {
+            next_step(&state, jar, &row, None, Some(problem)).await
         }
     }
 }

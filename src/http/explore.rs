@@ -21,7 +21,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::params::{ParamLimits, Params};
 use crate::state::AppState;
 
-use super::pages::{OrPage, PageError, parse_form};
+use super::pages::{OrPage, PageError, checked_form};
 use super::respond::page;
 use super::session::{self, Bind};
 use super::views::{
@@ -199,10 +199,7 @@ pub async fn start(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let form = parse_form(&state, &body).or_page(&state)?;
-    if !session::csrf_ok(&state, &jar, Bind::Nothing, form.get("csrf")) {
-        return Err(PageError::csrf_failed(&state));
-    }
+    let form = checked_form(&state, &jar, &body, Bind::Nothing)?;
     let flow = form.get("flow").unwrap_or_default();
     // One checkbox per experiment the flow offers (`break-<slug>`).
     let offered = FLOWS
@@ -254,10 +251,7 @@ pub async fn act(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let form = parse_form(&state, &body).or_page(&state)?;
-    if !session::csrf_ok(&state, &jar, Bind::Nothing, form.get("csrf")) {
-        return Err(PageError::csrf_failed(&state));
-    }
+    let form = checked_form(&state, &jar, &body, Bind::Nothing)?;
     let Some((key, mut run, version)) = current(&state, &jar).await? else {
         return Ok(Redirect::to("/explore").into_response());
     };

@@ -158,6 +158,21 @@ pub fn parse_form(state: &AppState, body: &[u8]) -> OAuthResult<Params> {
     Params::parse(body, state.config.limits.params())
 }
 
+/// A posted page form whose CSRF value checks out for `bind`: checked before anything else
+/// in it is read.
+pub fn checked_form(
+    state: &AppState,
+    jar: &CookieJar,
+    body: &[u8],
+    bind: Bind<'_>,
+) -> Result<Params, PageError> {
+    let form = parse_form(state, body).or_page(state)?;
+    if !session::csrf_ok(state, jar, bind, form.get("csrf")) {
+        return Err(PageError::csrf_failed(state));
+    }
+    Ok(form)
+}
+
 /// What a posted login form came to.
 pub enum SignIn {
     /// A new session (a new cookie in the jar).

@@ -110,8 +110,8 @@ pub async fn sign_in_page(
 pub enum PasskeySignIn {
     /// A new session (a new cookie in the jar).
     Done(CookieJar, Session, User),
-    /// Refused: the sign-in page says why.
-    Failed(CookieJar, PasskeyFailure),
+    /// Refused: what the login page says, and with what status.
+    Failed(CookieJar, LoginProblem),
 }
 
 /// Check a posted passkey sign-in (its CSRF value was checked by the caller, who knows what
@@ -149,12 +149,12 @@ pub async fn finish_sign_in(
             Ok(PasskeySignIn::Done(jar, s, signed.user))
         }
         Err(PasskeyFailure::Unavailable) => Err(unavailable(state)),
-        Err(f) => Ok(PasskeySignIn::Failed(jar, f)),
+        Err(f) => Ok(PasskeySignIn::Failed(jar, login_problem(f))),
     }
 }
 
 /// A refused passkey sign-in as the login page's problem.
-pub fn login_problem(f: PasskeyFailure) -> LoginProblem {
+fn login_problem(f: PasskeyFailure) -> LoginProblem {
     LoginProblem {
         message: f.page_message().to_owned(),
         username: String::new(),
