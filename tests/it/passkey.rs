@@ -596,6 +596,43 @@ async fn a_counterless_passkey_cannot_replay_a_sign_in(b: Backend) {
     }
 }
 
+/// One passkey answer posted from two browsers at once signs one of them in.
+async fn one_answer_raced_signs_in_once(b: Backend) {
+    let Some(app) = TestApp::spawn_on_localhost(b, |_| {}).await else {
+        return;
+    };
+    let (_, mut authenticator, _) = alice_with_a_passkey(&app).await;
+    authenticator.without_counter();
+    let first = browser_client();
+    let login = get(&app, &first, "/account").await;
+    let ceremony = post(
+        &app,
+        &first,
+        "/account/login/passkey",
+        &[("csrf", &hidden(&login.body, "csrf"))],
+    )
+    .await;
+    let answer = authenticator
+        .get(&options_in(&ceremony.body))
+        .expect("an assertion");
+    let form = answer_form(&ceremony.body, &answer, &[]);
+    // The second browser sends the same answer, with the CSRF value of its own page.
+    let second = browser_client();
+    let page = get(&app, &second, "/account").await;
+    let mut copied = form.clone();
+    for (k, v) in &mut copied {
+        if k == "csrf" {
+            *v = hidden(&page.body, "csrf");
+        }
+    }
+    let (x, y) = tokio::join!(
+        post_owned(&app, &first, "/account/login/passkey/finish", &form),
+        post_owned(&app, &second, "/account/login/passkey/finish", &copied)
+    );
+    let signed_in = [x.status, y.status].iter().filter(|s| **s == 303).count();
+    assert_eq!(signed_in, 1, "{} {}", x.status, y.status);
+}
+
 /// Without an authenticator app, a change that needs the second factor asks for the
 /// passkey once the last one is some minutes old; where the server requires a second
 /// factor, the last one cannot be removed.
@@ -698,4 +735,5 @@ crate::both_stores!(
     a_recovery_code_stands_in_for_a_lost_passkey,
     adding_a_factor_asks_for_the_one_the_account_has,
     a_counterless_passkey_cannot_replay_a_sign_in,
+    one_answer_raced_signs_in_once,
 );
